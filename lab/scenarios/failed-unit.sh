@@ -1,0 +1,13 @@
+#!/bin/bash
+# breaks: a systemd unit fails (a service whose start command exits 1).
+# observe: systemctl --failed lists walguard-lab-broken.service.
+set -euo pipefail
+cat > /etc/systemd/system/walguard-lab-broken.service <<'UNIT'
+[Unit]
+Description=walguard lab: a service that fails on purpose
+[Service]
+Type=oneshot
+ExecStart=/bin/false
+UNIT
+systemctl daemon-reload
+systemctl start walguard-lab-broken.service || true

@@ -1,0 +1,80 @@
+"""The `walguard` command: `walguard lab ...` manages the local lab."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from walguard.lab.errors import LabError
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_LAB_ERROR = 1
+EXIT_USAGE = 2  # argparse exits with 2 on bad usage
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="walguard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    lab = sub.add_parser("lab", help="the local lab of PostgreSQL hosts (root only)")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    up = lab_sub.add_parser("up", help="build (once) and boot the lab hosts and probe zones")
+    up.add_argument("--hosts", type=int, default=3, help="number of hosts db1..dbN (default 3)")
+    lab_sub.add_parser("down", help="stop every host and remove all lab resources")
+    lab_sub.add_parser("status", help="show hosts and zones")
+    ssh = lab_sub.add_parser("ssh", help="log in to a host as the audit user (strict host keys)")
+    ssh.add_argument("host")
+    ssh.add_argument(
+        "remote", nargs=argparse.REMAINDER, help="-- COMMAND to run instead of a shell"
+    )
+
+    scen = lab_sub.add_parser("scenario", help="break a host in one named way, or reset it")
+    scen_sub = scen.add_subparsers(dest="scenario_command", required=True)
+    apply = scen_sub.add_parser("apply", help="apply scenario NAME to HOST")
+    apply.add_argument("host")
+    apply.add_argument("name")
+    reset = scen_sub.add_parser("reset", help="return HOST to its pristine state")
+    reset.add_argument("host")
+    scen_sub.add_parser("list", help="list the scenarios and what each breaks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except LabError as exc:
+        print(f"walguard: {exc}", file=sys.stderr)
+        return EXIT_LAB_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from walguard.lab import manage
+
+    if args.command == "lab":
+        match args.lab_command:
+            case "up":
+                manage.up(args.hosts)
+            case "down":
+                manage.down()
+            case "status":
+                return manage.status()
+            case "ssh":
+                remote = args.remote[1:] if args.remote[:1] == ["--"] else args.remote
+                return manage.ssh(args.host, remote)
+            case "scenario":
+                match args.scenario_command:
+                    case "apply":
+                        manage.scenario_apply(args.host, args.name)
+                    case "reset":
+                        manage.scenario_reset(args.host)
+                    case "list":
+                        manage.scenario_list()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

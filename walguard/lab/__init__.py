@@ -1,0 +1,1 @@
+"""The local lab: PostgreSQL hosts in nspawn containers, probe zones, break/fix scenarios."""

@@ -1,0 +1,372 @@
+"""Lab hosts: Debian 12 systemd-nspawn containers booted with real systemd, each on its own
+copy-on-write layer over the cached image, with its own /pg_archive volume (a loop-mounted ext4).
+
+Per host, under STATE_DIR/hosts/NAME/:
+  template/  the host's pristine overlay layer (hostname, address, host key, audit key)
+  upper/ work/ merged/   the running overlay
+  pg_archive.img         the dedicated archive volume
+  nspawn.pid, console.log
+A reset throws away upper/ and the archive volume and boots again from template/: the host is
+pristine in seconds without rebuilding anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from walguard.lab import settings
+from walguard.lab.errors import LabError
+from walguard.lab.proc import run
+
+BOOT_TIMEOUT_S = 90
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+
+    @property
+    def address(self) -> str:
+        return settings.host_address(self.name)
+
+    @property
+    def dir(self) -> Path:
+        return settings.STATE_DIR / "hosts" / self.name
+
+    @property
+    def merged(self) -> Path:
+        return self.dir / "merged"
+
+    @property
+    def archive_image(self) -> Path:
+        return self.dir / "pg_archive.img"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "nspawn.pid"
+
+    def nspawn_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if b"systemd-nspawn" in cmdline else None
+
+    def leader_pid(self) -> int | None:
+        """PID (on this machine) of the container's init: the descendant that is PID 1 in its own
+        PID namespace."""
+        root = self.nspawn_pid()
+        if root is None:
+            return None
+        todo = [root]
+        while todo:
+            pid = todo.pop()
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("NSpid:"):
+                    ids = line.split()[1:]
+                    if len(ids) > 1 and ids[-1] == "1":
+                        return pid
+            todo.extend(int(c) for c in children)
+        return None
+
+    def running(self) -> bool:
+        return self.nspawn_pid() is not None
+
+
+def _passwd_ids(root: Path, user: str) -> tuple[int, int]:
+    for line in (root / "etc" / "passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2]), int(fields[3])
+    raise LabError(f"user {user} missing from the lab image")
+
+
+def _is_mounted(path: Path) -> bool:
+    return run(["mountpoint", "-q", str(path)], check=False).returncode == 0
+
+
+def lab_key() -> Path:
+    """The audit user's SSH key for this lab (made once per lab, never part of the image)."""
+    key = settings.STATE_DIR / "id_ed25519"
+    if not key.exists():
+        settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
+        run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "walguard-lab-audit",
+                "-f",
+                str(key),
+            ]
+        )
+    return key
+
+
+def known_hosts_path() -> Path:
+    return settings.STATE_DIR / "known_hosts"
+
+
+def _write(path: Path, text: str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.chown(path, *owner)
+    path.chmod(mode)
+
+
+def _make_template(host: Host, image: Path) -> None:
+    """Write the host's own files through a temporary overlay, then keep its upper layer."""
+    template = host.dir / "template"
+    if (template / ".walguard-complete").exists():
+        return
+    for sub in ("template", "upper", "work", "merged"):
+        shutil.rmtree(host.dir / sub, ignore_errors=True)
+    for sub in ("template", "merged"):
+        (host.dir / sub).mkdir(parents=True)
+    _mount_overlay(host, image, upper=template)
+    root = host.merged
+    try:
+        _write(root / "etc/hostname", f"{host.name}\n")
+        _write(root / "etc/hosts", f"127.0.0.1 localhost\n{host.address} {host.name}\n")
+        _write(
+            root / "etc/systemd/network/10-host0.network",
+            "[Match]\nName=host0\n\n[Network]\n"
+            f"Address={host.address}/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n"
+            f"[Route]\nDestination={settings.LAB_NET}\nGateway={settings.BRIDGE_ADDR}\n",
+        )
+        # PostgreSQL listens on loopback and on the host's own lab address, nowhere else.
+        pg_ids = _passwd_ids(root, "postgres")
+        _write(
+            root / "etc/postgresql/15/main/conf.d/20-walguard-listen.conf",
+            f"listen_addresses = 'localhost,{host.address}'\n",
+            owner=pg_ids,
+        )
+        _write(
+            root / "etc/postgresql/15/main/pg_hba.conf",
+            (root / "etc/postgresql/15/main/pg_hba.conf").read_text()
+            + "# zone-a (application zone) may connect with a password\n"
+            + f"host all all {settings.ZONES[0].subnet} scram-sha-256\n",
+            mode=0o640,
+            owner=pg_ids,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            key = Path(tmp) / "key"
+            run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    f"root@{host.name}",
+                    "-f",
+                    str(key),
+                ]
+            )
+            _write(root / "etc/ssh/ssh_host_ed25519_key", key.read_text(), mode=0o600)
+            pub = Path(f"{key}.pub").read_text()
+            _write(root / "etc/ssh/ssh_host_ed25519_key.pub", pub)
+        (host.dir / "host_key.pub").write_text(pub)
+        uid_gid = _passwd_ids(root, settings.AUDIT_USER)
+        audit_pub = Path(f"{lab_key()}.pub").read_text()
+        _write(root / f"home/{settings.AUDIT_USER}/.ssh/authorized_keys", audit_pub, 0o600, uid_gid)
+    finally:
+        run(["umount", str(root)])
+    (template / ".walguard-complete").write_text("")
+
+
+def _mount_overlay(host: Host, image: Path, upper: Path) -> None:
+    shutil.rmtree(host.dir / "work", ignore_errors=True)
+    (host.dir / "work").mkdir()
+    opts = f"lowerdir={image},upperdir={upper},workdir={host.dir / 'work'}"
+    run(["mount", "-t", "overlay", "overlay", "-o", opts, str(host.merged)])
+
+
+def _make_archive_volume(host: Host) -> None:
+    host.archive_image.unlink(missing_ok=True)
+    with host.archive_image.open("wb") as f:
+        f.truncate(settings.ARCHIVE_SIZE_MIB * 1024 * 1024)
+    # -m 0: no root reserve, so "filesystem full" means full for postgres too.
+    run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", "pg_archive", str(host.archive_image)])
+
+
+def start(host: Host, image: Path) -> None:
+    if host.running():
+        return
+    _make_template(host, image)
+    upper = host.dir / "upper"
+    if not upper.exists():
+        run(["cp", "-a", str(host.dir / "template"), str(upper)])
+    if not _is_mounted(host.merged):
+        _mount_overlay(host, image, upper=upper)
+    if not host.archive_image.exists():
+        _make_archive_volume(host)
+    archive = host.merged / settings.ARCHIVE_DIR.lstrip("/")
+    if not _is_mounted(archive):
+        run(["mount", "-o", "loop", str(host.archive_image), str(archive)])
+        uid, gid = _passwd_ids(host.merged, "postgres")
+        os.chown(archive, uid, gid)
+        archive.chmod(0o750)
+    console = (host.dir / "console.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            "systemd-nspawn",
+            "--quiet",
+            "--keep-unit",
+            "--register=no",
+            "-D",
+            str(host.merged),
+            "-M",
+            host.name,
+            f"--network-bridge={settings.BRIDGE}",
+            "--console=read-only",
+            "-b",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=console,
+        stderr=console,
+        start_new_session=True,
+    )
+    host.pid_file.write_text(f"{proc.pid}\n")
+    # Until the child has exec'd, its cmdline is still ours: wait for nspawn to be nspawn.
+    deadline = time.monotonic() + 10
+    while host.nspawn_pid() is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT_S) -> None:
+    """Wait until sshd answers and PostgreSQL has archived at least one segment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not host.running():
+            tail = (host.dir / "console.log").read_text(errors="replace").strip().splitlines()[-3:]
+            raise LabError(f"{host.name} stopped while booting: {' | '.join(tail)}")
+        if _port_open(host.address, 22) and host.leader_pid() is not None:
+            probe = exec_in(
+                host, ["runuser", "-u", "postgres", "--", "pg_isready", "-q"], check=False
+            )
+            if probe.returncode == 0:
+                break
+        if time.monotonic() > deadline:
+            raise LabError(f"{host.name} did not become ready within {timeout:.0f} s")
+        time.sleep(0.3)
+    # A fresh host has archived nothing yet: write a commit record and switch, so the pristine
+    # state is a healthy archiver (archived_count >= 1).
+    sql = "SELECT txid_current(); SELECT pg_switch_wal();"
+    psql(host, sql)
+    while psql(host, "SELECT archived_count FROM pg_stat_archiver").strip() in ("", "0"):
+        if time.monotonic() > deadline:
+            raise LabError(f"{host.name}: PostgreSQL archived nothing within {timeout:.0f} s")
+        time.sleep(0.3)
+
+
+def _port_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def exec_in(
+    host: Host,
+    argv: list[str],
+    *,
+    input_text: str | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command as root inside the host (all its namespaces)."""
+    leader = host.leader_pid()
+    if leader is None:
+        raise LabError(f"{host.name} is not running")
+    return run(
+        ["nsenter", "-t", str(leader), "-a", "--", *argv],
+        input_text=input_text,
+        check=check,
+        timeout=timeout,
+    )
+
+
+def psql(host: Host, sql: str) -> str:
+    done = exec_in(
+        host,
+        ["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+    )
+    return done.stdout
+
+
+def stop(host: Host, timeout: float = 30) -> None:
+    pid = host.nspawn_pid()
+    if pid is not None:
+        # nspawn turns SIGTERM into a clean poweroff of the container.
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while host.nspawn_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if host.nspawn_pid() is not None:
+            os.killpg(pid, signal.SIGKILL)
+            time.sleep(0.5)
+    host.pid_file.unlink(missing_ok=True)
+    archive = host.merged / settings.ARCHIVE_DIR.lstrip("/")
+    for path in (archive, host.merged):
+        if _is_mounted(path):
+            run(["umount", str(path)])
+    # mount -o loop sets autoclear; detach anything left over all the same.
+    listed = run(["losetup", "-j", str(host.archive_image)], check=False).stdout
+    for line in listed.splitlines():
+        run(["losetup", "-d", line.split(":", 1)[0]], check=False)
+
+
+def applied_scenarios(host: Host) -> list[str]:
+    path = host.dir / "scenarios"
+    return path.read_text().split() if path.exists() else []
+
+
+def record_scenario(host: Host, name: str) -> None:
+    with (host.dir / "scenarios").open("a") as f:
+        f.write(f"{name}\n")
+
+
+def leftovers(host: Host) -> bool:
+    """Anything of this host still holding resources (for a clean `down`)."""
+    archive = host.merged / settings.ARCHIVE_DIR.lstrip("/")
+    return host.running() or _is_mounted(host.merged) or _is_mounted(archive)
+
+
+def reset(host: Host, image: Path) -> None:
+    """Back to the pristine host: fresh overlay layer from the template, fresh archive volume."""
+    stop(host)
+    shutil.rmtree(host.dir / "upper", ignore_errors=True)
+    (host.dir / "scenarios").unlink(missing_ok=True)
+    _make_archive_volume(host)
+    start(host, image)
+    wait_ready(host)
+
+
+def destroy(host: Host) -> None:
+    stop(host)
+    shutil.rmtree(host.dir, ignore_errors=True)

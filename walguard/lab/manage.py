@@ -1,0 +1,206 @@
+"""`walguard lab ...`: bring the lab up and down, show it, log in, and apply scenarios."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from walguard.lab import hosts, image, inventory, network, settings
+from walguard.lab.errors import LabError
+from walguard.lab.hosts import Host
+from walguard.lab.proc import require_tools
+from walguard.lab.scenarios import all_scenarios
+
+TOOLS = [
+    "debootstrap",
+    "systemd-nspawn",
+    "nsenter",
+    "ip",
+    "nft",
+    "mkfs.ext4",
+    "losetup",
+    "mount",
+    "umount",
+    "mountpoint",
+    "ssh",
+    "ssh-keygen",
+    "chroot",
+]
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _preflight() -> None:
+    if os.geteuid() != 0:
+        raise LabError(
+            "the lab needs root (it creates containers, mounts and network namespaces): "
+            "run it with sudo or as root"
+        )
+    require_tools(TOOLS)
+
+
+@contextmanager
+def _locked() -> Iterator[None]:
+    """One lab command at a time: two `up`s racing would mount things twice."""
+    settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with (settings.STATE_DIR / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def known_hosts() -> list[Host]:
+    base = settings.STATE_DIR / "hosts"
+    if not base.is_dir():
+        return []
+    names = [p.name for p in base.iterdir() if p.is_dir()]
+    return [Host(n) for n in sorted(names, key=lambda n: int(n[2:]) if n[2:].isdigit() else 0)]
+
+
+def running_hosts() -> list[Host]:
+    return [h for h in known_hosts() if h.running()]
+
+
+def host_by_name(name: str) -> Host:
+    running = running_hosts()
+    for host in running:
+        if host.name == name:
+            return host
+    valid = ", ".join(h.name for h in running) or "none: run `walguard lab up`"
+    raise LabError(f"unknown or stopped lab host {name!r}; running hosts: {valid}")
+
+
+def up(count: int) -> None:
+    if not 1 <= count <= settings.MAX_HOSTS:
+        raise LabError(f"--hosts must be between 1 and {settings.MAX_HOSTS}, not {count}")
+    _preflight()
+    with _locked():
+        started = time.monotonic()
+        img = image.ensure_image()
+        network.up()
+        wanted = [Host(n) for n in settings.host_names(count)]
+        for extra in (h for h in running_hosts() if h not in wanted):
+            _say(f"{extra.name}: stopping (not in --hosts {count})")
+            hosts.stop(extra)
+        booting = [h for h in wanted if not h.running()]
+        for host in booting:
+            _say(f"{host.name}: booting at {host.address}")
+            hosts.start(host, img)
+        for host in booting:
+            hosts.wait_ready(host)
+            _say(f"{host.name}: ready")
+        inventory.write_known_hosts(wanted)
+        inv = inventory.write_inventory(wanted)
+        if booting:
+            _say(
+                f"lab up: {len(wanted)} hosts in {time.monotonic() - started:.1f} s; "
+                f"inventory {inv.relative_to(settings.PROJECT_ROOT)}"
+            )
+        else:
+            _say(f"lab up: already up ({len(wanted)} hosts); nothing to do")
+
+
+def down() -> None:
+    _preflight()
+    with _locked():
+        for host in known_hosts():
+            if host.running() or hosts.leftovers(host):
+                _say(f"{host.name}: stopping")
+            hosts.destroy(host)
+        network.down()
+        settings.INVENTORY_PATH.unlink(missing_ok=True)
+        hosts.known_hosts_path().unlink(missing_ok=True)
+        _say("lab down: no hosts, mounts, loop devices, bridge or namespaces left")
+
+
+def status() -> int:
+    """Print one line per host; exit 0 only when every known host is running."""
+    all_hosts = known_hosts()
+    if not all_hosts:
+        print("lab: no hosts (run `walguard lab up`)")
+        return 1
+    ok = True
+    for host in all_hosts:
+        state = "running" if host.running() else "stopped"
+        ok &= host.running()
+        applied = hosts.applied_scenarios(host)
+        extra = f"  scenarios: {', '.join(applied)}" if applied else ""
+        print(f"{host.name:6} {host.address:13} {state}{extra}")
+    for zone in settings.ZONES:
+        present = Path("/run/netns", zone.netns).exists()
+        print(f"{zone.name:6} {zone.inner_addr:13} {'present' if present else 'missing'}")
+        ok &= present
+    return 0 if ok else 1
+
+
+def ssh_argv(host: Host, command: list[str]) -> list[str]:
+    """Log in as the audit user with strict host-key checking against the lab's known_hosts."""
+    return [
+        "ssh",
+        "-i",
+        str(hosts.lab_key()),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={hosts.known_hosts_path()}",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "BatchMode=yes",
+        f"{settings.AUDIT_USER}@{host.address}",
+        *command,
+    ]
+
+
+def ssh(name: str, command: list[str]) -> int:
+    argv = ssh_argv(host_by_name(name), command)
+    if shutil.which("ssh") is None:
+        raise LabError("ssh is not installed (apt-get install openssh-client)")
+    os.execvp(argv[0], argv)
+    return 1  # not reached
+
+
+def scenario_apply(name: str, scenario: str) -> None:
+    _preflight()
+    scenarios = all_scenarios()
+    if scenario not in scenarios:
+        raise LabError(f"unknown scenario {scenario!r}; valid scenarios: {', '.join(scenarios)}")
+    host = host_by_name(name)
+    with _locked():
+        started = time.monotonic()
+        done = hosts.exec_in(
+            host, ["/bin/bash", "-s"], input_text=scenarios[scenario].path.read_text(), check=False
+        )
+        if done.returncode != 0:
+            raise LabError(
+                f"scenario {scenario} failed on {name} (exit {done.returncode}): "
+                f"{(done.stderr or done.stdout).strip()[-300:]}"
+            )
+        hosts.record_scenario(host, scenario)
+        _say(
+            f"{name}: applied {scenario} in {time.monotonic() - started:.1f} s "
+            f"({scenarios[scenario].observe})"
+        )
+
+
+def scenario_reset(name: str) -> None:
+    _preflight()
+    host = host_by_name(name)
+    with _locked():
+        started = time.monotonic()
+        hosts.reset(host, image.ensure_image(progress=True))
+        _say(f"{name}: reset to pristine in {time.monotonic() - started:.1f} s")
+
+
+def scenario_list() -> None:
+    for sc in all_scenarios().values():
+        print(f"{sc.name}\n    breaks:  {sc.breaks}\n    observe: {sc.observe}")

@@ -1,0 +1,60 @@
+"""Where the lab keeps its state and which addresses it uses.
+
+All lab traffic stays on this machine: the hosts, the two probe zones and the bridge live on
+10.231.0.0/16, which the lab routes only between its own subnets (no default route anywhere).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RECIPE_DIR = PROJECT_ROOT / "lab" / "image"
+SCENARIO_DIR = PROJECT_ROOT / "lab" / "scenarios"
+INVENTORY_PATH = PROJECT_ROOT / "inventories" / "lab.yml"
+
+# Images are cached outside the work tree so that clones and CI runs on the same machine share them.
+CACHE_DIR = Path(os.environ.get("WALGUARD_CACHE", "/var/cache/walguard"))
+STATE_DIR = Path(os.environ.get("WALGUARD_LAB_STATE", "/var/lib/walguard/lab"))
+
+BRIDGE = "wgbr0"
+BRIDGE_ADDR = "10.231.0.1"
+LAB_NET = "10.231.0.0/16"
+HOST_NET_PREFIX = "10.231.0."
+FIRST_HOST_OCTET = 11
+MAX_HOSTS = 40
+
+AUDIT_USER = "walguard"
+ARCHIVE_DIR = "/pg_archive"
+ARCHIVE_SIZE_MIB = 1024
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A probe zone: a network namespace on its own subnet, routed to the hosts via this machine."""
+
+    name: str
+    netns: str
+    veth_outer: str
+    outer_addr: str
+    inner_addr: str
+    subnet: str
+
+
+ZONES = (
+    Zone("zone-a", "wg-zone-a", "wgza0", "10.231.1.1", "10.231.1.2", "10.231.1.0/24"),
+    Zone("zone-b", "wg-zone-b", "wgzb0", "10.231.2.1", "10.231.2.2", "10.231.2.0/24"),
+)
+
+
+def host_names(count: int) -> list[str]:
+    return [f"db{i}" for i in range(1, count + 1)]
+
+
+def host_address(name: str) -> str:
+    """db1 -> 10.231.0.11, db2 -> 10.231.0.12, ..."""
+    if not name.startswith("db") or not name[2:].isdigit():
+        raise ValueError(f"not a lab host name: {name!r}")
+    return f"{HOST_NET_PREFIX}{FIRST_HOST_OCTET - 1 + int(name[2:])}"
