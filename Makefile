@@ -39,7 +39,7 @@ demo: lab-up
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	shellcheck lab/image/setup.sh lab/scenarios/*.sh .ci/run
+	shellcheck lab/image/setup.sh lab/scenarios/*.sh tests/lab/observe.sh .ci/run
 
 unit: venv
 	$(PY) -m pytest tests/unit

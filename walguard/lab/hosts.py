@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,10 +266,12 @@ def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT_S) -> None:
             tail = (host.dir / "console.log").read_text(errors="replace").strip().splitlines()[-3:]
             raise LabError(f"{host.name} stopped while booting: {' | '.join(tail)}")
         if _port_open(host.address, 22) and host.leader_pid() is not None:
-            probe = exec_in(
-                host, ["runuser", "-u", "postgres", "--", "pg_isready", "-q"], check=False
-            )
-            if probe.returncode == 0:
+            # `is-active` exits 0 if any unit is active: read every line instead.
+            units = ["systemctl", "is-active", "ssh.service", "postgresql@15-main.service"]
+            active = exec_in(host, units, check=False).stdout.split() == ["active", "active"]
+            pg_isready = ["runuser", "-u", "postgres", "--", "pg_isready", "-q"]
+            if active and exec_in(host, pg_isready, check=False).returncode == 0:
+                (host.dir / "leader.pid").write_text(f"{host.leader_pid()}\n")
                 break
         if time.monotonic() > deadline:
             raise LabError(f"{host.name} did not become ready within {timeout:.0f} s")
@@ -319,18 +322,51 @@ def psql(host: Host, sql: str) -> str:
     return done.stdout
 
 
-def stop(host: Host, timeout: float = 30) -> None:
+def _is_pid_ns_init(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            ids = line.split()[1:]
+            return len(ids) > 1 and ids[-1] == "1"
+    return False
+
+
+def _wait_gone(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def stop(host: Host, *, clean: bool = True, timeout: float = 20) -> None:
+    """Stop the host: a clean poweroff (clean=True) or at once, then release everything it held.
+
+    A reset throws the host's state away, so it does not wait for a clean shutdown (which a
+    scenario such as a stopped archiver can stall for minutes).
+    """
     pid = host.nspawn_pid()
-    if pid is not None:
+    leader = host.leader_pid() or _saved_leader(host)
+    if pid is not None and clean:
         # nspawn turns SIGTERM into a clean poweroff of the container.
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while host.nspawn_pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if host.nspawn_pid() is not None:
-            os.killpg(pid, signal.SIGKILL)
-            time.sleep(0.5)
+        _wait_gone(lambda: host.nspawn_pid() is not None, timeout)
+    if leader is not None and _is_pid_ns_init(leader):
+        # Killing a PID namespace's init kills every process in it: nothing of the host survives.
+        os.kill(leader, signal.SIGKILL)
+        _wait_gone(lambda: _is_pid_ns_init(leader), 10)
+    if host.nspawn_pid() is not None and not _wait_gone(lambda: host.nspawn_pid() is not None, 10):
+        os.kill(pid or 0, signal.SIGKILL)
+        _wait_gone(lambda: host.nspawn_pid() is not None, 5)
     host.pid_file.unlink(missing_ok=True)
+    (host.dir / "leader.pid").unlink(missing_ok=True)
+    veth = f"vb-{host.name}"[:15]
+    if Path("/sys/class/net", veth).exists():
+        run(["ip", "link", "del", veth], check=False)
     archive = host.merged / settings.ARCHIVE_DIR.lstrip("/")
     for path in (archive, host.merged):
         if _is_mounted(path):
@@ -339,6 +375,13 @@ def stop(host: Host, timeout: float = 30) -> None:
     listed = run(["losetup", "-j", str(host.archive_image)], check=False).stdout
     for line in listed.splitlines():
         run(["losetup", "-d", line.split(":", 1)[0]], check=False)
+
+
+def _saved_leader(host: Host) -> int | None:
+    try:
+        return int((host.dir / "leader.pid").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def applied_scenarios(host: Host) -> list[str]:
@@ -359,7 +402,7 @@ def leftovers(host: Host) -> bool:
 
 def reset(host: Host, image: Path) -> None:
     """Back to the pristine host: fresh overlay layer from the template, fresh archive volume."""
-    stop(host)
+    stop(host, clean=False)
     shutil.rmtree(host.dir / "upper", ignore_errors=True)
     (host.dir / "scenarios").unlink(missing_ok=True)
     _make_archive_volume(host)

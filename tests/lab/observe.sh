@@ -1,0 +1,18 @@
+#!/bin/bash
+# Prints, as key=value lines, every fact the scenario tests look at: one SSH round trip.
+# Runs as the audit user (sudo where the fact needs it).
+q() { psql -XAt -d postgres -c "$1" 2>/dev/null || echo "?"; }
+echo "archive_mode=$(q "SELECT setting || '/' || pending_restart FROM pg_settings WHERE name = 'archive_mode'")"
+echo "archive_command=$(q 'SHOW archive_command')"
+echo "archiver=$(q "SELECT archived_count || '/' || failed_count FROM pg_stat_archiver")"
+echo "ready=$(q "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")"
+echo "dir=$(sudo -n stat -c '%U:%G %a' /pg_archive)"
+echo "mount=$(findmnt -n -o FSTYPE /pg_archive || echo none)"
+echo "avail=$(df --output=avail -B1 /pg_archive | tail -n 1 | tr -d ' ')"
+echo "pg_active=$(systemctl is-active postgresql@15-main.service)"
+echo "failed_units=$(systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+echo "journal_err=$(sudo -n journalctl -p err -b --no-pager -q | grep -c 'simulated I/O error')"
+echo "listen=$(ss -tlnH 'sport = :5432' | awk '{print $4}' | sort | tr '\n' ' ')"
+echo "pg_log_denied=$(sudo -n grep -c 'Permission denied' /var/log/postgresql/postgresql-15-main.log)"
+echo "pg_log_nospace=$(sudo -n grep -c 'No space left on device' /var/log/postgresql/postgresql-15-main.log)"
+echo "segments=$(sudo -n find /pg_archive -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort | tr '\n' ' ')"
