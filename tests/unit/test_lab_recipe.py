@@ -1,0 +1,67 @@
+"""The lab's pure parts: recipe hashing, mirror discovery, names and addresses, scenario headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from walguard.lab import image, settings
+from walguard.lab.scenarios import all_scenarios
+
+
+def _recipe(tmp_path: Path) -> Path:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "packages.txt").write_text("# comment\nsystemd\n\npostgresql-15\n")
+    (tmp_path / "setup.sh").write_text("#!/bin/sh\ntrue\n")
+    return tmp_path
+
+
+def test_recipe_hash_changes_with_content_and_executable_bit(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path)
+    first = image.recipe_hash(recipe)
+    assert image.recipe_hash(recipe) == first
+    (recipe / "setup.sh").chmod(0o755)
+    second = image.recipe_hash(recipe)
+    assert second != first
+    (recipe / "setup.sh").chmod(0o775)  # group write bit: not kept by git, not part of the hash
+    assert image.recipe_hash(recipe) == second
+    (recipe / "files" / "new.conf").write_text("x\n")
+    assert image.recipe_hash(recipe) != second
+
+
+def test_packages_skip_comments_and_blanks(tmp_path: Path) -> None:
+    assert image.packages(_recipe(tmp_path)) == ["systemd", "postgresql-15"]
+
+
+def test_the_shipped_recipe_has_what_the_lab_needs() -> None:
+    needed = {"systemd", "openssh-server", "sudo", "postgresql-15", "nftables"}
+    assert needed <= set(image.packages())
+    assert "auditd" not in image.packages()  # no kernel audit inside nspawn
+
+
+def test_host_names_and_addresses() -> None:
+    assert settings.host_names(3) == ["db1", "db2", "db3"]
+    assert settings.host_address("db1") == "10.231.0.11"
+    assert settings.host_address("db12") == "10.231.0.22"
+    with pytest.raises(ValueError):
+        settings.host_address("web1")
+
+
+def test_every_scenario_documents_what_it_breaks_and_what_to_observe() -> None:
+    scenarios = all_scenarios()
+    assert len(scenarios) >= 15
+    for sc in scenarios.values():
+        assert sc.breaks, sc.name
+        assert sc.observe, sc.name
+        text = sc.path.read_text()
+        assert "set -euo pipefail" in text, sc.name
+
+
+def test_scenario_header_spans_continuation_lines(tmp_path: Path) -> None:
+    (tmp_path / "x.sh").write_text(
+        "#!/bin/bash\n# breaks: one thing\n#   and its detail.\n# observe: the effect.\nset -e\n"
+    )
+    sc = all_scenarios(tmp_path)["x"]
+    assert sc.breaks == "one thing and its detail."
+    assert sc.observe == "the effect."
