@@ -37,11 +37,27 @@ def _parser() -> argparse.ArgumentParser:
     reset = scen_sub.add_parser("reset", help="return HOST to its pristine state")
     reset.add_argument("host")
     scen_sub.add_parser("list", help="list the scenarios and what each breaks")
+
+    audit = sub.add_parser(
+        "audit",
+        help="audit every host of an inventory (runs `pytest checks`); "
+        "other arguments go to pytest (-k, -m, -n, --fail-on ...)",
+    )
+    audit.add_argument(
+        "--inventory",
+        default=None,
+        metavar="FILE",
+        help="Ansible-style YAML inventory (default: inventories/lab.yml)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args, extra = _parser().parse_known_args(argv)
+    if args.command == "audit":
+        return _audit(args.inventory, extra)
+    if extra:
+        _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return _dispatch(args)
     except LabError as exc:
@@ -49,6 +65,34 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_LAB_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _audit(inventory: str | None, pytest_args: list[str]) -> int:
+    """`pytest checks` with the walguard plugin; pytest's exit status is the gate's."""
+    import pytest
+
+    # Paths only: importing the plugin here would keep pytest from rewriting its asserts.
+    from walguard.lab.settings import PROJECT_ROOT
+
+    CHECKS_DIR = PROJECT_ROOT / "checks"
+
+    argv = [
+        str(CHECKS_DIR),
+        "-p",
+        "walguard.plugin",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(PROJECT_ROOT),
+        "-c",
+        str(PROJECT_ROOT / "pyproject.toml"),
+        # The walguard summary names every failure with its reason: no tracebacks by default.
+        "--tb=no",
+        "-q",
+    ]
+    if inventory:
+        argv += ["--inventory", inventory]
+    return int(pytest.main([*argv, *pytest_args]))
 
 
 def _dispatch(args: argparse.Namespace) -> int:

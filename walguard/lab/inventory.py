@@ -35,6 +35,7 @@ def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> 
                 "lab": {
                     "hosts": {h.name: {"ansible_host": h.address} for h in hosts},
                     "vars": {
+                        "walguard_postgres_service": "postgresql@15-main.service",
                         "walguard_zones": {
                             z.name: {
                                 "netns": z.netns,

@@ -1,0 +1,90 @@
+"""The archive directory: there, on its own volume, owned right, not writable by others, room."""
+
+from __future__ import annotations
+
+from walguard.controls import NotApplicable, control
+from walguard.facts import ArchiveDir
+from walguard.policy import Policy
+
+REFS = ("BSI APP.4.3.A24", "CIS PostgreSQL 3.1")
+
+
+@control(
+    "WG-DIR-001",
+    "the archive directory exists and is a directory",
+    severity="critical",
+    refs=REFS,
+    remediation="WG-DIR-001.sh",
+    rationale="archive_command writes into it; without it every segment fails to archive.",
+)
+def test_archive_dir_exists(archive: ArchiveDir) -> None:
+    assert archive.exists, f"{archive.path} does not exist"
+    assert archive.kind == "directory", f"{archive.path} is a {archive.kind}, not a directory"
+
+
+@control(
+    "WG-DIR-002",
+    "the archive directory is a dedicated mount",
+    severity="high",
+    refs=REFS,
+    rationale="On the root filesystem, archived WAL can fill / and stop the host; a "
+    "dedicated volume is sized, monitored and backed up on its own.",
+)
+def test_archive_dir_is_dedicated_mount(archive: ArchiveDir, policy: Policy) -> None:
+    if not policy.require_dedicated_mount:
+        raise NotApplicable("policy walguard_require_dedicated_mount is false for this host")
+    assert archive.exists, f"{archive.path} does not exist"
+    assert archive.is_dedicated_mount, (
+        f"{archive.path} is not a mount point: it lives on {archive.mount_target} "
+        f"({archive.mount_source}, {archive.fstype})"
+    )
+
+
+@control(
+    "WG-DIR-003",
+    "the archive directory is owned by the expected user and group",
+    severity="high",
+    refs=REFS,
+    remediation="WG-DIR-003.sh",
+    rationale="PostgreSQL must be able to write there, and nobody else should own it.",
+)
+def test_archive_dir_owner(archive: ArchiveDir, policy: Policy) -> None:
+    assert archive.exists, f"{archive.path} does not exist"
+    want = f"{policy.archive_owner}:{policy.archive_group}"
+    got = f"{archive.owner}:{archive.group}"
+    assert got == want, f"{archive.path} is owned by {got}, expected {want}"
+
+
+@control(
+    "WG-DIR-004",
+    "the archive directory has no group/other write bit and an allowed mode",
+    severity="high",
+    refs=REFS,
+    remediation="WG-DIR-004.sh",
+    rationale="Anyone who can write there can delete or replace archived WAL.",
+)
+def test_archive_dir_mode(archive: ArchiveDir, policy: Policy) -> None:
+    assert archive.exists, f"{archive.path} does not exist"
+    mode = f"{archive.mode:04o}"
+    assert not archive.mode & 0o022, f"{archive.path} has mode {mode}: group or others can write"
+    assert mode in policy.archive_allowed_modes, (
+        f"{archive.path} has mode {mode}, allowed: {', '.join(policy.archive_allowed_modes)}"
+    )
+
+
+@control(
+    "WG-DIR-005",
+    "the archive filesystem has free space above the threshold",
+    severity="high",
+    refs=REFS,
+    rationale="A full archive volume makes every archive attempt fail; WAL then piles up "
+    "in pg_wal until the database itself stops.",
+)
+def test_archive_free_space(archive: ArchiveDir, policy: Policy) -> None:
+    assert archive.exists, f"{archive.path} does not exist"
+    assert archive.size_bytes > 0, f"{archive.path}: filesystem size reported as 0"
+    free_pct = 100 * archive.avail_bytes / archive.size_bytes
+    assert free_pct >= policy.archive_min_free_percent, (
+        f"{archive.path} has {free_pct:.1f}% free ({archive.avail_bytes // 2**20} MiB), "
+        f"below the {policy.archive_min_free_percent}% threshold"
+    )

@@ -1,0 +1,102 @@
+"""Archive settings: is the running server configured to archive every WAL segment, safely, often
+enough for the RPO?"""
+
+from __future__ import annotations
+
+from walguard.archive_command import identical_only_semantics, refuses_overwrite
+from walguard.controls import control
+from walguard.facts import Postgres
+from walguard.policy import Policy
+
+REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
+
+
+@control(
+    "WG-ARC-001",
+    "archive_mode is on in the running server, with no pending restart",
+    severity="critical",
+    refs=REFS,
+    remediation="WG-ARC-001.sh",
+    disruptive=True,
+    rationale="Without archive_mode no WAL is archived and point-in-time recovery is "
+    "impossible; a pending change to it takes effect at the next restart.",
+)
+def test_archive_mode_on(pg: Postgres) -> None:
+    s = pg.setting("archive_mode")
+    assert s.setting in ("on", "always"), f"archive_mode is {s.setting!r} in the running server"
+    assert not s.pending_restart, (
+        "archive_mode is on now, but a configuration change to it is pending a restart "
+        f"(set from {s.source}): the next restart turns archiving off"
+    )
+
+
+@control(
+    "WG-ARC-002",
+    "wal_level is replica or logical",
+    severity="critical",
+    refs=REFS,
+    remediation="WG-ARC-002.sh",
+    disruptive=True,
+    rationale="wal_level minimal does not write enough WAL for archive recovery.",
+)
+def test_wal_level(pg: Postgres) -> None:
+    level = pg.setting("wal_level").setting
+    assert level in ("replica", "logical"), (
+        f"wal_level is {level!r}, archive recovery needs replica"
+    )
+
+
+@control(
+    "WG-ARC-003",
+    "archive_command is set, uses %p and %f, and never overwrites an archived segment",
+    severity="high",
+    refs=REFS,
+    remediation="WG-ARC-003.sh",
+    rationale="An archive command that overwrites can silently replace good WAL with a "
+    "different file (e.g. from a second cluster archiving to the same place).",
+)
+def test_archive_command_is_safe(pg: Postgres) -> None:
+    library = pg.settings.get("archive_library")
+    cmd = pg.setting("archive_command").setting
+    if library is not None and library.setting:
+        raise AssertionError(
+            f"archive_library {library.setting!r} is used: walguard cannot "
+            "prove how it handles existing segments"
+        )
+    assert cmd and cmd != "(disabled)", "archive_command is empty: nothing is archived"
+    assert "%p" in cmd and "%f" in cmd, f"archive_command {cmd!r} does not use both %p and %f"
+    verdict = refuses_overwrite(cmd)
+    assert verdict.ok, f"archive_command {cmd!r} can overwrite archived WAL: {verdict.message}"
+
+
+@control(
+    "WG-ARC-004",
+    "archive_command succeeds only for an identical existing segment",
+    severity="low",
+    refs=("PostgreSQL docs 26.3.1",),
+    remediation="WG-ARC-004.sh",
+    rationale="PostgreSQL's docs ask an archive command to succeed when the file already "
+    "exists with identical contents and to fail when it differs.",
+)
+def test_archive_command_compares_existing(pg: Postgres) -> None:
+    cmd = pg.setting("archive_command").setting
+    verdict = identical_only_semantics(cmd)
+    assert verdict.ok, f"archive_command {cmd!r}: {verdict.message}"
+
+
+@control(
+    "WG-ARC-005",
+    "archive_timeout is set and no larger than the RPO",
+    severity="high",
+    refs=REFS,
+    remediation="WG-ARC-005.sh",
+    rationale="On a quiet server a segment can stay open for hours; archive_timeout bounds "
+    "how much committed work is not yet archived.",
+)
+def test_archive_timeout_within_rpo(pg: Postgres, policy: Policy) -> None:
+    raw = pg.setting("archive_timeout").setting
+    seconds = int(raw)
+    assert seconds > 0, "archive_timeout is 0 (off): a quiet server may not archive for hours"
+    assert seconds <= policy.rpo_minutes * 60, (
+        f"archive_timeout is {seconds} s, longer than the RPO of {policy.rpo_minutes} min"
+    )

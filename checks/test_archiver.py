@@ -1,0 +1,102 @@
+"""The archiver at work: has it archived, is it failing, is it keeping up, did the files arrive?"""
+
+from __future__ import annotations
+
+from walguard.controls import control
+from walguard.facts import ArchiveDir, Postgres
+from walguard.policy import Policy
+from walguard.walnames import gaps, is_segment
+
+REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
+
+
+@control(
+    "WG-ACT-001",
+    "the archiver has archived something",
+    severity="critical",
+    refs=REFS,
+    rationale="archived_count 0 means no WAL has ever reached the archive since the "
+    "statistics were reset.",
+)
+def test_something_archived(pg: Postgres) -> None:
+    assert pg.archiver.archived_count > 0, "pg_stat_archiver.archived_count is 0: nothing archived"
+
+
+@control(
+    "WG-ACT-002",
+    "the archiver's last failure is not newer than its last success",
+    severity="critical",
+    refs=REFS,
+    rationale="A failure after the last success means archiving is failing now: WAL piles "
+    "up in pg_wal and the RPO is already being lost.",
+)
+def test_archiver_not_failing(pg: Postgres) -> None:
+    a = pg.archiver
+    if a.failed_count == 0 or a.last_failed_age_s is None:
+        return
+    failing = a.last_archived_age_s is None or a.last_failed_age_s < a.last_archived_age_s
+    assert not failing, (
+        f"archiving is failing: {a.failed_count} failures, the last for {a.last_failed_wal} at "
+        f"{a.last_failed_time}, after the last success ({a.last_archived_wal or 'none'} at "
+        f"{a.last_archived_time or 'never'})"
+    )
+
+
+@control(
+    "WG-ACT-003",
+    "the .ready backlog is small and younger than the RPO",
+    severity="high",
+    refs=REFS,
+    rationale="Segments waiting in archive_status/*.ready are not yet safe; a long or old "
+    "queue means the archiver cannot keep up or is stuck.",
+)
+def test_ready_backlog(pg: Postgres, policy: Policy) -> None:
+    ready = pg.ready_files
+    assert len(ready) <= policy.ready_backlog_max, (
+        f"{len(ready)} segments wait to be archived (.ready), more than "
+        f"{policy.ready_backlog_max}; oldest {max(f.age_s for f in ready) / 60:.1f} min"
+    )
+    if ready:
+        oldest = max(ready, key=lambda f: f.age_s)
+        assert oldest.age_s <= policy.rpo_minutes * 60, (
+            f"{oldest.name} has waited {oldest.age_s / 60:.1f} min, longer than the RPO of "
+            f"{policy.rpo_minutes} min"
+        )
+
+
+@control(
+    "WG-ACT-004",
+    "the last archived segment is really in the archive, full size",
+    severity="critical",
+    refs=REFS,
+    rationale="Tools have reported segments archived that never arrived; only the file "
+    "itself proves it.",
+)
+def test_last_archived_present(pg: Postgres, archive: ArchiveDir) -> None:
+    last = pg.archiver.last_archived_wal
+    assert last, "pg_stat_archiver reports no last archived segment"
+    assert archive.exists, f"{archive.path} does not exist"
+    found = {f.name: f for f in archive.files}
+    assert last in found, f"{last} is reported archived but is not in {archive.path}"
+    if is_segment(last):
+        size = found[last].size
+        assert size == pg.segment_size, (
+            f"{archive.path}/{last} is {size} bytes, a segment is {pg.segment_size}"
+        )
+
+
+@control(
+    "WG-ACT-005",
+    "the archive has no gap in the current timeline's segments",
+    severity="high",
+    refs=REFS,
+    rationale="Recovery replays WAL in order and stops at the first missing segment: "
+    "everything after a gap is unrecoverable.",
+)
+def test_no_gap(pg: Postgres, archive: ArchiveDir) -> None:
+    assert archive.exists, f"{archive.path} does not exist"
+    names = [f.name for f in archive.files]
+    missing = gaps(names, pg.timeline, pg.segment_size)
+    assert not missing, "segments missing from the archive: " + ", ".join(
+        first if first == last else f"{first}..{last}" for first, last in missing
+    )

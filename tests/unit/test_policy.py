@@ -1,0 +1,240 @@
+"""walguard's policy: defaults, walguard_* overrides, strict types and typo detection."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from typing import Any
+
+import pytest
+
+import walguard.policy
+from walguard.policy import KNOWN_KEYS, Policy, PolicyError, policy_for
+
+FIELDS = [f.name for f in dataclasses.fields(Policy)]
+
+
+def policy_error(target_vars: dict[str, Any], **kwargs: Any) -> PolicyError:
+    with pytest.raises(PolicyError) as info:
+        policy_for(target_vars, **kwargs)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def test_defaults_without_walguard_vars() -> None:
+    policy = policy_for({"ansible_host": "192.0.2.1", "ansible_port": 22, "whatever": [1]})
+    assert policy == Policy()
+    assert policy.archive_dir == "/pg_archive"
+    assert policy.archive_allowed_modes == ("0700", "0750")
+    assert policy.rpo_minutes == 15
+    assert policy.segment_size_bytes == 16 * 1024 * 1024
+    assert policy.pg_dsn is None
+
+
+def test_known_keys_are_the_fields_plus_the_extras() -> None:
+    assert {f"walguard_{name}" for name in FIELDS} | {
+        "walguard_zones",
+        "walguard_selinux_required",
+    } == KNOWN_KEYS
+
+
+def test_module_docstring_documents_every_key() -> None:
+    doc = walguard.policy.__doc__ or ""
+    assert [key for key in sorted(KNOWN_KEYS) if key not in doc] == []
+
+
+OVERRIDES: dict[str, Any] = {
+    "archive_dir": "/srv/wal",
+    "archive_owner": "pgarchive",
+    "archive_group": "backup",
+    "archive_allowed_modes": ["0700"],
+    "rpo_minutes": 5,
+    "ready_backlog_max": 0,
+    "archive_min_free_percent": 100,
+    "require_dedicated_mount": False,
+    "postgres_service": "postgresql@15-main.service",
+    "pg_socket_dir": "/run/postgresql",
+    "pg_port": 5433,
+    "pg_dsn": "host=db1.example.internal sslmode=verify-full",
+    "known_hosts_file": "/etc/walguard/known_hosts",
+    "connect_timeout_s": 3,
+    "command_timeout_s": 600,
+    "segment_size_bytes": 64 * 1024 * 1024,
+}
+
+
+def test_every_field_has_an_override_case() -> None:
+    assert sorted(OVERRIDES) == sorted(FIELDS)
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_each_field_is_overridden_by_its_variable(name: str) -> None:
+    policy = policy_for({f"walguard_{name}": OVERRIDES[name]})
+    expected = OVERRIDES[name]
+    if isinstance(expected, list):
+        expected = tuple(expected)
+    assert getattr(policy, name) == expected
+    assert getattr(policy, name) != getattr(Policy(), name)
+    others = [f for f in FIELDS if f != name]
+    assert all(getattr(policy, f) == getattr(Policy(), f) for f in others)
+
+
+def test_extra_keys_are_accepted_and_not_fields() -> None:
+    policy = policy_for(
+        {
+            "walguard_zones": {"zone-a": {"netns": "wg-zone-a", "expect_postgres": True}},
+            "walguard_selinux_required": True,
+        }
+    )
+    assert policy == Policy()
+
+
+def test_optional_fields_accept_null() -> None:
+    assert policy_for({"walguard_pg_dsn": None, "walguard_known_hosts_file": None}) == Policy()
+
+
+@pytest.mark.parametrize(
+    ("modes", "expected"),
+    [
+        (["0750"], ("0750",)),
+        (["750", "0o700"], ("0750", "0700")),
+        ([0o750, 0o700], ("0750", "0700")),  # what YAML makes of unquoted 0750
+        (["2750"], ("2750",)),  # setgid archive directories are a real choice
+        (["0750", 0o750, "750"], ("0750",)),
+        (("0700",), ("0700",)),
+    ],
+)
+def test_modes_are_normalised_to_four_octal_digits(modes: Any, expected: tuple[str, ...]) -> None:
+    assert policy_for({"walguard_archive_allowed_modes": modes}).archive_allowed_modes == expected
+
+
+@pytest.mark.parametrize(
+    ("modes", "fragment"),
+    [
+        ([750], 'decimal in YAML); write modes as quoted octal strings such as "0750"'),
+        (["0758"], "got '0758' (str) in the list"),
+        (["rwxr-x---"], "in the list"),
+        ([True], "got True (bool) in the list"),
+        ([], "empty list"),
+        ("0750", "expected a list of octal modes"),
+        (None, "got null"),
+    ],
+)
+def test_bad_modes(modes: Any, fragment: str) -> None:
+    error = policy_error({"walguard_archive_allowed_modes": modes}, host="db1")
+    assert "walguard_archive_allowed_modes" in str(error)
+    assert fragment in str(error)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("walguard_rpo_minutes", "15", "expected an integer >= 1, got '15' (str)"),
+        ("walguard_rpo_minutes", True, "expected an integer >= 1, got True (bool)"),
+        ("walguard_rpo_minutes", 0, "expected an integer >= 1, got 0"),
+        ("walguard_rpo_minutes", 1.5, "got 1.5 (float)"),
+        ("walguard_ready_backlog_max", -1, "expected an integer >= 0"),
+        ("walguard_archive_min_free_percent", 101, "expected an integer from 0 to 100"),
+        ("walguard_archive_min_free_percent", -1, "expected an integer from 0 to 100"),
+        ("walguard_require_dedicated_mount", "yes", "expected true or false, got 'yes'"),
+        ("walguard_require_dedicated_mount", 1, "expected true or false, got 1 (int)"),
+        ("walguard_selinux_required", "true", "expected true or false"),
+        ("walguard_archive_dir", "pg_archive", "expected an absolute path"),
+        ("walguard_archive_dir", None, "expected an absolute path such as /pg_archive, got null"),
+        ("walguard_pg_socket_dir", "run/postgresql", "expected an absolute path"),
+        ("walguard_pg_port", 70000, "expected an integer from 1 to 65535"),
+        ("walguard_pg_port", "5432", "got '5432' (str)"),
+        ("walguard_segment_size_bytes", 1000, "expected a power of two"),
+        ("walguard_segment_size_bytes", 3 << 20, "expected a power of two"),
+        ("walguard_segment_size_bytes", 2 << 30, "expected a power of two"),
+        ("walguard_archive_owner", "", "expected a non-empty name"),
+        ("walguard_archive_group", 26, "expected a non-empty name"),
+        ("walguard_postgres_service", "postgresql 15", "without spaces"),
+        ("walguard_pg_dsn", "", "expected a non-empty string"),
+        ("walguard_known_hosts_file", ["/a"], "got a list"),
+        ("walguard_connect_timeout_s", 0, "expected an integer >= 1"),
+        ("walguard_command_timeout_s", "60s", "expected an integer >= 1"),
+        ("walguard_zones", ["zone-a"], "expected a mapping of zone names"),
+        ("walguard_zones", {"zone-a": "wg-zone-a"}, "zone 'zone-a': expected a mapping"),
+    ],
+)
+def test_type_errors_name_host_key_and_expectation(key: str, value: Any, fragment: str) -> None:
+    error = policy_error({key: value}, host="db7")
+    message = str(error)
+    assert message.startswith(f"host db7: {key}: ")
+    assert fragment in message
+    assert (error.host, error.key, error.source) == ("db7", key, None)
+
+
+def test_error_names_the_source_when_known() -> None:
+    error = policy_error(
+        {"walguard_rpo_minutes": -5},
+        host="db1",
+        sources={"walguard_rpo_minutes": "group_vars/prod.yml:3"},
+    )
+    assert str(error) == (
+        "host db1: walguard_rpo_minutes (set in group_vars/prod.yml:3): "
+        "expected an integer >= 1, got -5"
+    )
+    assert error.source == "group_vars/prod.yml:3"
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("walguard_rpo_minute", "walguard_rpo_minutes"),
+        ("walguard_rpo_mins", "walguard_rpo_minutes"),
+        ("walguard_archive_allowed_mode", "walguard_archive_allowed_modes"),
+        ("walguard_dsn", "walguard_pg_dsn"),
+        ("walguard_known_host_file", "walguard_known_hosts_file"),
+        ("walguard_selinux", "walguard_selinux_required"),
+    ],
+)
+def test_unknown_key_suggests_the_closest(key: str, suggestion: str) -> None:
+    message = str(policy_error({key: 5}, host="db1"))
+    assert f"host db1: {key}: unknown walguard setting; did you mean {suggestion}?" == message
+
+
+def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:
+    message = str(policy_error({"walguard_xyzzy": 1}))
+    assert "unknown walguard setting; known: walguard_archive_allowed_modes, " in message
+    assert message.startswith("host ?: walguard_xyzzy")
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("walgaurd_rpo_minutes", "walguard_rpo_minutes"),
+        ("Walguard_rpo_minutes", "walguard_rpo_minutes"),
+        ("WALGUARD_PG_PORT", "walguard_pg_port"),
+        ("wal_guard_archive_dir", "walguard_archive_dir"),
+    ],
+)
+def test_misspelt_prefix_is_caught(key: str, suggestion: str) -> None:
+    message = str(policy_error({key: 5}))
+    assert f"{key}: not a walguard setting; did you mean {suggestion}?" in message
+
+
+@pytest.mark.parametrize(
+    "key", ["ansible_port", "ansible_host", "pg_port", "archive_dir", "rpo", "zones"]
+)
+def test_unrelated_variables_are_left_alone(key: str) -> None:
+    assert policy_for({key: "anything"}) == Policy()
+
+
+def test_policy_error_survives_pickling() -> None:
+    error = PolicyError("db1", "walguard_pg_port", "expected a port", "inv.yml:4")
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error)
+    assert (copy.host, copy.key, copy.problem, copy.source) == (
+        "db1",
+        "walguard_pg_port",
+        "expected a port",
+        "inv.yml:4",
+    )
+
+
+def test_policy_is_frozen() -> None:
+    policy = Policy()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.rpo_minutes = 1  # type: ignore[misc]

@@ -1,0 +1,108 @@
+"""Facts first: one collector run over SSH per host, then one PostgreSQL query over the same
+connection. Everything that goes wrong becomes part of the snapshot (an ERROR reason), never an
+exception that stops the other hosts."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import time
+from types import MappingProxyType
+
+from psycopg.conninfo import make_conninfo
+
+from walguard import collector, pgfacts
+from walguard.errors import FactUnavailable
+from walguard.facts import ArchiveDir, HostFacts, Part, Postgres, parse_archive_dir
+from walguard.inventory import Target
+from walguard.policy import Policy
+from walguard.sections import split_sections
+from walguard.transport import Connection
+
+
+def collector_command(policy: Policy, token: str) -> str:
+    """The remote command line: parameters as quoted env assignments, the script as one quoted
+    argument. Inventory values never reach the remote shell unquoted."""
+    env = {
+        "WG_TOKEN": token,
+        "WG_ARCHIVE_DIR": policy.archive_dir,
+        "WG_SERVICE": policy.postgres_service,
+        "WG_T": str(max(1, policy.command_timeout_s // 2)),
+    }
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return f"env {assignments} /bin/sh -c {shlex.quote(collector.script())}"
+
+
+def collect(target: Target, policy: Policy) -> HostFacts:
+    started = time.monotonic()
+    conn = Connection(target, policy)
+    evidence: dict[str, str] = {}
+    try:
+        token = f"@@WG-{secrets.token_hex(8)}@@"
+        try:
+            conn.open()
+            _rc, out, err = conn.run(collector_command(policy, token), become=target.become)
+        except FactUnavailable as exc:
+            reason = f"{target.name}: {exc}"
+            return HostFacts(
+                target.name,
+                target.address,
+                False,
+                reason,
+                Part(error=reason),
+                Part(error=reason),
+                Part(error=reason),
+                conn.round_trips,
+                MappingProxyType({"ssh": reason}),
+            )
+        evidence["collector"] = out
+        if err.strip():
+            evidence["collector_stderr"] = err
+        sections = split_sections(out, token)
+        archive: Part[ArchiveDir]
+        try:
+            archive = Part(parse_archive_dir(sections, policy.archive_dir))
+        except FactUnavailable as exc:
+            archive = Part(error=f"{target.name}: {exc}")
+        service = sections.get("service_active")
+        service_part: Part[str] = (
+            Part(service.output.strip() or "unknown")
+            if service is not None
+            else Part(error=f"{target.name}: collector output has no service_active section")
+        )
+        pg: Part[Postgres]
+        try:
+            pg_value, raw = _pg_facts(conn, target, policy)
+            pg = Part(pg_value)
+            evidence["postgresql"] = raw
+        except FactUnavailable as exc:
+            pg = Part(error=f"{target.name}: {exc}")
+            evidence["postgresql"] = str(exc)
+        evidence["duration_s"] = f"{time.monotonic() - started:.3f}"
+        return HostFacts(
+            target.name,
+            target.address,
+            True,
+            None,
+            archive,
+            pg,
+            service_part,
+            conn.round_trips,
+            MappingProxyType(evidence),
+        )
+    finally:
+        conn.close()
+
+
+def _pg_facts(conn: Connection, target: Target, policy: Policy) -> tuple[Postgres, str]:
+    if policy.pg_dsn:
+        conn.round_trips += 1
+        return pgfacts.fetch(policy.pg_dsn, timeout_s=policy.connect_timeout_s)
+    remote = f"{policy.pg_socket_dir.rstrip('/')}/.s.PGSQL.{policy.pg_port}"
+    local_dir = conn.forward_unix_socket(remote, f".s.PGSQL.{policy.pg_port}")
+    conn.round_trips += 1
+    # Peer auth: the forwarded socket reaches the server as the SSH login user.
+    conninfo = make_conninfo(
+        host=local_dir, port=policy.pg_port, dbname="postgres", user=target.user or ""
+    )
+    return pgfacts.fetch(conninfo, timeout_s=policy.connect_timeout_s)

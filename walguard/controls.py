@@ -1,0 +1,64 @@
+"""The controls registry: metadata for each control, attached by the @control decorator.
+
+A control is a pytest test function in checks/. The decorator records its stable id, title,
+severity, rationale, references and paired remediation, and marks it so that `-m severity_high`
+and `-k WG-ARC-001` select it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+SEVERITIES = ("critical", "high", "medium", "low")
+F = TypeVar("F", bound=Callable[..., Any])
+
+REGISTRY: dict[str, Control] = {}
+
+
+@dataclass(frozen=True)
+class Control:
+    id: str
+    title: str
+    severity: str
+    rationale: str
+    refs: tuple[str, ...]
+    remediation: str | None
+    disruptive: bool
+
+
+class NotApplicable(Exception):
+    """Raised by a control when the policy explicitly opts out of it (shown with its reason)."""
+
+
+def control(
+    control_id: str,
+    title: str,
+    *,
+    severity: str,
+    rationale: str,
+    refs: tuple[str, ...] = (),
+    remediation: str | None = None,
+    disruptive: bool = False,
+) -> Callable[[F], F]:
+    if severity not in SEVERITIES:
+        raise ValueError(f"{control_id}: severity must be one of {SEVERITIES}, not {severity!r}")
+    meta = Control(control_id, title, severity, rationale, tuple(refs), remediation, disruptive)
+
+    def decorate(fn: F) -> F:
+        if control_id in REGISTRY and REGISTRY[control_id].title != title:
+            raise ValueError(f"control id {control_id} is already used for another control")
+        REGISTRY[control_id] = meta
+        fn.walguard_control = meta  # type: ignore[attr-defined]
+        fn = getattr(pytest.mark, f"severity_{severity}")(fn)
+        return pytest.mark.walguard_control(control_id)(fn)  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def severity_rank(severity: str) -> int:
+    """critical 0 ... low 3: lower is more severe."""
+    return SEVERITIES.index(severity)

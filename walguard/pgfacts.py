@@ -1,0 +1,116 @@
+"""PostgreSQL facts in one query, through psycopg over the host's SSH connection.
+
+The server's unix socket is forwarded over the SSH master connection, so psycopg reaches the
+server as the SSH login user (peer auth, the audit role with pg_monitor): no password, no TCP
+listener needed. The session is read-only with a statement timeout. A TLS DSN from the inventory
+(`walguard_pg_dsn`) is used instead when given.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+
+from walguard.errors import FactUnavailable
+from walguard.facts import Archiver, Postgres, ReadyFile, Setting
+
+SETTINGS = (
+    "archive_mode",
+    "archive_command",
+    "archive_library",
+    "archive_timeout",
+    "wal_level",
+    "listen_addresses",
+    "data_directory",
+    "wal_segment_size",
+)
+
+# One statement, one round trip: everything as one JSON document.
+QUERY = """
+SELECT json_build_object(
+  'version', current_setting('server_version'),
+  'in_recovery', pg_is_in_recovery(),
+  'settings', (SELECT json_agg(json_build_object('name', name, 'setting', setting,
+                 'pending_restart', pending_restart, 'source', source))
+               FROM pg_settings WHERE name = ANY(%(names)s)),
+  'archiver', (SELECT json_build_object(
+                 'archived_count', archived_count, 'last_archived_wal', last_archived_wal,
+                 'last_archived_age_s', extract(epoch FROM now() - last_archived_time),
+                 'last_archived_time', last_archived_time::text,
+                 'failed_count', failed_count, 'last_failed_wal', last_failed_wal,
+                 'last_failed_age_s', extract(epoch FROM now() - last_failed_time),
+                 'last_failed_time', last_failed_time::text)
+               FROM pg_stat_archiver),
+  'status_files', (SELECT coalesce(json_agg(json_build_object('name', name,
+                 'age_s', extract(epoch FROM now() - modification))), '[]'::json)
+               FROM pg_ls_archive_statusdir()),
+  'current_walfile', CASE WHEN pg_is_in_recovery() THEN NULL
+                          ELSE pg_walfile_name(pg_current_wal_lsn()) END,
+  'timeline', (SELECT timeline_id FROM pg_control_checkpoint())
+)
+"""
+
+
+def fetch(
+    conninfo: str, *, timeout_s: int, statement_timeout_ms: int = 5000
+) -> tuple[Postgres, str]:
+    """Run the query; return the parsed facts and the raw JSON (evidence)."""
+    try:
+        with psycopg.connect(
+            conninfo,
+            connect_timeout=timeout_s,
+            application_name="walguard",
+            options=f"-c statement_timeout={statement_timeout_ms} "
+            "-c default_transaction_read_only=on",
+            autocommit=True,
+        ) as conn:
+            row = conn.execute(QUERY, {"names": list(SETTINGS)}).fetchone()
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FactUnavailable(f"postgresql: {first}") from None
+    if row is None:
+        raise FactUnavailable("postgresql: the facts query returned nothing")
+    raw = json.dumps(row[0], sort_keys=True)
+    return parse(row[0]), raw
+
+
+def parse(doc: Any) -> Postgres:
+    """From the query's JSON document; anything missing or mistyped is FactUnavailable."""
+    try:
+        settings = {
+            s["name"]: Setting(
+                s["name"], str(s["setting"]), bool(s["pending_restart"]), str(s["source"])
+            )
+            for s in doc["settings"] or []
+        }
+        a = doc["archiver"]
+        archiver = Archiver(
+            archived_count=int(a["archived_count"]),
+            last_archived_wal=a["last_archived_wal"],
+            last_archived_age_s=_opt_float(a["last_archived_age_s"]),
+            failed_count=int(a["failed_count"]),
+            last_failed_wal=a["last_failed_wal"],
+            last_failed_age_s=_opt_float(a["last_failed_age_s"]),
+            last_archived_time=a["last_archived_time"],
+            last_failed_time=a["last_failed_time"],
+        )
+        status = tuple(ReadyFile(str(f["name"]), float(f["age_s"])) for f in doc["status_files"])
+        segment = int(settings["wal_segment_size"].setting) if "wal_segment_size" in settings else 0
+        return Postgres(
+            version=str(doc["version"]),
+            in_recovery=bool(doc["in_recovery"]),
+            settings=settings,
+            archiver=archiver,
+            status_files=status,
+            current_walfile=doc["current_walfile"],
+            timeline=int(doc["timeline"]),
+            segment_size=segment,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FactUnavailable(f"postgresql: unexpected facts document ({exc!r})") from None
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)

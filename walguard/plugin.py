@@ -1,0 +1,305 @@
+"""The walguard pytest plugin: inventory targets as parameters, one fact collection per host,
+results with our vocabulary, report directory, HTML columns and the gate's exit status.
+
+It is active only when controls from checks/ are collected, so the project's own tests run
+without an inventory.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+from collections.abc import Generator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from walguard import __version__
+from walguard.collect import collect
+from walguard.controls import SEVERITIES, Control, NotApplicable
+from walguard.errors import FactUnavailable
+from walguard.facts import ArchiveDir, HostFacts, Postgres
+from walguard.inventory import InventoryError, Target, load_inventory
+from walguard.policy import Policy, policy_for
+from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS, Result, exit_status
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHECKS_DIR = PROJECT_ROOT / "checks"
+DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "lab.yml"
+
+_targets_key = pytest.StashKey[list[Target]]()
+_facts_key = pytest.StashKey[dict[str, HostFacts]]()
+_results_key = pytest.StashKey[dict[str, Result]]()
+_hosts_key = pytest.StashKey[dict[str, dict[str, Any]]]()
+_run_dir_key = pytest.StashKey[Path]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("walguard", "walguard audit")
+    group.addoption(
+        "--inventory",
+        default=None,
+        metavar="FILE",
+        help="Ansible-style YAML inventory (default: inventories/lab.yml)",
+    )
+    group.addoption(
+        "--fail-on",
+        default="medium",
+        choices=SEVERITIES,
+        metavar="SEVERITY",
+        help="exit non-zero when a control of this severity or higher fails "
+        "(critical, high, medium, low; default medium)",
+    )
+    group.addoption(
+        "--report-root",
+        default=str(PROJECT_ROOT / "reports"),
+        metavar="DIR",
+        help="where each run writes its directory (default: reports/)",
+    )
+
+
+def _auditing(config: pytest.Config) -> bool:
+    if config.getoption("inventory"):
+        return True
+    for arg in config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path == CHECKS_DIR or CHECKS_DIR in path.parents:
+            return True
+    return False
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "walguard_control(id): a walguard control and its id")
+    for sev in SEVERITIES:
+        config.addinivalue_line("markers", f"severity_{sev}: a control of {sev} severity")
+    if not _auditing(config):
+        return
+    path = Path(config.getoption("inventory") or DEFAULT_INVENTORY)
+    if not path.exists() and path == DEFAULT_INVENTORY:
+        raise pytest.UsageError(
+            f"inventory {path} not found: bring the lab up with "
+            "`walguard lab up` or pass --inventory FILE"
+        )
+    try:
+        config.stash[_targets_key] = load_inventory(path)
+    except InventoryError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_facts_key] = {}
+    config.stash[_results_key] = {}
+    config.stash[_hosts_key] = {}
+    if _is_worker(config):
+        return
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(config.getoption("report_root")) / f"{stamp}-{secrets.token_hex(3)}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    config.stash[_run_dir_key] = run_dir
+    if not getattr(config.option, "htmlpath", None):
+        config.option.htmlpath = str(run_dir / "report.html")
+        config.option.self_contained_html = True
+    if not getattr(config.option, "xmlpath", None):
+        config.option.xmlpath = str(run_dir / "junit.xml")
+
+
+def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
+    """Run facts at the top of the HTML report (pytest-metadata's hook)."""
+    if _run_dir_key in config.stash:
+        metadata["walguard"] = __version__
+        metadata["Inventory"] = str(config.getoption("inventory") or DEFAULT_INVENTORY)
+        metadata["Run"] = config.stash[_run_dir_key].name
+        metadata["Fail on"] = config.getoption("fail_on")
+
+
+def _control_of(item: pytest.Item) -> Control | None:
+    fn = getattr(item, "function", None)
+    return getattr(fn, "walguard_control", None)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not hasattr(metafunc.function, "walguard_control"):
+        return
+    if _targets_key not in metafunc.config.stash:
+        raise pytest.UsageError("walguard controls need an inventory: pass --inventory FILE")
+    targets = metafunc.config.stash[_targets_key]
+    metafunc.parametrize(
+        "target",
+        [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name)) for t in targets],
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        meta = _control_of(item)
+        if meta is not None:
+            # `-k WG-ARC-001` selects a control by id.
+            item.extra_keyword_matches.add(meta.id)
+
+
+@pytest.fixture
+def policy(target: Target) -> Policy:
+    return policy_for(target.vars, target.name)
+
+
+@pytest.fixture
+def facts(request: pytest.FixtureRequest, target: Target, policy: Policy) -> HostFacts:
+    """This host's facts, collected once per process (one SSH round trip for the OS)."""
+    cache = request.config.stash[_facts_key]
+    if target.name not in cache:
+        cache[target.name] = collect(target, policy)
+    found = cache[target.name]
+    found.require_reachable()
+    return found
+
+
+@pytest.fixture
+def pg(facts: HostFacts) -> Postgres:
+    return facts.pg.get()
+
+
+@pytest.fixture
+def archive(facts: HostFacts) -> ArchiveDir:
+    return facts.archive.get()
+
+
+def _message(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    text = str(excinfo.value)
+    if isinstance(excinfo.value, AssertionError):
+        # pytest's assertion rewriting appends the failing expression; the message is ours.
+        text = text.split("\nassert ")[0]
+    text = " ".join(text.split())
+    return text or type(excinfo.value).__name__
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    meta = _control_of(item)
+    if meta is None or report.when == "teardown":
+        return report
+    target = item.callspec.params["target"]  # type: ignore[attr-defined]
+    result: str | None = None
+    message = ""
+    if call.excinfo is None:
+        if report.when == "call":
+            result = PASS
+    elif isinstance(call.excinfo.value, NotApplicable):
+        result, message = NOT_APPLICABLE, _message(call.excinfo)
+    elif isinstance(call.excinfo.value, FactUnavailable):
+        result, message = ERROR, _message(call.excinfo)
+    elif isinstance(call.excinfo.value, AssertionError) and report.when == "call":
+        result, message = FAIL, _message(call.excinfo)
+    else:
+        result = ERROR
+        message = (
+            f"internal error in the control: {type(call.excinfo.value).__name__}: "
+            f"{_message(call.excinfo)}"
+        )
+    if result is None:
+        return report
+    if result == NOT_APPLICABLE:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), 0, f"NOT APPLICABLE: {message}")
+    res = Result(target.name, meta.id, meta.title, meta.severity, result, message, item.nodeid)
+    host = item.config.stash[_facts_key].get(target.name)
+    host_info = {
+        "address": target.address,
+        "reachable": bool(host and host.reachable),
+        "round_trips": host.round_trips if host else 0,
+        "error": host.error if host else message,
+    }
+    report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
+    report.user_properties.append(("walguard_host", json.dumps(host_info)))
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    props = dict(report.user_properties)
+    if "walguard_result" not in props:
+        return
+    res = Result(**json.loads(str(props["walguard_result"])))
+    config = _session_config
+    if config is None:
+        return
+    config.stash[_results_key][res.nodeid] = res
+    config.stash[_hosts_key][res.host] = json.loads(str(props["walguard_host"]))
+
+
+_session_config: pytest.Config | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _session_config
+    _session_config = session.config
+
+
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, "<th>Host</th>")
+    cells.insert(2, "<th>Control</th>")
+    cells.insert(3, "<th>Severity</th>")
+    cells.insert(4, "<th>Result</th>")
+    cells.insert(5, "<th>Message</th>")
+
+
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    props = dict(report.user_properties)
+    res = json.loads(str(props["walguard_result"])) if "walguard_result" in props else {}
+    for i, key in enumerate(("host", "control", "severity", "result", "message"), start=1):
+        cells.insert(i, f"<td>{html.escape(str(res.get(key, '')))}</td>")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if _is_worker(config) or _run_dir_key not in config.stash:
+        return
+    results = sorted(config.stash[_results_key].values(), key=lambda r: (r.host, r.control))
+    run_dir = config.stash[_run_dir_key]
+    hosts: dict[str, dict[str, Any]] = {}
+    for target in config.stash[_targets_key]:
+        info = dict(config.stash[_hosts_key].get(target.name, {"address": target.address}))
+        info["controls"] = [r.as_dict() for r in results if r.host == target.name]
+        hosts[target.name] = info
+    fail_on = config.getoption("fail_on")
+    code = exit_status(results, fail_on)
+    doc = {
+        "walguard": __version__,
+        "run": run_dir.name,
+        "finished": datetime.now(UTC).isoformat(),
+        "fail_on": fail_on,
+        "exit_status": code,
+        "hosts": hosts,
+    }
+    (run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    if session.exitstatus in (0, 1):  # keep pytest's own usage/interrupt/internal codes
+        session.exitstatus = code
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _is_worker(config) or _run_dir_key not in config.stash:
+        return
+    results = list(config.stash[_results_key].values())
+    tr = terminalreporter
+    tr.section("walguard")
+    for name, info in sorted(config.stash[_hosts_key].items()):
+        mine = [r for r in results if r.host == name]
+        counts = {
+            k: sum(1 for r in mine if r.result == k) for k in (PASS, FAIL, ERROR, NOT_APPLICABLE)
+        }
+        state = "reachable" if info.get("reachable") else f"UNREACHABLE ({info.get('error')})"
+        summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        tr.write_line(f"{name}: {state}, {info.get('round_trips')} round trips; {summary}")
+    for r in sorted(results, key=lambda r: (r.host, r.control)):
+        if r.result in (FAIL, ERROR):
+            tr.write_line(f"{r.result:5} {r.host} {r.control} ({r.severity}): {r.message}")
+    gate = exit_status(results, config.getoption("fail_on"))
+    tr.write_line(f"gate (--fail-on {config.getoption('fail_on')}): exit status {gate}")
+    tr.write_line(f"report: {config.stash[_run_dir_key]}")
