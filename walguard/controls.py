@@ -7,7 +7,10 @@ and `-k WG-ARC-001` select it.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,6 +60,22 @@ def control(
         return pytest.mark.walguard_control(control_id)(fn)  # type: ignore[no-any-return]
 
     return decorate
+
+
+def load_all(checks_dir: Path | None = None) -> dict[str, Control]:
+    """Import every checks/test_*.py so that REGISTRY holds every control (for pairing tests)."""
+    directory = checks_dir or Path(__file__).resolve().parents[1] / "checks"
+    for path in sorted(directory.glob("test_*.py")):
+        name = f"walguard_checks_{path.stem}"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return dict(REGISTRY)
 
 
 def severity_rank(severity: str) -> int:

@@ -16,3 +16,7 @@ echo "listen=$(ss -tlnH 'sport = :5432' | awk '{print $4}' | sort | tr '\n' ' ')
 echo "pg_log_denied=$(sudo -n grep -c 'Permission denied' /var/log/postgresql/postgresql-15-main.log)"
 echo "pg_log_nospace=$(sudo -n grep -c 'No space left on device' /var/log/postgresql/postgresql-15-main.log)"
 echo "segments=$(sudo -n find /pg_archive -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort | tr '\n' ' ')"
+echo "wal_level=$(q 'SHOW wal_level')"
+echo "archive_timeout=$(q 'SHOW archive_timeout')"
+echo "last_archived=$(q 'SELECT last_archived_wal FROM pg_stat_archiver')"
+echo "dir_exists=$(sudo -n test -d /pg_archive && echo yes || echo no)"

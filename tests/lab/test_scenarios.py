@@ -55,6 +55,9 @@ def assert_pristine(facts: dict[str, str], host: Host) -> None:
     assert facts["listen"].split() == sorted(["127.0.0.1:5432", f"{host.address}:5432"])
     assert facts["zone_a_connects"] == "True"
     assert facts["zone_b_connects"] == "False"
+    assert facts["wal_level"] == "replica"
+    assert facts["archive_timeout"] == "1min"
+    assert facts["dir_exists"] == "yes"
 
 
 def _wait_for_failure(lab: Lab, host: Host) -> dict[str, str]:
@@ -82,7 +85,7 @@ def _unguarded(lab: Lab, host: Host, facts: dict[str, str]) -> None:
 
 
 def _permission_denied(lab: Lab, host: Host, facts: dict[str, str]) -> None:
-    assert facts["dir"] == "postgres:postgres 550"
+    assert facts["dir"] == "postgres:postgres 750"  # the denial is not in the file modes
     facts = _wait_for_failure(lab, host)
     assert _failures(facts) > 0
     assert int(facts["pg_log_denied"]) > 0
@@ -144,6 +147,32 @@ def _zone_b(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["zone_a_connects"] == "True"
 
 
+def _wal_level_minimal(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["wal_level"] == "minimal"
+    assert facts["archive_mode"] == "off/false"
+
+
+def _timeout_off(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["archive_timeout"] == "0"
+    assert facts["archive_mode"] == "on/false"
+
+
+def _stats_reset(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["archiver"] == "0/0"
+    assert facts["last_archived"] == ""
+    assert facts["segments"].strip() != ""
+
+
+def _last_missing(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["last_archived"] != ""
+    assert facts["last_archived"] not in facts["segments"].split()
+    assert facts["segments"].strip() != ""
+
+
+def _dir_missing(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["dir_exists"] == "no"
+
+
 EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "archive-mode-off-pending-restart": _pending_restart,
     "archive-mode-off": _mode_off,
@@ -160,6 +189,11 @@ EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "journal-error": _journal_error,
     "listen-unexpected-address": _listen_any,
     "zone-b-allowed": _zone_b,
+    "wal-level-minimal": _wal_level_minimal,
+    "archive-timeout-off": _timeout_off,
+    "archiver-stats-reset": _stats_reset,
+    "last-segment-missing": _last_missing,
+    "archive-dir-missing": _dir_missing,
 }
 
 

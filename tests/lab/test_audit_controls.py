@@ -1,0 +1,297 @@
+"""Break and fix, for every control: apply a scenario on one lab host, audit the whole lab, see
+exactly that control (and what it necessarily implies) fail on that host and nowhere else; reset;
+see it pass again. Plus the audit's behaviour as a CI gate: exit codes, selection, xdist, errors.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.conftest import Lab
+from walguard.controls import load_all
+from walguard.lab import settings
+
+BASELINE_FAIL = {"WG-ARC-004"}  # the lab's seed command `test -f … || cp` (low severity)
+SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
+
+
+@dataclass(frozen=True)
+class Audit:
+    exit_status: int
+    doc: dict[str, Any]
+    stdout: str
+    stderr: str
+
+    def by_result(self, host: str, result: str) -> set[str]:
+        return {c["control"] for c in self.doc["hosts"][host]["controls"] if c["result"] == result}
+
+    def message(self, host: str, control: str) -> str:
+        for c in self.doc["hosts"][host]["controls"]:
+            if c["control"] == control:
+                return str(c["message"])
+        raise KeyError(control)
+
+
+def audit(tmp_path: Path, *args: str, inventory: Path = settings.INVENTORY_PATH) -> Audit:
+    root = tmp_path / f"reports-{time.monotonic_ns()}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "walguard.cli",
+            "audit",
+            "--inventory",
+            str(inventory),
+            "--report-root",
+            str(root),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    runs = list(root.glob("*/results.json")) if root.exists() else []
+    doc = json.loads(runs[0].read_text()) if runs else {}
+    return Audit(done.returncode, doc, done.stdout, done.stderr)
+
+
+def _wait_for_archiver_failure(lab: Lab, host_name: str) -> None:
+    host = next(h for h in lab.hosts if h.name == host_name)
+    lab.ssh(host, SWITCH)
+    for _ in range(60):
+        out = lab.ssh(host, "psql -XAt -d postgres -c 'SELECT failed_count FROM pg_stat_archiver'")
+        if int(out.stdout.strip() or 0) > 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{host_name}: the archiver recorded no failure within 30 s")
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: str
+    fails: set[str]  # must FAIL on the broken host
+    may_fail: frozenset[str] = frozenset()  # may also FAIL there (a consequence that takes time)
+    wait_for_failure: bool = False
+
+
+CASES = [
+    Case("archive-mode-off-pending-restart", {"WG-ARC-001"}),
+    # With archive_mode off, PostgreSQL shows archive_command as "(disabled)": not in effect.
+    Case("archive-mode-off", {"WG-ARC-001", "WG-ARC-003"}),
+    Case("wal-level-minimal", {"WG-ARC-001", "WG-ARC-002", "WG-ARC-003"}),
+    Case("archive-command-unguarded", {"WG-ARC-003"}),
+    Case("archive-timeout-off", {"WG-ARC-005"}),
+    Case(
+        "archive-dir-missing",
+        {
+            "WG-DIR-001",
+            "WG-DIR-002",
+            "WG-DIR-003",
+            "WG-DIR-004",
+            "WG-DIR-005",
+            "WG-ACT-004",
+            "WG-ACT-005",
+        },
+        frozenset({"WG-ACT-002"}),
+    ),
+    Case("archive-dir-not-a-mount", {"WG-DIR-002", "WG-ACT-004"}),
+    Case("archive-dir-owner-root", {"WG-DIR-003"}, frozenset({"WG-ACT-002"})),
+    Case("archive-dir-mode-0777", {"WG-DIR-004"}),
+    Case("archive-fs-full", {"WG-DIR-005"}, frozenset({"WG-ACT-002"})),
+    Case("archiver-stats-reset", {"WG-ACT-001", "WG-ACT-004"}),
+    Case("archive-command-permission-denied", {"WG-ACT-002"}, wait_for_failure=True),
+    Case("ready-backlog", {"WG-ACT-003"}),
+    Case("last-segment-missing", {"WG-ACT-004"}),
+    Case("archive-gap", {"WG-ACT-005"}),
+]
+
+
+@pytest.fixture
+def broken_host(lab: Lab) -> Any:
+    host = lab.hosts[2]
+    yield host
+    lab.walguard("lab", "scenario", "reset", host.name)
+
+
+def test_pristine_lab_passes_the_gate(lab: Lab, tmp_path: Path) -> None:
+    result = audit(tmp_path)
+    assert result.exit_status == 0, result.stdout + result.stderr
+    for host in lab.hosts:
+        info = result.doc["hosts"][host.name]
+        assert info["reachable"] is True
+        assert info["round_trips"] == 2
+        assert result.by_result(host.name, "FAIL") == BASELINE_FAIL
+        assert result.by_result(host.name, "ERROR") == set()
+        assert len(info["controls"]) >= 15
+    assert "test -f … || cp" not in result.message("db1", "WG-ARC-004")
+    assert "safer: if [ -f /pg_archive/%f ]; then cmp -s %p" in result.message("db1", "WG-ARC-004")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.scenario for c in CASES])
+def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -> None:
+    lab.walguard("lab", "scenario", "apply", broken_host.name, case.scenario)
+    if case.wait_for_failure:
+        _wait_for_archiver_failure(lab, broken_host.name)
+    broken = audit(tmp_path)
+    failed = broken.by_result(broken_host.name, "FAIL") - BASELINE_FAIL
+    assert case.fails <= failed, broken.stdout
+    assert failed <= case.fails | case.may_fail, broken.stdout
+    assert broken.by_result(broken_host.name, "ERROR") == set(), broken.stdout
+    for other in lab.hosts[:2]:
+        assert broken.by_result(other.name, "FAIL") == BASELINE_FAIL
+    assert broken.exit_status == 1
+
+    lab.walguard("lab", "scenario", "reset", broken_host.name)
+    fixed = audit(tmp_path)
+    assert fixed.by_result(broken_host.name, "FAIL") == BASELINE_FAIL, fixed.stdout
+    assert fixed.exit_status == 0
+
+
+def test_every_control_has_a_break_and_fix_case() -> None:
+    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004"}
+    assert set(load_all()) == covered
+
+
+def test_safer_archive_command_passes_the_identical_file_control(
+    lab: Lab, broken_host: Any, tmp_path: Path
+) -> None:
+    safer = "if [ -f /pg_archive/%f ]; then cmp -s %p /pg_archive/%f; else cp %p /pg_archive/%f; fi"
+    sql = f"ALTER SYSTEM SET archive_command = '{safer}'"
+    lab.ssh(
+        broken_host, f"sudo -n -u postgres psql -XAtq -c \"{sql}\" -c 'SELECT pg_reload_conf()'"
+    )
+    result = audit(tmp_path, "--fail-on", "low")
+    assert "WG-ARC-004" not in result.by_result(broken_host.name, "FAIL")
+    assert "WG-ARC-003" not in result.by_result(broken_host.name, "FAIL")
+
+
+def test_postgresql_down_makes_its_controls_error_never_pass(
+    lab: Lab, broken_host: Any, tmp_path: Path
+) -> None:
+    lab.walguard("lab", "scenario", "apply", broken_host.name, "postgresql-stopped")
+    result = audit(tmp_path)
+    errors = result.by_result(broken_host.name, "ERROR")
+    assert {"WG-ARC-001", "WG-ARC-002", "WG-ARC-003", "WG-ACT-001", "WG-ACT-004"} <= errors
+    assert result.by_result(broken_host.name, "PASS") <= {
+        "WG-DIR-001",
+        "WG-DIR-002",
+        "WG-DIR-003",
+        "WG-DIR-004",
+        "WG-DIR-005",
+    }
+    msg = result.message(broken_host.name, "WG-ARC-001")
+    assert msg.startswith(f"{broken_host.name}: postgresql:"), msg
+    assert "Traceback" not in msg
+    assert result.exit_status == 6
+
+
+def _inventory_with(tmp_path: Path, extra_hosts: dict[str, dict[str, Any]]) -> Path:
+    import yaml
+
+    doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
+    doc["all"]["children"]["lab"]["hosts"].update(extra_hosts)
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_unreachable_host_errors_with_one_line_and_others_carry_on(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # db9's address answers, but nothing listens on port 2: "connection refused".
+    inv = _inventory_with(
+        tmp_path, {"db9": {"ansible_host": lab.hosts[0].address, "ansible_port": 2}}
+    )
+    result = audit(tmp_path, inventory=inv)
+    assert result.exit_status == 6
+    db9 = result.doc["hosts"]["db9"]
+    assert db9["reachable"] is False
+    assert {c["result"] for c in db9["controls"]} == {"ERROR"}
+    assert "connection refused" in db9["controls"][0]["message"].lower()
+    assert db9["controls"][0]["message"].startswith("db9: ssh:")
+    for host in lab.hosts:
+        assert result.by_result(host.name, "FAIL") == BASELINE_FAIL
+
+
+def test_unknown_host_key_is_an_error_not_a_pass(lab: Lab, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    inv = _inventory_with(tmp_path, {})
+    text = inv.read_text().replace(str(settings.STATE_DIR / "known_hosts"), str(empty))
+    inv.write_text(text)
+    result = audit(tmp_path, inventory=inv)
+    assert result.exit_status == 6
+    msg = result.message("db1", "WG-ARC-001")
+    assert "Host key verification failed" in msg
+
+
+def test_fail_on_low_turns_the_low_finding_into_a_failure(lab: Lab, tmp_path: Path) -> None:
+    assert audit(tmp_path, "--fail-on", "low").exit_status == 1
+    assert audit(tmp_path, "--fail-on", "critical").exit_status == 0
+
+
+def test_selection_by_control_id_and_severity(lab: Lab, tmp_path: Path) -> None:
+    one = audit(tmp_path, "-k", "WG-ARC-001")
+    for host in lab.hosts:
+        assert [c["control"] for c in one.doc["hosts"][host.name]["controls"]] == ["WG-ARC-001"]
+    crit = audit(tmp_path, "-m", "severity_critical")
+    severities = {c["severity"] for h in crit.doc["hosts"].values() for c in h["controls"]}
+    assert severities == {"critical"}
+
+
+def test_nothing_selected_is_not_green(lab: Lab, tmp_path: Path) -> None:
+    result = audit(tmp_path, "-k", "WG-NOPE-999")
+    assert result.exit_status == 5
+
+
+def test_xdist_collects_facts_once_per_host(lab: Lab, tmp_path: Path) -> None:
+    result = audit(tmp_path, "-n", "2")
+    assert result.exit_status == 0, result.stdout
+    for host in lab.hosts:
+        assert result.doc["hosts"][host.name]["round_trips"] == 2
+        assert result.by_result(host.name, "FAIL") == BASELINE_FAIL
+
+
+def test_report_directory_holds_html_json_and_junit(lab: Lab, tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    subprocess.run(
+        [sys.executable, "-m", "walguard.cli", "audit", "--report-root", str(root)],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    (run,) = root.iterdir()
+    assert {p.name for p in run.iterdir()} >= {"report.html", "results.json", "junit.xml"}
+    page = (run / "report.html").read_text()
+    assert "WG-ARC-001" in page and "db1" in page
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("all: [", "bad.yml:1:"),
+        ("all:\n  hosts: {}\n", "no hosts"),
+        ("all:\n  hosts:\n    db1:\n  vars:\n    walguard_rpo_minuts: 5\n", "walguard_rpo_minutes"),
+        ("all:\n  hosts:\n    db1:\n    db1:\n", "db1"),
+        ("all:\n  hosts:\n    db1:\n      secret: !vault |\n        abc\n", "ault"),
+    ],
+    ids=["yaml-error", "empty", "typo", "duplicate", "vault"],
+)
+def test_bad_inventory_is_a_usage_error_before_any_host_is_touched(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    inv = tmp_path / "bad.yml"
+    inv.write_text(content)
+    result = audit(tmp_path, inventory=inv)
+    assert result.exit_status == 4
+    assert "bad.yml" in result.stderr and expected in result.stderr
+    assert result.doc == {}
