@@ -35,7 +35,8 @@ def _header_field(text: str, field: str) -> str:
         if body.startswith(f"{field}:"):
             collecting = True
             parts.append(body.split(":", 1)[1].strip())
-        elif collecting and body and ":" not in body.split(" ", 1)[0]:
+        elif collecting and line.startswith("#  ") and body:
+            # Continuation lines are indented; a word ending in ':' there is just text.
             parts.append(body)
         elif collecting:
             break
