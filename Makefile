@@ -7,7 +7,7 @@ APT_PACKAGES := debootstrap systemd-container iproute2 nftables openssh-client e
                 util-linux netcat-openbsd shellcheck
 STAMP_APT := /var/cache/walguard/apt-$(shell echo $(APT_PACKAGES) | sha256sum | cut -c1-12).stamp
 
-.PHONY: deps venv lab-up lab-down demo test lint unit lab-test
+.PHONY: deps venv lab-up lab-down demo test lint unit bench
 
 deps: $(STAMP_APT) venv
 
@@ -37,6 +37,9 @@ demo: lab-up
 	@$(VENV)/bin/walguard audit --inventory inventories/lab.yml; rc=$$?; \
 	  echo "walguard: audit exit status $$rc (0 gate passed, 1 failed controls, 6 errors; see README)"; \
 	  if [ $$rc -ge 2 ] && [ $$rc -ne 6 ]; then exit $$rc; fi
+
+bench: lab-up
+	$(PY) bench/compare.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

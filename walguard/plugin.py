@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import secrets
 from collections.abc import Generator
 from datetime import UTC, datetime
@@ -82,6 +83,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"severity_{sev}: a control of {sev} severity")
     if not _auditing(config):
         return
+    explicit_dist = any(
+        a == "--dist" or a.startswith("--dist=") or a == "-d" for a in config.invocation_params.args
+    )
+    if getattr(config.option, "numprocesses", None) and not explicit_dist:
+        # One worker per host's controls, so each host's facts are collected once.
+        config.option.dist = "loadgroup"
     path = Path(config.getoption("inventory") or DEFAULT_INVENTORY)
     if not path.exists() and path == DEFAULT_INVENTORY:
         raise pytest.UsageError(
@@ -215,6 +222,8 @@ def pytest_runtest_makereport(
         "reachable": bool(host and host.reachable),
         "round_trips": host.round_trips if host else 0,
         "error": host.error if host else message,
+        # Which process collected the facts: more than one per host means repeated collection.
+        "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
     }
     report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
     report.user_properties.append(("walguard_host", json.dumps(host_info)))
@@ -230,7 +239,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if config is None:
         return
     config.stash[_results_key][res.nodeid] = res
-    config.stash[_hosts_key][res.host] = json.loads(str(props["walguard_host"]))
+    info = json.loads(str(props["walguard_host"]))
+    seen = config.stash[_hosts_key].get(res.host, {}).get("fact_collections", [])
+    collector = info.pop("collected_by")
+    info["fact_collections"] = sorted({*seen, collector})
+    config.stash[_hosts_key][res.host] = info
 
 
 _session_config: pytest.Config | None = None

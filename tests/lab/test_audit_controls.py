@@ -256,9 +256,14 @@ def test_nothing_selected_is_not_green(lab: Lab, tmp_path: Path) -> None:
 def test_xdist_collects_facts_once_per_host(lab: Lab, tmp_path: Path) -> None:
     result = audit(tmp_path, "-n", "2")
     assert result.exit_status == 0, result.stdout
+    collectors = set()
     for host in lab.hosts:
-        assert result.doc["hosts"][host.name]["round_trips"] == 2
+        info = result.doc["hosts"][host.name]
+        assert info["round_trips"] == 2
+        assert len(info["fact_collections"]) == 1, info  # one worker collected this host
+        collectors.update(info["fact_collections"])
         assert result.by_result(host.name, "FAIL") == BASELINE_FAIL
+    assert collectors <= {"gw0", "gw1"} and len(collectors) == 2  # the work was shared
 
 
 def test_report_directory_holds_html_json_and_junit(lab: Lab, tmp_path: Path) -> None:

@@ -1,0 +1,220 @@
+"""Benchmark: walguard's one-collector-per-host facts against plain testinfra written the way its
+docs teach (one testinfra call per assertion), over the paramiko backend and the ssh backend.
+
+Everything is measured in this one run, on the lab hosts, first with the lab's own latency and then
+with 20 ms added on the lab bridge (`tc qdisc ... netem delay 20ms`), because real hosts are not on
+loopback. It prints wall time per host and ratios; it asserts nothing about speed.
+
+    sudo .venv/bin/python bench/compare.py [--inventory inventories/lab.yml] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import testinfra
+from testinfra.backend.paramiko import ParamikoBackend
+
+from walguard.collect import collect
+from walguard.inventory import Target, load_inventory
+from walguard.policy import Policy, policy_for
+
+BRIDGE = "wgbr0"
+
+
+class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
+    """testinfra's paramiko backend, but refusing unknown host keys like the rest of walguard."""
+
+    known_hosts: str | None = None
+
+    @functools.cached_property
+    def client(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.known_hosts:
+            client.load_host_keys(self.known_hosts)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(
+            hostname=self.host.name,
+            port=int(self.host.port or 22),
+            username=self.host.user,
+            key_filename=self.ssh_identity_file,
+            timeout=self.timeout,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+        return client
+
+
+def testinfra_controls(host: Any, policy: Policy) -> int:
+    """The archive controls, one testinfra call per assertion. Returns the number of calls."""
+    calls = 0
+
+    def psql(sql: str) -> str:
+        nonlocal calls
+        calls += 1
+        out = host.run("psql -XAt -d postgres -c %s", sql)
+        assert out.rc == 0, out.stderr
+        return str(out.stdout).strip()
+
+    def call(fn: Callable[[], Any]) -> Any:
+        nonlocal calls
+        calls += 1
+        return fn()
+
+    d = policy.archive_dir
+    assert (
+        psql(
+            "SELECT setting || '|' || pending_restart FROM pg_settings WHERE name = 'archive_mode'"
+        )
+        == "on|false"
+    )
+    assert psql("SHOW wal_level") in ("replica", "logical")
+    cmd = psql("SHOW archive_command")
+    assert "%p" in cmd and "%f" in cmd
+    assert 0 < int(psql("SELECT setting FROM pg_settings WHERE name = 'archive_timeout'")) <= 900
+    f = host.file(d)
+    assert call(lambda: f.exists)
+    assert call(lambda: f.is_directory)
+    assert call(lambda: host.mount_point(d).exists)
+    assert call(lambda: f.user) == policy.archive_owner
+    assert call(lambda: f.group) == policy.archive_group
+    assert not call(lambda: f.mode) & 0o022
+    df = call(lambda: host.run("df -P -B1 %s", d)).stdout.splitlines()[-1].split()
+    assert int(df[3]) * 100 >= int(df[1]) * policy.archive_min_free_percent
+    assert int(psql("SELECT archived_count FROM pg_stat_archiver")) > 0
+    assert (
+        psql("SELECT coalesce(last_failed_time <= last_archived_time, true) FROM pg_stat_archiver")
+        == "true"
+    )
+    assert (
+        int(psql("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"))
+        <= policy.ready_backlog_max
+    )
+    last = psql("SELECT last_archived_wal FROM pg_stat_archiver")
+    size = call(lambda: host.run("sudo -n stat -c %%s %s", f"{d}/{last}")).stdout.strip()
+    assert int(size) == policy.segment_size_bytes
+    listing = call(lambda: host.run("sudo -n ls %s", d)).stdout.split()
+    assert last in listing
+    return calls
+
+
+def _time(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def walguard_host(target: Target, policy: Policy) -> None:
+    facts = collect(target, policy)
+    assert facts.reachable and facts.pg.value is not None and facts.archive.value is not None
+
+
+def testinfra_ssh_host(target: Target, policy: Policy) -> int:
+    with tempfile.TemporaryDirectory(prefix="wgb-") as tmp:
+        extra = "-o BatchMode=yes -o StrictHostKeyChecking=yes"
+        if policy.known_hosts_file:
+            extra += f" -o UserKnownHostsFile={shlex.quote(policy.known_hosts_file)}"
+        host = testinfra.get_host(
+            f"ssh://{target.user}@{target.address}:{target.port}",
+            ssh_identity_file=target.key_file,
+            ssh_extra_args=extra,
+            controlpath=f"{tmp}/%C",
+            controlpersist=60,
+        )
+        calls = testinfra_controls(host, policy)
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={tmp}/%C", "-O", "exit", f"{target.user}@{target.address}"],
+            capture_output=True,
+            check=False,
+        )
+        return calls
+
+
+def testinfra_paramiko_host(target: Target, policy: Policy) -> int:
+    backend = StrictParamikoBackend(
+        f"{target.user}@{target.address}:{target.port}", ssh_identity_file=target.key_file
+    )
+    backend.known_hosts = policy.known_hosts_file
+    host = testinfra.host.Host(backend)
+    try:
+        return testinfra_controls(host, policy)
+    finally:
+        backend.client.close()
+
+
+def measure(targets: list[Target], repeat: int) -> dict[str, float]:
+    """Median wall seconds per host for each way of checking."""
+    ways: dict[str, Callable[[Target, Policy], Any]] = {
+        "walguard (collector + 1 query)": walguard_host,
+        "testinfra ssh backend": testinfra_ssh_host,
+        "testinfra paramiko backend": testinfra_paramiko_host,
+    }
+    medians = {}
+    for name, fn in ways.items():
+        runs = []
+        for _ in range(repeat):
+            for t in targets:
+                pol = policy_for(t.vars, t.name)
+                runs.append(_time(functools.partial(fn, t, pol)))
+        medians[name] = statistics.median(runs)
+    return medians
+
+
+def netem(delay_ms: int | None) -> None:
+    if delay_ms is None:
+        subprocess.run(
+            ["tc", "qdisc", "del", "dev", BRIDGE, "root"], capture_output=True, check=False
+        )
+        return
+    subprocess.run(
+        ["tc", "qdisc", "replace", "dev", BRIDGE, "root", "netem", "delay", f"{delay_ms}ms"],
+        check=True,
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--inventory", default="inventories/lab.yml")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--delay-ms", type=int, default=20)
+    args = ap.parse_args()
+    targets = load_inventory(Path(args.inventory))
+    # Round trips per host, from walguard's own count.
+    rts = {t.name: collect(t, policy_for(t.vars, t.name)).round_trips for t in targets}
+    calls = testinfra_ssh_host(targets[0], policy_for(targets[0].vars, targets[0].name))
+    print(
+        f"hosts: {len(targets)}; walguard round trips per host: "
+        f"{', '.join(f'{k}={v}' for k, v in rts.items())}; "
+        f"testinfra calls per host: {calls}"
+    )
+    results = {}
+    try:
+        for label, delay in (
+            ("lab latency", None),
+            (f"+{args.delay_ms} ms on {BRIDGE}", args.delay_ms),
+        ):
+            netem(delay)
+            results[label] = measure(targets, args.repeat)
+    finally:
+        netem(None)
+    for label, medians in results.items():
+        base = medians["walguard (collector + 1 query)"]
+        print(f"\n{label} (median per host over {args.repeat} x {len(targets)} runs)")
+        for name, secs in medians.items():
+            print(f"  {name:32} {secs * 1000:8.0f} ms   {secs / base:5.1f}x walguard")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
