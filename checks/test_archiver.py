@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from walguard.controls import control
-from walguard.facts import ArchiveDir, Postgres
+from walguard.facts import ArchiveDir, Postgres, ProbeResult
 from walguard.policy import Policy
 from walguard.walnames import gaps, is_segment
 
@@ -99,4 +99,20 @@ def test_no_gap(pg: Postgres, archive: ArchiveDir) -> None:
     missing = gaps(names, pg.timeline, pg.segment_size)
     assert not missing, "segments missing from the archive: " + ", ".join(
         first if first == last else f"{first}..{last}" for first, last in missing
+    )
+
+
+@control(
+    "WG-ACT-006",
+    "a freshly switched segment reaches the archive (--active-probe)",
+    severity="critical",
+    refs=REFS,
+    opt_in=True,
+    rationale="The only end-to-end proof: force a segment switch now and watch the archiver "
+    "report it archived within a bound.",
+)
+def test_active_probe(probe: ProbeResult) -> None:
+    assert probe.archived, (
+        f"pg_switch_wal() closed {probe.segment}, but it was not archived within "
+        f"{probe.waited_s:.0f} s (last archived: {probe.last_archived_wal or 'none'})"
     )

@@ -13,7 +13,7 @@ from psycopg.conninfo import make_conninfo
 
 from walguard import collector, pgfacts
 from walguard.errors import FactUnavailable
-from walguard.facts import ArchiveDir, HostFacts, Part, Postgres, parse_archive_dir
+from walguard.facts import ArchiveDir, HostFacts, Part, Postgres, ProbeResult, parse_archive_dir
 from walguard.inventory import Target
 from walguard.policy import Policy
 from walguard.sections import split_sections
@@ -33,7 +33,9 @@ def collector_command(policy: Policy, token: str) -> str:
     return f"env {assignments} /bin/sh -c {shlex.quote(collector.script())}"
 
 
-def collect(target: Target, policy: Policy) -> HostFacts:
+def collect(
+    target: Target, policy: Policy, *, active_probe: bool = False, probe_wait_s: float = 60
+) -> HostFacts:
     started = time.monotonic()
     conn = Connection(target, policy)
     evidence: dict[str, str] = {}
@@ -71,12 +73,27 @@ def collect(target: Target, policy: Policy) -> HostFacts:
             else Part(error=f"{target.name}: collector output has no service_active section")
         )
         pg: Part[Postgres]
+        probe: Part[ProbeResult] = Part(error="--active-probe not given")
         try:
-            pg_value, raw = _pg_facts(conn, target, policy)
+            conninfo = _pg_conninfo(conn, target, policy)
+            conn.round_trips += 1
+            pg_value, raw = pgfacts.fetch(conninfo, timeout_s=policy.connect_timeout_s)
             pg = Part(pg_value)
             evidence["postgresql"] = raw
+            if active_probe:
+                # Opt-in and not a fact: it changes the server's state (a WAL switch).
+                try:
+                    probe = Part(
+                        pgfacts.active_probe(
+                            conninfo, timeout_s=policy.connect_timeout_s, wait_s=probe_wait_s
+                        )
+                    )
+                    evidence["active_probe"] = repr(probe.value)
+                except FactUnavailable as exc:
+                    probe = Part(error=f"{target.name}: {exc}")
         except FactUnavailable as exc:
             pg = Part(error=f"{target.name}: {exc}")
+            probe = Part(error=f"{target.name}: {exc}")
             evidence["postgresql"] = str(exc)
         evidence["duration_s"] = f"{time.monotonic() - started:.3f}"
         return HostFacts(
@@ -89,20 +106,18 @@ def collect(target: Target, policy: Policy) -> HostFacts:
             service_part,
             conn.round_trips,
             MappingProxyType(evidence),
+            probe,
         )
     finally:
         conn.close()
 
 
-def _pg_facts(conn: Connection, target: Target, policy: Policy) -> tuple[Postgres, str]:
+def _pg_conninfo(conn: Connection, target: Target, policy: Policy) -> str:
     if policy.pg_dsn:
-        conn.round_trips += 1
-        return pgfacts.fetch(policy.pg_dsn, timeout_s=policy.connect_timeout_s)
+        return policy.pg_dsn
     remote = f"{policy.pg_socket_dir.rstrip('/')}/.s.PGSQL.{policy.pg_port}"
     local_dir = conn.forward_unix_socket(remote, f".s.PGSQL.{policy.pg_port}")
-    conn.round_trips += 1
     # Peer auth: the forwarded socket reaches the server as the SSH login user.
-    conninfo = make_conninfo(
+    return make_conninfo(
         host=local_dir, port=policy.pg_port, dbname="postgres", user=target.user or ""
     )
-    return pgfacts.fetch(conninfo, timeout_s=policy.connect_timeout_s)

@@ -31,6 +31,7 @@ class Control:
     refs: tuple[str, ...]
     remediation: str | None
     disruptive: bool
+    opt_in: bool = False  # runs only when asked for (e.g. --active-probe: it changes state)
 
 
 class NotApplicable(Exception):
@@ -46,10 +47,13 @@ def control(
     refs: tuple[str, ...] = (),
     remediation: str | None = None,
     disruptive: bool = False,
+    opt_in: bool = False,
 ) -> Callable[[F], F]:
     if severity not in SEVERITIES:
         raise ValueError(f"{control_id}: severity must be one of {SEVERITIES}, not {severity!r}")
-    meta = Control(control_id, title, severity, rationale, tuple(refs), remediation, disruptive)
+    meta = Control(
+        control_id, title, severity, rationale, tuple(refs), remediation, disruptive, opt_in
+    )
 
     def decorate(fn: F) -> F:
         if control_id in REGISTRY and REGISTRY[control_id].title != title:

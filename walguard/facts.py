@@ -108,6 +108,16 @@ class Postgres:
 
 
 @dataclass(frozen=True)
+class ProbeResult:
+    """--active-probe: the segment pg_switch_wal() closed, and whether it reached the archive."""
+
+    segment: str
+    archived: bool
+    waited_s: float
+    last_archived_wal: str
+
+
+@dataclass(frozen=True)
 class HostFacts:
     host: str
     address: str
@@ -118,6 +128,7 @@ class HostFacts:
     service_active: Part[str]
     round_trips: int
     evidence: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    probe: Part[ProbeResult] = field(default_factory=lambda: Part(error="--active-probe not given"))
 
     def require_reachable(self) -> None:
         if not self.reachable:

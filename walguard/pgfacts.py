@@ -9,12 +9,13 @@ listener needed. The session is read-only with a statement timeout. A TLS DSN fr
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import psycopg
 
 from walguard.errors import FactUnavailable
-from walguard.facts import Archiver, Postgres, ReadyFile, Setting
+from walguard.facts import Archiver, Postgres, ProbeResult, ReadyFile, Setting
 
 SETTINGS = (
     "archive_mode",
@@ -74,6 +75,44 @@ def fetch(
         raise FactUnavailable("postgresql: the facts query returned nothing")
     raw = json.dumps(row[0], sort_keys=True)
     return parse(row[0]), raw
+
+
+def active_probe(conninfo: str, *, timeout_s: int, wait_s: float) -> ProbeResult:
+    """Switch to a new WAL segment and wait, bounded, until the archiver reports it archived.
+
+    Not read-only: txid_current() makes the commit record that gives pg_switch_wal() something to
+    close, so an idle server switches too. Needs EXECUTE on pg_switch_wal() for the audit role.
+    """
+    try:
+        with psycopg.connect(
+            conninfo, connect_timeout=timeout_s, application_name="walguard probe", autocommit=True
+        ) as conn:
+            conn.execute("SELECT txid_current()")
+            row = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
+            if row is None:
+                raise FactUnavailable("postgresql: pg_switch_wal() returned nothing")
+            segment = str(row[0])
+            started = time.monotonic()
+            while True:
+                stat = conn.execute(
+                    "SELECT last_archived_wal, failed_count, last_failed_wal FROM pg_stat_archiver"
+                ).fetchone()
+                waited = time.monotonic() - started
+                last = stat[0] if stat else None
+                # Segment names of one timeline sort in WAL order.
+                if (
+                    last is not None
+                    and len(last) == 24
+                    and last[:8] == segment[:8]
+                    and last >= segment
+                ):
+                    return ProbeResult(segment, True, waited, str(last))
+                if waited >= wait_s:
+                    return ProbeResult(segment, False, waited, str(last or ""))
+                time.sleep(0.25)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FactUnavailable(f"postgresql (active probe): {first}") from None
 
 
 def parse(doc: Any) -> Postgres:

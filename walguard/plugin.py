@@ -22,7 +22,7 @@ from walguard import __version__
 from walguard.collect import collect
 from walguard.controls import SEVERITIES, Control, NotApplicable
 from walguard.errors import FactUnavailable
-from walguard.facts import ArchiveDir, HostFacts, Postgres
+from walguard.facts import ArchiveDir, HostFacts, Postgres, ProbeResult
 from walguard.inventory import InventoryError, Target, load_inventory
 from walguard.policy import Policy, policy_for
 from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS, Result, exit_status
@@ -53,6 +53,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SEVERITY",
         help="exit non-zero when a control of this severity or higher fails "
         "(critical, high, medium, low; default medium)",
+    )
+    group.addoption(
+        "--active-probe",
+        action="store_true",
+        help="also switch WAL on each host (pg_switch_wal) and wait until the segment is "
+        "archived (control WG-ACT-006; changes server state, so opt-in)",
+    )
+    group.addoption(
+        "--probe-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long --active-probe waits for the segment to be archived (default 60)",
     )
     group.addoption(
         "--report-root",
@@ -141,7 +154,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("active_probe", False):
+        # Controls that change server state run only when asked for.
+        skipped = [i for i in items if getattr(_control_of(i), "opt_in", False)]
+        if skipped:
+            config.hook.pytest_deselected(items=skipped)
+            items[:] = [i for i in items if i not in skipped]
     for item in items:
         meta = _control_of(item)
         if meta is not None:
@@ -159,7 +178,12 @@ def facts(request: pytest.FixtureRequest, target: Target, policy: Policy) -> Hos
     """This host's facts, collected once per process (one SSH round trip for the OS)."""
     cache = request.config.stash[_facts_key]
     if target.name not in cache:
-        cache[target.name] = collect(target, policy)
+        cache[target.name] = collect(
+            target,
+            policy,
+            active_probe=request.config.getoption("active_probe"),
+            probe_wait_s=request.config.getoption("probe_wait"),
+        )
     found = cache[target.name]
     found.require_reachable()
     return found
@@ -173,6 +197,11 @@ def pg(facts: HostFacts) -> Postgres:
 @pytest.fixture
 def archive(facts: HostFacts) -> ArchiveDir:
     return facts.archive.get()
+
+
+@pytest.fixture
+def probe(facts: HostFacts) -> ProbeResult:
+    return facts.probe.get()
 
 
 def _message(excinfo: pytest.ExceptionInfo[BaseException]) -> str:

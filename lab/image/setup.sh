@@ -20,6 +20,8 @@ install -d -m 0750 -o postgres -g postgres /pg_archive
 # Single-user mode needs no running server (and no systemd) inside the chroot.
 su postgres -s /bin/sh -c '/usr/lib/postgresql/15/bin/postgres --single -D /var/lib/postgresql/15/main -c config_file=/etc/postgresql/15/main/postgresql.conf postgres' <<'SQL' >/dev/null
 CREATE ROLE walguard LOGIN IN ROLE pg_monitor;
+-- walguard's opt-in --active-probe switches WAL and watches the segment reach the archive.
+GRANT EXECUTE ON FUNCTION pg_switch_wal() TO walguard;
 SQL
 
 # Units: networkd configures host0; nftables loads the zone rules; auditd is absent (no kernel audit).

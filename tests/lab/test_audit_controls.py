@@ -157,7 +157,8 @@ def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -
 
 
 def test_every_control_has_a_break_and_fix_case() -> None:
-    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004"}
+    # WG-ARC-004: pristine fails, the safer command passes; WG-ACT-006: the active probe tests.
+    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004", "WG-ACT-006"}
     assert set(load_all()) == covered
 
 
@@ -300,3 +301,27 @@ def test_bad_inventory_is_a_usage_error_before_any_host_is_touched(
     assert result.exit_status == 4
     assert "bad.yml" in result.stderr and expected in result.stderr
     assert result.doc == {}
+
+
+def test_active_probe_is_opt_in_and_proves_archiving(lab: Lab, tmp_path: Path) -> None:
+    plain = audit(tmp_path)
+    assert all(
+        c["control"] != "WG-ACT-006" for h in plain.doc["hosts"].values() for c in h["controls"]
+    )
+    probed = audit(tmp_path, "--active-probe", "-k", "WG-ACT-006")
+    assert probed.exit_status == 0, probed.stdout
+    for host in lab.hosts:
+        assert probed.by_result(host.name, "PASS") == {"WG-ACT-006"}
+
+
+def test_active_probe_fails_when_the_segment_never_arrives(
+    lab: Lab, broken_host: Any, tmp_path: Path
+) -> None:
+    lab.walguard("lab", "scenario", "apply", broken_host.name, "archive-command-permission-denied")
+    result = audit(tmp_path, "--active-probe", "--probe-wait", "5", "-k", "WG-ACT-006")
+    assert result.exit_status == 1
+    assert result.by_result(broken_host.name, "FAIL") == {"WG-ACT-006"}
+    assert "was not archived within 5 s" in result.message(broken_host.name, "WG-ACT-006")
+    for other in lab.hosts[:2]:
+        assert other.name in result.doc["hosts"]
+        assert result.by_result(other.name, "PASS") == {"WG-ACT-006"}
