@@ -135,13 +135,19 @@ class HostFacts:
             raise FactUnavailable(self.error or f"{self.host}: unreachable")
 
 
+def _failed(what: str, section: Section) -> FactUnavailable:
+    if section.rc == 124:  # timeout(1)'s status: the command hung
+        return FactUnavailable(f"{what} timed out (no answer within the per-command timeout)")
+    return FactUnavailable(f"{what} failed (rc {section.rc}): {section.output.strip()[:200]}")
+
+
 def parse_archive_dir(sections: Mapping[str, Section], path: str) -> ArchiveDir:
     """From the stat, findmnt, df and find sections; raises FactUnavailable on anything odd."""
     stat = need(dict(sections), "archive_stat")
     if stat.rc != 0:
         if "No such file or directory" in stat.output:
             return ArchiveDir(path=path, exists=False)
-        raise FactUnavailable(f"stat {path} failed (rc {stat.rc}): {stat.output.strip()[:200]}")
+        raise _failed(f"stat {path}", stat)
     fields = stat.output.strip().split("|")
     if len(fields) != 6 or not all(fields):
         raise FactUnavailable(f"unparsable stat output for {path}: {stat.output.strip()[:200]!r}")
@@ -172,7 +178,7 @@ def parse_archive_dir(sections: Mapping[str, Section], path: str) -> ArchiveDir:
 def parse_findmnt_pairs(section: Section) -> dict[str, str]:
     """`findmnt -n -P -o TARGET,SOURCE,FSTYPE,OPTIONS` prints KEY="value" pairs, shell-quoted."""
     if section.rc != 0 or not section.output.strip():
-        raise FactUnavailable(f"findmnt failed (rc {section.rc}): {section.output.strip()[:200]}")
+        raise _failed("findmnt", section)
     line = section.output.strip().splitlines()[0]
     pairs = {}
     try:
@@ -192,7 +198,7 @@ def parse_df(section: Section) -> tuple[int, int]:
     """`df -P -B1 DIR`: header, then `source total used avail capacity mountpoint`."""
     lines = section.output.strip().splitlines()
     if section.rc != 0 or len(lines) < 2:
-        raise FactUnavailable(f"df failed (rc {section.rc}): {section.output.strip()[:200]}")
+        raise _failed("df", section)
     cols = lines[-1].split()
     try:
         return int(cols[1]), int(cols[3])
@@ -203,9 +209,7 @@ def parse_df(section: Section) -> tuple[int, int]:
 def parse_find_files(section: Section) -> tuple[ArchiveFile, ...]:
     """`find DIR -mindepth 1 -maxdepth 1 -printf '%f|%y|%s|%T@\\n'`."""
     if section.rc != 0:
-        raise FactUnavailable(
-            f"listing the archive failed (rc {section.rc}): {section.output.strip()[:200]}"
-        )
+        raise _failed("listing the archive", section)
     files = []
     for line in section.output.splitlines():
         if not line:

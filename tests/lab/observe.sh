@@ -8,7 +8,7 @@ echo "archiver=$(q "SELECT archived_count || '/' || failed_count FROM pg_stat_ar
 echo "ready=$(q "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")"
 echo "dir=$(sudo -n stat -c '%U:%G %a' /pg_archive)"
 echo "mount=$(findmnt -n -o FSTYPE /pg_archive || echo none)"
-echo "avail=$(df --output=avail -B1 /pg_archive | tail -n 1 | tr -d ' ')"
+echo "avail=$(timeout 5 df --output=avail -B1 /pg_archive | tail -n 1 | tr -d ' ')"
 echo "pg_active=$(systemctl is-active postgresql@15-main.service)"
 echo "failed_units=$(systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
 echo "journal_err=$(sudo -n journalctl -p err -b --no-pager -q | grep -c 'simulated I/O error')"

@@ -325,3 +325,26 @@ def test_active_probe_fails_when_the_segment_never_arrives(
     for other in lab.hosts[:2]:
         assert other.name in result.doc["hosts"]
         assert result.by_result(other.name, "PASS") == {"WG-ACT-006"}
+
+
+def test_a_hung_command_makes_only_its_controls_error(
+    lab: Lab, broken_host: Any, tmp_path: Path
+) -> None:
+    lab.walguard("lab", "scenario", "apply", broken_host.name, "df-hangs")
+    inv = _inventory_with(tmp_path, {})
+    import yaml
+
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["children"]["lab"]["hosts"][broken_host.name]["walguard_command_timeout_s"] = 6
+    inv.write_text(yaml.safe_dump(doc))
+    started = time.monotonic()
+    result = audit(tmp_path, inventory=inv)
+    assert time.monotonic() - started < 60
+    errors = result.by_result(broken_host.name, "ERROR")
+    assert "WG-DIR-005" in errors
+    assert "timed out" in result.message(broken_host.name, "WG-DIR-005")
+    # PostgreSQL's facts do not depend on df: those controls still have their answers.
+    assert {"WG-ARC-001", "WG-ACT-001", "WG-ACT-002"} <= result.by_result(broken_host.name, "PASS")
+    assert result.exit_status == 6
+    for other in lab.hosts[:2]:
+        assert result.by_result(other.name, "ERROR") == set()

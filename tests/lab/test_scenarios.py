@@ -173,6 +173,12 @@ def _dir_missing(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["dir_exists"] == "no"
 
 
+def _df_hangs(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["avail"] == ""  # df gave nothing
+    assert lab.ssh(host, "timeout 3 df /pg_archive", check=False).returncode == 124
+    assert facts["pg_active"] == "active"
+
+
 EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "archive-mode-off-pending-restart": _pending_restart,
     "archive-mode-off": _mode_off,
@@ -194,6 +200,7 @@ EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "archiver-stats-reset": _stats_reset,
     "last-segment-missing": _last_missing,
     "archive-dir-missing": _dir_missing,
+    "df-hangs": _df_hangs,
 }
 
 

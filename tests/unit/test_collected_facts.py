@@ -104,9 +104,12 @@ def test_malformed_sections_are_fact_unavailable(section: str, garbage: str) -> 
 
 def test_failed_command_in_a_section_is_fact_unavailable() -> None:
     raw = (DATA / "collector-pristine.txt").read_text()
-    broken = raw.replace(f"{TOKEN} END archive_mount 0", f"{TOKEN} END archive_mount 124")
+    broken = raw.replace(f"{TOKEN} END archive_mount 0", f"{TOKEN} END archive_mount 2")
     with pytest.raises(FactUnavailable, match="findmnt failed"):
         parse_archive_dir(split_sections(broken, TOKEN), "/pg_archive")
+    hung = raw.replace(f"{TOKEN} END archive_df 0", f"{TOKEN} END archive_df 124")
+    with pytest.raises(FactUnavailable, match="df timed out"):
+        parse_archive_dir(split_sections(hung, TOKEN), "/pg_archive")
 
 
 def _pg(name: str) -> pgfacts.Postgres:
