@@ -35,8 +35,6 @@ def test_archive_mode_on(pg: Postgres) -> None:
     "wal_level is replica or logical",
     severity="critical",
     refs=REFS,
-    remediation="WG-ARC-002.sh",
-    disruptive=True,
     rationale="wal_level minimal does not write enough WAL for archive recovery.",
 )
 def test_wal_level(pg: Postgres) -> None:

@@ -20,6 +20,7 @@ SEVERITIES = ("critical", "high", "medium", "low")
 F = TypeVar("F", bound=Callable[..., Any])
 
 REGISTRY: dict[str, Control] = {}
+FUNCTIONS: dict[str, Callable[..., Any]] = {}  # control id -> its check, for re-evaluation
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def control(
         if control_id in REGISTRY and REGISTRY[control_id].title != title:
             raise ValueError(f"control id {control_id} is already used for another control")
         REGISTRY[control_id] = meta
+        FUNCTIONS[control_id] = fn
         fn.walguard_control = meta  # type: ignore[attr-defined]
         fn = getattr(pytest.mark, f"severity_{severity}")(fn)
         return pytest.mark.walguard_control(control_id)(fn)  # type: ignore[no-any-return]

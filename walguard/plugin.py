@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,16 @@ from walguard.errors import FactUnavailable
 from walguard.facts import ArchiveDir, HostFacts, Postgres, ProbeResult
 from walguard.inventory import InventoryError, Target, load_inventory
 from walguard.policy import Policy, policy_for
-from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS, Result, exit_status
+from walguard.results import (
+    ERROR,
+    FAIL,
+    NOT_APPLICABLE,
+    PASS,
+    REMEDIATED,
+    REMEDIATION_FAILED,
+    Result,
+    exit_status,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHECKS_DIR = PROJECT_ROOT / "checks"
@@ -66,6 +76,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=60.0,
         metavar="SECONDS",
         help="how long --active-probe waits for the segment to be archived (default 60)",
+    )
+    group.addoption(
+        "--remediate",
+        choices=("plan", "apply"),
+        default=None,
+        help="for failed controls with a paired script: plan (show what would change) or "
+        "apply (change, then re-check); default: no remediation at all",
+    )
+    group.addoption(
+        "--allow-disruptive",
+        action="store_true",
+        help="let --remediate=apply run scripts that restart PostgreSQL",
+    )
+    group.addoption(
+        "--change-ref",
+        default=None,
+        metavar="REF",
+        help="change ticket recorded with every change remediation makes",
     )
     group.addoption(
         "--report-root",
@@ -283,6 +311,73 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _session_config = session.config
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    outcome = yield
+    config = session.config
+    mode = config.getoption("remediate", None) if _run_dir_key in config.stash else None
+    if mode and not _is_worker(config):
+        _remediate(config, mode)
+    return outcome
+
+
+def _remediate(config: pytest.Config, mode: str) -> None:
+    from walguard.remediate import remediate_host
+
+    results = config.stash[_results_key]
+    hosts = config.stash[_hosts_key]
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    for target in config.stash[_targets_key]:
+        failing = sorted(
+            {r.control for r in results.values() if r.host == target.name and r.result == FAIL}
+        )
+        if not failing:
+            continue
+        if tr is not None:
+            tr.write_line(f"walguard: remediation ({mode}) on {target.name}: {', '.join(failing)}")
+        outcomes = remediate_host(
+            target,
+            policy_for(target.vars, target.name),
+            failing,
+            mode=mode,
+            allow_disruptive=config.getoption("allow_disruptive"),
+            change_ref=config.getoption("change_ref"),
+            reachable=bool(hosts.get(target.name, {}).get("reachable")),
+        )
+        by_control = {o.control: o for o in outcomes}
+        for nodeid, res in list(results.items()):
+            o = by_control.get(res.control) if res.host == target.name else None
+            if o is None:
+                continue
+            new_result = res.result
+            if o.status in (REMEDIATED, REMEDIATION_FAILED):
+                new_result = o.status
+            results[nodeid] = replace(res, result=new_result, remediation=o.as_dict())
+
+
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
+    config = session.config
+    if _run_dir_key not in config.stash:
+        return
+    rows = [r for r in config.stash[_results_key].values() if r.remediation]
+    if not rows:
+        return
+    cells = "".join(
+        f"<tr><td>{html.escape(r.host)}</td><td>{html.escape(r.control)}</td>"
+        f"<td>{html.escape(r.remediation['script'])}</td><td>{html.escape(r.remediation['mode'])}</td>"
+        f"<td>{html.escape(r.result)} / {html.escape(r.remediation['status'])}</td>"
+        f"<td><pre>{html.escape(r.remediation['output'])}</pre></td></tr>"
+        for r in sorted(rows, key=lambda r: (r.host, r.control))
+        if r.remediation
+    )
+    postfix.append(
+        "<h2>Remediation</h2><table><tr><th>Host</th><th>Control</th><th>Script</th>"
+        f"<th>Mode</th><th>Result / status</th><th>Output</th></tr>{cells}</table>"
+    )
+
+
 def pytest_html_results_table_header(cells: list[str]) -> None:
     cells.insert(1, "<th>Host</th>")
     cells.insert(2, "<th>Control</th>")
@@ -334,14 +429,21 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for name, info in sorted(config.stash[_hosts_key].items()):
         mine = [r for r in results if r.host == name]
         counts = {
-            k: sum(1 for r in mine if r.result == k) for k in (PASS, FAIL, ERROR, NOT_APPLICABLE)
+            k: sum(1 for r in mine if r.result == k)
+            for k in (PASS, FAIL, ERROR, NOT_APPLICABLE, REMEDIATED, REMEDIATION_FAILED)
         }
         state = "reachable" if info.get("reachable") else f"UNREACHABLE ({info.get('error')})"
         summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
         tr.write_line(f"{name}: {state}, {info.get('round_trips')} round trips; {summary}")
     for r in sorted(results, key=lambda r: (r.host, r.control)):
-        if r.result in (FAIL, ERROR):
+        if r.result in (FAIL, ERROR, REMEDIATED, REMEDIATION_FAILED):
             tr.write_line(f"{r.result:5} {r.host} {r.control} ({r.severity}): {r.message}")
+        if r.remediation:
+            rem = r.remediation
+            detail = " | ".join(rem["output"].splitlines()) or "-"
+            tr.write_line(
+                f"      remediation {rem['script']} ({rem['mode']}): {rem['status']}: {detail}"
+            )
     gate = exit_status(results, config.getoption("fail_on"))
     tr.write_line(f"gate (--fail-on {config.getoption('fail_on')}): exit status {gate}")
     tr.write_line(f"report: {config.stash[_run_dir_key]}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from walguard.controls import severity_rank
 
@@ -10,6 +11,8 @@ PASS = "PASS"
 FAIL = "FAIL"
 ERROR = "ERROR"
 NOT_APPLICABLE = "NOT APPLICABLE"
+REMEDIATED = "REMEDIATED"
+REMEDIATION_FAILED = "REMEDIATION FAILED"
 
 # Exit codes (README): pytest's own 4 (usage) and 5 (no tests) are kept as they are.
 EXIT_OK = 0
@@ -28,8 +31,9 @@ class Result:
     result: str
     message: str
     nodeid: str
+    remediation: dict[str, Any] | None = field(default=None)
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -39,7 +43,8 @@ def exit_status(results: list[Result], fail_on: str) -> int:
     if not results:
         return EXIT_NO_CONTROLS
     gated = [r for r in results if severity_rank(r.severity) <= severity_rank(fail_on)]
-    if any(r.result == FAIL for r in gated):
+    # REMEDIATED was verified by a fresh check; a failed remediation leaves a failure.
+    if any(r.result in (FAIL, REMEDIATION_FAILED) for r in gated):
         return EXIT_FAILED
     if any(r.result == ERROR for r in gated):
         return EXIT_ERRORS

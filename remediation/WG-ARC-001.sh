@@ -1,0 +1,23 @@
+# control: WG-ARC-001
+# changes: sets archive_mode = on (ALTER SYSTEM) and reloads; restarts PostgreSQL ($WG_SERVICE)
+#   when the running server still has archive_mode off after the reload.
+# disruptive: yes (restarts PostgreSQL)
+mode=$(pg_sql "SHOW archive_mode;")
+pending=$(pg_sql "SELECT pending_restart FROM pg_settings WHERE name = 'archive_mode';")
+level=$(pg_sql "SHOW wal_level;")
+if [ "$level" = minimal ]; then
+  die "wal_level is minimal: PostgreSQL will not start with archive_mode = on; fix WG-ARC-002 first"
+fi
+if [ "$mode" = on ] && [ "$pending" = f ]; then
+  finish
+  exit 0
+fi
+configured=$(pg_sql "SELECT setting FROM pg_file_settings WHERE name = 'archive_mode' ORDER BY seqno DESC LIMIT 1;")
+if [ "$configured" != on ]; then
+  change "ALTER SYSTEM SET archive_mode = on and reload" \
+    pg_sql "ALTER SYSTEM SET archive_mode = on; SELECT pg_reload_conf();"
+fi
+if [ "$mode" != on ]; then
+  change "restart $WG_SERVICE to turn archiving on" systemctl restart -- "$WG_SERVICE"
+fi
+finish
