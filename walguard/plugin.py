@@ -130,6 +130,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "numprocesses", None) and not explicit_dist:
         # One worker per host's controls, so each host's facts are collected once.
         config.option.dist = "loadgroup"
+    workerinput = getattr(config, "workerinput", {})
+    if workerinput.get("walguard_loadgroup"):
+        # Workers re-parse the original command line, which did not say --dist loadgroup.
+        config.option.loadgroup = True
     path = Path(config.getoption("inventory") or DEFAULT_INVENTORY)
     if not path.exists() and path == DEFAULT_INVENTORY:
         raise pytest.UsageError(
@@ -163,6 +167,13 @@ def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
         metadata["Inventory"] = str(config.getoption("inventory") or DEFAULT_INVENTORY)
         metadata["Run"] = config.stash[_run_dir_key].name
         metadata["Fail on"] = config.getoption("fail_on")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(pytest-xdist) tell each worker to group by host when the controller does."""
+    if node.config.getoption("dist") == "loadgroup":
+        node.workerinput["walguard_loadgroup"] = True
 
 
 def _control_of(item: pytest.Item) -> Control | None:

@@ -1,0 +1,172 @@
+"""Paired remediation on real hosts: scenario -> FAIL -> --remediate=apply -> REMEDIATED, a fresh
+audit passes, and the script's check mode then says there is nothing to change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.lab.conftest import Lab
+from tests.lab.test_audit_controls import Audit, _inventory_with, audit
+from walguard.inventory import load_inventory
+from walguard.lab import settings
+from walguard.policy import policy_for
+from walguard.remediate import run_scripts, scripts
+
+REF = "CHG-4711"
+
+
+def _result(a: Audit, host: str, control: str) -> dict[str, Any]:
+    for c in a.doc["hosts"][host]["controls"]:
+        if c["control"] == control:
+            return dict(c)
+    raise KeyError(control)
+
+
+def _check_mode(host: str, control: str) -> str:
+    target = next(t for t in load_inventory(settings.INVENTORY_PATH) if t.name == host)
+    script = scripts()[control]
+    ran = run_scripts(
+        target, policy_for(target.vars, target.name), [(script, script.path.name)], "check", None
+    )
+    rc, out = ran[control]
+    assert rc == 0, out
+    return out
+
+
+@pytest.fixture
+def host(lab: Lab) -> Any:
+    h = lab.hosts[2]
+    yield h
+    lab.walguard("lab", "scenario", "reset", h.name)
+
+
+CASES = [
+    ("archive-mode-off-pending-restart", "WG-ARC-001"),
+    ("archive-command-unguarded", "WG-ARC-003"),
+    (None, "WG-ARC-004"),  # the lab's seed command is the broken state
+    ("archive-timeout-off", "WG-ARC-005"),
+    ("archive-dir-missing", "WG-DIR-001"),
+    ("archive-dir-owner-root", "WG-DIR-003"),
+    ("archive-dir-mode-0777", "WG-DIR-004"),
+]
+
+
+@pytest.mark.parametrize(("scenario", "control"), CASES, ids=[c for _, c in CASES])
+def test_remediate_apply_fixes_and_verifies(
+    lab: Lab, host: Any, tmp_path: Path, scenario: str | None, control: str
+) -> None:
+    if scenario:
+        lab.walguard("lab", "scenario", "apply", host.name, scenario)
+    select = f"{control} and {host.name}"
+    before = audit(tmp_path, "-k", select, "--fail-on", "low")
+    assert _result(before, host.name, control)["result"] == "FAIL"
+
+    applied = audit(
+        tmp_path,
+        "-k",
+        select,
+        "--fail-on",
+        "low",
+        "--remediate=apply",
+        "--allow-disruptive",
+        "--change-ref",
+        REF,
+    )
+    res = _result(applied, host.name, control)
+    assert res["result"] == "REMEDIATED", applied.stdout
+    assert res["remediation"]["status"] == "REMEDIATED"
+    assert res["remediation"]["verified_result"] == "PASS"
+    assert "changed:" in res["remediation"]["output"]
+    assert res["remediation"]["change_ref"] == REF
+    assert applied.exit_status == 0
+
+    fresh = audit(tmp_path, "-k", select, "--fail-on", "low")
+    assert _result(fresh, host.name, control)["result"] == "PASS"
+    assert _check_mode(host.name, control) == "nothing to change"
+    journal = lab.ssh(host, "sudo -n journalctl -b -t walguard --no-pager -o cat").stdout
+    assert f"{control}:" in journal and f"(change {REF})" in journal
+
+
+def test_disruptive_fix_is_refused_without_permission_then_applied_with_it(
+    lab: Lab, host: Any, tmp_path: Path
+) -> None:
+    lab.walguard("lab", "scenario", "apply", host.name, "archive-mode-off")
+    select = f"WG-ARC-001 and {host.name}"
+    refused = audit(tmp_path, "-k", select, "--remediate=apply")
+    res = _result(refused, host.name, "WG-ARC-001")
+    assert res["result"] == "FAIL"
+    assert res["remediation"]["status"] == "REFUSED"
+    assert "--allow-disruptive" in res["remediation"]["output"]
+    assert refused.exit_status == 1
+    assert "remediation WG-ARC-001.sh (apply): REFUSED" in refused.stdout
+    assert lab.ssh(host, "psql -XAt -d postgres -c 'SHOW archive_mode'").stdout.strip() == "off"
+
+    applied = audit(tmp_path, "-k", select, "--remediate=apply", "--allow-disruptive")
+    assert _result(applied, host.name, "WG-ARC-001")["result"] == "REMEDIATED", applied.stdout
+    assert lab.ssh(host, "psql -XAt -d postgres -c 'SHOW archive_mode'").stdout.strip() == "on"
+    fresh = audit(tmp_path)
+    assert fresh.by_result(host.name, "FAIL") == {"WG-ARC-004"}
+
+
+def test_plan_changes_nothing_and_says_what_it_would_do(
+    lab: Lab, host: Any, tmp_path: Path
+) -> None:
+    lab.walguard("lab", "scenario", "apply", host.name, "archive-dir-owner-root")
+    planned = audit(tmp_path, "-k", f"WG-DIR-003 and {host.name}", "--remediate=plan")
+    res = _result(planned, host.name, "WG-DIR-003")
+    assert res["result"] == "FAIL"
+    assert res["remediation"]["status"] == "PLANNED"
+    assert res["remediation"]["output"] == (
+        "would: chown postgres:postgres /pg_archive (was root:root)"
+    )
+    assert lab.ssh(host, "sudo -n stat -c %U:%G /pg_archive").stdout.strip() == "root:root"
+
+
+def test_no_remediation_unless_asked(lab: Lab, host: Any, tmp_path: Path) -> None:
+    lab.walguard("lab", "scenario", "apply", host.name, "archive-dir-mode-0777")
+    plain = audit(tmp_path, "-k", host.name)
+    assert all(c["remediation"] is None for c in plain.doc["hosts"][host.name]["controls"])
+    assert lab.ssh(host, "sudo -n stat -c %a /pg_archive").stdout.strip() == "777"
+
+
+def test_a_held_lock_stops_a_second_remediation(lab: Lab, host: Any, tmp_path: Path) -> None:
+    lab.walguard("lab", "scenario", "apply", host.name, "archive-dir-mode-0777")
+    lab.ssh(
+        host,
+        "sudo -n systemd-run --unit=walguard-test-lock-holder --quiet "
+        "flock /run/lock/walguard-remediation.lock sleep 120",
+    )
+    blocked = audit(tmp_path, "-k", f"WG-DIR-004 and {host.name}", "--remediate=apply")
+    res = _result(blocked, host.name, "WG-DIR-004")
+    assert res["result"] == "REMEDIATION FAILED"
+    assert "another walguard run is remediating this host" in res["remediation"]["output"]
+    assert lab.ssh(host, "sudo -n stat -c %a /pg_archive").stdout.strip() == "777"
+
+
+def test_hostile_policy_value_executes_nothing_and_one_failure_does_not_stop_others(
+    lab: Lab, host: Any, tmp_path: Path
+) -> None:
+    inv = _inventory_with(tmp_path, {})
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["children"]["lab"]["hosts"][host.name]["walguard_archive_dir"] = (
+        "/pg_archive; touch /tmp/pwned"
+    )
+    inv.write_text(yaml.safe_dump(doc))
+    result = audit(
+        tmp_path,
+        "-k",
+        f"{host.name} and (WG-DIR-001 or WG-ARC-004)",
+        "--remediate=apply",
+        inventory=inv,
+    )
+    dir_res = _result(result, host.name, "WG-DIR-001")
+    cmd_res = _result(result, host.name, "WG-ARC-004")
+    assert cmd_res["result"] == "REMEDIATION FAILED"
+    assert "unsafe inside archive_command" in cmd_res["remediation"]["output"]
+    assert dir_res["result"] == "REMEDIATED"  # the other script still ran
+    assert lab.ssh(host, "sudo -n test -e /tmp/pwned", check=False).returncode == 1
+    assert lab.ssh(host, "sudo -n test -d '/pg_archive; touch /tmp/pwned'").returncode == 0
