@@ -348,3 +348,40 @@ def test_a_hung_command_makes_only_its_controls_error(
     assert result.exit_status == 6
     for other in lab.hosts[:2]:
         assert result.by_result(other.name, "ERROR") == set()
+
+
+def test_audit_through_a_proxyjump_bastion(lab: Lab, tmp_path: Path) -> None:
+    """db2 refuses SSH from this machine; the audit reaches it through db1 as a bastion, with an
+    ssh_config file (-F) as a bank's jump-host setup would have it."""
+    db1, db2 = lab.hosts[0], lab.hosts[1]
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(
+        "Host *\n"
+        f"  UserKnownHostsFile {settings.STATE_DIR / 'known_hosts'}\n"
+        f"  IdentityFile {settings.STATE_DIR / 'id_ed25519'}\n"
+        "  IdentitiesOnly yes\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
+        f"Host bastion\n  HostName {db1.address}\n  User walguard\n"
+    )
+    inv = _inventory_with(tmp_path, {})
+    import yaml
+
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["children"]["lab"]["hosts"][db2.name]["ansible_ssh_common_args"] = (
+        f"-F {cfg} -J bastion"
+    )
+    inv.write_text(yaml.safe_dump(doc))
+    try:
+        # New connections only: the session that adds the rule must survive it.
+        lab.ssh(
+            db2,
+            f"sudo -n nft insert rule inet walguard input ct state new ip saddr "
+            f"{settings.BRIDGE_ADDR} tcp dport 22 reject with tcp reset",
+        )
+        direct = audit(tmp_path, "-k", db2.name)
+        assert direct.doc["hosts"][db2.name]["reachable"] is False
+        via = audit(tmp_path, "-k", db2.name, inventory=inv)
+        info = via.doc["hosts"][db2.name]
+        assert info["reachable"] is True and info["round_trips"] == 2
+        assert via.by_result(db2.name, "FAIL") == BASELINE_FAIL
+    finally:
+        lab.walguard("lab", "scenario", "reset", db2.name)
