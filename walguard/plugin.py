@@ -134,6 +134,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput.get("walguard_loadgroup"):
         # Workers re-parse the original command line, which did not say --dist loadgroup.
         config.option.loadgroup = True
+    if workerinput.get("walguard_run_dir"):
+        config.stash[_run_dir_key] = Path(workerinput["walguard_run_dir"])
     path = Path(config.getoption("inventory") or DEFAULT_INVENTORY)
     if not path.exists() and path == DEFAULT_INVENTORY:
         raise pytest.UsageError(
@@ -174,6 +176,8 @@ def pytest_configure_node(node: Any) -> None:
     """(pytest-xdist) tell each worker to group by host when the controller does."""
     if node.config.getoption("dist") == "loadgroup":
         node.workerinput["walguard_loadgroup"] = True
+    if _run_dir_key in node.config.stash:
+        node.workerinput["walguard_run_dir"] = str(node.config.stash[_run_dir_key])
 
 
 def _control_of(item: pytest.Item) -> Control | None:
@@ -223,9 +227,20 @@ def facts(request: pytest.FixtureRequest, target: Target, policy: Policy) -> Hos
             active_probe=request.config.getoption("active_probe"),
             probe_wait_s=request.config.getoption("probe_wait"),
         )
+        if _run_dir_key in request.config.stash:
+            _write_evidence(request.config.stash[_run_dir_key], cache[target.name])
     found = cache[target.name]
     found.require_reachable()
     return found
+
+
+def _write_evidence(run_dir: Path, found: HostFacts) -> None:
+    """The raw outputs the results were read from, one file each, beside the report."""
+    directory = run_dir / "evidence" / found.host
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = {"postgresql": ".json", "collector": ".txt"}
+    for name, text in found.evidence.items():
+        (directory / f"{name}{suffix.get(name, '.txt')}").write_text(text)
 
 
 @pytest.fixture

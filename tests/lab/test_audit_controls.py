@@ -279,6 +279,10 @@ def test_report_directory_holds_html_json_and_junit(lab: Lab, tmp_path: Path) ->
     assert {p.name for p in run.iterdir()} >= {"report.html", "results.json", "junit.xml"}
     page = (run / "report.html").read_text()
     assert "WG-ARC-001" in page and "db1" in page
+    for host in lab.hosts:
+        evidence = run / "evidence" / host.name
+        assert f"{host.name}\n" in (evidence / "collector.txt").read_text()
+        assert '"archive_mode"' in (evidence / "postgresql.json").read_text()
 
 
 @pytest.mark.parametrize(

@@ -107,4 +107,13 @@ def ensure_image(progress: bool = True) -> Path:
         shutil.rmtree(final)
     tmp.rename(final)
     say(f"image ready at {final}")
+    _prune_unused(final)
     return final
+
+
+def _prune_unused(keep: Path) -> None:
+    """Drop images of older recipes that no running host still uses as its lower layer."""
+    mounts = Path("/proc/self/mountinfo").read_text()
+    for old in keep.parent.glob("rootfs-*"):
+        if old != keep and f"lowerdir={old}" not in mounts and str(old) not in mounts:
+            shutil.rmtree(old, ignore_errors=True)
