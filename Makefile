@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := debootstrap systemd-container iproute2 nftables openssh-client e2fsprogs \
-                util-linux netcat-openbsd shellcheck
+                util-linux netcat-openbsd shellcheck qemu-system-x86
 STAMP_APT := /var/cache/walguard/apt-$(shell echo $(APT_PACKAGES) | sha256sum | cut -c1-12).stamp
 
 .PHONY: deps venv lab-up lab-down demo test lint unit bench
@@ -44,7 +44,8 @@ bench: lab-up
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	shellcheck lab/image/setup.sh lab/scenarios/*.sh tests/lab/observe.sh .ci/run
+	shellcheck lab/image/setup.sh lab/scenarios/*.sh tests/lab/observe.sh .ci/run \
+	  lab/selinux/setup.sh lab/selinux/files/usr/local/sbin/walguard-fw-cfg-keys
 
 unit: venv
 	$(PY) -m pytest tests/unit

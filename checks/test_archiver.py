@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 from walguard.controls import control
-from walguard.facts import ArchiveDir, Postgres, ProbeResult
+from walguard.facts import ArchiveDir, HostFacts, Postgres, ProbeResult
 from walguard.policy import Policy
 from walguard.walnames import gaps, is_segment
 
 REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
+
+
+def selinux_cause(facts: HostFacts, policy: Policy) -> str | None:
+    """When SELinux denies PostgreSQL on the archive volume, that is why archiving fails."""
+    sel, archive = facts.selinux.value, facts.archive.value
+    if sel is None or archive is None or not sel.enabled:
+        return None
+    dev = archive.mount_source.rsplit("/", 1)[-1]
+    for avc in sel.avcs:
+        if (
+            avc.source_type == policy.selinux_postgres_domain
+            and dev
+            and avc.dev == dev
+            and sel.archive_type != policy.selinux_archive_type
+        ):
+            return (
+                f"archiving fails because SELinux denies {avc.source_type} access to "
+                f"{archive.path} (labelled {sel.archive_type}); run the paired remediation"
+            )
+    return None
 
 
 @control(
@@ -30,11 +50,13 @@ def test_something_archived(pg: Postgres) -> None:
     rationale="A failure after the last success means archiving is failing now: WAL piles "
     "up in pg_wal and the RPO is already being lost.",
 )
-def test_archiver_not_failing(pg: Postgres) -> None:
+def test_archiver_not_failing(pg: Postgres, facts: HostFacts, policy: Policy) -> None:
     a = pg.archiver
     if a.failed_count == 0 or a.last_failed_age_s is None:
         return
     failing = a.last_archived_age_s is None or a.last_failed_age_s < a.last_archived_age_s
+    cause = selinux_cause(facts, policy)
+    assert not (failing and cause), cause
     assert not failing, (
         f"archiving is failing: {a.failed_count} failures, the last for {a.last_failed_wal} at "
         f"{a.last_failed_time}, after the last success ({a.last_archived_wal or 'none'} at "

@@ -21,6 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     up = lab_sub.add_parser("up", help="build (once) and boot the lab hosts and probe zones")
     up.add_argument("--hosts", type=int, default=3, help="number of hosts db1..dbN (default 3)")
+    up.add_argument(
+        "--selinux",
+        action="store_true",
+        help="also boot selinux1, a SELinux-enforcing Debian VM under QEMU (its image is built "
+        "once, a few minutes); without it a running selinux1 is stopped. --hosts 0 --selinux "
+        "boots selinux1 alone",
+    )
     lab_sub.add_parser("down", help="stop every host and remove all lab resources")
     lab_sub.add_parser("status", help="show hosts and zones")
     ssh = lab_sub.add_parser("ssh", help="log in to a host as the audit user (strict host keys)")
@@ -101,7 +108,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "lab":
         match args.lab_command:
             case "up":
-                manage.up(args.hosts)
+                manage.up(args.hosts, selinux=args.selinux)
             case "down":
                 manage.down()
             case "status":

@@ -17,6 +17,7 @@ from walguard.facts import ArchiveDir, HostFacts, Part, Postgres, ProbeResult, p
 from walguard.inventory import Target
 from walguard.policy import Policy
 from walguard.sections import split_sections
+from walguard.selinux import SelinuxFacts, parse_selinux
 from walguard.transport import Connection
 
 
@@ -66,6 +67,11 @@ def collect(
             archive = Part(parse_archive_dir(sections, policy.archive_dir))
         except FactUnavailable as exc:
             archive = Part(error=f"{target.name}: {exc}")
+        selinux: Part[SelinuxFacts]
+        try:
+            selinux = Part(parse_selinux(sections))
+        except FactUnavailable as exc:
+            selinux = Part(error=f"{target.name}: {exc}")
         service = sections.get("service_active")
         service_part: Part[str] = (
             Part(service.output.strip() or "unknown")
@@ -77,7 +83,18 @@ def collect(
         try:
             conninfo = _pg_conninfo(conn, target, policy)
             conn.round_trips += 1
-            pg_value, raw = pgfacts.fetch(conninfo, timeout_s=policy.connect_timeout_s)
+            try:
+                pg_value, raw = pgfacts.fetch(conninfo, timeout_s=policy.connect_timeout_s)
+            except FactUnavailable as forward_error:
+                if policy.pg_dsn:
+                    raise
+                # The forward can be refused where psql on the host is not (SELinux confines
+                # sshd_t): ask psql over the same connection before calling it an ERROR.
+                try:
+                    pg_value, raw = pgfacts.parse_psql_output(*conn.run(pgfacts.psql_command()))
+                except FactUnavailable as psql_error:
+                    raise FactUnavailable(f"{forward_error}; {psql_error}") from None
+                evidence["postgresql_transport"] = f"psql over ssh ({forward_error})"
             pg = Part(pg_value)
             evidence["postgresql"] = raw
             if active_probe:
@@ -107,6 +124,7 @@ def collect(
             conn.round_trips,
             MappingProxyType(evidence),
             probe,
+            selinux,
         )
     finally:
         conn.close()

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 
 from walguard.errors import FactUnavailable
 from walguard.sections import Section, need
+from walguard.selinux import SelinuxFacts
 
 T = TypeVar("T")
 
@@ -129,6 +130,7 @@ class HostFacts:
     round_trips: int
     evidence: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     probe: Part[ProbeResult] = field(default_factory=lambda: Part(error="--active-probe not given"))
+    selinux: Part[SelinuxFacts] = field(default_factory=lambda: Part(error="not collected"))
 
     def require_reachable(self) -> None:
         if not self.reachable:

@@ -9,6 +9,7 @@ listener needed. The session is read-only with a statement timeout. A TLS DSN fr
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from typing import Any
 
@@ -75,6 +76,32 @@ def fetch(
         raise FactUnavailable("postgresql: the facts query returned nothing")
     raw = json.dumps(row[0], sort_keys=True)
     return parse(row[0]), raw
+
+
+def psql_command(statement_timeout_ms: int = 5000) -> str:
+    """The same query through psql on the host, as the SSH login user (peer auth): the fallback
+    when the socket forward is refused (e.g. SELinux does not let sshd_t reach PostgreSQL's
+    socket). Read-only and time-limited like the psycopg session."""
+    names = ", ".join(f"'{n}'" for n in SETTINGS)  # constants, not user input
+    query = " ".join(QUERY.replace("%(names)s", f"ARRAY[{names}]").split())
+    options = f"-c statement_timeout={statement_timeout_ms} -c default_transaction_read_only=on"
+    return (
+        f"env PGOPTIONS={shlex.quote(options)} PGAPPNAME=walguard "
+        f"psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c {shlex.quote(query)}"
+    )
+
+
+def parse_psql_output(rc: int, out: str, err: str) -> tuple[Postgres, str]:
+    if rc != 0:
+        lines = [ln for ln in (err or out).strip().splitlines() if ln.strip()]
+        raise FactUnavailable(f"postgresql (psql): {lines[0] if lines else f'exit {rc}'}")
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        raise FactUnavailable(
+            f"postgresql (psql): unparsable output {out.strip()[:120]!r}"
+        ) from None
+    return parse(doc), json.dumps(doc, sort_keys=True)
 
 
 def active_probe(conninfo: str, *, timeout_s: int, wait_s: float) -> ProbeResult:

@@ -36,6 +36,7 @@ from walguard.results import (
     Result,
     exit_status,
 )
+from walguard.selinux import SelinuxFacts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHECKS_DIR = PROJECT_ROOT / "checks"
@@ -256,6 +257,11 @@ def archive(facts: HostFacts) -> ArchiveDir:
 @pytest.fixture
 def probe(facts: HostFacts) -> ProbeResult:
     return facts.probe.get()
+
+
+@pytest.fixture
+def selinux(facts: HostFacts) -> SelinuxFacts:
+    return facts.selinux.get()
 
 
 def _message(excinfo: pytest.ExceptionInfo[BaseException]) -> str:

@@ -48,12 +48,20 @@ walguard_command_timeout_s (integer > 0, 60)
 walguard_segment_size_bytes (power of two, 1 MiB-1 GiB, 16777216)
     The cluster's WAL segment size (``initdb --wal-segsize``).
 
+walguard_selinux_required (boolean, true)
+    SELinux must be enforcing on the host. When false, the SELinux controls are NOT APPLICABLE
+    there, and the report says so.
+walguard_selinux_type (policy name, "targeted")
+    The SELinux policy type expected loaded and configured (RHEL: targeted; Debian: default).
+walguard_selinux_archive_type (SELinux type, "postgresql_db_t")
+    The label the archive directory and the archived files must carry.
+walguard_selinux_postgres_domain (SELinux domain, "postgresql_t")
+    The domain PostgreSQL must run confined in.
+
 Also accepted, for checks that read them from the host's variables rather than from `Policy`:
 
 walguard_zones (mapping of zone name to a mapping)
     Network vantage points to probe the host from (the lab's probe namespaces).
-walguard_selinux_required (boolean)
-    Whether SELinux must be enforcing on the host.
 """
 
 from __future__ import annotations
@@ -109,6 +117,10 @@ class Policy:
     connect_timeout_s: int = 10
     command_timeout_s: int = 60
     segment_size_bytes: int = 16777216
+    selinux_required: bool = True
+    selinux_type: str = "targeted"
+    selinux_archive_type: str = "postgresql_db_t"
+    selinux_postgres_domain: str = "postgresql_t"
 
 
 class _Invalid(Exception):
@@ -242,12 +254,15 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "connect_timeout_s": _int(minimum=1),
     "command_timeout_s": _int(minimum=1),
     "segment_size_bytes": _segment_size,
+    "selinux_required": _bool,
+    "selinux_type": _word,
+    "selinux_archive_type": _word,
+    "selinux_postgres_domain": _word,
 }
 
 # Read by checks straight from the host's variables; validated here so typos still fail early.
 _EXTRA_CHECKS: dict[str, Callable[[Any], Any]] = {
     _PREFIX + "zones": _zones,
-    _PREFIX + "selinux_required": _bool,
 }
 
 KNOWN_KEYS: frozenset[str] = frozenset(

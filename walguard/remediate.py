@@ -112,6 +112,7 @@ def script_env(policy: Policy, control: str, mode: str, change_ref: str | None) 
         # A segment switch at least every 5 minutes, and never later than the RPO.
         "WG_ARCHIVE_TIMEOUT_S": str(min(300, policy.rpo_minutes * 60)),
         "WG_SERVICE": policy.postgres_service,
+        "WG_SELINUX_ARCHIVE_TYPE": policy.selinux_archive_type,
     }
 
 
@@ -173,6 +174,7 @@ def evaluate(control: str, facts: HostFacts, policy: Policy, target: Target) -> 
         "pg": facts.pg.get,
         "archive": facts.archive.get,
         "probe": facts.probe.get,
+        "selinux": facts.selinux.get,
     }
     try:
         facts.require_reachable()

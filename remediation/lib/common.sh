@@ -73,3 +73,29 @@ set_archive_command() {
       pg_sql "ALTER SYSTEM SET archive_command = :'want'; SELECT pg_reload_conf();" -v "want=$want"
   fi
 }
+
+# The seed's fix: a persistent file-context rule for the archive directory (added, or modified
+# when one with another type exists), then restorecon to put the policy's label on disk.
+selinux_label_archive() {
+  : "${WG_SELINUX_ARCHIVE_TYPE:?}"
+  [ -r /sys/fs/selinux/enforce ] || die "SELinux is not enabled on this host"
+  if ! [[ $WG_ARCHIVE_DIR =~ ^/[A-Za-z0-9._/-]+$ ]]; then
+    die "archive dir '$WG_ARCHIVE_DIR' has characters that are unsafe in a file-context regex"
+  fi
+  local d=${WG_ARCHIVE_DIR%/}
+  local spec="$d(/.*)?"
+  local existing
+  existing=$(semanage fcontext -l -C | awk -v s="$spec" '$1 == s {print $NF}')
+  if [ -z "$existing" ]; then
+    change "semanage fcontext -a -t $WG_SELINUX_ARCHIVE_TYPE '$spec'" \
+      semanage fcontext -a -t "$WG_SELINUX_ARCHIVE_TYPE" "$spec"
+  elif [ "$(printf '%s' "$existing" | cut -d: -f3)" != "$WG_SELINUX_ARCHIVE_TYPE" ]; then
+    change "semanage fcontext -m -t $WG_SELINUX_ARCHIVE_TYPE '$spec' (was $existing)" \
+      semanage fcontext -m -t "$WG_SELINUX_ARCHIVE_TYPE" "$spec"
+  fi
+  local drift
+  drift=$(restorecon -n -v -R -- "$d")
+  if [ -n "$drift" ] || { [ "$WG_RUN" = check ] && [ "$wg_changed" = 1 ]; }; then
+    change "restorecon -Rv $d" restorecon -R -v -- "$d"
+  fi
+}

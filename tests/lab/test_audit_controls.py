@@ -157,8 +157,10 @@ def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -
 
 
 def test_every_control_has_a_break_and_fix_case() -> None:
-    # WG-ARC-004: pristine fails, the safer command passes; WG-ACT-006: the active probe tests.
-    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004", "WG-ACT-006"}
+    # WG-ARC-004: pristine fails, the safer command passes; WG-ACT-006: the active probe tests;
+    # WG-SEL-*: break and fix on the SELinux guest (test_selinux_audit.py).
+    selinux = {f"WG-SEL-00{i}" for i in range(1, 7)}
+    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004", "WG-ACT-006"} | selinux
     assert set(load_all()) == covered
 
 
@@ -389,3 +391,19 @@ def test_audit_through_a_proxyjump_bastion(lab: Lab, tmp_path: Path) -> None:
         assert via.by_result(db2.name, "FAIL") == BASELINE_FAIL
     finally:
         lab.walguard("lab", "scenario", "reset", db2.name)
+
+
+def test_selinux_disabled_fails_unless_the_policy_opts_out(lab: Lab, tmp_path: Path) -> None:
+    import yaml
+
+    inv = _inventory_with(tmp_path, {})
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["children"]["lab"]["hosts"]["db1"]["walguard_selinux_required"] = True
+    inv.write_text(yaml.safe_dump(doc))
+    result = audit(tmp_path, "-k", "WG-SEL", inventory=inv)
+    sel = {f"WG-SEL-00{i}" for i in range(1, 7)}
+    assert result.by_result("db1", "FAIL") == sel
+    assert all(result.message("db1", c) == "SELinux is disabled" for c in sel)
+    assert result.by_result("db2", "NOT APPLICABLE") == sel
+    assert "walguard_selinux_required: false" in result.message("db2", "WG-SEL-001")
+    assert result.exit_status == 1

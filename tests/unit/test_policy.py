@@ -60,6 +60,10 @@ OVERRIDES: dict[str, Any] = {
     "connect_timeout_s": 3,
     "command_timeout_s": 600,
     "segment_size_bytes": 64 * 1024 * 1024,
+    "selinux_required": False,
+    "selinux_type": "default",
+    "selinux_archive_type": "pg_archive_t",
+    "selinux_postgres_domain": "postgres_t",
 }
 
 
@@ -187,7 +191,7 @@ def test_error_names_the_source_when_known() -> None:
         ("walguard_archive_allowed_mode", "walguard_archive_allowed_modes"),
         ("walguard_dsn", "walguard_pg_dsn"),
         ("walguard_known_host_file", "walguard_known_hosts_file"),
-        ("walguard_selinux", "walguard_selinux_required"),
+        ("walguard_selinux_require", "walguard_selinux_required"),
     ],
 )
 def test_unknown_key_suggests_the_closest(key: str, suggestion: str) -> None:

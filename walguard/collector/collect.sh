@@ -24,3 +24,18 @@ section archive_mount findmnt -n -P -T "$WG_ARCHIVE_DIR" -o TARGET,SOURCE,FSTYPE
 section archive_df df -P -B1 -- "$WG_ARCHIVE_DIR"
 section archive_files find "$WG_ARCHIVE_DIR" -mindepth 1 -maxdepth 1 -printf '%f|%y|%s|%T@\n'
 section service_active systemctl is-active -- "$WG_SERVICE"
+# SELinux: only where the kernel has it (nspawn hosts have no /sys/fs/selinux).
+section selinux_enforce cat /sys/fs/selinux/enforce
+if [ -r /sys/fs/selinux/enforce ]; then
+  section getenforce getenforce
+  section selinux_config cat /etc/selinux/config
+  section sestatus sestatus
+  section archive_context stat -c %C -- "$WG_ARCHIVE_DIR"
+  section archive_file_contexts find "$WG_ARCHIVE_DIR" -mindepth 1 -maxdepth 1 -type f -printf '%Z|%f\n'
+  section matchpathcon matchpathcon -- "$WG_ARCHIVE_DIR"
+  section fcontext_local semanage fcontext -l -C
+  section restorecon_dryrun restorecon -n -v -R -- "$WG_ARCHIVE_DIR"
+  section ps_context ps -eZ
+  # --input-logs: without it and without a terminal, ausearch reads stdin and finds nothing.
+  section avc ausearch --input-logs -m avc -ts boot
+fi

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from walguard.lab import hosts, image, inventory, network, settings
+from walguard.lab import hosts, image, inventory, network, selinux_guest, settings
 from walguard.lab.errors import LabError
 from walguard.lab.hosts import Host
 from walguard.lab.proc import require_tools
@@ -77,14 +77,21 @@ def host_by_name(name: str) -> Host:
     raise LabError(f"unknown or stopped lab host {name!r}; running hosts: {valid}")
 
 
-def up(count: int) -> None:
-    if not 1 <= count <= settings.MAX_HOSTS:
-        raise LabError(f"--hosts must be between 1 and {settings.MAX_HOSTS}, not {count}")
+def up(count: int, selinux: bool = False) -> None:
+    """Bring the lab to exactly `count` nspawn hosts, plus the SELinux guest with `selinux`
+    (without it a running guest is stopped, as hosts beyond `count` are)."""
+    least = 0 if selinux else 1  # --hosts 0 --selinux: the SELinux guest alone
+    if not least <= count <= settings.MAX_HOSTS:
+        raise LabError(f"--hosts must be between {least} and {settings.MAX_HOSTS}, not {count}")
     _preflight()
+    if selinux:
+        require_tools(["qemu-system-x86_64", "debugfs"])
     with _locked():
         started = time.monotonic()
-        img = image.ensure_image()
-        network.up()
+        # --hosts 0 (with --selinux) leaves the nspawn image, bridge and zones alone.
+        img = image.ensure_image() if count else image.image_dir()
+        if count:
+            network.up()
         wanted = [Host(n) for n in settings.host_names(count)]
         for extra in (h for h in running_hosts() if h not in wanted):
             _say(f"{extra.name}: stopping (not in --hosts {count})")
@@ -93,18 +100,33 @@ def up(count: int) -> None:
         for host in booting:
             _say(f"{host.name}: booting at {host.address}")
             hosts.start(host, img)
+        guest_booting = selinux and not selinux_guest.running()
+        if guest_booting:
+            guest_img = selinux_guest.ensure_image()
+            _say(f"{selinux_guest.NAME}: booting (QEMU, TCG) at 127.0.0.1:{selinux_guest.SSH_PORT}")
+            selinux_guest.start(guest_img)
+        elif not selinux and selinux_guest.state_dir().exists():
+            _say(f"{selinux_guest.NAME}: stopping (no --selinux)")
+            selinux_guest.destroy()
         for host in booting:
             hosts.wait_ready(host)
             _say(f"{host.name}: ready")
+        if guest_booting:
+            took = selinux_guest.wait_ready()
+            _say(f"{selinux_guest.NAME}: ready ({took:.0f} s after QEMU started)")
         inventory.write_known_hosts(wanted)
         inv = inventory.write_inventory(wanted)
-        if booting:
+        if booting or guest_booting:
             _say(
-                f"lab up: {len(wanted)} hosts in {time.monotonic() - started:.1f} s; "
+                f"lab up: {len(wanted)} hosts{' and selinux1' if selinux else ''} in "
+                f"{time.monotonic() - started:.1f} s; "
                 f"inventory {inv.relative_to(settings.PROJECT_ROOT)}"
             )
         else:
-            _say(f"lab up: already up ({len(wanted)} hosts); nothing to do")
+            _say(
+                f"lab up: already up ({len(wanted)} hosts{' and selinux1' if selinux else ''}); "
+                "nothing to do"
+            )
 
 
 def down() -> None:
@@ -114,6 +136,9 @@ def down() -> None:
             if host.running() or hosts.leftovers(host):
                 _say(f"{host.name}: stopping")
             hosts.destroy(host)
+        if selinux_guest.running():
+            _say(f"{selinux_guest.NAME}: stopping")
+        selinux_guest.destroy()
         network.down()
         settings.INVENTORY_PATH.unlink(missing_ok=True)
         hosts.known_hosts_path().unlink(missing_ok=True)
@@ -123,17 +148,22 @@ def down() -> None:
 def status() -> int:
     """Print one line per host; exit 0 only when every known host is running."""
     all_hosts = known_hosts()
-    if not all_hosts:
+    guest = selinux_guest.state_dir().is_dir()
+    if not all_hosts and not guest:
         print("lab: no hosts (run `walguard lab up`)")
         return 1
     ok = True
+    if guest:
+        where = f"127.0.0.1:{selinux_guest.SSH_PORT}"
+        print(f"{selinux_guest.NAME} {where} {'running' if selinux_guest.running() else 'stopped'}")
+        ok &= selinux_guest.running()
     for host in all_hosts:
         state = "running" if host.running() else "stopped"
         ok &= host.running()
         applied = hosts.applied_scenarios(host)
         extra = f"  scenarios: {', '.join(applied)}" if applied else ""
         print(f"{host.name:6} {host.address:13} {state}{extra}")
-    for zone in settings.ZONES:
+    for zone in settings.ZONES if all_hosts else ():
         present = Path("/run/netns", zone.netns).exists()
         print(f"{zone.name:6} {zone.inner_addr:13} {'present' if present else 'missing'}")
         ok &= present
@@ -162,7 +192,10 @@ def ssh_argv(host: Host, command: list[str]) -> list[str]:
 
 
 def ssh(name: str, command: list[str]) -> int:
-    argv = ssh_argv(host_by_name(name), command)
+    if name == selinux_guest.NAME and selinux_guest.running():
+        argv = selinux_guest.ssh_argv(command)
+    else:
+        argv = ssh_argv(host_by_name(name), command)
     if shutil.which("ssh") is None:
         raise LabError("ssh is not installed (apt-get install openssh-client)")
     os.execvp(argv[0], argv)
@@ -194,6 +227,11 @@ def scenario_apply(name: str, scenario: str) -> None:
 
 def scenario_reset(name: str) -> None:
     _preflight()
+    if name == selinux_guest.NAME and selinux_guest.running():
+        with _locked():
+            took = selinux_guest.reset(selinux_guest.ensure_image())
+            _say(f"{name}: reset to pristine (unlabelled /pg_archive); booted in {took:.0f} s")
+        return
     host = host_by_name(name)
     with _locked():
         started = time.monotonic()

@@ -21,6 +21,7 @@ A reset throws the archive copy and every write to the root disk away and boots 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -119,8 +120,17 @@ def _label(path: Path) -> str:
         return ""
 
 
-def _is_mounted(path: Path) -> bool:
-    return run(["mountpoint", "-q", str(path)], check=False).returncode == 0
+def _umount_under(path: Path) -> None:
+    """Unmount whatever is still mounted inside a build root (deepest first), so that removing
+    the root can never reach into /proc, /sys or /dev of this machine."""
+    prefix = str(path.resolve()) + "/"
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(prefix):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        run(["umount", "-l", point], check=False)
 
 
 def ensure_image(progress: bool = True) -> GuestImage:
@@ -137,8 +147,7 @@ def ensure_image(progress: bool = True) -> GuestImage:
     tmp = final.with_name(final.name + ".building")
     root = tmp / "root"
     if tmp.exists():
-        if _is_mounted(root / "proc"):
-            run(["umount", str(root / "proc")])
+        _umount_under(tmp)
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     say(f"building {final.name} with debootstrap (first time only; a few minutes)")
@@ -171,7 +180,7 @@ def ensure_image(progress: bool = True) -> GuestImage:
             timeout=900,
         )
     finally:
-        run(["umount", str(root / "proc")], check=False)
+        _umount_under(root)
     postgres_label = _label(root / "usr/lib/postgresql/15/bin/postgres")
     if ":postgresql_exec_t:" not in postgres_label:
         raise LabError(
@@ -201,6 +210,7 @@ def ensure_image(progress: bool = True) -> GuestImage:
     owner = f"root_owner={uid}:{gid}"
     run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", "pg_archive", "-E", owner, str(archive)])
     run(["debugfs", "-w", "-R", "set_inode_field <2> mode 040750", str(archive)])
+    _umount_under(root)
     shutil.rmtree(root)
     (tmp / ".walguard-image-complete").write_text(recipe_hash() + "\n")
     if final.exists():
@@ -439,6 +449,9 @@ def stop(timeout: float = 10) -> None:
                 time.sleep(0.05)
         if qemu_pid() is not None:
             raise LabError(f"{NAME}: QEMU (pid {pid}) did not stop")
+        # Reap it if this process started it (no zombie left behind); else init does.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
     _pid_file().unlink(missing_ok=True)
     (state_dir() / "known_hosts").unlink(missing_ok=True)
 

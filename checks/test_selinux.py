@@ -1,0 +1,153 @@
+"""SELinux: on RHEL, PostgreSQL is confined as postgresql_t and may only write where files carry
+postgresql_db_t. A freshly mounted /pg_archive carries unlabeled_t or default_t, and chown is not
+enough: the label must be set, and set persistently (semanage fcontext + restorecon)."""
+
+from __future__ import annotations
+
+from walguard.controls import NotApplicable, control
+from walguard.facts import ArchiveDir
+from walguard.policy import Policy
+from walguard.selinux import SelinuxFacts, rule_covers
+
+REFS = ("BSI SYS.1.3.A10", "CIS RHEL 1.6", "DORA Art. 9")
+
+
+def require_selinux(sel: SelinuxFacts, policy: Policy) -> None:
+    """SELinux off is a failure, unless the policy explicitly says it is not required here."""
+    if policy.selinux_required and not sel.enabled:
+        raise AssertionError("SELinux is disabled")
+    if not sel.enabled:
+        raise NotApplicable(
+            "SELinux is not required on this host (walguard_selinux_required: false)"
+        )
+
+
+@control(
+    "WG-SEL-001",
+    "SELinux is enforcing now and at boot, with the expected policy",
+    severity="high",
+    refs=REFS,
+    rationale="Permissive or disabled SELinux confines nothing; a config file that says "
+    "otherwise turns it off at the next boot.",
+)
+def test_selinux_enforcing(selinux: SelinuxFacts, policy: Policy) -> None:
+    require_selinux(selinux, policy)
+    assert selinux.enforcing, "SELinux is permissive now (getenforce: Permissive)"
+    assert selinux.config_mode == "enforcing", (
+        f"SELinux will not enforce after a reboot: /etc/selinux/config has "
+        f"SELINUX={selinux.config_mode}"
+    )
+    assert selinux.config_type == policy.selinux_type, (
+        f"/etc/selinux/config has SELINUXTYPE={selinux.config_type}, expected {policy.selinux_type}"
+    )
+    assert selinux.loaded_policy == policy.selinux_type, (
+        f"the loaded policy is {selinux.loaded_policy!r}, expected {policy.selinux_type!r}"
+    )
+
+
+@control(
+    "WG-SEL-002",
+    "PostgreSQL runs confined in its SELinux domain",
+    severity="high",
+    refs=REFS,
+    rationale="An unconfined PostgreSQL (e.g. started by hand) escapes the policy that "
+    "protects the archive and the data directory.",
+)
+def test_postgres_confined(selinux: SelinuxFacts, policy: Policy) -> None:
+    require_selinux(selinux, policy)
+    domains = sorted(selinux.postgres_domains)
+    assert domains, "no postgres process is running (ps -eZ), so its domain cannot be checked"
+    assert domains == [policy.selinux_postgres_domain], (
+        f"postgres runs as {', '.join(domains)}, not confined as {policy.selinux_postgres_domain}"
+    )
+
+
+@control(
+    "WG-SEL-003",
+    "a persistent local file-context rule covers the archive directory",
+    severity="high",
+    refs=REFS,
+    remediation="WG-SEL-003.sh",
+    rationale="Without a `semanage fcontext` rule the label is not part of the policy: the "
+    "next relabel (restorecon, autorelabel) puts the wrong type back.",
+)
+def test_fcontext_rule(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
+    require_selinux(selinux, policy)
+    covering = [r for r in selinux.local_rules if rule_covers(r, archive.path)]
+    assert covering, (
+        f"no local file-context rule (semanage fcontext -l -C) covers {archive.path}(/.*)?: "
+        f"its label is not persistent"
+    )
+    assert covering[-1].type == policy.selinux_archive_type, (
+        f"the local rule {covering[-1].regex} gives {covering[-1].type}, expected "
+        f"{policy.selinux_archive_type}"
+    )
+
+
+@control(
+    "WG-SEL-004",
+    "the archive directory and archived files carry the archive label",
+    severity="critical",
+    refs=REFS,
+    remediation="WG-SEL-004.sh",
+    rationale="postgresql_t may only write postgresql_db_t: any other label makes every "
+    "archive attempt fail with Permission denied, whatever the file modes say.",
+)
+def test_archive_labelled(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
+    require_selinux(selinux, policy)
+    want = policy.selinux_archive_type
+    assert selinux.archive_type == want, (
+        f"{archive.path} is labelled {selinux.archive_type}, PostgreSQL "
+        f"({policy.selinux_postgres_domain}) can only write {want} there"
+    )
+    wrong = sorted(n for n, t in (selinux.archive_file_types or {}).items() if t != want)
+    assert not wrong, f"{len(wrong)} archived files are not labelled {want}, e.g. {wrong[0]}"
+
+
+@control(
+    "WG-SEL-005",
+    "the archive label survives a relabel (no drift from the policy)",
+    severity="high",
+    refs=REFS,
+    remediation="WG-SEL-005.sh",
+    rationale="A label set with chcon looks right until the next relabel resets it; only "
+    "a label the policy itself assigns is persistent.",
+)
+def test_label_persistent(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
+    require_selinux(selinux, policy)
+    assert selinux.expected_archive_type == policy.selinux_archive_type, (
+        f"the label of {archive.path} is not persistent: the policy would relabel it "
+        f"{selinux.expected_archive_type} (matchpathcon), so a relabel undoes a chcon-only fix"
+    )
+    assert not selinux.relabel_drift, (
+        f"restorecon would relabel {len(selinux.relabel_drift)} paths: {selinux.relabel_drift[0]}"
+    )
+
+
+@control(
+    "WG-SEL-006",
+    "no unresolved AVC denials for PostgreSQL since boot",
+    severity="high",
+    refs=REFS,
+    rationale="A denial for postgresql_t is PostgreSQL failing at something right now; "
+    "boot-time noise of other domains is ignored.",
+)
+def test_no_avc_denials(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
+    require_selinux(selinux, policy)
+    dev = archive.mount_source.rsplit("/", 1)[-1]
+    archive_fixed = (
+        selinux.archive_type == policy.selinux_archive_type and not selinux.relabel_drift
+    )
+    unresolved = [
+        a
+        for a in selinux.avcs
+        if a.source_type == policy.selinux_postgres_domain
+        and not a.permissive
+        # Denials on the archive volume end once it carries the right, persistent label.
+        and not (archive_fixed and dev and a.dev == dev)
+    ]
+    assert not unresolved, (
+        f"{len(unresolved)} AVC denials for {policy.selinux_postgres_domain} since boot, e.g. "
+        f"{{{' '.join(unresolved[0].denied)}}} on {unresolved[0].name or '?'} "
+        f"({unresolved[0].tclass}, labelled {unresolved[0].target_type}) by {unresolved[0].comm}"
+    )

@@ -1,0 +1,72 @@
+"""The seed's story, audited by walguard on the SELinux-enforcing guest: an unlabelled
+/pg_archive makes archiving fail; walguard reports the label, persistence, AVC and archiver
+controls failing with the cause linked; --remediate=apply adds the fcontext rule and relabels;
+the next segment is archived and every SELinux and archiver control passes. A chcon-only fix
+passes the label control and fails persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.lab.test_audit_controls import Audit, audit
+from tests.lab.test_selinux_guest import Guest, guest  # noqa: F401  (the guest fixture)
+from walguard.lab import selinux_guest
+
+HOST = selinux_guest.NAME
+SEL = {f"WG-SEL-00{i}" for i in range(1, 7)}
+ARCHIVER = {"WG-ACT-001", "WG-ACT-002", "WG-ACT-003", "WG-ACT-004", "WG-ACT-005"}
+
+
+def _audit(tmp_path: Path, *args: str, select: str = "") -> Audit:
+    # One -k only: pytest keeps the last.
+    return audit(tmp_path, "-k", f"{HOST} and {select}" if select else HOST, *args)
+
+
+def _archiving_fails(g: Guest) -> None:
+    g.switch_wal()
+    g.wait_for("an archiver failure", lambda: int(g.archiver()["failed_count"]) > 0)
+    g.wait_for("an AVC denial for postgresql_t", g.avc_denials)
+
+
+def test_unlabelled_archive_is_reported_with_its_cause(guest: Guest, tmp_path: Path) -> None:  # noqa: F811
+    _archiving_fails(guest)
+    result = _audit(tmp_path)
+    failed = result.by_result(HOST, "FAIL")
+    assert {"WG-SEL-003", "WG-SEL-004", "WG-SEL-005", "WG-SEL-006", "WG-ACT-002"} <= failed
+    assert {"WG-SEL-001", "WG-SEL-002"} <= result.by_result(HOST, "PASS")
+    assert result.by_result(HOST, "ERROR") == set(), result.stdout
+    assert result.message(HOST, "WG-ACT-002") == (
+        "archiving fails because SELinux denies postgresql_t access to /pg_archive "
+        "(labelled unlabeled_t); run the paired remediation"
+    )
+    assert "is labelled unlabeled_t" in result.message(HOST, "WG-SEL-004")
+    assert "not persistent" in result.message(HOST, "WG-SEL-005")
+    assert "AVC denials for postgresql_t" in result.message(HOST, "WG-SEL-006")
+    assert result.exit_status == 1
+
+
+def test_remediation_fixes_it_and_archiving_resumes(guest: Guest, tmp_path: Path) -> None:  # noqa: F811
+    fixed = _audit(tmp_path, "--remediate=apply", "--change-ref", "CHG-SEED", select="WG-SEL")
+    for control in ("WG-SEL-003", "WG-SEL-004", "WG-SEL-005"):
+        res = next(c for c in fixed.doc["hosts"][HOST]["controls"] if c["control"] == control)
+        assert res["result"] == "REMEDIATED", fixed.stdout
+    outputs = " ".join(
+        c["remediation"]["output"] for c in fixed.doc["hosts"][HOST]["controls"] if c["remediation"]
+    )
+    assert "semanage fcontext -a -t postgresql_db_t '/pg_archive(/.*)?'" in outputs
+    assert "restorecon -Rv /pg_archive" in outputs
+
+    segment = guest.switch_wal()
+    guest.wait_for(f"{segment} archived", lambda: guest.archiver()["last_archived_wal"] >= segment)
+    after = _audit(tmp_path)
+    assert after.by_result(HOST, "PASS") >= (SEL | ARCHIVER), after.stdout
+    assert after.by_result(HOST, "FAIL") == {"WG-ARC-004"}  # the seed's command, low severity
+
+
+def test_chcon_only_fix_is_not_persistent(guest: Guest, tmp_path: Path) -> None:  # noqa: F811
+    guest.lab.walguard("lab", "scenario", "reset", HOST)
+    guest.ssh("sudo -n chcon -R -t postgresql_db_t /pg_archive")
+    result = _audit(tmp_path, select="WG-SEL")
+    assert "WG-SEL-004" in result.by_result(HOST, "PASS")
+    assert {"WG-SEL-003", "WG-SEL-005"} <= result.by_result(HOST, "FAIL")
+    assert "a relabel undoes a chcon-only fix" in result.message(HOST, "WG-SEL-005")

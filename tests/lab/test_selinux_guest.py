@@ -1,0 +1,209 @@
+"""The SELinux guest selinux1 (a Debian 12 VM under QEMU): enforcing, PostgreSQL confined as
+postgresql_t, and the seed's story end to end: the unlabelled /pg_archive makes archiving fail
+with Permission denied and an AVC denial, until `semanage fcontext` + `restorecon` label it; a
+reset brings the unlabelled archive back.
+
+The module boots the guest with `walguard lab up --hosts N --selinux` (N: the lab fixture's hosts,
+which that leaves as they are) and, at its end, stops it again with `walguard lab up --hosts N`,
+so the other lab tests never see an extra host in the inventory. The tests run in file order:
+the archive is broken, then fixed, then reset.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lab.conftest import Lab
+from walguard.inventory import load_inventory
+from walguard.lab import hosts, selinux_guest, settings
+
+WAIT_S = 120
+
+
+@dataclass(frozen=True)
+class Guest:
+    lab: Lab
+
+    def ssh(self, command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a shell command on selinux1 as the audit user (real SSH, strict host keys)."""
+        done = subprocess.run(
+            selinux_guest.ssh_argv([command]),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if done.returncode == 255 and not selinux_guest.running():
+            raise AssertionError(
+                f"{selinux_guest.NAME} is not running: was `walguard lab up` (without --selinux) "
+                "or `walguard lab down` run elsewhere meanwhile?"
+            )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"ssh {selinux_guest.NAME} {command!r} failed ({done.returncode}): {done.stderr}"
+            )
+        return done
+
+    def psql(self, sql: str) -> str:
+        """Run SQL as the postgres superuser (peer auth through sudo)."""
+        quoted = sql.replace("'", "'\\''")
+        return self.ssh(f"sudo -n -u postgres psql -XAtq -v ON_ERROR_STOP=1 -c '{quoted}'").stdout
+
+    def archiver(self) -> dict[str, str]:
+        row = self.psql(
+            "SELECT archived_count, failed_count, coalesce(last_archived_wal, ''), "
+            "coalesce(last_failed_wal, '') FROM pg_stat_archiver"
+        )
+        names = ("archived_count", "failed_count", "last_archived_wal", "last_failed_wal")
+        return dict(zip(names, row.strip().split("|"), strict=True))
+
+    def switch_wal(self) -> str:
+        """Write a commit record and switch: return the name of the segment just closed."""
+        self.psql("SELECT txid_current()")
+        return self.psql("SELECT pg_walfile_name(pg_switch_wal())").strip()
+
+    def avc_denials(self) -> list[str]:
+        done = self.ssh("sudo -n ausearch --input-logs -m avc -su postgresql_t --raw", check=False)
+        return [ln for ln in done.stdout.splitlines() if "avc:" in ln and "denied" in ln]
+
+    def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = WAIT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{selinux_guest.NAME}: {what} not within {timeout:.0f} s")
+            time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def guest(lab: Lab) -> Iterator[Guest]:
+    count = str(len(lab.hosts))
+    before = selinux_guest.qemu_pid()
+    lab.walguard("lab", "up", "--hosts", count, "--selinux")
+    if before is not None and before == selinux_guest.qemu_pid():
+        # It was already up (and may have been fixed by an earlier run): start from pristine.
+        lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
+    yield Guest(lab)
+    lab.walguard("lab", "up", "--hosts", count)
+
+
+def _unlabelled(context: str) -> bool:
+    return ":unlabeled_t:" in context or ":default_t:" in context
+
+
+def test_ssh_with_strict_host_key_checking(guest: Guest, tmp_path: Path) -> None:
+    assert guest.ssh("hostname").stdout.strip() == selinux_guest.NAME
+    recorded = hosts.known_hosts_path().read_text()
+    assert f"{selinux_guest.NAME},[127.0.0.1]:{selinux_guest.SSH_PORT} ssh-ed25519 " in recorded
+    # The same login against a known_hosts with another key for the guest must be refused.
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    key = " ".join(Path(f"{other}.pub").read_text().split()[:2])
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{selinux_guest.SSH_PORT} {key}\n")
+    done = subprocess.run(
+        selinux_guest.ssh_argv(["true"], known_hosts=wrong),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 255
+    assert "HOST IDENTIFICATION HAS CHANGED" in done.stderr
+
+
+def test_selinux_is_enforcing(guest: Guest) -> None:
+    assert guest.ssh("/usr/sbin/getenforce").stdout.strip() == "Enforcing"
+    status = guest.ssh("/usr/sbin/sestatus").stdout
+    assert "Current mode:                   enforcing" in status
+    assert "Mode from config file:          enforcing" in status
+    assert "Loaded policy name:             default" in status
+    assert guest.ssh("test -e /.autorelabel", check=False).returncode == 1
+
+
+def test_postgres_runs_confined(guest: Guest) -> None:
+    lines = [ln for ln in guest.ssh("ps -eZ").stdout.splitlines() if ln.endswith(" postgres")]
+    assert len(lines) >= 3, lines
+    assert all(ln.startswith("system_u:system_r:postgresql_t:") for ln in lines), lines
+    active = guest.ssh(f"systemctl is-active {selinux_guest.POSTGRES_SERVICE} auditd.service")
+    assert active.stdout.split() == ["active", "active"]
+
+
+def test_archive_is_a_mount_without_labels(guest: Guest) -> None:
+    assert guest.ssh("findmnt -no SOURCE,FSTYPE /pg_archive").stdout.split() == ["/dev/vdb", "ext4"]
+    context, owner, group, mode = guest.ssh("stat -c '%C %U %G %a' /pg_archive").stdout.split()
+    assert _unlabelled(context), context
+    assert (owner, group, mode) == ("postgres", "postgres", "750")
+    settings_out = guest.psql("SHOW archive_command")
+    assert settings_out.strip() == "test -f /pg_archive/%f || cp %p /pg_archive/%f"
+
+
+def test_archiving_is_denied_until_the_archive_is_labelled(guest: Guest) -> None:
+    before = guest.archiver()
+    denials_before = len(guest.avc_denials())
+    segment = guest.switch_wal()
+    guest.wait_for(
+        "a failed archive attempt",
+        lambda: int(guest.archiver()["failed_count"]) > int(before["failed_count"]),
+    )
+    assert guest.archiver()["archived_count"] == "0"
+    guest.wait_for("an AVC denial for postgresql_t", lambda: guest.avc_denials()[denials_before:])
+    denial = guest.avc_denials()[-1]
+    assert "scontext=system_u:system_r:postgresql_t:s0" in denial
+    assert "tcontext=system_u:object_r:unlabeled_t:s0" in denial or ":default_t:" in denial
+    log = guest.ssh("sudo -n tail -n 200 /var/log/postgresql/postgresql-15-main.log").stdout
+    assert "Permission denied" in log
+    assert "archive command failed" in log
+
+    # The seed's fix: label the archive as PostgreSQL data, persistently, then relabel it.
+    guest.ssh("sudo -n semanage fcontext -a -t postgresql_db_t '/pg_archive(/.*)?'")
+    relabel = guest.ssh("sudo -n restorecon -Rv /pg_archive").stdout
+    assert "Relabeled /pg_archive from system_u:object_r:unlabeled_t:s0" in relabel
+    assert "to system_u:object_r:postgresql_db_t:s0" in relabel
+    assert ":postgresql_db_t:" in guest.ssh("stat -c %C /pg_archive").stdout
+    assert ":postgresql_db_t:" in guest.ssh("/usr/sbin/matchpathcon /pg_archive").stdout
+
+    fixed = guest.switch_wal()
+    assert fixed > segment
+    guest.wait_for(f"archiving of {fixed}", lambda: guest.archiver()["last_archived_wal"] >= fixed)
+    stored = guest.ssh(f"sudo -n stat -c %C /pg_archive/{fixed}").stdout
+    assert ":postgresql_db_t:" in stored
+
+
+def test_inventory_and_status_list_the_guest(guest: Guest) -> None:
+    targets = {t.name: t for t in load_inventory(settings.INVENTORY_PATH)}
+    target = targets[selinux_guest.NAME]
+    assert (target.address, target.port) == ("127.0.0.1", selinux_guest.SSH_PORT)
+    assert target.vars["walguard_selinux_required"] is True
+    assert target.vars["walguard_postgres_service"] == "postgresql@15-main.service"
+    doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
+    assert selinux_guest.NAME not in doc["all"]["children"]["lab"]["hosts"]
+    status = guest.lab.walguard("lab", "status").stdout
+    assert f"{selinux_guest.NAME} 127.0.0.1:{selinux_guest.SSH_PORT} running" in status
+    done = guest.lab.walguard("lab", "ssh", selinux_guest.NAME, "--", "hostname")
+    assert done.stdout.strip() == selinux_guest.NAME
+
+
+def test_second_up_is_a_no_op(guest: Guest) -> None:
+    pid = selinux_guest.qemu_pid()
+    started = time.monotonic()
+    done = guest.lab.walguard("lab", "up", "--hosts", str(len(guest.lab.hosts)), "--selinux")
+    assert "nothing to do" in done.stderr
+    assert selinux_guest.qemu_pid() == pid
+    assert time.monotonic() - started < 60
+
+
+def test_reset_brings_the_unlabelled_archive_back(guest: Guest) -> None:
+    pid = selinux_guest.qemu_pid()
+    guest.lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
+    assert selinux_guest.qemu_pid() not in (None, pid)
+    assert _unlabelled(guest.ssh("stat -c %C /pg_archive").stdout)
+    assert "pg_archive" not in guest.ssh("sudo -n semanage fcontext -l -C").stdout
+    assert guest.ssh("sudo -n ls -A /pg_archive").stdout.split() == ["lost+found"]
+    assert guest.archiver()["archived_count"] == "0"
