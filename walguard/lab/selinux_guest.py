@@ -217,6 +217,14 @@ def ensure_image(progress: bool = True) -> GuestImage:
         shutil.rmtree(final)
     tmp.rename(final)
     say(f"image ready at {final}")
+    for old in final.parent.glob("selinux-*"):
+        # Older recipes' images, unless a running guest still boots from one.
+        pid = qemu_pid()
+        in_use = pid is not None and str(old) in Path(f"/proc/{pid}/cmdline").read_text(
+            errors="replace"
+        )
+        if old != final and not old.name.endswith(".building") and not in_use:
+            shutil.rmtree(old, ignore_errors=True)
     return GuestImage(final)
 
 
