@@ -28,6 +28,7 @@ def _leftovers() -> list[str]:
     found += [f"netns {n}" for n in netns if n.startswith("wg-zone")]
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     found += [f"process {p}" for p in procs.splitlines() if "systemd-nspawn" in p and "-M db" in p]
+    found += [f"process {p}" for p in procs.splitlines() if "qemu-system" in p and "walguard" in p]
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     if "walguard_lab" in tables:
         found.append("nftables table walguard_lab")
