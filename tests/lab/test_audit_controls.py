@@ -407,3 +407,28 @@ def test_selinux_disabled_fails_unless_the_policy_opts_out(lab: Lab, tmp_path: P
     assert result.by_result("db2", "NOT APPLICABLE") == sel
     assert "walguard_selinux_required: false" in result.message("db2", "WG-SEL-001")
     assert result.exit_status == 1
+
+
+def test_socket_forward_reads_as_the_login_user_and_cannot_be_postgres(lab: Lab) -> None:
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from walguard.inventory import load_inventory
+    from walguard.policy import policy_for
+    from walguard.transport import Connection
+
+    target = load_inventory(settings.INVENTORY_PATH)[0]
+    policy = policy_for(target.vars, target.name)
+    conn = Connection(target, policy)
+    try:
+        conn.open()
+        sock_dir = conn.forward_unix_socket("/var/run/postgresql/.s.PGSQL.5432", ".s.PGSQL.5432")
+        as_user = make_conninfo(host=sock_dir, port=5432, dbname="postgres", user="walguard")
+        with psycopg.connect(as_user, options="-c default_transaction_read_only=on") as pg:
+            row = pg.execute("SELECT current_user, current_setting('transaction_read_only')")
+            assert row.fetchone() == ("walguard", "on")
+        as_postgres = make_conninfo(host=sock_dir, port=5432, dbname="postgres", user="postgres")
+        with pytest.raises(psycopg.OperationalError, match="Peer authentication failed"):
+            psycopg.connect(as_postgres).close()
+    finally:
+        conn.close()
