@@ -170,3 +170,15 @@ def test_hostile_policy_value_executes_nothing_and_one_failure_does_not_stop_oth
     assert dir_res["result"] == "REMEDIATED"  # the other script still ran
     assert lab.ssh(host, "sudo -n test -e /tmp/pwned", check=False).returncode == 1
     assert lab.ssh(host, "sudo -n test -d '/pg_archive; touch /tmp/pwned'").returncode == 0
+
+
+def test_unreachable_hosts_are_not_remediated(lab: Lab, tmp_path: Path) -> None:
+    inv = _inventory_with(
+        tmp_path, {"db9": {"ansible_host": lab.hosts[0].address, "ansible_port": 2}}
+    )
+    result = audit(tmp_path, "-k", "db9 or (db1 and WG-ARC-004)", "--remediate=plan", inventory=inv)
+    db9 = result.doc["hosts"]["db9"]
+    assert db9["reachable"] is False
+    assert all(c["result"] == "ERROR" and c["remediation"] is None for c in db9["controls"])
+    # The reachable host still gets its plan in the same run.
+    assert _result(result, "db1", "WG-ARC-004")["remediation"]["status"] == "PLANNED"
