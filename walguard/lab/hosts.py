@@ -91,12 +91,13 @@ class Host:
         return self.nspawn_pid() is not None
 
 
-def _passwd_ids(root: Path, user: str) -> tuple[int, int]:
+def passwd_ids(root: Path, user: str) -> tuple[int, int]:
+    """uid and gid of a user in an image's /etc/passwd (not this machine's)."""
     for line in (root / "etc" / "passwd").read_text().splitlines():
         fields = line.split(":")
         if fields[0] == user:
             return int(fields[2]), int(fields[3])
-    raise LabError(f"user {user} missing from the lab image")
+    raise LabError(f"user {user} missing from the image at {root}")
 
 
 def _is_mounted(path: Path) -> bool:
@@ -157,7 +158,7 @@ def _make_template(host: Host, image: Path) -> None:
             f"[Route]\nDestination={settings.LAB_NET}\nGateway={settings.BRIDGE_ADDR}\n",
         )
         # PostgreSQL listens on loopback and on the host's own lab address, nowhere else.
-        pg_ids = _passwd_ids(root, "postgres")
+        pg_ids = passwd_ids(root, "postgres")
         _write(
             root / "etc/postgresql/15/main/conf.d/20-walguard-listen.conf",
             f"listen_addresses = 'localhost,{host.address}'\n",
@@ -191,7 +192,7 @@ def _make_template(host: Host, image: Path) -> None:
             pub = Path(f"{key}.pub").read_text()
             _write(root / "etc/ssh/ssh_host_ed25519_key.pub", pub)
         (host.dir / "host_key.pub").write_text(pub)
-        uid_gid = _passwd_ids(root, settings.AUDIT_USER)
+        uid_gid = passwd_ids(root, settings.AUDIT_USER)
         audit_pub = Path(f"{lab_key()}.pub").read_text()
         _write(root / f"home/{settings.AUDIT_USER}/.ssh/authorized_keys", audit_pub, 0o600, uid_gid)
     finally:
@@ -228,7 +229,7 @@ def start(host: Host, image: Path) -> None:
     archive = host.merged / settings.ARCHIVE_DIR.lstrip("/")
     if not _is_mounted(archive):
         run(["mount", "-o", "loop", str(host.archive_image), str(archive)])
-        uid, gid = _passwd_ids(host.merged, "postgres")
+        uid, gid = passwd_ids(host.merged, "postgres")
         os.chown(archive, uid, gid)
         archive.chmod(0o750)
     console = (host.dir / "console.log").open("ab")

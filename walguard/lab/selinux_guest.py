@@ -34,7 +34,7 @@ from pathlib import Path
 
 from walguard.lab import image, settings
 from walguard.lab.errors import LabError
-from walguard.lab.hosts import known_hosts_path, lab_key
+from walguard.lab.hosts import known_hosts_path, lab_key, passwd_ids
 from walguard.lab.proc import run
 
 NAME = "selinux1"
@@ -103,14 +103,6 @@ def state_dir() -> Path:
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _passwd_ids(root: Path, user: str) -> tuple[int, int]:
-    for line in (root / "etc" / "passwd").read_text().splitlines():
-        fields = line.split(":")
-        if fields[0] == user:
-            return int(fields[2]), int(fields[3])
-    raise LabError(f"user {user} missing from the SELinux guest image")
 
 
 def _label(path: Path) -> str:
@@ -193,7 +185,7 @@ def ensure_image(progress: bool = True) -> GuestImage:
         raise LabError("the SELinux guest image has no kernel or initrd in /boot")
     shutil.copy(kernels[-1], tmp / "vmlinuz")
     shutil.copy(initrds[-1], tmp / "initrd.img")
-    uid, gid = _passwd_ids(root, "postgres")
+    uid, gid = passwd_ids(root, "postgres")
 
     say("writing the root disk (mkfs.ext4 -d keeps owners, modes and SELinux labels)")
     rootfs = tmp / "rootfs.ext4"
