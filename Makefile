@@ -45,7 +45,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	shellcheck lab/image/setup.sh lab/scenarios/*.sh tests/lab/observe.sh .ci/run \
-	  lab/selinux/setup.sh lab/selinux/files/usr/local/sbin/walguard-fw-cfg-keys
+	  lab/selinux/setup.sh lab/selinux/files/usr/local/sbin/walguard-fw-cfg-keys \
+	  lab/image/files/usr/local/lib/walguard-lab/audit-host.sh
 
 unit: venv
 	$(PY) -m pytest tests/unit

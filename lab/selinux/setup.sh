@@ -5,24 +5,9 @@
 # after this script, by setfiles against the policy's file_contexts.
 set -eu
 
-# Host keys are per lab: never ship one in the image.
-rm -f /etc/ssh/ssh_host_*
-
-# The audit login, exactly as on the other lab hosts: key-only SSH, NOPASSWD sudo.
-useradd --create-home --shell /bin/bash walguard
-install -d -m 0700 -o walguard -g walguard /home/walguard/.ssh
-printf 'walguard ALL=(ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/walguard
-chmod 0440 /etc/sudoers.d/walguard
-
-# The archive mount point; the unlabelled archive disk (/dev/vdb) is mounted over it at boot.
-install -d -m 0750 -o postgres -g postgres /pg_archive
-
-# PostgreSQL role for the audit user: peer auth on the local socket, read-only monitoring rights.
-su postgres -s /bin/sh -c '/usr/lib/postgresql/15/bin/postgres --single -D /var/lib/postgresql/15/main -c config_file=/etc/postgresql/15/main/postgresql.conf postgres' <<'SQL' >/dev/null
-CREATE ROLE walguard LOGIN IN ROLE pg_monitor;
--- walguard's opt-in --active-probe switches WAL and watches the segment reach the archive.
-GRANT EXECUTE ON FUNCTION pg_switch_wal() TO walguard;
-SQL
+# Audit login, archive mount point (the unlabelled disk /dev/vdb is mounted over it at boot),
+# PostgreSQL role: the same as on the nspawn hosts (lab/image/files).
+sh /usr/local/lib/walguard-lab/audit-host.sh
 
 systemctl enable systemd-networkd.service ssh.service postgresql.service auditd.service \
   walguard-fw-cfg-keys.service

@@ -44,6 +44,7 @@ RECIPE_DIR = settings.PROJECT_ROOT / "lab" / "selinux"
 SHARED_FILES = (
     "etc/postgresql/15/main/conf.d/10-walguard-archive.conf",
     "etc/ssh/sshd_config.d/10-walguard-lab.conf",
+    "usr/local/lib/walguard-lab/audit-host.sh",
 )
 # Bumped when the build steps below change in a way that changes the image.
 BUILD_REVISION = "1"
