@@ -71,10 +71,12 @@ def up() -> None:
 
 def down() -> None:
     for zone in settings.ZONES:
+        # The veth first (its peer in the namespace goes with it), then the namespace: deleting
+        # the namespace first removes the outer end asynchronously, racing a later `link del`.
+        if _link_exists(zone.veth_outer):
+            run(["ip", "link", "del", zone.veth_outer], check=False)
         if _netns_exists(zone.netns):
             run(["ip", "netns", "del", zone.netns])
-        if _link_exists(zone.veth_outer):
-            run(["ip", "link", "del", zone.veth_outer])
     if _link_exists(settings.BRIDGE):
         run(["ip", "link", "del", settings.BRIDGE])
     run(["nft", "delete", "table", "inet", FORWARD_TABLE], check=False)
