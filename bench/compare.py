@@ -130,17 +130,19 @@ def walguard_host(target: Target, policy: Policy) -> None:
     if PROXY:
         common = f"-o ProxyCommand={shlex.quote(PROXY)}"
         target = replace(
-            target, vars=MappingProxyType({**target.vars, "ansible_ssh_common_args": common})
+            target,
+            vars=MappingProxyType({**target.vars, "ansible_ssh_common_args": common}),
+            ssh_args=(*target.ssh_args, *shlex.split(common)),
         )
-    facts = collect(target, policy)
+    facts = collect(target)
     assert facts.reachable and facts.pg.value is not None and facts.archive.value is not None
 
 
 def testinfra_ssh_host(target: Target, policy: Policy) -> int:
     with tempfile.TemporaryDirectory(prefix="wgb-") as tmp:
         extra = "-o BatchMode=yes -o StrictHostKeyChecking=yes"
-        if policy.known_hosts_file:
-            extra += f" -o UserKnownHostsFile={shlex.quote(policy.known_hosts_file)}"
+        if target.connect.known_hosts_file:
+            extra += f" -o UserKnownHostsFile={shlex.quote(target.connect.known_hosts_file)}"
         if PROXY:
             extra += f" -o ProxyCommand={shlex.quote(PROXY)}"
         host = testinfra.get_host(
@@ -163,7 +165,7 @@ def testinfra_paramiko_host(target: Target, policy: Policy) -> int:
     backend = StrictParamikoBackend(
         f"{target.user}@{target.address}:{target.port}", ssh_identity_file=target.key_file
     )
-    backend.known_hosts = policy.known_hosts_file
+    backend.known_hosts = target.connect.known_hosts_file
     host = testinfra.host.Host(backend)
     try:
         return testinfra_controls(host, policy)
@@ -197,7 +199,7 @@ def main() -> int:
     args = ap.parse_args()
     targets = load_inventory(Path(args.inventory))
     # Round trips per host, from walguard's own count.
-    rts = {t.name: collect(t, policy_for(t.vars, t.name)).round_trips for t in targets}
+    rts = {t.name: collect(t).round_trips for t in targets}
     calls = testinfra_ssh_host(targets[0], policy_for(targets[0].vars, targets[0].name))
     print(
         f"hosts: {len(targets)}; walguard round trips per host: "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from walguard.controls import NotApplicable, control
+from walguard.controls import NotApplicable, control, fail
 from walguard.facts import ArchiveDir
 from walguard.policy import Policy
 
@@ -18,8 +18,10 @@ REFS = ("BSI APP.4.3.A24", "CIS PostgreSQL 3.1")
     rationale="archive_command writes into it; without it every segment fails to archive.",
 )
 def test_archive_dir_exists(archive: ArchiveDir) -> None:
-    assert archive.exists, f"{archive.path} does not exist"
-    assert archive.kind == "directory", f"{archive.path} is a {archive.kind}, not a directory"
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
+    if archive.kind != "directory":
+        fail(f"{archive.path} is a {archive.kind}, not a directory")
 
 
 @control(
@@ -33,11 +35,13 @@ def test_archive_dir_exists(archive: ArchiveDir) -> None:
 def test_archive_dir_is_dedicated_mount(archive: ArchiveDir, policy: Policy) -> None:
     if not policy.require_dedicated_mount:
         raise NotApplicable("policy walguard_require_dedicated_mount is false for this host")
-    assert archive.exists, f"{archive.path} does not exist"
-    assert archive.is_dedicated_mount, (
-        f"{archive.path} is not a mount point: it lives on {archive.mount_target} "
-        f"({archive.mount_source}, {archive.fstype})"
-    )
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
+    if not archive.is_dedicated_mount:
+        fail(
+            f"{archive.path} is not a mount point: it lives on {archive.mount_target} "
+            f"({archive.mount_source}, {archive.fstype})"
+        )
 
 
 @control(
@@ -49,10 +53,12 @@ def test_archive_dir_is_dedicated_mount(archive: ArchiveDir, policy: Policy) -> 
     rationale="PostgreSQL must be able to write there, and nobody else should own it.",
 )
 def test_archive_dir_owner(archive: ArchiveDir, policy: Policy) -> None:
-    assert archive.exists, f"{archive.path} does not exist"
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
     want = f"{policy.archive_owner}:{policy.archive_group}"
     got = f"{archive.owner}:{archive.group}"
-    assert got == want, f"{archive.path} is owned by {got}, expected {want}"
+    if got != want:
+        fail(f"{archive.path} is owned by {got}, expected {want}")
 
 
 @control(
@@ -64,12 +70,13 @@ def test_archive_dir_owner(archive: ArchiveDir, policy: Policy) -> None:
     rationale="Anyone who can write there can delete or replace archived WAL.",
 )
 def test_archive_dir_mode(archive: ArchiveDir, policy: Policy) -> None:
-    assert archive.exists, f"{archive.path} does not exist"
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
     mode = f"{archive.mode:04o}"
-    assert not archive.mode & 0o022, f"{archive.path} has mode {mode}: group or others can write"
-    assert mode in policy.archive_allowed_modes, (
-        f"{archive.path} has mode {mode}, allowed: {', '.join(policy.archive_allowed_modes)}"
-    )
+    if archive.mode & 0o022:
+        fail(f"{archive.path} has mode {mode}: group or others can write")
+    if mode not in policy.archive_allowed_modes:
+        fail(f"{archive.path} has mode {mode}, allowed: {', '.join(policy.archive_allowed_modes)}")
 
 
 @control(
@@ -81,10 +88,13 @@ def test_archive_dir_mode(archive: ArchiveDir, policy: Policy) -> None:
     "in pg_wal until the database itself stops.",
 )
 def test_archive_free_space(archive: ArchiveDir, policy: Policy) -> None:
-    assert archive.exists, f"{archive.path} does not exist"
-    assert archive.size_bytes > 0, f"{archive.path}: filesystem size reported as 0"
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
+    if archive.size_bytes <= 0:
+        fail(f"{archive.path}: filesystem size reported as 0")
     free_pct = 100 * archive.avail_bytes / archive.size_bytes
-    assert free_pct >= policy.archive_min_free_percent, (
-        f"{archive.path} has {free_pct:.1f}% free ({archive.avail_bytes // 2**20} MiB), "
-        f"below the {policy.archive_min_free_percent}% threshold"
-    )
+    if free_pct < policy.archive_min_free_percent:
+        fail(
+            f"{archive.path} has {free_pct:.1f}% free ({archive.avail_bytes // 2**20} MiB), "
+            f"below the {policy.archive_min_free_percent}% threshold"
+        )

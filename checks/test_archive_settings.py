@@ -4,7 +4,7 @@ enough for the RPO?"""
 from __future__ import annotations
 
 from walguard.archive_command import identical_only_semantics, refuses_overwrite
-from walguard.controls import control
+from walguard.controls import control, fail
 from walguard.facts import Postgres
 from walguard.policy import Policy
 
@@ -23,11 +23,13 @@ REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
 )
 def test_archive_mode_on(pg: Postgres) -> None:
     s = pg.setting("archive_mode")
-    assert s.setting in ("on", "always"), f"archive_mode is {s.setting!r} in the running server"
-    assert not s.pending_restart, (
-        "archive_mode is on now, but a configuration change to it is pending a restart "
-        f"(set from {s.source}): the next restart turns archiving off"
-    )
+    if s.setting not in ("on", "always"):
+        fail(f"archive_mode is {s.setting!r} in the running server")
+    if s.pending_restart:
+        fail(
+            "archive_mode is on now, but a configuration change to it is pending a restart "
+            f"(set from {s.source}): the next restart turns archiving off"
+        )
 
 
 @control(
@@ -39,9 +41,8 @@ def test_archive_mode_on(pg: Postgres) -> None:
 )
 def test_wal_level(pg: Postgres) -> None:
     level = pg.setting("wal_level").setting
-    assert level in ("replica", "logical"), (
-        f"wal_level is {level!r}, archive recovery needs replica"
-    )
+    if level not in ("replica", "logical"):
+        fail(f"wal_level is {level!r}, archive recovery needs replica")
 
 
 @control(
@@ -57,16 +58,20 @@ def test_archive_command_is_safe(pg: Postgres) -> None:
     library = pg.settings.get("archive_library")
     cmd = pg.setting("archive_command").setting
     if library is not None and library.setting:
-        raise AssertionError(
+        fail(
             f"archive_library {library.setting!r} is used: walguard cannot "
             "prove how it handles existing segments"
         )
     # pg_settings hides the configured command while archive_mode is off.
-    assert cmd != "(disabled)", "archive_command is not in effect: archive_mode is off"
-    assert cmd, "archive_command is empty: nothing is archived"
-    assert "%p" in cmd and "%f" in cmd, f"archive_command {cmd!r} does not use both %p and %f"
+    if cmd == "(disabled)":
+        fail("archive_command is not in effect: archive_mode is off")
+    if not cmd:
+        fail("archive_command is empty: nothing is archived")
+    if "%p" not in cmd or "%f" not in cmd:
+        fail(f"archive_command {cmd!r} does not use both %p and %f")
     verdict = refuses_overwrite(cmd)
-    assert verdict.ok, f"archive_command {cmd!r} can overwrite archived WAL: {verdict.message}"
+    if not verdict.ok:
+        fail(f"archive_command {cmd!r} can overwrite archived WAL: {verdict.message}")
 
 
 @control(
@@ -81,7 +86,8 @@ def test_archive_command_is_safe(pg: Postgres) -> None:
 def test_archive_command_compares_existing(pg: Postgres) -> None:
     cmd = pg.setting("archive_command").setting
     verdict = identical_only_semantics(cmd)
-    assert verdict.ok, f"archive_command {cmd!r}: {verdict.message}"
+    if not verdict.ok:
+        fail(f"archive_command {cmd!r}: {verdict.message}")
 
 
 @control(
@@ -96,7 +102,7 @@ def test_archive_command_compares_existing(pg: Postgres) -> None:
 def test_archive_timeout_within_rpo(pg: Postgres, policy: Policy) -> None:
     raw = pg.setting("archive_timeout").setting
     seconds = int(raw)
-    assert seconds > 0, "archive_timeout is 0 (off): a quiet server may not archive for hours"
-    assert seconds <= policy.rpo_minutes * 60, (
-        f"archive_timeout is {seconds} s, longer than the RPO of {policy.rpo_minutes} min"
-    )
+    if seconds <= 0:
+        fail("archive_timeout is 0 (off): a quiet server may not archive for hours")
+    if seconds > policy.rpo_minutes * 60:
+        fail(f"archive_timeout is {seconds} s, longer than the RPO of {policy.rpo_minutes} min")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from walguard.controls import control
+from walguard.controls import control, fail
 from walguard.facts import ArchiveDir, HostFacts, Postgres, ProbeResult
 from walguard.policy import Policy
 from walguard.walnames import gaps, is_segment
@@ -39,7 +39,8 @@ def selinux_cause(facts: HostFacts, policy: Policy) -> str | None:
     "statistics were reset.",
 )
 def test_something_archived(pg: Postgres) -> None:
-    assert pg.archiver.archived_count > 0, "pg_stat_archiver.archived_count is 0: nothing archived"
+    if pg.archiver.archived_count <= 0:
+        fail("pg_stat_archiver.archived_count is 0: nothing archived")
 
 
 @control(
@@ -56,12 +57,14 @@ def test_archiver_not_failing(pg: Postgres, facts: HostFacts, policy: Policy) ->
         return
     failing = a.last_archived_age_s is None or a.last_failed_age_s < a.last_archived_age_s
     cause = selinux_cause(facts, policy)
-    assert not (failing and cause), cause
-    assert not failing, (
-        f"archiving is failing: {a.failed_count} failures, the last for {a.last_failed_wal} at "
-        f"{a.last_failed_time}, after the last success ({a.last_archived_wal or 'none'} at "
-        f"{a.last_archived_time or 'never'})"
-    )
+    if failing and cause:
+        fail(cause)
+    if failing:
+        fail(
+            f"archiving is failing: {a.failed_count} failures, the last for {a.last_failed_wal} at "
+            f"{a.last_failed_time}, after the last success ({a.last_archived_wal or 'none'} at "
+            f"{a.last_archived_time or 'never'})"
+        )
 
 
 @control(
@@ -74,16 +77,18 @@ def test_archiver_not_failing(pg: Postgres, facts: HostFacts, policy: Policy) ->
 )
 def test_ready_backlog(pg: Postgres, policy: Policy) -> None:
     ready = pg.ready_files
-    assert len(ready) <= policy.ready_backlog_max, (
-        f"{len(ready)} segments wait to be archived (.ready), more than "
-        f"{policy.ready_backlog_max}; oldest {max(f.age_s for f in ready) / 60:.1f} min"
-    )
+    if len(ready) > policy.ready_backlog_max:
+        fail(
+            f"{len(ready)} segments wait to be archived (.ready), more than "
+            f"{policy.ready_backlog_max}; oldest {max(f.age_s for f in ready) / 60:.1f} min"
+        )
     if ready:
         oldest = max(ready, key=lambda f: f.age_s)
-        assert oldest.age_s <= policy.rpo_minutes * 60, (
-            f"{oldest.name} has waited {oldest.age_s / 60:.1f} min, longer than the RPO of "
-            f"{policy.rpo_minutes} min"
-        )
+        if oldest.age_s > policy.rpo_minutes * 60:
+            fail(
+                f"{oldest.name} has waited {oldest.age_s / 60:.1f} min, longer than the RPO of "
+                f"{policy.rpo_minutes} min"
+            )
 
 
 @control(
@@ -96,15 +101,17 @@ def test_ready_backlog(pg: Postgres, policy: Policy) -> None:
 )
 def test_last_archived_present(pg: Postgres, archive: ArchiveDir) -> None:
     last = pg.archiver.last_archived_wal
-    assert last, "pg_stat_archiver reports no last archived segment"
-    assert archive.exists, f"{archive.path} does not exist"
+    if not last:
+        fail("pg_stat_archiver reports no last archived segment")
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
     found = {f.name: f for f in archive.files}
-    assert last in found, f"{last} is reported archived but is not in {archive.path}"
+    if last not in found:
+        fail(f"{last} is reported archived but is not in {archive.path}")
     if is_segment(last):
         size = found[last].size
-        assert size == pg.segment_size, (
-            f"{archive.path}/{last} is {size} bytes, a segment is {pg.segment_size}"
-        )
+        if size != pg.segment_size:
+            fail(f"{archive.path}/{last} is {size} bytes, a segment is {pg.segment_size}")
 
 
 @control(
@@ -116,12 +123,15 @@ def test_last_archived_present(pg: Postgres, archive: ArchiveDir) -> None:
     "everything after a gap is unrecoverable.",
 )
 def test_no_gap(pg: Postgres, archive: ArchiveDir) -> None:
-    assert archive.exists, f"{archive.path} does not exist"
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
     names = [f.name for f in archive.files]
     missing = gaps(names, pg.timeline, pg.segment_size)
-    assert not missing, "segments missing from the archive: " + ", ".join(
-        first if first == last else f"{first}..{last}" for first, last in missing
-    )
+    if missing:
+        fail(
+            "segments missing from the archive: "
+            + ", ".join(first if first == last else f"{first}..{last}" for first, last in missing)
+        )
 
 
 @control(
@@ -134,7 +144,8 @@ def test_no_gap(pg: Postgres, archive: ArchiveDir) -> None:
     "report it archived within a bound.",
 )
 def test_active_probe(probe: ProbeResult) -> None:
-    assert probe.archived, (
-        f"pg_switch_wal() closed {probe.segment}, but it was not archived within "
-        f"{probe.waited_s:.0f} s (last archived: {probe.last_archived_wal or 'none'})"
-    )
+    if not probe.archived:
+        fail(
+            f"pg_switch_wal() closed {probe.segment}, but it was not archived within "
+            f"{probe.waited_s:.0f} s (last archived: {probe.last_archived_wal or 'none'})"
+        )

@@ -4,7 +4,7 @@ enough: the label must be set, and set persistently (semanage fcontext + restore
 
 from __future__ import annotations
 
-from walguard.controls import NotApplicable, control
+from walguard.controls import NotApplicable, control, fail
 from walguard.facts import ArchiveDir
 from walguard.policy import Policy
 from walguard.selinux import SelinuxFacts, rule_covers
@@ -15,7 +15,7 @@ REFS = ("BSI SYS.1.3.A10", "CIS RHEL 1.6", "DORA Art. 9")
 def require_selinux(sel: SelinuxFacts, policy: Policy) -> None:
     """SELinux off is a failure, unless the policy explicitly says it is not required here."""
     if policy.selinux_required and not sel.enabled:
-        raise AssertionError("SELinux is disabled")
+        fail("SELinux is disabled")
     if not sel.enabled:
         raise NotApplicable(
             "SELinux is not required on this host (walguard_selinux_required: false)"
@@ -32,17 +32,20 @@ def require_selinux(sel: SelinuxFacts, policy: Policy) -> None:
 )
 def test_selinux_enforcing(selinux: SelinuxFacts, policy: Policy) -> None:
     require_selinux(selinux, policy)
-    assert selinux.enforcing, "SELinux is permissive now (getenforce: Permissive)"
-    assert selinux.config_mode == "enforcing", (
-        f"SELinux will not enforce after a reboot: /etc/selinux/config has "
-        f"SELINUX={selinux.config_mode}"
-    )
-    assert selinux.config_type == policy.selinux_type, (
-        f"/etc/selinux/config has SELINUXTYPE={selinux.config_type}, expected {policy.selinux_type}"
-    )
-    assert selinux.loaded_policy == policy.selinux_type, (
-        f"the loaded policy is {selinux.loaded_policy!r}, expected {policy.selinux_type!r}"
-    )
+    if not selinux.enforcing:
+        fail("SELinux is permissive now (getenforce: Permissive)")
+    if selinux.config_mode != "enforcing":
+        fail(
+            f"SELinux will not enforce after a reboot: /etc/selinux/config has "
+            f"SELINUX={selinux.config_mode}"
+        )
+    if selinux.config_type != policy.selinux_type:
+        fail(
+            f"/etc/selinux/config has SELINUXTYPE={selinux.config_type}, "
+            f"expected {policy.selinux_type}"
+        )
+    if selinux.loaded_policy != policy.selinux_type:
+        fail(f"the loaded policy is {selinux.loaded_policy!r}, expected {policy.selinux_type!r}")
 
 
 @control(
@@ -56,10 +59,13 @@ def test_selinux_enforcing(selinux: SelinuxFacts, policy: Policy) -> None:
 def test_postgres_confined(selinux: SelinuxFacts, policy: Policy) -> None:
     require_selinux(selinux, policy)
     domains = sorted(selinux.postgres_domains)
-    assert domains, "no postgres process is running (ps -eZ), so its domain cannot be checked"
-    assert domains == [policy.selinux_postgres_domain], (
-        f"postgres runs as {', '.join(domains)}, not confined as {policy.selinux_postgres_domain}"
-    )
+    if not domains:
+        fail("no postgres process is running (ps -eZ), so its domain cannot be checked")
+    if domains != [policy.selinux_postgres_domain]:
+        fail(
+            f"postgres runs as {', '.join(domains)}, "
+            f"not confined as {policy.selinux_postgres_domain}"
+        )
 
 
 @control(
@@ -74,14 +80,16 @@ def test_postgres_confined(selinux: SelinuxFacts, policy: Policy) -> None:
 def test_fcontext_rule(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
     require_selinux(selinux, policy)
     covering = [r for r in selinux.local_rules if rule_covers(r, archive.path)]
-    assert covering, (
-        f"no local file-context rule (semanage fcontext -l -C) covers {archive.path}(/.*)?: "
-        f"its label is not persistent"
-    )
-    assert covering[-1].type == policy.selinux_archive_type, (
-        f"the local rule {covering[-1].regex} gives {covering[-1].type}, expected "
-        f"{policy.selinux_archive_type}"
-    )
+    if not covering:
+        fail(
+            f"no local file-context rule (semanage fcontext -l -C) covers {archive.path}(/.*)?: "
+            f"its label is not persistent"
+        )
+    if covering[-1].type != policy.selinux_archive_type:
+        fail(
+            f"the local rule {covering[-1].regex} gives {covering[-1].type}, expected "
+            f"{policy.selinux_archive_type}"
+        )
 
 
 @control(
@@ -96,12 +104,14 @@ def test_fcontext_rule(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDi
 def test_archive_labelled(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
     require_selinux(selinux, policy)
     want = policy.selinux_archive_type
-    assert selinux.archive_type == want, (
-        f"{archive.path} is labelled {selinux.archive_type}, PostgreSQL "
-        f"({policy.selinux_postgres_domain}) can only write {want} there"
-    )
+    if selinux.archive_type != want:
+        fail(
+            f"{archive.path} is labelled {selinux.archive_type}, PostgreSQL "
+            f"({policy.selinux_postgres_domain}) can only write {want} there"
+        )
     wrong = sorted(n for n, t in (selinux.archive_file_types or {}).items() if t != want)
-    assert not wrong, f"{len(wrong)} archived files are not labelled {want}, e.g. {wrong[0]}"
+    if wrong:
+        fail(f"{len(wrong)} archived files are not labelled {want}, e.g. {wrong[0]}")
 
 
 @control(
@@ -115,13 +125,16 @@ def test_archive_labelled(selinux: SelinuxFacts, policy: Policy, archive: Archiv
 )
 def test_label_persistent(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
     require_selinux(selinux, policy)
-    assert selinux.expected_archive_type == policy.selinux_archive_type, (
-        f"the label of {archive.path} is not persistent: the policy would relabel it "
-        f"{selinux.expected_archive_type} (matchpathcon), so a relabel undoes a chcon-only fix"
-    )
-    assert not selinux.relabel_drift, (
-        f"restorecon would relabel {len(selinux.relabel_drift)} paths: {selinux.relabel_drift[0]}"
-    )
+    if selinux.expected_archive_type != policy.selinux_archive_type:
+        fail(
+            f"the label of {archive.path} is not persistent: the policy would relabel it "
+            f"{selinux.expected_archive_type} (matchpathcon), so a relabel undoes a chcon-only fix"
+        )
+    if selinux.relabel_drift:
+        fail(
+            f"restorecon would relabel {len(selinux.relabel_drift)} paths: "
+            f"{selinux.relabel_drift[0]}"
+        )
 
 
 @control(
@@ -146,8 +159,10 @@ def test_no_avc_denials(selinux: SelinuxFacts, policy: Policy, archive: ArchiveD
         # Denials on the archive volume end once it carries the right, persistent label.
         and not (archive_fixed and dev and a.dev == dev)
     ]
-    assert not unresolved, (
-        f"{len(unresolved)} AVC denials for {policy.selinux_postgres_domain} since boot, e.g. "
-        f"{{{' '.join(unresolved[0].denied)}}} on {unresolved[0].name or '?'} "
-        f"({unresolved[0].tclass}, labelled {unresolved[0].target_type}) by {unresolved[0].comm}"
-    )
+    if unresolved:
+        fail(
+            f"{len(unresolved)} AVC denials for {policy.selinux_postgres_domain} since boot, e.g. "
+            f"{{{' '.join(unresolved[0].denied)}}} on {unresolved[0].name or '?'} "
+            f"({unresolved[0].tclass}, labelled {unresolved[0].target_type}) "
+            f"by {unresolved[0].comm}"
+        )

@@ -15,36 +15,46 @@ from walguard import collector, pgfacts
 from walguard.errors import FactUnavailable
 from walguard.facts import ArchiveDir, HostFacts, Part, Postgres, ProbeResult, parse_archive_dir
 from walguard.inventory import Target
-from walguard.policy import Policy
+from walguard.policy import Connect, Policy
 from walguard.sections import split_sections
 from walguard.selinux import SelinuxFacts, parse_selinux
 from walguard.transport import Connection
 
 
-def collector_command(policy: Policy, token: str) -> str:
+def collector_command(policy: Policy, connect: Connect, token: str) -> str:
     """The remote command line: parameters as quoted env assignments, the script as one quoted
     argument. Inventory values never reach the remote shell unquoted."""
     env = {
         "WG_TOKEN": token,
         "WG_ARCHIVE_DIR": policy.archive_dir,
         "WG_SERVICE": policy.postgres_service,
-        "WG_T": str(max(1, policy.command_timeout_s // 2)),
+        "WG_T": str(max(1, connect.command_timeout_s // 2)),
     }
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     return f"env {assignments} /bin/sh -c {shlex.quote(collector.script())}"
 
 
 def collect(
-    target: Target, policy: Policy, *, active_probe: bool = False, probe_wait_s: float = 60
+    target: Target,
+    *,
+    active_probe: bool = False,
+    probe_wait_s: float = 60,
+    conn: Connection | None = None,
 ) -> HostFacts:
+    """This host's facts. With `conn` (already open) the facts are read over it and it is left
+    open; otherwise a connection is opened and closed here."""
     started = time.monotonic()
-    conn = Connection(target, policy)
+    own = conn is None
+    conn = conn or Connection(target)
+    policy, connect = target.policy, target.connect
     evidence: dict[str, str] = {}
+    raw: dict[str, bytes] = {}
     try:
         token = f"@@WG-{secrets.token_hex(8)}@@"
         try:
-            conn.open()
-            _rc, out, err = conn.run(collector_command(policy, token), become=target.become)
+            if own:
+                conn.open()
+            reply = conn.run_raw(collector_command(policy, connect, token), become=target.become)
         except FactUnavailable as exc:
             reason = f"{target.name}: {exc}"
             return HostFacts(
@@ -57,8 +67,11 @@ def collect(
                 Part(error=reason),
                 conn.round_trips,
                 MappingProxyType({"ssh": reason}),
+                ssh_attempts=tuple(a.as_dict() for a in conn.attempts),
             )
+        out, err = reply.stdout, reply.stderr
         evidence["collector"] = out
+        raw["collector"] = reply.raw_stdout
         if err.strip():
             evidence["collector_stderr"] = err
         sections = split_sections(out, token)
@@ -81,28 +94,30 @@ def collect(
         pg: Part[Postgres]
         probe: Part[ProbeResult] = Part(error="--active-probe not given")
         try:
-            conninfo = _pg_conninfo(conn, target, policy)
+            conninfo = _pg_conninfo(conn, target, connect)
             conn.round_trips += 1
             try:
-                pg_value, raw = pgfacts.fetch(conninfo, timeout_s=policy.connect_timeout_s)
+                pg_value, pg_raw = pgfacts.fetch(conninfo, timeout_s=connect.connect_timeout_s)
             except FactUnavailable as forward_error:
-                if policy.pg_dsn:
+                if connect.pg_dsn:
                     raise
                 # The forward can be refused where psql on the host is not (SELinux confines
                 # sshd_t): ask psql over the same connection before calling it an ERROR.
                 try:
-                    pg_value, raw = pgfacts.parse_psql_output(*conn.run(pgfacts.psql_command()))
+                    pg_value, pg_raw = pgfacts.parse_psql_output(
+                        *conn.run(pgfacts.psql_command(connect))
+                    )
                 except FactUnavailable as psql_error:
                     raise FactUnavailable(f"{forward_error}; {psql_error}") from None
                 evidence["postgresql_transport"] = f"psql over ssh ({forward_error})"
             pg = Part(pg_value)
-            evidence["postgresql"] = raw
+            evidence["postgresql"] = pg_raw
             if active_probe:
                 # Opt-in and not a fact: it changes the server's state (a WAL switch).
                 try:
                     probe = Part(
                         pgfacts.active_probe(
-                            conninfo, timeout_s=policy.connect_timeout_s, wait_s=probe_wait_s
+                            conninfo, timeout_s=connect.connect_timeout_s, wait_s=probe_wait_s
                         )
                     )
                     evidence["active_probe"] = repr(probe.value)
@@ -125,17 +140,20 @@ def collect(
             MappingProxyType(evidence),
             probe,
             selinux,
+            MappingProxyType(raw),
+            tuple(a.as_dict() for a in conn.attempts),
         )
     finally:
-        conn.close()
+        if own:
+            conn.close()
 
 
-def _pg_conninfo(conn: Connection, target: Target, policy: Policy) -> str:
-    if policy.pg_dsn:
-        return policy.pg_dsn
-    remote = f"{policy.pg_socket_dir.rstrip('/')}/.s.PGSQL.{policy.pg_port}"
-    local_dir = conn.forward_unix_socket(remote, f".s.PGSQL.{policy.pg_port}")
+def _pg_conninfo(conn: Connection, target: Target, connect: Connect) -> str:
+    if connect.pg_dsn:
+        return connect.pg_dsn
+    remote = f"{connect.pg_socket_dir.rstrip('/')}/.s.PGSQL.{connect.pg_port}"
+    local_dir = conn.forward_unix_socket(remote, f".s.PGSQL.{connect.pg_port}")
     # Peer auth: the forwarded socket reaches the server as the SSH login user.
     return make_conninfo(
-        host=local_dir, port=policy.pg_port, dbname="postgres", user=target.user or ""
+        host=local_dir, port=connect.pg_port, dbname="postgres", user=target.user or ""
     )

@@ -7,12 +7,15 @@ and `-k WG-ARC-001` select it.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
@@ -39,6 +42,27 @@ class NotApplicable(Exception):
     """Raised by a control when the policy explicitly opts out of it (shown with its reason)."""
 
 
+class ControlFailed(Exception):
+    """Raised by `fail`: the control looked and found the host not as the policy expects."""
+
+
+def fail(message: str) -> NoReturn:
+    """A control's FAIL, with a message an auditor can read.
+
+    Controls call this instead of using `assert`, because Python drops assert statements when
+    optimising (PYTHONOPTIMIZE) and a control whose checks vanished would PASS.
+    """
+    raise ControlFailed(message)
+
+
+def _uses_assert(fn: Callable[..., Any]) -> bool:
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return False  # no source to read (e.g. built at run time): the judge still maps it
+    return any(isinstance(node, ast.Assert) for node in ast.walk(ast.parse(source)))
+
+
 def control(
     control_id: str,
     title: str,
@@ -57,6 +81,11 @@ def control(
     )
 
     def decorate(fn: F) -> F:
+        if _uses_assert(fn):
+            raise ValueError(
+                f"control {control_id} ({fn.__name__}) uses assert: call walguard.controls.fail "
+                "instead, so that its verdict does not depend on Python's optimisation flags"
+            )
         if control_id in REGISTRY and REGISTRY[control_id].title != title:
             raise ValueError(f"control id {control_id} is already used for another control")
         REGISTRY[control_id] = meta

@@ -131,6 +131,10 @@ class HostFacts:
     evidence: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     probe: Part[ProbeResult] = field(default_factory=lambda: Part(error="--active-probe not given"))
     selinux: Part[SelinuxFacts] = field(default_factory=lambda: Part(error="not collected"))
+    # Remote output as the bytes it was (evidence); `evidence` holds it decoded for reading.
+    raw: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
+    # Each attempt at the SSH master connection: number, ok, seconds, reason.
+    ssh_attempts: tuple[Mapping[str, object], ...] = ()
 
     def require_reachable(self) -> None:
         if not self.reachable:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 import string
 import types
 from collections.abc import Hashable, Iterator, Mapping
@@ -41,7 +42,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from walguard.policy import PolicyError, policy_for
+from walguard.policy import Connect, Policy, PolicyError, settings_for
 
 
 class InventoryError(Exception):
@@ -61,6 +62,11 @@ class Target:
     groups: tuple[str, ...]
     # Excluded from the hash (a mapping is unhashable) but still compared.
     vars: Mapping[str, Any] = field(hash=False)
+    # Built once from the vars when the inventory is read: what to expect, how to connect.
+    policy: Policy = field(default_factory=Policy, hash=False)
+    connect: Connect = field(default_factory=Connect, hash=False)
+    # ansible_ssh_common_args as an argument list (never through a shell).
+    ssh_args: tuple[str, ...] = ()
 
 
 def load_inventory(path: Path) -> list[Target]:
@@ -578,7 +584,15 @@ class _Inventory:
             except RecursionError:
                 _fail(origin, f"host {host.name}: {key}", "expected a value, got a recursive alias")
         conn = _Connection(host.name, merged)
-        target = Target(
+        try:
+            connect, policy = settings_for(
+                values, host=host.name, sources={k: str(o) for k, (_, o) in merged.items()}
+            )
+        except PolicyError as exc:
+            raise InventoryError(
+                f"{exc.source or self.path}: host {exc.host}: {exc.key}: {exc.problem}"
+            ) from None
+        return Target(
             name=host.name,
             address=conn.text("ansible_host", "ansible_ssh_host") or host.name,
             port=conn.port(),
@@ -587,14 +601,10 @@ class _Inventory:
             become=conn.become(),
             groups=tuple(sorted(groups)),
             vars=types.MappingProxyType(values),
+            policy=policy,
+            connect=connect,
+            ssh_args=conn.ssh_args(),
         )
-        try:
-            policy_for(values, host=host.name, sources={k: str(o) for k, (_, o) in merged.items()})
-        except PolicyError as exc:
-            raise InventoryError(
-                f"{exc.source or self.path}: host {exc.host}: {exc.key}: {exc.problem}"
-            ) from None
-        return target
 
 
 def _dir_vars_files(directory: Path) -> list[Path]:
@@ -633,6 +643,10 @@ def _plain(value: Any, active: set[int]) -> Any:
             return {key: _plain(item, active) for key, item in value.items()}
         return [_plain(item, active) for item in value]
     return value
+
+
+# Characters that only mean something to a shell: in ssh options they are a mistake or an attack.
+_SHELL_META = frozenset("$`;|&<>()\n")
 
 
 class _Connection:
@@ -678,6 +692,28 @@ class _Connection:
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
             self.fail(picked, "a port number from 1 to 65535")
         return value
+
+    def ssh_args(self) -> tuple[str, ...]:
+        """ansible_ssh_common_args, split as a shell would but never run by one: a value that
+        needs a shell to mean what it says ($(...), `...`, ;, |, &, <, >) is refused."""
+        picked = self.pick("ansible_ssh_common_args")
+        if picked is None:
+            return ()
+        key, value, origin = picked
+        if not isinstance(value, str):
+            self.fail(picked, "a string of ssh options")
+        bad = sorted({c for c in value if c in _SHELL_META})
+        if bad:
+            _fail(
+                origin,
+                f"host {self.host}: {key}",
+                f"shell metacharacters {' '.join(bad)} are not allowed (walguard passes ssh "
+                "options as arguments, never through a shell)",
+            )
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            _fail(origin, f"host {self.host}: {key}", f"cannot split {value!r}: {exc}")
 
     def become(self) -> bool:
         picked = self.pick("ansible_become")

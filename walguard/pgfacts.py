@@ -17,6 +17,7 @@ import psycopg
 
 from walguard.errors import FactUnavailable
 from walguard.facts import Archiver, Postgres, ProbeResult, ReadyFile, Setting
+from walguard.policy import Connect
 
 SETTINGS = (
     "archive_mode",
@@ -78,7 +79,7 @@ def fetch(
     return parse(row[0]), raw
 
 
-def psql_command(statement_timeout_ms: int = 5000) -> str:
+def psql_command(connect: Connect, statement_timeout_ms: int = 5000) -> str:
     """The same query through psql on the host, as the SSH login user (peer auth): the fallback
     when the socket forward is refused (e.g. SELinux does not let sshd_t reach PostgreSQL's
     socket). Read-only and time-limited like the psycopg session."""
@@ -87,7 +88,9 @@ def psql_command(statement_timeout_ms: int = 5000) -> str:
     options = f"-c statement_timeout={statement_timeout_ms} -c default_transaction_read_only=on"
     return (
         f"env PGOPTIONS={shlex.quote(options)} PGAPPNAME=walguard "
-        f"psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c {shlex.quote(query)}"
+        # The audited cluster's socket directory and port, never whatever psql defaults to.
+        f"psql -XAtq -v ON_ERROR_STOP=1 -h {shlex.quote(connect.pg_socket_dir)} "
+        f"-p {connect.pg_port} -d postgres -c {shlex.quote(query)}"
     )
 
 

@@ -1,5 +1,7 @@
-"""The walguard pytest plugin: inventory targets as parameters, one fact collection per host,
-results with our vocabulary, report directory, HTML columns and the gate's exit status.
+"""The walguard pytest plugin: hooks only. Controls become items (walguard.items), the run's state
+lives in one AuditRun (walguard.run) held by one plugin object, verdicts come from the one judge
+(walguard.judge), and the writers of results.json, the terminal summary and the HTML columns live
+in walguard.report.
 
 It is active only when controls from checks/ are collected, so the project's own tests run
 without an inventory.
@@ -7,9 +9,7 @@ without an inventory.
 
 from __future__ import annotations
 
-import html
 import json
-import os
 import secrets
 from collections.abc import Generator
 from dataclasses import replace
@@ -20,33 +20,25 @@ from typing import Any
 import pytest
 
 from walguard import __version__
-from walguard.collect import collect
-from walguard.controls import SEVERITIES, Control, NotApplicable
-from walguard.errors import FactUnavailable
-from walguard.facts import ArchiveDir, HostFacts, Postgres, ProbeResult
-from walguard.inventory import InventoryError, Target, load_inventory
-from walguard.policy import Policy, policy_for
+from walguard.controls import SEVERITIES, Control, load_all
+from walguard.inventory import InventoryError, load_inventory
+from walguard.items import ControlItem, FactsCache
+from walguard.judge import unknown_parameters
+from walguard.report import html_columns, results_json, terminal
 from walguard.results import (
     ERROR,
     FAIL,
-    NOT_APPLICABLE,
-    PASS,
     REMEDIATED,
     REMEDIATION_FAILED,
+    REMEDIATION_REFUSED,
     Result,
-    exit_status,
 )
-from walguard.selinux import SelinuxFacts
+from walguard.run import AuditRun, Pair, pair_of_nodeid
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHECKS_DIR = PROJECT_ROOT / "checks"
 DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "lab.yml"
-
-_targets_key = pytest.StashKey[list[Target]]()
-_facts_key = pytest.StashKey[dict[str, HostFacts]]()
-_results_key = pytest.StashKey[dict[str, Result]]()
-_hosts_key = pytest.StashKey[dict[str, dict[str, Any]]]()
-_run_dir_key = pytest.StashKey[Path]()
+PLUGIN_NAME = "walguard-audit"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,10 +106,6 @@ def _auditing(config: pytest.Config) -> bool:
     return False
 
 
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "walguard_control(id): a walguard control and its id")
@@ -125,18 +113,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"severity_{sev}: a control of {sev} severity")
     if not _auditing(config):
         return
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     explicit_dist = any(
         a == "--dist" or a.startswith("--dist=") or a == "-d" for a in config.invocation_params.args
     )
     if getattr(config.option, "numprocesses", None) and not explicit_dist:
         # One worker per host's controls, so each host's facts are collected once.
         config.option.dist = "loadgroup"
-    workerinput = getattr(config, "workerinput", {})
     if workerinput.get("walguard_loadgroup"):
         # Workers re-parse the original command line, which did not say --dist loadgroup.
         config.option.loadgroup = True
-    if workerinput.get("walguard_run_dir"):
-        config.stash[_run_dir_key] = Path(workerinput["walguard_run_dir"])
     path = Path(config.getoption("inventory") or DEFAULT_INVENTORY)
     if not path.exists() and path == DEFAULT_INVENTORY:
         raise pytest.UsageError(
@@ -144,338 +130,227 @@ def pytest_configure(config: pytest.Config) -> None:
             "`walguard lab up` or pass --inventory FILE"
         )
     try:
-        config.stash[_targets_key] = load_inventory(path)
+        targets = load_inventory(path)
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[_facts_key] = {}
-    config.stash[_results_key] = {}
-    config.stash[_hosts_key] = {}
-    if _is_worker(config):
-        return
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(config.getoption("report_root")) / f"{stamp}-{secrets.token_hex(3)}"
-    run_dir.mkdir(parents=True, exist_ok=False)
-    config.stash[_run_dir_key] = run_dir
-    if not getattr(config.option, "htmlpath", None):
-        config.option.htmlpath = str(run_dir / "report.html")
-        config.option.self_contained_html = True
-    if not getattr(config.option, "xmlpath", None):
-        config.option.xmlpath = str(run_dir / "junit.xml")
+    run_dir: Path | None = None
+    if workerinput.get("walguard_run_dir"):
+        run_dir = Path(workerinput["walguard_run_dir"])
+    elif not workerinput:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        run_dir = Path(config.getoption("report_root")) / f"{stamp}-{secrets.token_hex(3)}"
+        run_dir.mkdir(parents=True, exist_ok=False)
+        if not getattr(config.option, "htmlpath", None):
+            config.option.htmlpath = str(run_dir / "report.html")
+            config.option.self_contained_html = True
+        if not getattr(config.option, "xmlpath", None):
+            config.option.xmlpath = str(run_dir / "junit.xml")
+    run = AuditRun(targets, run_dir, config.getoption("fail_on"))
+    config.pluginmanager.register(AuditPlugin(config, run, bool(workerinput)), PLUGIN_NAME)
 
 
-def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
-    """Run facts at the top of the HTML report (pytest-metadata's hook)."""
-    if _run_dir_key in config.stash:
-        metadata["walguard"] = __version__
-        metadata["Inventory"] = str(config.getoption("inventory") or DEFAULT_INVENTORY)
-        metadata["Run"] = config.stash[_run_dir_key].name
-        metadata["Fail on"] = config.getoption("fail_on")
+class AuditPlugin:
+    """The run's hooks, with its state in one place (the AuditRun)."""
 
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """(pytest-xdist) tell each worker to group by host when the controller does."""
-    if node.config.getoption("dist") == "loadgroup":
-        node.workerinput["walguard_loadgroup"] = True
-    if _run_dir_key in node.config.stash:
-        node.workerinput["walguard_run_dir"] = str(node.config.stash[_run_dir_key])
-
-
-def _control_of(item: pytest.Item) -> Control | None:
-    fn = getattr(item, "function", None)
-    return getattr(fn, "walguard_control", None)
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if not hasattr(metafunc.function, "walguard_control"):
-        return
-    if _targets_key not in metafunc.config.stash:
-        raise pytest.UsageError("walguard controls need an inventory: pass --inventory FILE")
-    targets = metafunc.config.stash[_targets_key]
-    metafunc.parametrize(
-        "target",
-        [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name)) for t in targets],
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("active_probe", False):
-        # Controls that change server state run only when asked for.
-        skipped = [i for i in items if getattr(_control_of(i), "opt_in", False)]
-        if skipped:
-            config.hook.pytest_deselected(items=skipped)
-            items[:] = [i for i in items if i not in skipped]
-    for item in items:
-        meta = _control_of(item)
-        if meta is not None:
-            # `-k WG-ARC-001` selects a control by id.
-            item.extra_keyword_matches.add(meta.id)
-
-
-@pytest.fixture
-def policy(target: Target) -> Policy:
-    return policy_for(target.vars, target.name)
-
-
-@pytest.fixture
-def facts(request: pytest.FixtureRequest, target: Target, policy: Policy) -> HostFacts:
-    """This host's facts, collected once per process (one SSH round trip for the OS)."""
-    cache = request.config.stash[_facts_key]
-    if target.name not in cache:
-        cache[target.name] = collect(
-            target,
-            policy,
-            active_probe=request.config.getoption("active_probe"),
-            probe_wait_s=request.config.getoption("probe_wait"),
+    def __init__(self, config: pytest.Config, run: AuditRun, is_worker: bool) -> None:
+        self.config = config
+        self.run = run
+        self.is_worker = is_worker
+        self.distributed = getattr(config.option, "dist", "no") != "no" and not is_worker
+        self.active_probe = bool(config.getoption("active_probe"))
+        self.cache = FactsCache(
+            run.run_dir, active_probe=self.active_probe, probe_wait_s=config.getoption("probe_wait")
         )
-        if _run_dir_key in request.config.stash:
-            _write_evidence(request.config.stash[_run_dir_key], cache[target.name])
-    found = cache[target.name]
-    found.require_reachable()
-    return found
+        self.stop_reason: str | None = None
 
+    # -- what exists, what is selected --
 
-def _write_evidence(run_dir: Path, found: HostFacts) -> None:
-    """The raw outputs the results were read from, one file each, beside the report."""
-    directory = run_dir / "evidence" / found.host
-    directory.mkdir(parents=True, exist_ok=True)
-    suffix = {"postgresql": ".json", "collector": ".txt"}
-    for name, text in found.evidence.items():
-        (directory / f"{name}{suffix.get(name, '.txt')}").write_text(text)
+    def _universe(self) -> dict[Pair, Control]:
+        controls = [c for c in load_all(CHECKS_DIR).values() if self.active_probe or not c.opt_in]
+        return {(t.name, c.id): c for t in self.run.targets for c in controls}
 
-
-@pytest.fixture
-def pg(facts: HostFacts) -> Postgres:
-    return facts.pg.get()
-
-
-@pytest.fixture
-def archive(facts: HostFacts) -> ArchiveDir:
-    return facts.archive.get()
-
-
-@pytest.fixture
-def probe(facts: HostFacts) -> ProbeResult:
-    return facts.probe.get()
-
-
-@pytest.fixture
-def selinux(facts: HostFacts) -> SelinuxFacts:
-    return facts.selinux.get()
-
-
-def _message(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
-    text = str(excinfo.value)
-    if isinstance(excinfo.value, AssertionError):
-        # pytest's assertion rewriting appends the failing expression; the message is ours.
-        text = text.split("\nassert ")[0]
-    text = " ".join(text.split())
-    return text or type(excinfo.value).__name__
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    meta = _control_of(item)
-    if meta is None or report.when == "teardown":
-        return report
-    target = item.callspec.params["target"]  # type: ignore[attr-defined]
-    result: str | None = None
-    message = ""
-    if call.excinfo is None:
-        if report.when == "call":
-            result = PASS
-    elif isinstance(call.excinfo.value, NotApplicable):
-        result, message = NOT_APPLICABLE, _message(call.excinfo)
-    elif isinstance(call.excinfo.value, FactUnavailable):
-        result, message = ERROR, _message(call.excinfo)
-    elif isinstance(call.excinfo.value, AssertionError) and report.when == "call":
-        result, message = FAIL, _message(call.excinfo)
-    else:
-        result = ERROR
-        message = (
-            f"internal error in the control: {type(call.excinfo.value).__name__}: "
-            f"{_message(call.excinfo)}"
-        )
-    if result is None:
-        return report
-    if result == NOT_APPLICABLE:
-        report.outcome = "skipped"
-        report.longrepr = (str(item.path), 0, f"NOT APPLICABLE: {message}")
-    res = Result(target.name, meta.id, meta.title, meta.severity, result, message, item.nodeid)
-    host = item.config.stash[_facts_key].get(target.name)
-    host_info = {
-        "address": target.address,
-        "reachable": bool(host and host.reachable),
-        "round_trips": host.round_trips if host else 0,
-        "error": host.error if host else message,
-        # Which process collected the facts: more than one per host means repeated collection.
-        "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
-    }
-    report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
-    report.user_properties.append(("walguard_host", json.dumps(host_info)))
-    return report
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    props = dict(report.user_properties)
-    if "walguard_result" not in props:
-        return
-    res = Result(**json.loads(str(props["walguard_result"])))
-    config = _session_config
-    if config is None:
-        return
-    config.stash[_results_key][res.nodeid] = res
-    info = json.loads(str(props["walguard_host"]))
-    seen = config.stash[_hosts_key].get(res.host, {}).get("fact_collections", [])
-    collector = info.pop("collected_by")
-    info["fact_collections"] = sorted({*seen, collector})
-    config.stash[_hosts_key][res.host] = info
-
-
-_session_config: pytest.Config | None = None
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    global _session_config
-    _session_config = session.config
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
-    outcome = yield
-    config = session.config
-    mode = config.getoption("remediate", None) if _run_dir_key in config.stash else None
-    if mode and not _is_worker(config):
-        _remediate(config, mode)
-    return outcome
-
-
-def _remediate(config: pytest.Config, mode: str) -> None:
-    from walguard.remediate import remediate_host
-
-    results = config.stash[_results_key]
-    hosts = config.stash[_hosts_key]
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    for target in config.stash[_targets_key]:
-        failing = sorted(
-            {r.control for r in results.values() if r.host == target.name and r.result == FAIL}
-        )
-        if not failing:
-            continue
-        if tr is not None:
-            tr.write_line(f"walguard: remediation ({mode}) on {target.name}: {', '.join(failing)}")
-        outcomes = remediate_host(
-            target,
-            policy_for(target.vars, target.name),
-            failing,
-            mode=mode,
-            allow_disruptive=config.getoption("allow_disruptive"),
-            change_ref=config.getoption("change_ref"),
-            reachable=bool(hosts.get(target.name, {}).get("reachable")),
-        )
-        by_control = {o.control: o for o in outcomes}
-        for nodeid, res in list(results.items()):
-            o = by_control.get(res.control) if res.host == target.name else None
-            if o is None:
-                continue
-            new_result = res.result
-            if o.status in (REMEDIATED, REMEDIATION_FAILED):
-                new_result = o.status
-            results[nodeid] = replace(res, result=new_result, remediation=o.as_dict())
-
-
-def pytest_html_results_summary(
-    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
-) -> None:
-    config = session.config
-    if _run_dir_key not in config.stash:
-        return
-    rows = [r for r in config.stash[_results_key].values() if r.remediation]
-    if not rows:
-        return
-    cells = "".join(
-        f"<tr><td>{html.escape(r.host)}</td><td>{html.escape(r.control)}</td>"
-        f"<td>{html.escape(r.remediation['script'])}</td><td>{html.escape(r.remediation['mode'])}</td>"
-        f"<td>{html.escape(r.result)} / {html.escape(r.remediation['status'])}</td>"
-        f"<td><pre>{html.escape(r.remediation['output'])}</pre></td></tr>"
-        for r in sorted(rows, key=lambda r: (r.host, r.control))
-        if r.remediation
-    )
-    postfix.append(
-        "<h2>Remediation</h2><table><tr><th>Host</th><th>Control</th><th>Script</th>"
-        f"<th>Mode</th><th>Result / status</th><th>Output</th></tr>{cells}</table>"
-    )
-
-
-def pytest_html_results_table_header(cells: list[str]) -> None:
-    cells.insert(1, "<th>Host</th>")
-    cells.insert(2, "<th>Control</th>")
-    cells.insert(3, "<th>Severity</th>")
-    cells.insert(4, "<th>Result</th>")
-    cells.insert(5, "<th>Message</th>")
-
-
-def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    props = dict(report.user_properties)
-    res = json.loads(str(props["walguard_result"])) if "walguard_result" in props else {}
-    for i, key in enumerate(("host", "control", "severity", "result", "message"), start=1):
-        cells.insert(i, f"<td>{html.escape(str(res.get(key, '')))}</td>")
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    if _is_worker(config) or _run_dir_key not in config.stash:
-        return
-    results = sorted(config.stash[_results_key].values(), key=lambda r: (r.host, r.control))
-    run_dir = config.stash[_run_dir_key]
-    hosts: dict[str, dict[str, Any]] = {}
-    for target in config.stash[_targets_key]:
-        info = dict(config.stash[_hosts_key].get(target.name, {"address": target.address}))
-        info["controls"] = [r.as_dict() for r in results if r.host == target.name]
-        hosts[target.name] = info
-    fail_on = config.getoption("fail_on")
-    code = exit_status(results, fail_on)
-    doc = {
-        "walguard": __version__,
-        "run": run_dir.name,
-        "finished": datetime.now(UTC).isoformat(),
-        "fail_on": fail_on,
-        "exit_status": code,
-        "hosts": hosts,
-    }
-    (run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-    if session.exitstatus in (0, 1):  # keep pytest's own usage/interrupt/internal codes
-        session.exitstatus = code
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if _is_worker(config) or _run_dir_key not in config.stash:
-        return
-    results = list(config.stash[_results_key].values())
-    tr = terminalreporter
-    tr.section("walguard")
-    for name, info in sorted(config.stash[_hosts_key].items()):
-        mine = [r for r in results if r.host == name]
-        counts = {
-            k: sum(1 for r in mine if r.result == k)
-            for k in (PASS, FAIL, ERROR, NOT_APPLICABLE, REMEDIATED, REMEDIATION_FAILED)
-        }
-        state = "reachable" if info.get("reachable") else f"UNREACHABLE ({info.get('error')})"
-        summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-        tr.write_line(f"{name}: {state}, {info.get('round_trips')} round trips; {summary}")
-    for r in sorted(results, key=lambda r: (r.host, r.control)):
-        if r.result in (FAIL, ERROR, REMEDIATED, REMEDIATION_FAILED):
-            tr.write_line(f"{r.result:5} {r.host} {r.control} ({r.severity}): {r.message}")
-        if r.remediation:
-            rem = r.remediation
-            detail = " | ".join(rem["output"].splitlines()) or "-"
-            tr.write_line(
-                f"      remediation {rem['script']} ({rem['mode']}): {rem['status']}: {detail}"
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makeitem(
+        self, collector: pytest.Collector, name: str, obj: object
+    ) -> list[ControlItem] | None:
+        meta: Control | None = getattr(obj, "walguard_control", None)
+        if meta is None or not callable(obj):
+            return None
+        unknown = unknown_parameters(obj)
+        if unknown:
+            raise pytest.UsageError(
+                f"control {meta.id} ({name}) reads {', '.join(unknown)}, which no fact provides"
             )
-    gate = exit_status(results, config.getoption("fail_on"))
-    tr.write_line(f"gate (--fail-on {config.getoption('fail_on')}): exit status {gate}")
-    tr.write_line(f"report: {config.stash[_run_dir_key]}")
+        if meta.opt_in and not self.active_probe:
+            return []  # changes server state: only when asked for
+        return [ControlItem.make(collector, obj, meta, t, self.cache) for t in self.run.targets]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.is_worker or self.distributed:
+            return
+        pairs = {
+            (i.target.name, i.meta.id): i.meta for i in session.items if isinstance(i, ControlItem)
+        }
+        self.run.expect(pairs, len(self._universe()))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """(xdist controller) every worker collects the same items: their ids are the set."""
+        if self.run.expected:
+            return
+        universe = self._universe()
+        pairs = {}
+        for nodeid in ids:
+            pair = pair_of_nodeid(nodeid.split("@", 1)[0])
+            if pair is not None and pair in universe:
+                pairs[pair] = universe[pair]
+        self.run.expect(pairs, len(universe))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """(xdist) tell each worker to group by host, and where the run's evidence goes."""
+        if node.config.getoption("dist") == "loadgroup":
+            node.workerinput["walguard_loadgroup"] = True
+        if self.run.run_dir is not None:
+            node.workerinput["walguard_run_dir"] = str(self.run.run_dir)
+
+    # -- results --
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if not isinstance(item, ControlItem) or report.when == "teardown":
+            return report
+        if report.when == "setup" and report.passed:
+            return report
+        res = item.result()
+        if report.when == "setup":  # setup failed: no verdict could be reached
+            why = call.excinfo.value if call.excinfo else "?"
+            res = replace(res, result=ERROR, message=f"could not run the control: {why}")
+        report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
+        report.user_properties.append(("walguard_host", json.dumps(item.host_info())))
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        props = dict(report.user_properties)
+        if "walguard_result" in props:
+            res = Result(**json.loads(str(props["walguard_result"])))
+            self.run.record(res, json.loads(str(props["walguard_host"])))
+            return
+        pair = pair_of_nodeid(report.nodeid.split("@", 1)[0])
+        if pair is not None and report.failed and pair in self.run.expected:
+            # No verdict travelled with it: xdist's report of a worker that died running it.
+            reason = " ".join(str(report.longrepr).split())
+            self.run.note_crash(pair[0], f"not judged: {reason}")
+            meta = self.run.expected[pair]
+            self.run.record(Result(pair[0], meta.id, meta.title, meta.severity, ERROR,
+                                   f"not judged: {reason}", report.nodeid))  # fmt: skip
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            self.stop_reason = _stop_reason(session)
+            mode = self.config.getoption("remediate")
+            if mode and not self.is_worker:
+                self._remediate(mode)
+
+    def _remediate(self, mode: str) -> None:
+        from walguard.remediate import remediate_host
+
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        for target in self.run.targets:
+            failing = sorted(
+                c for (h, c), r in self.run.results.items() if h == target.name and r.result == FAIL
+            )
+            if not failing:
+                continue
+            if tr is not None:
+                tr.write_line(
+                    f"walguard: remediation ({mode}) on {target.name}: {', '.join(failing)}"
+                )
+            outcomes = remediate_host(
+                target,
+                failing,
+                mode=mode,
+                allow_disruptive=self.config.getoption("allow_disruptive"),
+                change_ref=self.config.getoption("change_ref"),
+                reachable=bool(self.run.hosts[target.name].reachable),
+            )
+            for o in outcomes:
+                status = o.status
+                final = (
+                    status
+                    if status in (REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED)
+                    else FAIL
+                )
+                self.run.replace_result(
+                    (target.name, o.control), result=final, remediation=o.as_dict()
+                )
+
+    def _why_missing(self) -> str:
+        return self.stop_reason or "not judged: no result was recorded for it"
+
+    # -- outputs --
+
+    def pytest_metadata(self, metadata: dict[str, Any]) -> None:
+        """Run facts at the top of the HTML report (pytest-metadata's hook)."""
+        if self.run.run_dir is not None:
+            metadata["walguard"] = __version__
+            metadata["Inventory"] = str(self.config.getoption("inventory") or DEFAULT_INVENTORY)
+            metadata["Run"] = self.run.run_dir.name
+            metadata["Fail on"] = self.run.fail_on
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+    ) -> None:
+        table = html_columns.remediation_table(self.run.complete(self._why_missing()))
+        if table:
+            postfix.append(table)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        html_columns.header(cells)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        html_columns.row(report, cells)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.is_worker or self.run.run_dir is None:
+            return
+        if self.stop_reason is None:
+            self.stop_reason = _stop_reason(session)
+        why = self._why_missing()
+        code = self.run.gate(why)
+        results_json.write(self.run, self.run.complete(why), code, self.run.run_dir)
+        # pytest's own usage, interrupt and internal-error codes stay; otherwise the gate's,
+        # which is never 0 while anything selected is missing.
+        if session.exitstatus in (0, 1, 5):
+            session.exitstatus = code
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or self.run.run_dir is None:
+            return
+        why = self._why_missing()
+        terminalreporter.section("walguard")
+        for line in terminal.lines(self.run, self.run.complete(why), self.run.gate(why)):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"report: {self.run.run_dir}")
+
+
+def _stop_reason(session: pytest.Session) -> str | None:
+    """Why a run ended before judging everything, as pytest or xdist recorded it."""
+    dsession = session.config.pluginmanager.get_plugin("dsession")
+    for why in (session.shouldfail, session.shouldstop, getattr(dsession, "shouldstop", None)):
+        if why:
+            return f"not judged: the run stopped early ({why})"
+    return None

@@ -47,6 +47,12 @@ walguard_command_timeout_s (integer > 0, 60)
     Seconds any one remote command may run.
 walguard_segment_size_bytes (power of two, 1 MiB-1 GiB, 16777216)
     The cluster's WAL segment size (``initdb --wal-segsize``).
+walguard_ssh_retries (integer 0-10, 2)
+    How many more times to try establishing a host's SSH master connection after a failed
+    attempt (with backoff). Only the connection is retried, never a command.
+walguard_remediation_timeout_s (integer > 0, 900)
+    Seconds one remediation script may run (a restart or ``restorecon -R`` on a large archive
+    takes longer than an ordinary command); a script that hits it is reported as timed out.
 
 walguard_selinux_required (boolean, true)
     SELinux must be enforcing on the host. When false, the SELinux controls are NOT APPLICABLE
@@ -99,7 +105,7 @@ class PolicyError(Exception):
 
 @dataclass(frozen=True)
 class Policy:
-    """What one host is audited against; see the module docstring for each field."""
+    """What one host is expected to be: see the module docstring for each field."""
 
     archive_dir: str = "/pg_archive"
     archive_owner: str = "postgres"
@@ -110,17 +116,26 @@ class Policy:
     archive_min_free_percent: int = 10
     require_dedicated_mount: bool = True
     postgres_service: str = "postgresql.service"
+    segment_size_bytes: int = 16777216
+    selinux_required: bool = True
+    selinux_type: str = "targeted"
+    selinux_archive_type: str = "postgresql_db_t"
+    selinux_postgres_domain: str = "postgresql_t"
+
+
+@dataclass(frozen=True)
+class Connect:
+    """How to reach one host and its server (not what to expect of them): the transport and
+    the collector take this, never the expectations."""
+
     pg_socket_dir: str = "/var/run/postgresql"
     pg_port: int = 5432
     pg_dsn: str | None = None
     known_hosts_file: str | None = None
     connect_timeout_s: int = 10
     command_timeout_s: int = 60
-    segment_size_bytes: int = 16777216
-    selinux_required: bool = True
-    selinux_type: str = "targeted"
-    selinux_archive_type: str = "postgresql_db_t"
-    selinux_postgres_domain: str = "postgresql_t"
+    ssh_retries: int = 2
+    remediation_timeout_s: int = 900
 
 
 class _Invalid(Exception):
@@ -253,6 +268,8 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "known_hosts_file": _optional(_text),
     "connect_timeout_s": _int(minimum=1),
     "command_timeout_s": _int(minimum=1),
+    "ssh_retries": _int(minimum=0, maximum=10),
+    "remediation_timeout_s": _int(minimum=1),
     "segment_size_bytes": _segment_size,
     "selinux_required": _bool,
     "selinux_type": _word,
@@ -265,8 +282,11 @@ _EXTRA_CHECKS: dict[str, Callable[[Any], Any]] = {
     _PREFIX + "zones": _zones,
 }
 
+_POLICY_FIELDS = frozenset(f.name for f in dataclasses.fields(Policy))
+_CONNECT_FIELDS = frozenset(f.name for f in dataclasses.fields(Connect))
+
 KNOWN_KEYS: frozenset[str] = frozenset(
-    {_PREFIX + f.name for f in dataclasses.fields(Policy)} | set(_EXTRA_CHECKS)
+    {_PREFIX + name for name in _POLICY_FIELDS | _CONNECT_FIELDS} | set(_EXTRA_CHECKS)
 )
 
 # Close enough to a known key to be a typo of it (walgaurd_rpo_minutes) rather than a variable
@@ -285,7 +305,22 @@ def policy_for(
     *,
     sources: Mapping[str, str] | None = None,
 ) -> Policy:
-    """The policy for one host, from its merged inventory variables.
+    """The expectations for one host (see `settings_for`)."""
+    return settings_for(target_vars, host, sources=sources)[1]
+
+
+def connect_for(target_vars: Mapping[str, Any], host: str = "?") -> Connect:
+    """How to reach one host (see `settings_for`)."""
+    return settings_for(target_vars, host)[0]
+
+
+def settings_for(
+    target_vars: Mapping[str, Any],
+    host: str = "?",
+    *,
+    sources: Mapping[str, str] | None = None,
+) -> tuple[Connect, Policy]:
+    """How to reach one host and what to expect of it, from its merged inventory variables.
 
     `sources` optionally maps a variable name to where it was set ("group_vars/db.yml:3"), so
     errors can say which file to fix. Raises PolicyError on the first bad or unknown variable.
@@ -321,4 +356,6 @@ def policy_for(
             raise PolicyError(host, key, str(exc), sources.get(key)) from None
         if name in _FIELD_CHECKS:
             overrides[name] = checked
-    return Policy(**overrides)
+    connect = Connect(**{k: v for k, v in overrides.items() if k in _CONNECT_FIELDS})
+    policy = Policy(**{k: v for k, v in overrides.items() if k in _POLICY_FIELDS})
+    return connect, policy

@@ -1,37 +1,45 @@
 """Paired remediation: plan (the scripts' check mode), apply, then verify by collecting facts
-again and re-evaluating the controls. Nothing here runs unless --remediate is given.
+again and judging the controls again. Nothing here runs unless --remediate is given.
 
-Per host, all scripts run in one SSH command, under `flock` on the host so that two walguard runs
-never remediate it at once. Values reach the scripts only as shell-quoted environment variables.
+Per host, all scripts run in one SSH command, each under its own timeout, while a lock holder
+on the host keeps `/run/walguard/remediation.lock` (a root-only directory) from the first script
+to the end of the re-check, so two walguard runs never remediate or verify a host at once. Values
+reach the scripts only as shell-quoted environment variables. The outcome recorded is what the
+re-check finds, never a guess from a script's exit status: a script killed by its timeout after
+its fix took effect is REMEDIATED, and one that exited 0 without fixing anything is not.
 """
 
 from __future__ import annotations
 
-import inspect
 import secrets
 import shlex
-from collections.abc import Callable
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from walguard.collect import collect
-from walguard.controls import FUNCTIONS, NotApplicable
+from walguard.controls import FUNCTIONS
 from walguard.errors import FactUnavailable
-from walguard.facts import HostFacts
 from walguard.inventory import Target
+from walguard.judge import judge
 from walguard.policy import Policy
+from walguard.results import PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
 from walguard.sections import split_sections
-from walguard.transport import Connection
+from walguard.transport import Connection, read_line
 
 REMEDIATION_DIR = Path(__file__).resolve().parents[1] / "remediation"
-LOCK_FILE = "/run/lock/walguard-remediation.lock"
+# /run belongs to root, so nobody else can create (and squat) this directory; the lock holder
+# refuses one that is not root's own 0700.
+LOCK_DIR = "/run/walguard"
+LOCK_FILE = f"{LOCK_DIR}/remediation.lock"
 LOCK_BUSY = 75
+LOCK_BAD_DIR = 76
+REFUSED_RC = 3  # common.sh's `die`: the script saw its fix could make things worse
+TIMED_OUT_RC = 124  # timeout(1)
 
-REMEDIATED = "REMEDIATED"
-REMEDIATION_FAILED = "REMEDIATION FAILED"
 PLANNED = "PLANNED"
-REFUSED = "REFUSED"
+REFUSED = "REFUSED"  # not run: disruptive and not allowed
 NOT_RUN = "NOT RUN"
 
 
@@ -58,6 +66,9 @@ class Outcome:
     change_ref: str | None = None
     verified_result: str | None = None
     verified_message: str = ""
+    duration_s: float | None = None
+    exit_status: int | None = None
+    timed_out: bool = False
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,6 +80,9 @@ class Outcome:
             "change_ref": self.change_ref,
             "verified_result": self.verified_result,
             "verified_message": self.verified_message,
+            "duration_s": self.duration_s,
+            "exit_status": self.exit_status,
+            "timed_out": self.timed_out,
         }
 
 
@@ -116,82 +130,109 @@ def script_env(policy: Policy, control: str, mode: str, change_ref: str | None) 
     }
 
 
-def host_command(items: list[tuple[Script, dict[str, str]]], token: str, lock: bool) -> str:
-    """One remote command for all of a host's scripts: each framed like a collector section."""
+def host_command(items: list[tuple[Script, dict[str, str]]], token: str, timeout_s: int) -> str:
+    """One remote command for all of a host's scripts: each framed like a collector section,
+    each under its own timeout, its duration on its END line."""
     parts = []
     for script, env in items:
         assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         tok, ctl = shlex.quote(token), shlex.quote(script.control)
         parts.append(
-            f"printf '%s BEGIN %s\\n' {tok} {ctl}; "
-            f"env {assignments} bash -c {shlex.quote(script.text())} 2>&1; rc=$?; "
-            f"printf '\\n%s END %s %s\\n' {tok} {ctl} \"$rc\""
+            f"printf '%s BEGIN %s\\n' {tok} {ctl}; t0=$(date +%s.%N); "
+            f"env {assignments} timeout -k 10 {int(timeout_s)} bash -c "
+            f"{shlex.quote(script.text())} 2>&1; rc=$?; "
+            f'printf \'\\n%s END %s %s %s\\n\' {tok} {ctl} "$rc" "$(date +%s.%N) $t0"'
         )
-    driver = "\n".join(parts)
-    inner = f"bash -c {shlex.quote(driver)}"
-    if lock:
-        # -n: a second run does not wait behind the first, it is told the host is busy.
-        return f"flock -n -E {LOCK_BUSY} {LOCK_FILE} {inner}"
-    return inner
+    return f"bash -c {shlex.quote(chr(10).join(parts))}"
+
+
+def lock_holder_command() -> str:
+    """Takes the host's remediation lock and holds it while its stdin stays open."""
+    d, f = shlex.quote(LOCK_DIR), shlex.quote(LOCK_FILE)
+    inner = (
+        f"umask 077; mkdir -p {d} || exit {LOCK_BAD_DIR}; "
+        f'[ "$(stat -c %u:%a {d})" = 0:700 ] || '
+        f'{{ echo "BADDIR $(stat -c %U:%a {d})"; exit {LOCK_BAD_DIR}; }}; '
+        f"exec flock -n -E {LOCK_BUSY} {f} sh -c 'echo LOCKED; exec cat >/dev/null'"
+    )
+    return f"sh -c {shlex.quote(inner)}"
+
+
+class HostLock:
+    """The host's remediation lock, held over the connection from `acquire` to `release`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def acquire(self) -> None:
+        self.proc = self.conn.start(lock_holder_command(), become=True)
+        line = read_line(self.proc.stdout)
+        if line == "LOCKED":
+            return
+        rc = self.proc.wait(timeout=30)
+        err = self.proc.stderr.read().decode(errors="replace").strip() if self.proc.stderr else ""
+        self.proc = None
+        if rc == LOCK_BUSY:
+            raise FactUnavailable("another walguard run is remediating this host (lock held)")
+        if line.startswith("BADDIR"):
+            raise FactUnavailable(
+                f"{LOCK_DIR} is not root's own 0700 directory ({line.split(' ', 1)[-1]}): "
+                "refusing to take a lock another user could hold"
+            )
+        raise FactUnavailable(f"cannot take the remediation lock: {err or line or f'exit {rc}'}")
+
+    def release(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    rc: int
+    output: str
+    duration_s: float | None
 
 
 def run_scripts(
+    conn: Connection,
     target: Target,
-    policy: Policy,
-    items: list[tuple[Script, str]],
+    items: list[Script],
     mode: str,
     change_ref: str | None,
-) -> dict[str, tuple[int, str]]:
-    """Run the scripts (check or apply) on one host; returns control -> (rc, output)."""
+) -> dict[str, ScriptRun]:
+    """Run the scripts (check or apply) on one host over an open connection."""
     token = f"@@WG-{secrets.token_hex(8)}@@"
-    prepared = [(s, script_env(policy, s.control, mode, change_ref)) for s, _ in items]
-    conn = Connection(target, policy)
-    try:
-        conn.open()
-        rc, out, err = conn.run(host_command(prepared, token, lock=mode == "apply"), become=True)
-    finally:
-        conn.close()
-    if rc == LOCK_BUSY:
-        raise FactUnavailable("another walguard run is remediating this host (lock held)")
-    sections = split_sections(out, token)
+    prepared = [(s, script_env(target.policy, s.control, mode, change_ref)) for s in items]
+    per_script = target.connect.remediation_timeout_s
+    # Every script may use its whole timeout; the command as a whole waits for all of them.
+    reply = conn.run_raw(
+        host_command(prepared, token, per_script),
+        become=True,
+        timeout_s=len(items) * (per_script + 15) + 30,
+    )
+    sections = split_sections(reply.stdout, token)
     results = {}
     for script, _ in prepared:
         sec = sections.get(script.control)
         if sec is None:
-            results[script.control] = (-1, f"no output from the script ({err.strip()[:200]})")
+            reason = f"no output from the script ({reply.stderr.strip()[:200]})"
+            results[script.control] = ScriptRun(-1, reason, None)
         else:
-            results[script.control] = (sec.rc, sec.output.strip())
+            results[script.control] = ScriptRun(sec.rc, sec.output.strip(), sec.duration_s)
     return results
-
-
-def evaluate(control: str, facts: HostFacts, policy: Policy, target: Target) -> tuple[str, str]:
-    """Re-run one control's function on fresh facts: (PASS|FAIL|ERROR|NOT APPLICABLE, message)."""
-    fn = FUNCTIONS[control]
-    providers: dict[str, Callable[[], Any]] = {
-        "facts": lambda: facts,
-        "policy": lambda: policy,
-        "target": lambda: target,
-        "pg": facts.pg.get,
-        "archive": facts.archive.get,
-        "probe": facts.probe.get,
-        "selinux": facts.selinux.get,
-    }
-    try:
-        facts.require_reachable()
-        kwargs = {name: providers[name]() for name in inspect.signature(fn).parameters}
-        fn(**kwargs)
-    except AssertionError as exc:
-        return "FAIL", " ".join(str(exc).split("\nassert ")[0].split())
-    except NotApplicable as exc:
-        return "NOT APPLICABLE", str(exc)
-    except FactUnavailable as exc:
-        return "ERROR", str(exc)
-    return "PASS", ""
 
 
 def remediate_host(
     target: Target,
-    policy: Policy,
     failing: list[str],
     *,
     mode: str,
@@ -202,7 +243,7 @@ def remediate_host(
     """Plan or apply the paired scripts for a host's failing controls, then verify (apply)."""
     available = scripts()
     outcomes: list[Outcome] = []
-    runnable: list[tuple[Script, str]] = []
+    runnable: list[Script] = []
     for control in failing:
         script = available.get(control)
         if script is None:
@@ -222,30 +263,74 @@ def remediate_host(
                 )
             )
         else:
-            runnable.append((script, name))
+            runnable.append(script)
     if not runnable:
         return outcomes
+    conn = Connection(target)
+    lock = HostLock(conn)
     try:
-        ran = run_scripts(
-            target, policy, runnable, "check" if mode == "plan" else "apply", change_ref
-        )
+        try:
+            conn.open()
+            if mode == "apply":
+                lock.acquire()
+        except FactUnavailable as exc:
+            return outcomes + [
+                Outcome(s.control, s.path.name, mode, REMEDIATION_FAILED, str(exc), change_ref)
+                for s in runnable
+            ]
+        if mode == "plan":
+            try:
+                ran = run_scripts(conn, target, runnable, "check", change_ref)
+            except FactUnavailable as exc:
+                ran = {s.control: ScriptRun(-1, str(exc), None) for s in runnable}
+            return outcomes + [
+                Outcome(s.control, s.path.name, mode, PLANNED, ran[s.control].output, change_ref)
+                for s in runnable
+            ]
+        return outcomes + _apply_and_verify(conn, target, runnable, change_ref)
+    finally:
+        lock.release()
+        conn.close()
+
+
+def _apply_and_verify(
+    conn: Connection, target: Target, runnable: list[Script], change_ref: str | None
+) -> list[Outcome]:
+    try:
+        ran = run_scripts(conn, target, runnable, "apply", change_ref)
     except FactUnavailable as exc:
-        return outcomes + [
-            Outcome(s.control, n, mode, REMEDIATION_FAILED, str(exc), change_ref)
-            for s, n in runnable
-        ]
-    if mode == "plan":
-        return outcomes + [
-            Outcome(s.control, n, mode, PLANNED, ran[s.control][1], change_ref) for s, n in runnable
-        ]
-    fresh = collect(target, policy)
-    for script, name in runnable:
-        rc, output = ran[script.control]
-        verdict, message = evaluate(script.control, fresh, policy, target)
-        status = REMEDIATED if rc == 0 and verdict == "PASS" else REMEDIATION_FAILED
-        if rc != 0:
-            output = f"script exit {rc}: {output}"
+        # The command as a whole failed or was killed: what it changed is for the re-check to
+        # find, not for us to guess.
+        ran = {s.control: ScriptRun(-1, f"remediation command: {exc}", None) for s in runnable}
+    fresh = collect(target, conn=conn)  # still under the lock
+    outcomes = []
+    for script in runnable:
+        run = ran[script.control]
+        verdict = judge(FUNCTIONS[script.control], fresh, target)
+        timed_out = run.rc == TIMED_OUT_RC
+        if run.rc == REFUSED_RC:
+            status = REMEDIATION_REFUSED
+        else:
+            status = REMEDIATED if verdict.result == PASS else REMEDIATION_FAILED
+        output = run.output
+        if timed_out:
+            limit = target.connect.remediation_timeout_s
+            output = f"script timed out after {limit} s (walguard_remediation_timeout_s): {output}"
+        elif run.rc not in (0, REFUSED_RC):
+            output = f"script exit {run.rc}: {output}"
         outcomes.append(
-            Outcome(script.control, name, mode, status, output, change_ref, verdict, message)
+            Outcome(
+                script.control,
+                script.path.name,
+                "apply",
+                status,
+                output,
+                change_ref,
+                verdict.result,
+                verdict.message,
+                run.duration_s,
+                run.rc,
+                timed_out,
+            )
         )
     return outcomes

@@ -13,6 +13,8 @@ ERROR = "ERROR"
 NOT_APPLICABLE = "NOT APPLICABLE"
 REMEDIATED = "REMEDIATED"
 REMEDIATION_FAILED = "REMEDIATION FAILED"
+# The script saw that its fix could make things worse and changed nothing: the failure stands.
+REMEDIATION_REFUSED = "REMEDIATION REFUSED"
 
 # Exit codes (README): pytest's own 4 (usage) and 5 (no tests) are kept as they are.
 EXIT_OK = 0
@@ -37,15 +39,21 @@ class Result:
         return asdict(self)
 
 
-def exit_status(results: list[Result], fail_on: str) -> int:
-    """0 when every control at or above fail_on passed (or is not applicable); 1 when any of them
-    failed; 6 when none failed but some could not be evaluated (ERROR, e.g. unreachable)."""
-    if not results:
-        return EXIT_NO_CONTROLS
+def exit_status(results: list[Result], fail_on: str, *, complete: bool = True) -> int:
+    """The gate, over the complete set of (host, control) pairs the run meant to judge (pairs
+    without a final result are already ERROR in `results`).
+
+    5 when no control at or above fail_on was judged at all (an audit of nothing is never green);
+    1 when any of those failed (or its remediation failed or was refused); 6 when none failed but
+    some could not be evaluated (ERROR); and never 0 while any selected pair, of any severity,
+    has no result (`complete` false).
+    """
     gated = [r for r in results if severity_rank(r.severity) <= severity_rank(fail_on)]
-    # REMEDIATED was verified by a fresh check; a failed remediation leaves a failure.
-    if any(r.result in (FAIL, REMEDIATION_FAILED) for r in gated):
+    if not gated:
+        return EXIT_NO_CONTROLS
+    # REMEDIATED was verified by a fresh check; a failed or refused remediation leaves a failure.
+    if any(r.result in (FAIL, REMEDIATION_FAILED, REMEDIATION_REFUSED) for r in gated):
         return EXIT_FAILED
-    if any(r.result == ERROR for r in gated):
+    if any(r.result == ERROR for r in gated) or not complete:
         return EXIT_ERRORS
     return EXIT_OK

@@ -13,6 +13,7 @@ class Section:
     name: str
     output: str
     rc: int
+    duration_s: float | None = None  # when the END line carries end and start times
 
 
 def split_sections(raw: str, token: str) -> dict[str, Section]:
@@ -20,7 +21,7 @@ def split_sections(raw: str, token: str) -> dict[str, Section]:
     (output cut short) is missing, not empty: its facts become ERROR."""
     sections: dict[str, Section] = {}
     begin = re.compile(rf"^{re.escape(token)} BEGIN (\S+)$")
-    end = re.compile(rf"^{re.escape(token)} END (\S+) (\d+)$")
+    end = re.compile(rf"^{re.escape(token)} END (\S+) (\d+)(?: ([\d.]+) ([\d.]+))?$")
     current: str | None = None
     lines: list[str] = []
     for line in raw.split("\n"):
@@ -29,8 +30,9 @@ def split_sections(raw: str, token: str) -> dict[str, Section]:
         elif current is not None and (m := end.match(line)) and current == m.group(1):
             # The collector prints a newline before END so unterminated output stays on its line.
             body = "\n".join(lines)
+            duration = round(float(m.group(3)) - float(m.group(4)), 3) if m.group(3) else None
             sections[current] = Section(
-                current, body[:-1] if body.endswith("\n") else body, int(m.group(2))
+                current, body[:-1] if body.endswith("\n") else body, int(m.group(2)), duration
             )
             current = None
         elif current is not None:

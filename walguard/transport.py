@@ -1,24 +1,47 @@
-"""SSH to one host through testinfra's ssh backend (OpenSSH, ControlMaster/ControlPersist).
+"""SSH to one host with OpenSSH: one master connection, every command multiplexed over it.
 
-Strict host-key checking always: against the inventory's known_hosts file when it names one, else
-the user's own; never accept a new key. `~/.ssh/config` (ProxyJump bastions and the like) is
-honoured because ssh reads it unless told otherwise. testinfra has no per-command timeout, so the
-remote side is wrapped in `timeout` and ssh itself gives up on a dead peer (ServerAlive*).
+- Strict host-key checking always, against the inventory's known_hosts file when it names one,
+  else the user's own; a new key is never accepted. Agent and X11 forwarding are off, whatever
+  `~/.ssh/config` says, because remediation runs as root on the far side.
+- `~/.ssh/config` is otherwise honoured (ProxyJump bastions and the like), and
+  `ansible_ssh_common_args` arrives as an argument list: nothing here goes through a shell on the
+  controller.
+- The master is our own child process (`ssh -N`, no `-f`, no ControlPersist). With either, ssh
+  forks, and the foreground half reconnects to the new master as a multiplexing client before
+  returning; when that second handshake fails (seen on a busy machine) ssh exits with "Failed to
+  connect to new control master" although the master is up. Started this way there is no second
+  handshake: the master is ready once its control socket appears.
+- Establishing the master is retried with backoff (`walguard_ssh_retries`); commands never are.
+- Remote output is bytes: decoded with replacement for parsing, kept raw for the evidence.
 """
 
 from __future__ import annotations
 
-import shlex
+import contextlib
 import shutil
 import subprocess
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
-
-from testinfra.backend.ssh import SshBackend
+from typing import IO, Any
 
 from walguard.errors import FactUnavailable
 from walguard.inventory import Target
-from walguard.policy import Policy
+
+# ssh's reasons that another attempt cannot change: retrying them only delays the ERROR.
+_PERMANENT = (
+    "Host key verification failed",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+    "Permission denied",
+    "No such file or directory",
+    "Could not resolve hostname",
+    "Bad configuration option",
+    "command-line line",
+)
+_POLL_S = 0.02
+# How much longer than the remote `timeout` the local side waits before giving up on ssh.
+_MARGIN_S = 15
 
 
 def _one_line(text: str) -> str:
@@ -27,94 +50,179 @@ def _one_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+@dataclass(frozen=True)
+class Reply:
+    rc: int
+    stdout: str
+    stderr: str
+    raw_stdout: bytes
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    ok: bool
+    seconds: float
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "attempt": self.number,
+            "ok": self.ok,
+            "seconds": self.seconds,
+            "reason": self.reason,
+        }
+
+
 class Connection:
     """One host's SSH master connection; counts every round trip made for facts."""
 
-    def __init__(self, target: Target, policy: Policy) -> None:
+    def __init__(self, target: Target) -> None:
         self.target = target
-        self.policy = policy
+        self.settings = target.connect
         self.round_trips = 0
+        self.attempts: list[Attempt] = []
         self._dir = Path(tempfile.mkdtemp(prefix="wg-"))
         self.control_path = str(self._dir / "ctl")
-        extra = [
-            "-o BatchMode=yes",
-            "-o StrictHostKeyChecking=yes",
-            "-o ServerAliveInterval=5",
-            "-o ServerAliveCountMax=3",
-        ]
-        if policy.known_hosts_file:
-            extra.append(f"-o UserKnownHostsFile={shlex.quote(policy.known_hosts_file)}")
-        if target.key_file:
-            extra.append("-o IdentitiesOnly=yes")
-        common = target.vars.get("ansible_ssh_common_args")
-        if isinstance(common, str) and common.strip():
-            extra.append(common)
-        self._extra = " ".join(extra)
-        user = f"{target.user}@" if target.user else ""
-        self.backend = SshBackend(
-            f"{user}{target.address}:{target.port}",
-            ssh_identity_file=target.key_file,
-            timeout=policy.connect_timeout_s,
-            controlpath=self.control_path,
-            controlpersist=120,
-            ssh_extra_args=self._extra,
-        )
+        self._master: subprocess.Popen[bytes] | None = None
+
+    # -- the command lines --
+
+    def options(self) -> list[str]:
+        """Options for every ssh invocation. ssh keeps the first value it is given for an option,
+        so walguard's security settings come before the inventory's arguments and win."""
+        s = self.settings
+        opts = [
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "ForwardAgent=no",
+            "-o", "ForwardX11=no",
+            "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3",
+            "-o", f"ConnectTimeout={s.connect_timeout_s}",
+            "-o", f"ControlPath={self.control_path}",
+        ]  # fmt: skip
+        if s.known_hosts_file:
+            opts += ["-o", f"UserKnownHostsFile={s.known_hosts_file}"]
+        if self.target.key_file:
+            opts += ["-o", "IdentitiesOnly=yes", "-i", self.target.key_file]
+        opts += list(self.target.ssh_args)
+        opts += ["-p", str(self.target.port)]
+        return opts
+
+    def destination(self) -> str:
+        # user@address, never address:port: an IPv6 address is passed as it is.
+        user = f"{self.target.user}@" if self.target.user else ""
+        return f"{user}{self.target.address}"
+
+    def master_argv(self) -> list[str]:
+        return ["ssh", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
+                *self.options(), self.destination()]  # fmt: skip
+
+    def command_argv(self, remote_command: str) -> list[str]:
+        # ControlMaster=no: a command never opens a connection of its own.
+        return ["ssh", "-o", "ControlMaster=no", *self.options(), self.destination(),
+                remote_command]  # fmt: skip
+
+    # -- the master --
 
     def open(self) -> None:
-        """Start the master connection ourselves, detached (-f) with its stderr in a file: a
-        ControlPersist master started by the first command would inherit that command's pipes
-        and keep the caller waiting; and this way a refused key or host says why."""
-        log = self._dir / "master.log"
-        argv = [
-            "ssh",
-            "-f",
-            "-N",
-            "-o",
-            "ControlMaster=yes",
-            "-o",
-            "ControlPersist=120",
-            "-o",
-            f"ControlPath={self.control_path}",
-            "-o",
-            f"ConnectTimeout={self.policy.connect_timeout_s}",
-        ]
-        argv += shlex.split(self._extra)
-        if self.target.key_file:
-            argv += ["-i", self.target.key_file]
-        argv += ["-p", str(self.target.port), self._ssh_destination()]
-        with log.open("w") as err:
-            try:
-                done = subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                    timeout=self.policy.connect_timeout_s + 10,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise FactUnavailable(
-                    f"ssh: no connection within {self.policy.connect_timeout_s + 10} s"
-                ) from None
-        if done.returncode != 0:
-            raise FactUnavailable(f"ssh: {_one_line(log.read_text(errors='replace'))}")
+        """Establish the master connection, retrying a failed attempt with backoff."""
+        tries = self.settings.ssh_retries + 1
+        for number in range(1, tries + 1):
+            started = time.monotonic()
+            reason = self._start_master()
+            elapsed = round(time.monotonic() - started, 3)
+            self.attempts.append(Attempt(number, reason is None, elapsed, reason or ""))
+            if reason is None:
+                return
+            if number == tries or any(p in reason for p in _PERMANENT):
+                detail = f" (after {number} attempts)" if number > 1 else ""
+                raise FactUnavailable(f"ssh: {reason}{detail}")
+            time.sleep(min(0.5 * 2 ** (number - 1), 4.0))
 
-    def run(self, remote_command: str, *, become: bool = False) -> tuple[int, str, str]:
+    def _start_master(self) -> str | None:
+        """None when the master is up, else ssh's reason."""
+        self._stop_master()
+        log_path = self._dir / "master.log"
+        with log_path.open("wb") as log:
+            # Our stdout and stderr are never the master's: it would hold a caller's pipes open.
+            self._master = subprocess.Popen(
+                self.master_argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self.settings.connect_timeout_s + 10
+        socket = Path(self.control_path)
+        while time.monotonic() < deadline:
+            if socket.exists():
+                return None
+            if self._master.poll() is not None:
+                text = log_path.read_bytes().decode(errors="replace")
+                return _one_line(text)
+            time.sleep(_POLL_S)
+        self._stop_master()
+        return f"no connection within {self.settings.connect_timeout_s + 10} s"
+
+    def _stop_master(self) -> None:
+        if self._master is None:
+            return
+        if self._master.poll() is None:
+            self._master.terminate()
+            try:
+                self._master.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._master.kill()
+                self._master.wait()
+        self._master = None
+
+    # -- commands --
+
+    def run_raw(
+        self, remote_command: str, *, become: bool = False, timeout_s: int | None = None
+    ) -> Reply:
         """Run one command (one round trip); ERROR-worthy failures raise FactUnavailable."""
-        timeout = self.policy.command_timeout_s
+        timeout = timeout_s or self.settings.command_timeout_s
         wrapped = f"timeout {timeout} {'sudo -n ' if become else ''}{remote_command}"
         self.round_trips += 1
         try:
-            out = self.backend.run(wrapped)
-        except RuntimeError as exc:  # testinfra raises on ssh's own exit status 255
-            result = exc.args[0] if exc.args else None
-            stderr = getattr(result, "stderr", "") or str(exc)
-            raise FactUnavailable(f"ssh: {_one_line(stderr)}") from None
-        if out.rc == 124:
+            done = subprocess.run(
+                self.command_argv(wrapped),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout + _MARGIN_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise FactUnavailable(f"ssh: no answer within {timeout + _MARGIN_S} s") from None
+        out = done.stdout.decode(errors="replace")
+        err = done.stderr.decode(errors="replace")
+        if done.returncode == 255:
+            raise FactUnavailable(f"ssh: {_one_line(err)}")
+        if done.returncode == 124:
             raise FactUnavailable(f"remote command timed out after {timeout} s")
-        if become and out.rc == 1 and "sudo:" in out.stderr:
-            raise FactUnavailable(f"sudo refused: {_one_line(out.stderr)}")
-        return out.rc, out.stdout, out.stderr
+        if become and done.returncode == 1 and "sudo:" in err:
+            raise FactUnavailable(f"sudo refused: {_one_line(err)}")
+        return Reply(done.returncode, out, err, done.stdout)
+
+    def run(
+        self, remote_command: str, *, become: bool = False, timeout_s: int | None = None
+    ) -> tuple[int, str, str]:
+        reply = self.run_raw(remote_command, become=become, timeout_s=timeout_s)
+        return reply.rc, reply.stdout, reply.stderr
+
+    def start(self, remote_command: str, *, become: bool = False) -> subprocess.Popen[bytes]:
+        """A long-running command over the master (e.g. one that holds a lock while its stdin is
+        open); the caller reads its stdout and closes its stdin to end it."""
+        prefix = "sudo -n " if become else ""
+        return subprocess.Popen(
+            self.command_argv(f"{prefix}{remote_command}"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def forward_unix_socket(self, remote_socket: str, local_name: str) -> str:
         """Forward a remote unix socket over the existing master connection; returns the
@@ -122,30 +230,32 @@ class Connection:
         local_dir = self._dir / "pg"
         local_dir.mkdir(exist_ok=True)
         local = local_dir / local_name
-        argv = [
-            "ssh",
-            "-S",
-            self.control_path,
-            "-O",
-            "forward",
-            "-L",
-            f"{local}:{remote_socket}",
-            self._ssh_destination(),
-        ]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        argv = ["ssh", "-S", self.control_path, "-O", "forward", "-L",
+                f"{local}:{remote_socket}", *self.options(), self.destination()]  # fmt: skip
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            raise FactUnavailable(
+                f"ssh: cannot forward {remote_socket}: no answer in 30 s"
+            ) from None
         if done.returncode != 0:
-            raise FactUnavailable(f"ssh: cannot forward {remote_socket}: {_one_line(done.stderr)}")
+            reason = _one_line(done.stderr.decode(errors="replace"))
+            raise FactUnavailable(f"ssh: cannot forward {remote_socket}: {reason}")
         return str(local_dir)
 
-    def _ssh_destination(self) -> str:
-        user = f"{self.target.user}@" if self.target.user else ""
-        return f"{user}{self.target.address}"
-
     def close(self) -> None:
-        subprocess.run(
-            ["ssh", "-S", self.control_path, "-O", "exit", self._ssh_destination()],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
+        if self._master is not None and self._master.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # stopped below either way
+                subprocess.run(
+                    ["ssh", "-S", self.control_path, "-O", "exit", *self.options(),
+                     self.destination()],
+                    capture_output=True,
+                    timeout=10,
+                    check=False,
+                )  # fmt: skip
+        self._stop_master()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def read_line(stream: IO[bytes] | None) -> str:
+    return stream.readline().decode(errors="replace").strip() if stream is not None else ""

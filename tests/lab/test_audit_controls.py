@@ -414,12 +414,10 @@ def test_socket_forward_reads_as_the_login_user_and_cannot_be_postgres(lab: Lab)
     from psycopg.conninfo import make_conninfo
 
     from walguard.inventory import load_inventory
-    from walguard.policy import policy_for
     from walguard.transport import Connection
 
     target = load_inventory(settings.INVENTORY_PATH)[0]
-    policy = policy_for(target.vars, target.name)
-    conn = Connection(target, policy)
+    conn = Connection(target)
     try:
         conn.open()
         sock_dir = conn.forward_unix_socket("/var/run/postgresql/.s.PGSQL.5432", ".s.PGSQL.5432")

@@ -13,8 +13,8 @@ from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import Audit, _inventory_with, audit
 from walguard.inventory import load_inventory
 from walguard.lab import settings
-from walguard.policy import policy_for
 from walguard.remediate import run_scripts, scripts
+from walguard.transport import Connection
 
 REF = "CHG-4711"
 
@@ -29,12 +29,14 @@ def _result(a: Audit, host: str, control: str) -> dict[str, Any]:
 def _check_mode(host: str, control: str) -> str:
     target = next(t for t in load_inventory(settings.INVENTORY_PATH) if t.name == host)
     script = scripts()[control]
-    ran = run_scripts(
-        target, policy_for(target.vars, target.name), [(script, script.path.name)], "check", None
-    )
-    rc, out = ran[control]
-    assert rc == 0, out
-    return out
+    conn = Connection(target)
+    try:
+        conn.open()
+        ran = run_scripts(conn, target, [script], "check", None)[control]
+    finally:
+        conn.close()
+    assert ran.rc == 0, ran.output
+    return ran.output
 
 
 @pytest.fixture
@@ -138,7 +140,8 @@ def test_a_held_lock_stops_a_second_remediation(lab: Lab, host: Any, tmp_path: P
     lab.ssh(
         host,
         "sudo -n systemd-run --unit=walguard-test-lock-holder --quiet "
-        "flock /run/lock/walguard-remediation.lock sleep 120",
+        "sh -c 'install -d -m 0700 /run/walguard && "
+        "flock /run/walguard/remediation.lock sleep 120'",
     )
     blocked = audit(tmp_path, "-k", f"WG-DIR-004 and {host.name}", "--remediate=apply")
     res = _result(blocked, host.name, "WG-DIR-004")
@@ -165,7 +168,7 @@ def test_hostile_policy_value_executes_nothing_and_one_failure_does_not_stop_oth
     )
     dir_res = _result(result, host.name, "WG-DIR-001")
     cmd_res = _result(result, host.name, "WG-ARC-004")
-    assert cmd_res["result"] == "REMEDIATION FAILED"
+    assert cmd_res["result"] == "REMEDIATION REFUSED"
     assert "unsafe inside archive_command" in cmd_res["remediation"]["output"]
     assert dir_res["result"] == "REMEDIATED"  # the other script still ran
     assert lab.ssh(host, "sudo -n test -e /tmp/pwned", check=False).returncode == 1

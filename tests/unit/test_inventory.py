@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from walguard.inventory import InventoryError, Target, load_inventory
-from walguard.policy import Policy, policy_for
+from walguard.policy import Policy, connect_for, policy_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,6 +73,8 @@ def test_lab_inventory(tmp_path: Path) -> None:
         become=True,
         groups=("all", "lab"),
         vars=db1.vars,
+        policy=policy_for(db1.vars, db1.name),
+        connect=connect_for(db1.vars, db1.name),
     )
     assert targets[1].address == "10.231.0.12"
     assert db1.vars["walguard_zones"] == {
@@ -80,7 +82,8 @@ def test_lab_inventory(tmp_path: Path) -> None:
     }
     policy = policy_for(db1.vars, host=db1.name)
     assert policy.postgres_service == "postgresql@15-main.service"
-    assert policy.known_hosts_file == "/var/lib/walguard/lab/known_hosts"
+    assert db1.connect.known_hosts_file == "/var/lib/walguard/lab/known_hosts"
+    assert db1.policy == policy
     assert policy.rpo_minutes == Policy().rpo_minutes
 
 
@@ -104,7 +107,8 @@ def test_example_production_inventory_loads() -> None:
         15,
     )
     assert prod_a.postgres_service == "postgresql@16-main.service"  # group_vars/production/
-    assert prod_a.pg_dsn is not None and "sslmode=verify-full" in prod_a.pg_dsn
+    assert db01.connect.pg_dsn is not None and "sslmode=verify-full" in db01.connect.pg_dsn
+    assert db01.ssh_args == ("-o", "ProxyJump=bastion.example.internal")
     prod_b = policy_for(targets["db01.site-b.example.internal"].vars)
     assert (prod_b.archive_dir, prod_b.archive_min_free_percent) == ("/srv/pg_archive", 20)
     staging = targets["stg-db01.site-a.example.internal"]

@@ -9,9 +9,20 @@ from typing import Any
 import pytest
 
 import walguard.policy
-from walguard.policy import KNOWN_KEYS, Policy, PolicyError, policy_for
+from walguard.policy import KNOWN_KEYS, Connect, Policy, PolicyError, policy_for, settings_for
 
-FIELDS = [f.name for f in dataclasses.fields(Policy)]
+FIELDS = [f.name for f in dataclasses.fields(Policy)] + [
+    f.name for f in dataclasses.fields(Connect)
+]
+
+
+def values(target_vars: dict[str, Any]) -> dict[str, Any]:
+    """Every setting, expectations and connection alike, by field name."""
+    connect, policy = settings_for(target_vars)
+    return {**dataclasses.asdict(connect), **dataclasses.asdict(policy)}
+
+
+DEFAULTS = {**dataclasses.asdict(Connect()), **dataclasses.asdict(Policy())}
 
 
 def policy_error(target_vars: dict[str, Any], **kwargs: Any) -> PolicyError:
@@ -28,7 +39,8 @@ def test_defaults_without_walguard_vars() -> None:
     assert policy.archive_allowed_modes == ("0700", "0750")
     assert policy.rpo_minutes == 15
     assert policy.segment_size_bytes == 16 * 1024 * 1024
-    assert policy.pg_dsn is None
+    assert settings_for({})[0] == Connect()
+    assert Connect().pg_dsn is None and Connect().ssh_retries == 2
 
 
 def test_known_keys_are_the_fields_plus_the_extras() -> None:
@@ -59,6 +71,8 @@ OVERRIDES: dict[str, Any] = {
     "known_hosts_file": "/etc/walguard/known_hosts",
     "connect_timeout_s": 3,
     "command_timeout_s": 600,
+    "ssh_retries": 0,
+    "remediation_timeout_s": 3600,
     "segment_size_bytes": 64 * 1024 * 1024,
     "selinux_required": False,
     "selinux_type": "default",
@@ -73,14 +87,14 @@ def test_every_field_has_an_override_case() -> None:
 
 @pytest.mark.parametrize("name", FIELDS)
 def test_each_field_is_overridden_by_its_variable(name: str) -> None:
-    policy = policy_for({f"walguard_{name}": OVERRIDES[name]})
+    got = values({f"walguard_{name}": OVERRIDES[name]})
     expected = OVERRIDES[name]
     if isinstance(expected, list):
         expected = tuple(expected)
-    assert getattr(policy, name) == expected
-    assert getattr(policy, name) != getattr(Policy(), name)
+    assert got[name] == expected
+    assert got[name] != DEFAULTS[name]
     others = [f for f in FIELDS if f != name]
-    assert all(getattr(policy, f) == getattr(Policy(), f) for f in others)
+    assert all(got[f] == DEFAULTS[f] for f in others)
 
 
 def test_extra_keys_are_accepted_and_not_fields() -> None:
@@ -94,7 +108,7 @@ def test_extra_keys_are_accepted_and_not_fields() -> None:
 
 
 def test_optional_fields_accept_null() -> None:
-    assert policy_for({"walguard_pg_dsn": None, "walguard_known_hosts_file": None}) == Policy()
+    assert values({"walguard_pg_dsn": None, "walguard_known_hosts_file": None}) == DEFAULTS
 
 
 @pytest.mark.parametrize(

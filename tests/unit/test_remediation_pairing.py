@@ -54,7 +54,7 @@ def test_hostile_policy_values_stay_data(tmp_path: Path) -> None:
     )
     script = Script("WG-X-001", probe, "nothing", False)
     env = script_env(hostile, script.control, "check", f"CHG-1'; touch {pwned}; '")
-    cmd = host_command([(script, env)], "@@T@@", lock=False)
+    cmd = host_command([(script, env)], "@@T@@", 60)
     done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert f"dir=/pg_archive; touch {pwned} " in done.stdout

@@ -1,0 +1,186 @@
+"""Controls as pytest items: one item per (control, host), judged by the one judge on that host's
+facts, which are collected once per process and cached.
+
+pytest still selects (`-k`, `-m`), distributes (xdist, grouped by host), reports (junit, html)
+and counts; the verdict is the judge's alone, so it does not depend on pytest's assertion
+rewriting or on Python's optimisation flags.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from walguard.collect import collect
+from walguard.controls import Control
+from walguard.facts import HostFacts, Part
+from walguard.inventory import Target
+from walguard.judge import Verdict, judge
+from walguard.results import ERROR, NOT_APPLICABLE, PASS, Result
+from walguard.run import item_name
+
+
+class VerdictRaised(Exception):
+    """Carries a FAIL or ERROR verdict out of runtest, so pytest counts the item as failed."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(f"{verdict.result}: {verdict.message}")
+        self.verdict = verdict
+
+
+class FactsCache:
+    """Each host's facts, collected once per process; any failure becomes the host's ERROR."""
+
+    def __init__(self, run_dir: Path | None, *, active_probe: bool, probe_wait_s: float) -> None:
+        self.run_dir = run_dir
+        self.active_probe = active_probe
+        self.probe_wait_s = probe_wait_s
+        self.facts: dict[str, HostFacts] = {}
+        self._lock = threading.Lock()
+
+    def get(self, target: Target) -> HostFacts:
+        with self._lock:
+            if target.name not in self.facts:
+                self.facts[target.name] = self._collect(target)
+            return self.facts[target.name]
+
+    def _collect(self, target: Target) -> HostFacts:
+        try:
+            found = collect(target, active_probe=self.active_probe, probe_wait_s=self.probe_wait_s)
+        except Exception as exc:  # whatever it was, it is this host's ERROR, once
+            reason = f"{target.name}: fact collection failed: {type(exc).__name__}: {exc}"
+            reason = " ".join(reason.split())
+            found = unreachable(target, reason)
+        if self.run_dir is not None:
+            write_evidence(self.run_dir, found)
+        return found
+
+
+def unreachable(target: Target, reason: str) -> HostFacts:
+    return HostFacts(
+        target.name,
+        target.address,
+        False,
+        reason,
+        Part(error=reason),
+        Part(error=reason),
+        Part(error=reason),
+        0,
+        MappingProxyType({"error": reason}),
+    )
+
+
+def write_evidence(run_dir: Path, found: HostFacts) -> None:
+    """The raw outputs the results were read from, one file each, beside the report. Remote
+    output is kept as the bytes it was, even where it is not UTF-8."""
+    directory = run_dir / "evidence" / found.host
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = {"postgresql": ".json"}
+    for name, text in found.evidence.items():
+        path = directory / f"{name}{suffix.get(name, '.txt')}"
+        raw = found.raw.get(name)
+        if raw is not None:
+            path.write_bytes(raw)
+        else:
+            path.write_text(text, errors="replace")
+
+
+class ControlItem(pytest.Item):
+    """One control judged on one host."""
+
+    def __init__(
+        self,
+        *,
+        fn: Callable[..., Any],
+        meta: Control,
+        target: Target,
+        cache: FactsCache,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.fn = fn
+        self.meta = meta
+        self.target = target
+        self.cache = cache
+        self.verdict: Verdict | None = None
+        self.facts: HostFacts | None = None
+        self.add_marker(pytest.mark.walguard_control(meta.id))
+        self.add_marker(getattr(pytest.mark, f"severity_{meta.severity}"))
+        # One worker judges all of a host's controls, so its facts are collected once.
+        self.add_marker(pytest.mark.xdist_group(target.name))
+        # `-k WG-ARC-001`, `-k test_archive_mode_on` and `-k db1` all select.
+        self.extra_keyword_matches.update({meta.id, fn.__name__, target.name})
+
+    @classmethod
+    def make(
+        cls,
+        parent: pytest.Collector,
+        fn: Callable[..., Any],
+        meta: Control,
+        target: Target,
+        cache: FactsCache,
+    ) -> ControlItem:
+        item: ControlItem = cls.from_parent(
+            parent,
+            name=item_name(meta.id, target.name),
+            fn=fn,
+            meta=meta,
+            target=target,
+            cache=cache,
+        )
+        return item
+
+    def runtest(self) -> None:
+        self.facts = self.cache.get(self.target)
+        self.verdict = judge(self.fn, self.facts, self.target)
+        if self.verdict.result == PASS:
+            return
+        if self.verdict.result == NOT_APPLICABLE:
+            pytest.skip(f"NOT APPLICABLE: {self.verdict.message}")
+        raise VerdictRaised(self.verdict)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        # An auditor's reason, never a traceback: the verdict says what was found.
+        if isinstance(excinfo.value, VerdictRaised):
+            return str(excinfo.value)
+        return f"ERROR: internal error: {type(excinfo.value).__name__}: {excinfo.value}"
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        code = getattr(self.fn, "__code__", None)
+        return (
+            self.path,
+            (code.co_firstlineno - 1) if code else 0,
+            f"{self.meta.id} on {self.target.name}",
+        )
+
+    def result(self) -> Result:
+        """This item's result; an item that ended without a verdict (an exception outside the
+        judge) is ERROR, never PASS."""
+        verdict = self.verdict or Verdict(ERROR, "the control ended without a verdict")
+        return Result(
+            self.target.name,
+            self.meta.id,
+            self.meta.title,
+            self.meta.severity,
+            verdict.result,
+            verdict.message,
+            self.nodeid,
+        )
+
+    def host_info(self) -> dict[str, Any]:
+        found = self.facts
+        return {
+            "address": self.target.address,
+            "reachable": bool(found and found.reachable),
+            "round_trips": found.round_trips if found else 0,
+            "error": found.error if found else None,
+            "ssh_attempts": list(found.ssh_attempts) if found else [],
+            # Which process collected the facts: more than one per host means repeated work.
+            "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        }

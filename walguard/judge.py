@@ -1,0 +1,65 @@
+"""The one judge: a control's verdict on one host's facts, used by the run and by the re-check
+after remediation alike.
+
+A control is a function whose parameters name what it reads (`pg`, `archive`, `policy`, ...);
+`PROVIDERS` is the one table that says where each comes from. A fact that cannot be had makes the
+verdict ERROR with its reason, never PASS; a control that calls `fail` makes it FAIL.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from walguard.controls import ControlFailed, NotApplicable
+from walguard.errors import FactUnavailable
+from walguard.facts import HostFacts
+from walguard.inventory import Target
+from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS
+
+Provider = Callable[[HostFacts, Target], Any]
+
+PROVIDERS: dict[str, Provider] = {
+    "facts": lambda facts, target: facts,
+    "target": lambda facts, target: target,
+    "policy": lambda facts, target: target.policy,
+    "pg": lambda facts, target: facts.pg.get(),
+    "archive": lambda facts, target: facts.archive.get(),
+    "probe": lambda facts, target: facts.probe.get(),
+    "selinux": lambda facts, target: facts.selinux.get(),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    result: str  # PASS, FAIL, ERROR or NOT APPLICABLE
+    message: str = ""
+
+
+def unknown_parameters(fn: Callable[..., Any]) -> list[str]:
+    """Parameters no provider supplies (a control that could never be judged)."""
+    return [name for name in inspect.signature(fn).parameters if name not in PROVIDERS]
+
+
+def judge(fn: Callable[..., Any], facts: HostFacts, target: Target) -> Verdict:
+    try:
+        facts.require_reachable()
+        kwargs = {name: PROVIDERS[name](facts, target) for name in inspect.signature(fn).parameters}
+        fn(**kwargs)
+    except ControlFailed as exc:
+        return Verdict(FAIL, _one_line(exc))
+    except NotApplicable as exc:
+        return Verdict(NOT_APPLICABLE, _one_line(exc))
+    except FactUnavailable as exc:
+        return Verdict(ERROR, _one_line(exc))
+    except Exception as exc:  # a bug in a control is the control's ERROR, never a PASS
+        return Verdict(
+            ERROR, f"internal error in the control: {type(exc).__name__}: {_one_line(exc)}"
+        )
+    return Verdict(PASS)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,1 @@
+"""Writers of a run's outputs: results.json, the terminal summary, the HTML report's columns."""

@@ -1,0 +1,116 @@
+"""One audit run's state: the (host, control) pairs it means to judge, the results it got, what
+it learned about each host, and the complete set at the end.
+
+The expected set is fixed when collection ends. Whatever happens afterwards (a crashed xdist
+worker, `-x`, an interrupt), every expected pair without a final result is ERROR with the reason,
+so the gate can never go green on results that are simply not there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from walguard.controls import Control
+from walguard.inventory import Target
+from walguard.results import ERROR, Result, exit_status
+
+Pair = tuple[str, str]  # (host, control id)
+
+
+def item_name(control_id: str, host: str) -> str:
+    """The pytest item name of a control on a host (its node id ends with it)."""
+    return f"{control_id}[{host}]"
+
+
+def pair_of_nodeid(nodeid: str) -> Pair | None:
+    """(host, control) from a node id `checks/x.py::WG-ARC-001[db1]` (xdist may append
+    `@group`); None for anything else."""
+    name = nodeid.rsplit("::", 1)[-1]
+    if "[" not in name or "]" not in name:
+        return None
+    control, _, rest = name.partition("[")
+    host = rest[: rest.rindex("]")]
+    return (host, control) if control.startswith("WG-") and host else None
+
+
+@dataclass
+class HostInfo:
+    """What the run learned about a host beyond its results (recorded in results.json)."""
+
+    address: str
+    reachable: bool | None = None
+    error: str | None = None
+    round_trips: int = 0
+    ssh_attempts: list[dict[str, Any]] = field(default_factory=list)
+    fact_collections: set[str] = field(default_factory=set)
+    crashed: str | None = None  # the xdist worker judging it died
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "reachable": bool(self.reachable),
+            "error": self.error,
+            "round_trips": self.round_trips,
+            "ssh_attempts": self.ssh_attempts,
+            "fact_collections": sorted(self.fact_collections),
+        }
+
+
+@dataclass
+class AuditRun:
+    targets: list[Target]
+    run_dir: Path | None
+    fail_on: str
+    controls: dict[str, Control] = field(default_factory=dict)  # every control that exists
+    expected: dict[Pair, Control] = field(default_factory=dict)  # what this run will judge
+    total: int = 0  # pairs there are (before -k/-m deselection)
+    results: dict[Pair, Result] = field(default_factory=dict)
+    hosts: dict[str, HostInfo] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for t in self.targets:
+            self.hosts.setdefault(t.name, HostInfo(t.address))
+
+    def expect(self, pairs: dict[Pair, Control], total: int) -> None:
+        self.expected = dict(pairs)
+        self.total = total
+
+    def record(self, res: Result, host_info: dict[str, Any] | None = None) -> None:
+        self.results[(res.host, res.control)] = res
+        if host_info is not None:
+            info = self.hosts.setdefault(res.host, HostInfo(str(host_info.get("address", ""))))
+            info.reachable = bool(host_info.get("reachable"))
+            info.error = host_info.get("error")
+            info.round_trips = int(host_info.get("round_trips", 0))
+            info.ssh_attempts = list(host_info.get("ssh_attempts", []))
+            info.fact_collections.add(str(host_info.get("collected_by", "main")))
+
+    def note_crash(self, host: str, reason: str) -> None:
+        if host in self.hosts:
+            self.hosts[host].crashed = reason
+
+    def missing(self) -> list[Pair]:
+        return sorted(p for p in self.expected if p not in self.results)
+
+    def complete(self, why_missing: str) -> list[Result]:
+        """Every expected pair's result, sorted by host and control; a pair that got none is
+        ERROR with the reason (a crash of its host's worker, else `why_missing`)."""
+        out = []
+        for pair, meta in sorted(self.expected.items()):
+            res = self.results.get(pair)
+            if res is None:
+                host = self.hosts.get(pair[0])
+                reason = host.crashed if host is not None and host.crashed else why_missing
+                res = Result(pair[0], meta.id, meta.title, meta.severity, ERROR, reason, "")
+            out.append(res)
+        # Results for pairs outside the expected set (none in a sound run) are kept, not lost.
+        out += [r for p, r in sorted(self.results.items()) if p not in self.expected]
+        return out
+
+    def gate(self, why_missing: str) -> int:
+        return exit_status(self.complete(why_missing), self.fail_on, complete=not self.missing())
+
+    def replace_result(self, pair: Pair, **changes: Any) -> None:
+        self.results[pair] = replace(self.results[pair], **changes)
