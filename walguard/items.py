@@ -42,11 +42,13 @@ class FactsCache:
         self.active_probe = active_probe
         self.probe_wait_s = probe_wait_s
         self.facts: dict[str, HostFacts] = {}
+        self.collections: dict[str, int] = {}  # host -> collections made (should be 1)
         self._lock = threading.Lock()
 
     def get(self, target: Target) -> HostFacts:
         with self._lock:
             if target.name not in self.facts:
+                self.collections[target.name] = self.collections.get(target.name, 0) + 1
                 self.facts[target.name] = self._collect(target)
             return self.facts[target.name]
 
@@ -181,6 +183,7 @@ class ControlItem(pytest.Item):
             "round_trips": found.round_trips if found else 0,
             "error": found.error if found else None,
             "ssh_attempts": list(found.ssh_attempts) if found else [],
-            # Which process collected the facts: more than one per host means repeated work.
+            # Which process collected the facts, how often: more than once is repeated work.
             "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "collections": self.cache.collections.get(self.target.name, 0),
         }

@@ -25,14 +25,7 @@ from walguard.inventory import InventoryError, load_inventory
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
 from walguard.report import html_columns, results_json, terminal
-from walguard.results import (
-    ERROR,
-    FAIL,
-    REMEDIATED,
-    REMEDIATION_FAILED,
-    REMEDIATION_REFUSED,
-    Result,
-)
+from walguard.results import ERROR, Result
 from walguard.run import AuditRun, Pair, pair_of_nodeid
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -202,7 +195,7 @@ class AuditPlugin:
         universe = self._universe()
         pairs = {}
         for nodeid in ids:
-            pair = pair_of_nodeid(nodeid.split("@", 1)[0])
+            pair = pair_of_nodeid(nodeid)
             if pair is not None and pair in universe:
                 pairs[pair] = universe[pair]
         self.run.expect(pairs, len(universe))
@@ -242,7 +235,7 @@ class AuditPlugin:
             res = Result(**json.loads(str(props["walguard_result"])))
             self.run.record(res, json.loads(str(props["walguard_host"])))
             return
-        pair = pair_of_nodeid(report.nodeid.split("@", 1)[0])
+        pair = pair_of_nodeid(report.nodeid)
         if pair is not None and report.failed and pair in self.run.expected:
             # No verdict travelled with it: xdist's report of a worker that died running it.
             reason = " ".join(str(report.longrepr).split())
@@ -259,39 +252,15 @@ class AuditPlugin:
             self.stop_reason = _stop_reason(session)
             mode = self.config.getoption("remediate")
             if mode and not self.is_worker:
-                self._remediate(mode)
+                from walguard.remediate import remediate_run
 
-    def _remediate(self, mode: str) -> None:
-        from walguard.remediate import remediate_host
-
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        for target in self.run.targets:
-            failing = sorted(
-                c for (h, c), r in self.run.results.items() if h == target.name and r.result == FAIL
-            )
-            if not failing:
-                continue
-            if tr is not None:
-                tr.write_line(
-                    f"walguard: remediation ({mode}) on {target.name}: {', '.join(failing)}"
-                )
-            outcomes = remediate_host(
-                target,
-                failing,
-                mode=mode,
-                allow_disruptive=self.config.getoption("allow_disruptive"),
-                change_ref=self.config.getoption("change_ref"),
-                reachable=bool(self.run.hosts[target.name].reachable),
-            )
-            for o in outcomes:
-                status = o.status
-                final = (
-                    status
-                    if status in (REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED)
-                    else FAIL
-                )
-                self.run.replace_result(
-                    (target.name, o.control), result=final, remediation=o.as_dict()
+                tr = self.config.pluginmanager.get_plugin("terminalreporter")
+                remediate_run(
+                    self.run,
+                    mode,
+                    allow_disruptive=self.config.getoption("allow_disruptive"),
+                    change_ref=self.config.getoption("change_ref"),
+                    say=tr.write_line if tr is not None else print,
                 )
 
     def _why_missing(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from walguard.errors import FactUnavailable
 from walguard.inventory import Target
 from walguard.judge import judge
 from walguard.policy import Policy
-from walguard.results import PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
+from walguard.results import FAIL, PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
+from walguard.run import AuditRun
 from walguard.sections import split_sections
 from walguard.transport import Connection, read_line
 
@@ -334,3 +336,35 @@ def _apply_and_verify(
             )
         )
     return outcomes
+
+
+def remediate_run(
+    run: AuditRun,
+    mode: str,
+    *,
+    allow_disruptive: bool,
+    change_ref: str | None,
+    say: Callable[[str], object],
+) -> None:
+    """Remediate every host's failed controls (plan or apply) and record each outcome with its
+    result: REMEDIATED, REMEDIATION FAILED and REMEDIATION REFUSED replace FAIL; a plan, a
+    disruptive script not allowed, or an unreachable host leave the FAIL standing."""
+    final = (REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED)
+    for target in run.targets:
+        failing = sorted(
+            c for (h, c), r in run.results.items() if h == target.name and r.result == FAIL
+        )
+        if not failing:
+            continue
+        say(f"walguard: remediation ({mode}) on {target.name}: {', '.join(failing)}")
+        outcomes = remediate_host(
+            target,
+            failing,
+            mode=mode,
+            allow_disruptive=allow_disruptive,
+            change_ref=change_ref,
+            reachable=bool(run.hosts[target.name].reachable),
+        )
+        for o in outcomes:
+            result = o.status if o.status in final else FAIL
+            run.replace_result((target.name, o.control), result=result, remediation=o.as_dict())

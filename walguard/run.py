@@ -26,13 +26,14 @@ def item_name(control_id: str, host: str) -> str:
 
 def pair_of_nodeid(nodeid: str) -> Pair | None:
     """(host, control) from a node id `checks/x.py::WG-ARC-001[db1]` (xdist may append
-    `@group`); None for anything else."""
-    name = nodeid.rsplit("::", 1)[-1]
-    if "[" not in name or "]" not in name:
+    `@group`; a host name may itself hold `::`, as an IPv6 address does); None for anything
+    else."""
+    start = nodeid.find("::WG-")
+    if start < 0 or "[" not in nodeid[start:] or "]" not in nodeid[start:]:
         return None
-    control, _, rest = name.partition("[")
-    host = rest[: rest.rindex("]")]
-    return (host, control) if control.startswith("WG-") and host else None
+    name = nodeid[start + 2 : nodeid.rindex("]")]
+    control, _, host = name.partition("[")
+    return (host, control) if host else None
 
 
 @dataclass
@@ -44,7 +45,7 @@ class HostInfo:
     error: str | None = None
     round_trips: int = 0
     ssh_attempts: list[dict[str, Any]] = field(default_factory=list)
-    fact_collections: set[str] = field(default_factory=set)
+    collections: dict[str, int] = field(default_factory=dict)  # process -> collections made
     crashed: str | None = None  # the xdist worker judging it died
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,7 +55,8 @@ class HostInfo:
             "error": self.error,
             "round_trips": self.round_trips,
             "ssh_attempts": self.ssh_attempts,
-            "fact_collections": sorted(self.fact_collections),
+            "fact_collections": sorted(self.collections),
+            "collections": sum(self.collections.values()),
         }
 
 
@@ -85,7 +87,9 @@ class AuditRun:
             info.error = host_info.get("error")
             info.round_trips = int(host_info.get("round_trips", 0))
             info.ssh_attempts = list(host_info.get("ssh_attempts", []))
-            info.fact_collections.add(str(host_info.get("collected_by", "main")))
+            process = str(host_info.get("collected_by", "main"))
+            made = int(host_info.get("collections", 0))
+            info.collections[process] = max(info.collections.get(process, 0), made)
 
     def note_crash(self, host: str, reason: str) -> None:
         if host in self.hosts:

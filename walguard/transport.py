@@ -166,6 +166,15 @@ class Connection:
         self._stop_master()
         return f"no connection within {self.settings.connect_timeout_s + 10} s"
 
+    def _require_master(self) -> None:
+        """A command must go over the master: when the master is gone, ssh would quietly open a
+        connection of its own, and the master's own reason for ending would be lost."""
+        if self._master is None:
+            raise FactUnavailable("ssh: no master connection (open() was not called)")
+        if self._master.poll() is not None:
+            log = (self._dir / "master.log").read_bytes().decode(errors="replace")
+            raise FactUnavailable(f"ssh: the master connection ended: {_one_line(log)}")
+
     def _stop_master(self) -> None:
         if self._master is None:
             return
@@ -186,6 +195,7 @@ class Connection:
         """Run one command (one round trip); ERROR-worthy failures raise FactUnavailable."""
         timeout = timeout_s or self.settings.command_timeout_s
         wrapped = f"timeout {timeout} {'sudo -n ' if become else ''}{remote_command}"
+        self._require_master()
         self.round_trips += 1
         try:
             done = subprocess.run(
@@ -217,6 +227,7 @@ class Connection:
         """A long-running command over the master (e.g. one that holds a lock while its stdin is
         open); the caller reads its stdout and closes its stdin to end it."""
         prefix = "sudo -n " if become else ""
+        self._require_master()
         return subprocess.Popen(
             self.command_argv(f"{prefix}{remote_command}"),
             stdin=subprocess.PIPE,
@@ -227,6 +238,7 @@ class Connection:
     def forward_unix_socket(self, remote_socket: str, local_name: str) -> str:
         """Forward a remote unix socket over the existing master connection; returns the
         local socket's directory (a new round trip is counted by whoever uses it)."""
+        self._require_master()
         local_dir = self._dir / "pg"
         local_dir.mkdir(exist_ok=True)
         local = local_dir / local_name

@@ -10,6 +10,12 @@ sh /usr/local/lib/walguard-lab/audit-host.sh
 # Units: networkd configures host0; nftables loads the zone rules; auditd is absent (no kernel audit).
 systemctl enable systemd-networkd.service systemd-networkd-wait-online.service nftables.service ssh.service postgresql.service
 systemctl mask systemd-resolved.service 2>/dev/null || true
+# The audit user's systemd user manager lingers. Without it, every audit's logout stops
+# user@UID.service, and under nspawn that stop waits out its whole timeout (the kernel refuses
+# the cgroup kill: "Failed to kill control group ... Input/output error"); a login during that
+# wait blocks in pam_systemd, sshd stops answering, and the audit's connection times out.
+install -d /var/lib/systemd/linger
+touch /var/lib/systemd/linger/walguard
 # No getty on a container console nobody reads.
 systemctl mask console-getty.service getty@tty1.service 2>/dev/null || true
 

@@ -13,6 +13,7 @@ pristine in seconds without rebuilding anything.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -150,6 +151,8 @@ def _make_template(host: Host, image: Path) -> None:
     root = host.merged
     try:
         _write(root / "etc/hostname", f"{host.name}\n")
+        # Each host its own machine id (the image's would be shared by every host).
+        _write(root / "etc/machine-id", f"{secrets.token_hex(16)}\n", mode=0o444)
         _write(root / "etc/hosts", f"127.0.0.1 localhost\n{host.address} {host.name}\n")
         _write(
             root / "etc/systemd/network/10-host0.network",
