@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from walguard.controls import NotApplicable, control, fail
-from walguard.facts import ArchiveDir
+from walguard.errors import FactUnavailable
+from walguard.facts import ArchiveDir, Postgres
 from walguard.policy import Policy
 
 REFS = ("BSI APP.4.3.A24", "CIS PostgreSQL 3.1")
+
+# Filesystems that look like a mount point but cannot keep an archive.
+VOLATILE = {
+    "tmpfs": "archived WAL lives in memory and is lost at the next reboot",
+    "ramfs": "archived WAL lives in memory and is lost at the next reboot",
+    "devtmpfs": "archived WAL lives in memory and is lost at the next reboot",
+    "overlay": "an overlay's upper layer is the host's own disk, often discarded",
+    "squashfs": "it is read-only",
+}
 
 
 @control(
@@ -17,11 +27,14 @@ REFS = ("BSI APP.4.3.A24", "CIS PostgreSQL 3.1")
     remediation="WG-DIR-001.sh",
     rationale="archive_command writes into it; without it every segment fails to archive.",
 )
-def test_archive_dir_exists(archive: ArchiveDir) -> None:
+def test_archive_dir_exists(archive: ArchiveDir) -> str | None:
     if not archive.exists:
         fail(f"{archive.path} does not exist")
     if archive.kind != "directory":
-        fail(f"{archive.path} is a {archive.kind}, not a directory")
+        fail(f"{archive.where} is a {archive.kind}, not a directory")
+    if archive.is_symlink:
+        return f"{archive.where}: every archive control judges {archive.real_path}"
+    return None
 
 
 @control(
@@ -32,16 +45,42 @@ def test_archive_dir_exists(archive: ArchiveDir) -> None:
     rationale="On the root filesystem, archived WAL can fill / and stop the host; a "
     "dedicated volume is sized, monitored and backed up on its own.",
 )
-def test_archive_dir_is_dedicated_mount(archive: ArchiveDir, policy: Policy) -> None:
+def test_archive_dir_is_dedicated_mount(
+    archive: ArchiveDir, policy: Policy, pg: Postgres
+) -> str | None:
     if not policy.require_dedicated_mount:
         raise NotApplicable("policy walguard_require_dedicated_mount is false for this host")
     if not archive.exists:
         fail(f"{archive.path} does not exist")
+    m, root = archive.mount, archive.root_mount
+    if m is None or root is None:
+        raise FactUnavailable("the archive's mounts were not read")
     if not archive.is_dedicated_mount:
         fail(
-            f"{archive.path} is not a mount point: it lives on {archive.mount_target} "
+            f"{archive.where} is not a mount point: it lives on {archive.mount_target} "
             f"({archive.mount_source}, {archive.fstype})"
         )
+    if m.fstype in VOLATILE:
+        fail(f"{archive.where} is a {m.fstype} mount: {VOLATILE[m.fstype]}")
+    if m.read_only:
+        fail(f"{archive.where} is mounted read-only: nothing can be archived there")
+    bind = f" (a bind mount of {m.fsroot})" if m.fsroot != "/" else ""
+    if m.device == root.device:
+        fail(
+            f"{archive.where} is on the root filesystem's device {m.device}{bind}: a full "
+            "archive fills / and stops the host"
+        )
+    data_dir = pg.setting("data_directory").setting
+    data = archive.mount_of(data_dir)
+    if data is None:
+        raise FactUnavailable(f"no mount found for the data directory {data_dir}")
+    if m.device == data.device:
+        fail(
+            f"{archive.where} is on the same filesystem as the data directory {data_dir} "
+            f"(device {m.device}){bind}: a full archive stops the database, and one failure "
+            "loses both"
+        )
+    return f"{archive.where}: its own {m.fstype} filesystem {m.source} (device {m.device})"
 
 
 @control(
@@ -58,7 +97,7 @@ def test_archive_dir_owner(archive: ArchiveDir, policy: Policy) -> None:
     want = f"{policy.archive_owner}:{policy.archive_group}"
     got = f"{archive.owner}:{archive.group}"
     if got != want:
-        fail(f"{archive.path} is owned by {got}, expected {want}")
+        fail(f"{archive.where} is owned by {got}, expected {want}")
 
 
 @control(
@@ -74,7 +113,7 @@ def test_archive_dir_mode(archive: ArchiveDir, policy: Policy) -> None:
         fail(f"{archive.path} does not exist")
     mode = f"{archive.mode:04o}"
     if archive.mode & 0o022:
-        fail(f"{archive.path} has mode {mode}: group or others can write")
+        fail(f"{archive.where} has mode {mode}: group or others can write")
     if mode not in policy.archive_allowed_modes:
         fail(f"{archive.path} has mode {mode}, allowed: {', '.join(policy.archive_allowed_modes)}")
 

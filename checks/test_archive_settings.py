@@ -3,7 +3,7 @@ enough for the RPO?"""
 
 from __future__ import annotations
 
-from walguard.archive_command import identical_only_semantics, refuses_overwrite
+from walguard.archive_reading import reading_of
 from walguard.controls import control, fail
 from walguard.facts import Postgres
 from walguard.policy import Policy
@@ -21,8 +21,13 @@ REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
     rationale="Without archive_mode no WAL is archived and point-in-time recovery is "
     "impossible; a pending change to it takes effect at the next restart.",
 )
-def test_archive_mode_on(pg: Postgres) -> None:
+def test_archive_mode_on(pg: Postgres, policy: Policy) -> None:
     s = pg.setting("archive_mode")
+    if pg.in_recovery and policy.standby_archiving and s.setting != "always":
+        fail(
+            f"this standby has archive_mode = {s.setting!r}: it archives nothing during "
+            "recovery, and the policy requires standby archiving (archive_mode = always)"
+        )
     if s.setting not in ("on", "always"):
         fail(f"archive_mode is {s.setting!r} in the running server")
     if s.pending_restart:
@@ -47,31 +52,18 @@ def test_wal_level(pg: Postgres) -> None:
 
 @control(
     "WG-ARC-003",
-    "archive_command is set, uses %p and %f, and never overwrites an archived segment",
+    "WAL archiving (archive_command or archive_library) never overwrites an archived segment",
     severity="high",
     refs=REFS,
     remediation="WG-ARC-003.sh",
     rationale="An archive command that overwrites can silently replace good WAL with a "
-    "different file (e.g. from a second cluster archiving to the same place).",
+    "different file (e.g. from a second cluster archiving to the same place); one that hides "
+    "its failures, writes elsewhere or runs something walguard cannot read proves nothing.",
 )
-def test_archive_command_is_safe(pg: Postgres) -> None:
-    library = pg.settings.get("archive_library")
-    cmd = pg.setting("archive_command").setting
-    if library is not None and library.setting:
-        fail(
-            f"archive_library {library.setting!r} is used: walguard cannot "
-            "prove how it handles existing segments"
-        )
-    # pg_settings hides the configured command while archive_mode is off.
-    if cmd == "(disabled)":
-        fail("archive_command is not in effect: archive_mode is off")
-    if not cmd:
-        fail("archive_command is empty: nothing is archived")
-    if "%p" not in cmd or "%f" not in cmd:
-        fail(f"archive_command {cmd!r} does not use both %p and %f")
-    verdict = refuses_overwrite(cmd)
-    if not verdict.ok:
-        fail(f"archive_command {cmd!r} can overwrite archived WAL: {verdict.message}")
+def test_archive_command_is_safe(pg: Postgres, policy: Policy) -> None:
+    found = reading_of(pg, policy).overwrite
+    if not found.ok:
+        fail(found.message)
 
 
 @control(
@@ -83,11 +75,10 @@ def test_archive_command_is_safe(pg: Postgres) -> None:
     rationale="PostgreSQL's docs ask an archive command to succeed when the file already "
     "exists with identical contents and to fail when it differs.",
 )
-def test_archive_command_compares_existing(pg: Postgres) -> None:
-    cmd = pg.setting("archive_command").setting
-    verdict = identical_only_semantics(cmd)
-    if not verdict.ok:
-        fail(f"archive_command {cmd!r}: {verdict.message}")
+def test_archive_command_compares_existing(pg: Postgres, policy: Policy) -> None:
+    found = reading_of(pg, policy).identical
+    if not found.ok:
+        fail(found.message)
 
 
 @control(

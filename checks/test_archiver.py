@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from walguard.archive_scope import repository_verdict, require_archiver
 from walguard.controls import control, fail
-from walguard.facts import ArchiveDir, HostFacts, Postgres, ProbeResult
+from walguard.errors import FactUnavailable
+from walguard.facts import ArchiveDir, HostFacts, Postgres, ProbeResult, SegmentHeader
 from walguard.policy import Policy
-from walguard.walnames import gaps, is_segment
+from walguard.walnames import (
+    chain_ranges,
+    history_name,
+    is_segment,
+    missing_in,
+    parse_history,
+    segment_name,
+    segment_number,
+    timeline,
+)
 
 REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
 
@@ -38,7 +49,8 @@ def selinux_cause(facts: HostFacts, policy: Policy) -> str | None:
     rationale="archived_count 0 means no WAL has ever reached the archive since the "
     "statistics were reset.",
 )
-def test_something_archived(pg: Postgres) -> None:
+def test_something_archived(pg: Postgres, policy: Policy) -> None:
+    require_archiver(pg, policy)
     if pg.archiver.archived_count <= 0:
         fail("pg_stat_archiver.archived_count is 0: nothing archived")
 
@@ -52,6 +64,7 @@ def test_something_archived(pg: Postgres) -> None:
     "up in pg_wal and the RPO is already being lost.",
 )
 def test_archiver_not_failing(pg: Postgres, facts: HostFacts, policy: Policy) -> None:
+    require_archiver(pg, policy)
     a = pg.archiver
     if a.failed_count == 0 or a.last_failed_age_s is None:
         return
@@ -76,6 +89,7 @@ def test_archiver_not_failing(pg: Postgres, facts: HostFacts, policy: Policy) ->
     "queue means the archiver cannot keep up or is stuck.",
 )
 def test_ready_backlog(pg: Postgres, policy: Policy) -> None:
+    require_archiver(pg, policy)
     ready = pg.ready_files
     if len(ready) > policy.ready_backlog_max:
         fail(
@@ -91,15 +105,46 @@ def test_ready_backlog(pg: Postgres, policy: Policy) -> None:
             )
 
 
+_KINDS = {"l": "symlink", "d": "directory", "f": "file"}
+
+
+def _chain(pg: Postgres, archive: ArchiveDir, names: list[str]) -> list[tuple[int, int]]:
+    """The timeline history the archive must let recovery follow; FAIL when a history file is
+    not archived."""
+    if pg.timeline <= 1:
+        return []
+    name = history_name(pg.timeline)
+    if name not in names:
+        fail(
+            f"{name} is not in {archive.where}: recovery cannot follow the switch to timeline "
+            f"{pg.timeline}"
+        )
+    text = archive.histories.get(name)
+    if text is None:
+        raise FactUnavailable(f"the contents of {name} were not read")
+    try:
+        chain = parse_history(text)
+    except ValueError as exc:
+        raise FactUnavailable(f"{name}: {exc}") from None
+    for tli, _ in chain:
+        if tli > 1 and history_name(tli) not in names:
+            fail(f"{history_name(tli)} is not in {archive.where}: the timeline chain is broken")
+    return chain
+
+
 @control(
     "WG-ACT-004",
-    "the last archived segment is really in the archive, full size",
+    "the last archived segment is really in the archive, a whole file",
     severity="critical",
     refs=REFS,
     rationale="Tools have reported segments archived that never arrived; only the file "
-    "itself proves it.",
+    "itself proves it, and a partial copy or a link to elsewhere does not.",
 )
-def test_last_archived_present(pg: Postgres, archive: ArchiveDir) -> None:
+def test_last_archived_present(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None:
+    require_archiver(pg, policy)
+    via_tool = repository_verdict(pg, archive, policy)
+    if via_tool:
+        return via_tool
     last = pg.archiver.last_archived_wal
     if not last:
         fail("pg_stat_archiver reports no last archived segment")
@@ -107,31 +152,121 @@ def test_last_archived_present(pg: Postgres, archive: ArchiveDir) -> None:
         fail(f"{archive.path} does not exist")
     found = {f.name: f for f in archive.files}
     if last not in found:
-        fail(f"{last} is reported archived but is not in {archive.path}")
+        fail(f"{last} is reported archived but is not in {archive.where}")
     if is_segment(last):
-        size = found[last].size
-        if size != pg.segment_size:
-            fail(f"{archive.path}/{last} is {size} bytes, a segment is {pg.segment_size}")
+        f = found[last]
+        if f.kind != "f":
+            fail(
+                f"{archive.where}/{last} is a {_KINDS.get(f.kind, f.kind)}, not a regular "
+                "file: the archive does not hold the segment itself"
+            )
+        if f.size != pg.segment_size:
+            fail(f"{archive.where}/{last} is {f.size} bytes, a segment is {pg.segment_size}")
+    return None
 
 
 @control(
     "WG-ACT-005",
-    "the archive has no gap in the current timeline's segments",
+    "the archive has no gap along the current timeline's history",
     severity="high",
     refs=REFS,
     rationale="Recovery replays WAL in order and stops at the first missing segment: "
-    "everything after a gap is unrecoverable.",
+    "everything after a gap is unrecoverable; after a promotion it needs the timeline history "
+    "files and the old timeline's segments up to the switch.",
 )
-def test_no_gap(pg: Postgres, archive: ArchiveDir) -> None:
+def test_no_gap(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None:
+    require_archiver(pg, policy)
+    via_tool = repository_verdict(pg, archive, policy)
+    if via_tool:
+        return via_tool
     if not archive.exists:
         fail(f"{archive.path} does not exist")
     names = [f.name for f in archive.files]
-    missing = gaps(names, pg.timeline, pg.segment_size)
+    chain = _chain(pg, archive, names)
+    ranges = chain_ranges(names, pg.timeline, chain, pg.segment_size)
+    if not ranges:
+        fail(
+            f"{archive.where} holds no segment of timeline {pg.timeline} or its history: "
+            "nothing shows the archive is complete"
+        )
+    missing = missing_in(names, ranges, pg.segment_size)
     if missing:
         fail(
             "segments missing from the archive: "
             + ", ".join(first if first == last else f"{first}..{last}" for first, last in missing)
         )
+    spans = ", ".join(
+        f"timeline {tli}: {segment_name(tli, a, pg.segment_size)}.."
+        f"{segment_name(tli, b, pg.segment_size)}"
+        for tli, a, b in ranges
+    )
+    return f"no gap ({spans})"
+
+
+def _segment_problems(pg: Postgres, archive: ArchiveDir) -> list[str]:
+    names = [f.name for f in archive.files]
+    ranges = chain_ranges(names, pg.timeline, _chain(pg, archive, names), pg.segment_size)
+
+    def wanted(name: str) -> bool:
+        n = segment_number(name, pg.segment_size)
+        return any(t == timeline(name) and lo <= n <= hi for t, lo, hi in ranges)
+
+    problems = []
+    for f in archive.files:
+        if not is_segment(f.name) or not wanted(f.name):
+            continue
+        if f.kind != "f":
+            problems.append(f"{f.name} is a {_KINDS.get(f.kind, f.kind)}")
+        elif f.size != pg.segment_size:
+            problems.append(f"{f.name} is {f.size} bytes (partial)")
+    if not pg.system_identifier:
+        raise FactUnavailable("this server's system identifier was not read")
+    for h in archive.headers:
+        if not wanted(h.name) or any(p.startswith(h.name) for p in problems):
+            continue
+        expected_address = segment_number(h.name, pg.segment_size) * pg.segment_size
+        if not h.info & SegmentHeader.LONG_HEADER or h.segment_size != pg.segment_size:
+            problems.append(f"{h.name} does not start with a WAL segment header")
+        elif h.system_identifier != pg.system_identifier:
+            problems.append(
+                f"{h.name} comes from another cluster (system identifier "
+                f"{h.system_identifier}, this server's is {pg.system_identifier})"
+            )
+        elif h.timeline != timeline(h.name) or h.page_address != expected_address:
+            problems.append(
+                f"{h.name} holds other WAL (timeline {h.timeline}, address "
+                f"{h.page_address >> 32:X}/{h.page_address & 0xFFFFFFFF:X})"
+            )
+    return problems
+
+
+@control(
+    "WG-ACT-007",
+    "archived segments are whole segments of this cluster",
+    severity="critical",
+    refs=REFS,
+    rationale="Recovery needs every segment whole and from this cluster: a partial copy that "
+    "`test -f … || cp` then treats as archived forever, a symlink to a file elsewhere, or "
+    "another server's segment under this name each stop a restore.",
+)
+def test_segments_whole_and_ours(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None:
+    require_archiver(pg, policy)
+    via_tool = repository_verdict(pg, archive, policy)
+    if via_tool:
+        return via_tool
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
+    names = [f.name for f in archive.files]
+    if not chain_ranges(names, pg.timeline, _chain(pg, archive, names), pg.segment_size):
+        fail(f"{archive.where} holds no segment of timeline {pg.timeline}: nothing to vouch for")
+    problems = _segment_problems(pg, archive)
+    if problems:
+        fail(
+            f"{len(problems)} archived segments in {archive.where} are not whole segments of "
+            f"this cluster: " + "; ".join(problems[:5]) + ("; …" if len(problems) > 5 else "")
+        )
+    checked = ", ".join(h.name for h in archive.headers) or "none"
+    return f"sizes and kinds checked; headers of the newest: {checked}"
 
 
 @control(
@@ -143,7 +278,8 @@ def test_no_gap(pg: Postgres, archive: ArchiveDir) -> None:
     rationale="The only end-to-end proof: force a segment switch now and watch the archiver "
     "report it archived within a bound.",
 )
-def test_active_probe(probe: ProbeResult) -> None:
+def test_active_probe(pg: Postgres, policy: Policy, probe: ProbeResult) -> None:
+    require_archiver(pg, policy)
     if not probe.archived:
         fail(
             f"pg_switch_wal() closed {probe.segment}, but it was not archived within "

@@ -79,7 +79,7 @@ def test_postgres_confined(selinux: SelinuxFacts, policy: Policy) -> None:
 )
 def test_fcontext_rule(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
     require_selinux(selinux, policy)
-    covering = [r for r in selinux.local_rules if rule_covers(r, archive.path)]
+    covering = [r for r in selinux.local_rules if rule_covers(r, archive.real_path or archive.path)]
     if not covering:
         fail(
             f"no local file-context rule (semanage fcontext -l -C) covers {archive.path}(/.*)?: "

@@ -5,6 +5,10 @@
 mode=$(pg_sql "SHOW archive_mode;")
 pending=$(pg_sql "SELECT pending_restart FROM pg_settings WHERE name = 'archive_mode';")
 level=$(pg_sql "SHOW wal_level;")
+configured=$(pg_sql "SELECT setting FROM pg_file_settings WHERE name = 'archive_mode' ORDER BY seqno DESC LIMIT 1;")
+if [ "$mode" = always ] || [ "$configured" = always ]; then
+  die "archive_mode is always (archiving on a standby too): turning it into on could stop a standby's archiving; not changing it"
+fi
 if [ "$level" = minimal ]; then
   die "wal_level is minimal: PostgreSQL will not start with archive_mode = on; fix WG-ARC-002 first"
 fi
@@ -12,12 +16,11 @@ if [ "$mode" = on ] && [ "$pending" = f ]; then
   finish
   exit 0
 fi
-configured=$(pg_sql "SELECT setting FROM pg_file_settings WHERE name = 'archive_mode' ORDER BY seqno DESC LIMIT 1;")
 if [ "$configured" != on ]; then
-  change "ALTER SYSTEM SET archive_mode = on and reload" \
+  change "ALTER SYSTEM SET archive_mode = on (was ${configured:-off}) and reload" \
     pg_sql "ALTER SYSTEM SET archive_mode = on; SELECT pg_reload_conf();"
 fi
 if [ "$mode" != on ]; then
-  change "restart $WG_SERVICE to turn archiving on" systemctl restart -- "$WG_SERVICE"
+  change "restart $WG_SERVICE to turn archiving on (running server: archive_mode = $mode)" systemctl restart -- "$WG_SERVICE"
 fi
 finish

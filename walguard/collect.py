@@ -29,7 +29,11 @@ def collector_command(policy: Policy, connect: Connect, token: str) -> str:
         "WG_ARCHIVE_DIR": policy.archive_dir,
         "WG_SERVICE": policy.postgres_service,
         "WG_T": str(max(1, connect.command_timeout_s // 2)),
+        "WG_HEADERS": "5",
+        "WG_PG_OWNER": policy.archive_owner,
     }
+    if policy.archive_check_command:
+        env["WG_ARCHIVE_CHECK"] = policy.archive_check_command
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     return f"env {assignments} /bin/sh -c {shlex.quote(collector.script())}"
 

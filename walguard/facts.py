@@ -7,6 +7,7 @@ read parts through accessors that raise, so a missing fact makes a control ERROR
 from __future__ import annotations
 
 import shlex
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -41,8 +42,40 @@ class ArchiveFile:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """One line of `findmnt -P -o TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN,FSROOT`."""
+
+    target: str
+    source: str = ""
+    fstype: str = ""
+    options: tuple[str, ...] = ()
+    device: str = ""  # MAJ:MIN
+    fsroot: str = "/"  # not "/" for a bind mount of a directory
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options
+
+
+@dataclass(frozen=True)
+class SegmentHeader:
+    """The WAL long page header at the start of an archived segment (first 40 bytes)."""
+
+    name: str
+    magic: int
+    info: int
+    timeline: int
+    page_address: int
+    system_identifier: int
+    segment_size: int
+    block_size: int
+
+    LONG_HEADER = 0x0002  # XLP_LONG_HEADER in xlp_info
+
+
+@dataclass(frozen=True)
 class ArchiveDir:
-    path: str
+    path: str  # as the policy names it
     exists: bool
     owner: str = ""
     group: str = ""
@@ -54,10 +87,35 @@ class ArchiveDir:
     size_bytes: int = 0
     avail_bytes: int = 0
     files: tuple[ArchiveFile, ...] = ()
+    real_path: str = ""  # where a symlinked path leads; every other fact is of this directory
+    is_symlink: bool = False
+    mount: Mount | None = None  # the filesystem the real directory is on
+    root_mount: Mount | None = None  # the filesystem of /
+    mounts: tuple[Mount, ...] = ()  # every mount, to find PGDATA's
+    headers: tuple[SegmentHeader, ...] = ()  # the newest segments' headers
+    histories: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    check: tuple[int, str] | None = None  # the policy's archive check: exit status, output
+
+    @property
+    def where(self) -> str:
+        """The path for messages: a symlink says where it leads."""
+        return f"{self.path} (a symlink to {self.real_path})" if self.is_symlink else self.path
 
     @property
     def is_dedicated_mount(self) -> bool:
-        return self.mount_target == self.path.rstrip("/") or (self.path == "/" == self.mount_target)
+        real = (self.real_path or self.path).rstrip("/") or "/"
+        return self.mount_target == real
+
+    def mount_of(self, path: str) -> Mount | None:
+        """The mount a path lives on: the longest mount point that is a prefix of it."""
+        best: Mount | None = None
+        for m in self.mounts:
+            prefix = m.target.rstrip("/") + "/"
+            if (path == m.target or path.startswith(prefix) or m.target == "/") and (
+                best is None or len(m.target) > len(best.target)
+            ):
+                best = m
+        return best
 
 
 @dataclass(frozen=True)
@@ -96,6 +154,7 @@ class Postgres:
     current_walfile: str | None
     timeline: int
     segment_size: int
+    system_identifier: int = 0  # 0: not read (an older facts document)
 
     def setting(self, name: str) -> Setting:
         try:
@@ -165,6 +224,9 @@ def parse_archive_dir(sections: Mapping[str, Section], path: str) -> ArchiveDir:
     mount = parse_findmnt_pairs(need(dict(sections), "archive_mount"))
     total, avail = parse_df(need(dict(sections), "archive_df"))
     files = parse_find_files(need(dict(sections), "archive_files"))
+    real = need(dict(sections), "archive_realpath").output.strip() or path
+    lstat = need(dict(sections), "archive_lstat")
+    root = parse_findmnt_pairs(need(dict(sections), "root_mount"))
     return ArchiveDir(
         path=path,
         exists=True,
@@ -178,7 +240,85 @@ def parse_archive_dir(sections: Mapping[str, Section], path: str) -> ArchiveDir:
         size_bytes=total,
         avail_bytes=avail,
         files=files,
+        real_path=real,
+        is_symlink=lstat.rc == 0 and lstat.output.strip() == "symbolic link",
+        mount=_mount(mount),
+        root_mount=_mount(root),
+        mounts=parse_mounts(need(dict(sections), "mounts")),
+        headers=parse_headers(need(dict(sections), "segment_headers")),
+        histories=MappingProxyType(parse_histories(need(dict(sections), "history_files"))),
+        check=_check(sections.get("archive_check")),
     )
+
+
+def _check(section: Section | None) -> tuple[int, str] | None:
+    return None if section is None else (section.rc, section.output.strip())
+
+
+def _mount(pairs: Mapping[str, str]) -> Mount:
+    return Mount(
+        target=pairs.get("TARGET", ""),
+        source=pairs.get("SOURCE", ""),
+        fstype=pairs.get("FSTYPE", ""),
+        options=tuple(o for o in pairs.get("OPTIONS", "").split(",") if o),
+        device=pairs.get("MAJ:MIN", ""),
+        fsroot=pairs.get("FSROOT", "/") or "/",
+    )
+
+
+def parse_mounts(section: Section) -> tuple[Mount, ...]:
+    """`findmnt -l -P`: one mount a line."""
+    if section.rc != 0:
+        raise _failed("findmnt (all mounts)", section)
+    mounts = []
+    for line in section.output.splitlines():
+        if line.strip():
+            mounts.append(_mount(parse_findmnt_pairs(Section("mounts", line, 0))))
+    if not mounts:
+        raise FactUnavailable("findmnt listed no mounts")
+    return tuple(mounts)
+
+
+_HEADER = struct.Struct("<HHIQI4xQII")  # XLogLongPageHeaderData, little-endian
+
+
+def parse_headers(section: Section) -> tuple[SegmentHeader, ...]:
+    """`NAME|hex of the first 40 bytes` a line; a file shorter than a header is kept with what
+    it has (its short hex makes it unparsable: the control names it)."""
+    if section.rc != 0:
+        raise _failed("reading segment headers", section)
+    headers = []
+    for line in section.output.splitlines():
+        if not line.strip():
+            continue
+        name, sep, hexed = line.partition("|")
+        if not sep:
+            raise FactUnavailable(f"unparsable segment header line: {line[:120]!r}")
+        try:
+            raw = bytes.fromhex(hexed.strip())
+        except ValueError:
+            raise FactUnavailable(f"unparsable segment header of {name}: {hexed[:120]!r}") from None
+        if len(raw) < _HEADER.size:
+            headers.append(SegmentHeader(name, 0, 0, 0, 0, 0, len(raw), 0))
+            continue
+        magic, info, tli, addr, _rem, sysid, segsize, blcksz = _HEADER.unpack(raw[: _HEADER.size])
+        headers.append(SegmentHeader(name, magic, info, tli, addr, sysid, segsize, blcksz))
+    return tuple(headers)
+
+
+def parse_histories(section: Section) -> dict[str, str]:
+    """`== NAME` then the file's text, for each .history file in the archive."""
+    if section.rc != 0:
+        raise _failed("reading timeline history files", section)
+    found: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in section.output.splitlines():
+        if line.startswith("== ") and line.endswith(".history"):
+            current = line[3:]
+            found[current] = []
+        elif current is not None:
+            found[current].append(line)
+    return {name: "\n".join(lines).strip() + "\n" for name, lines in found.items()}
 
 
 def parse_findmnt_pairs(section: Section) -> dict[str, str]:

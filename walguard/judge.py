@@ -47,7 +47,7 @@ def judge(fn: Callable[..., Any], facts: HostFacts, target: Target) -> Verdict:
     try:
         facts.require_reachable()
         kwargs = {name: PROVIDERS[name](facts, target) for name in inspect.signature(fn).parameters}
-        fn(**kwargs)
+        note = fn(**kwargs)
     except ControlFailed as exc:
         return Verdict(FAIL, _one_line(exc))
     except NotApplicable as exc:
@@ -58,7 +58,8 @@ def judge(fn: Callable[..., Any], facts: HostFacts, target: Target) -> Verdict:
         return Verdict(
             ERROR, f"internal error in the control: {type(exc).__name__}: {_one_line(exc)}"
         )
-    return Verdict(PASS)
+    # A control may say what it established (e.g. "a symlink to ..."): the PASS's message.
+    return Verdict(PASS, " ".join(note.split()) if isinstance(note, str) else "")
 
 
 def _one_line(exc: BaseException) -> str:

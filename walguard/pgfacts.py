@@ -28,6 +28,8 @@ SETTINGS = (
     "listen_addresses",
     "data_directory",
     "wal_segment_size",
+    # basic_archive's own setting: in pg_settings only while the library is loaded.
+    "basic_archive.archive_directory",
 )
 
 # One statement, one round trip: everything as one JSON document.
@@ -51,7 +53,8 @@ SELECT json_build_object(
                FROM pg_ls_archive_statusdir()),
   'current_walfile', CASE WHEN pg_is_in_recovery() THEN NULL
                           ELSE pg_walfile_name(pg_current_wal_lsn()) END,
-  'timeline', (SELECT timeline_id FROM pg_control_checkpoint())
+  'timeline', (SELECT timeline_id FROM pg_control_checkpoint()),
+  'system_identifier', (SELECT system_identifier::text FROM pg_control_system())
 )
 """
 
@@ -167,15 +170,21 @@ def parse(doc: Any) -> Postgres:
         )
         status = tuple(ReadyFile(str(f["name"]), float(f["age_s"])) for f in doc["status_files"])
         segment = int(settings["wal_segment_size"].setting) if "wal_segment_size" in settings else 0
+        current = doc["current_walfile"]
+        # Just after a promotion the checkpoint still names the old timeline; the WAL being
+        # written names the new one (a standby has no current file: its checkpoint's it is).
+        checkpoint_timeline = int(doc["timeline"])
+        timeline = int(current[:8], 16) if current else checkpoint_timeline
         return Postgres(
             version=str(doc["version"]),
             in_recovery=bool(doc["in_recovery"]),
             settings=settings,
             archiver=archiver,
             status_files=status,
-            current_walfile=doc["current_walfile"],
-            timeline=int(doc["timeline"]),
+            current_walfile=current,
+            timeline=timeline,
             segment_size=segment,
+            system_identifier=int(doc.get("system_identifier") or 0),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise FactUnavailable(f"postgresql: unexpected facts document ({exc!r})") from None

@@ -264,7 +264,11 @@ class AuditPlugin:
                 )
 
     def _why_missing(self) -> str:
-        return self.stop_reason or "not judged: no result was recorded for it"
+        if self.stop_reason:
+            return self.stop_reason
+        if any(h.crashed for h in self.run.hosts.values()):
+            return "not judged: the run lost a crashed worker before judging it"
+        return "not judged: no result was recorded for it"
 
     # -- outputs --
 
@@ -300,11 +304,13 @@ class AuditPlugin:
             self.stop_reason = _stop_reason(session)
         why = self._why_missing()
         code = self.run.gate(why)
-        results_json.write(self.run, self.run.complete(why), code, self.run.run_dir)
         # pytest's own usage, interrupt and internal-error codes stay; otherwise the gate's,
         # which is never 0 while anything selected is missing.
         if session.exitstatus in (0, 1, 5):
             session.exitstatus = code
+        results_json.write(
+            self.run, self.run.complete(why), int(session.exitstatus), self.run.run_dir, gate=code
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.run.run_dir is None:

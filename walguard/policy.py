@@ -27,6 +27,19 @@ walguard_ready_backlog_max (integer >= 0, 10)
     The most ``.ready`` files (segments waiting to be archived) tolerated in ``pg_wal``.
 walguard_archive_min_free_percent (integer 0-100, 10)
     The least free space, in percent, the archive filesystem must have.
+walguard_archive_command_approved (list of strings, [])
+    archive_command values (verbatim) or archive_library names that were reviewed and are
+    accepted although walguard cannot read what they do (an in-house wrapper script). WG-ARC-003
+    and WG-ARC-004 pass them and say in the report that the policy approved them.
+walguard_archive_check_command (command line or null, null)
+    Where WAL is archived by a tool into its own repository (pgBackRest, WAL-G, Barman,
+    pg_probackup), walguard cannot see the segments; this names the tool's own check (e.g.
+    ``pgbackrest --stanza=main check``), run on the host as the archive owner, whose exit status
+    then decides WG-ACT-004, WG-ACT-005 and WG-ACT-007. It must start with one of those tools
+    and hold no shell syntax. Without it those controls are ERROR ("cannot verify").
+walguard_standby_archiving (boolean, false)
+    A standby must archive too (``archive_mode = always``). When false, a standby's archiver
+    controls are NOT APPLICABLE ("standby: the primary archives").
 walguard_require_dedicated_mount (boolean, true)
     The archive directory must be its own mount point, so a full archive cannot fill the
     data directory's filesystem (and the other way round).
@@ -114,6 +127,9 @@ class Policy:
     rpo_minutes: int = 15
     ready_backlog_max: int = 10
     archive_min_free_percent: int = 10
+    archive_command_approved: tuple[str, ...] = ()
+    archive_check_command: str | None = None
+    standby_archiving: bool = False
     require_dedicated_mount: bool = True
     postgres_service: str = "postgresql.service"
     segment_size_bytes: int = 16777216
@@ -233,6 +249,34 @@ def _modes(value: Any) -> tuple[str, ...]:
     return tuple(modes)
 
 
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(item, str) and item.strip() for item in value
+    ):
+        raise _Invalid(f"expected a list of non-empty strings, got {_describe(value)}")
+    return tuple(value)
+
+
+# The repository checks of the archiving tools walguard knows; nothing else is run.
+CHECK_TOOLS = frozenset(
+    {"pgbackrest", "wal-g", "barman", "barman-cloud-check-wal-archive", "pg_probackup"}
+)
+
+
+def _check_command(value: Any) -> str:
+    text = _text(value)
+    bad = sorted({c for c in text if c in "$`;|&<>()\\\n'\""})
+    if bad:
+        raise _Invalid(f"expected a plain command line without shell syntax, found {' '.join(bad)}")
+    words = text.split()
+    tool = words[0].rsplit("/", 1)[-1]
+    if tool not in CHECK_TOOLS and not re.fullmatch(r"pg_probackup-\d+", tool):
+        raise _Invalid(
+            f"expected the check of one of {', '.join(sorted(CHECK_TOOLS))}, got {tool!r}"
+        )
+    return " ".join(words)
+
+
 def _segment_size(value: Any) -> int:
     size = _int(minimum=1)(value)
     # PostgreSQL only accepts powers of two from 1 MiB to 1 GiB for wal_segment_size.
@@ -260,6 +304,9 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "rpo_minutes": _int(minimum=1),
     "ready_backlog_max": _int(minimum=0),
     "archive_min_free_percent": _int(minimum=0, maximum=100),
+    "archive_command_approved": _strings,
+    "archive_check_command": _optional(_check_command),
+    "standby_archiving": _bool,
     "require_dedicated_mount": _bool,
     "postgres_service": _word,
     "pg_socket_dir": _absolute_path,

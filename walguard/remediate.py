@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from walguard.archive_reading import reading_of
 from walguard.collect import collect
 from walguard.controls import FUNCTIONS
 from walguard.errors import FactUnavailable
+from walguard.facts import HostFacts
 from walguard.inventory import Target
 from walguard.judge import judge
-from walguard.policy import Policy
+from walguard.policy import Connect, Policy
 from walguard.results import FAIL, PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
 from walguard.run import AuditRun
 from walguard.sections import split_sections
@@ -114,8 +116,17 @@ def scripts(directory: Path = REMEDIATION_DIR) -> dict[str, Script]:
     return found
 
 
-def script_env(policy: Policy, control: str, mode: str, change_ref: str | None) -> dict[str, str]:
+def script_env(
+    policy: Policy,
+    control: str,
+    mode: str,
+    change_ref: str | None,
+    connect: Connect | None = None,
+) -> dict[str, str]:
+    connect = connect or Connect()
     return {
+        "WG_PG_SOCKET_DIR": connect.pg_socket_dir,
+        "WG_PG_PORT": str(connect.pg_port),
         "WG_RUN": mode,
         "WG_CONTROL": control,
         "WG_CHANGE_REF": change_ref or "none",
@@ -129,6 +140,33 @@ def script_env(policy: Policy, control: str, mode: str, change_ref: str | None) 
         "WG_ARCHIVE_TIMEOUT_S": str(min(300, policy.rpo_minutes * 60)),
         "WG_SERVICE": policy.postgres_service,
         "WG_SELINUX_ARCHIVE_TYPE": policy.selinux_archive_type,
+    }
+
+
+def facts_env(before: HostFacts, policy: Policy) -> dict[str, str]:
+    """What the audit found, for the scripts to refuse a fix that could make things worse: how
+    the server archives now (a tool, a library or an unknown wrapper is never replaced by a
+    local copy) and whether a volume is required under the archive directory."""
+    env = {"WG_REQUIRE_MOUNT": "yes" if policy.require_dedicated_mount else "no"}
+    pg = before.pg.value
+    if pg is not None and pg.system_identifier:
+        data_dir = pg.settings.get("data_directory")
+        env["WG_SYSTEM_ID"] = str(pg.system_identifier)
+        env["WG_DATA_DIR"] = data_dir.setting if data_dir is not None else ""
+    if pg is None:
+        return {
+            **env,
+            "WG_ARCHIVE_KIND": "unread",
+            "WG_JUDGED_COMMAND": "",
+            "WG_ARCHIVE_TARGET_DIR": "",
+        }
+    found = reading_of(pg, policy)
+    command = pg.settings.get("archive_command")
+    return {
+        **env,
+        "WG_ARCHIVE_KIND": found.kind,
+        "WG_JUDGED_COMMAND": command.setting if command is not None else "",
+        "WG_ARCHIVE_TARGET_DIR": found.target_dir or "",
     }
 
 
@@ -210,10 +248,21 @@ def run_scripts(
     items: list[Script],
     mode: str,
     change_ref: str | None,
+    found: dict[str, str] | None = None,
 ) -> dict[str, ScriptRun]:
-    """Run the scripts (check or apply) on one host over an open connection."""
+    """Run the scripts (check or apply) on one host over an open connection; `found` is what
+    the facts read just before say (facts_env)."""
     token = f"@@WG-{secrets.token_hex(8)}@@"
-    prepared = [(s, script_env(target.policy, s.control, mode, change_ref)) for s in items]
+    prepared = [
+        (
+            s,
+            {
+                **script_env(target.policy, s.control, mode, change_ref, target.connect),
+                **(found or {}),
+            },
+        )
+        for s in items
+    ]
     per_script = target.connect.remediation_timeout_s
     # Every script may use its whole timeout; the command as a whole waits for all of them.
     reply = conn.run_raw(
@@ -280,26 +329,32 @@ def remediate_host(
                 Outcome(s.control, s.path.name, mode, REMEDIATION_FAILED, str(exc), change_ref)
                 for s in runnable
             ]
+        # What the host is like now (under the lock, when applying): the scripts judge by it.
+        found = facts_env(collect(target, conn=conn), target.policy)
         if mode == "plan":
             try:
-                ran = run_scripts(conn, target, runnable, "check", change_ref)
+                ran = run_scripts(conn, target, runnable, "check", change_ref, found)
             except FactUnavailable as exc:
                 ran = {s.control: ScriptRun(-1, str(exc), None) for s in runnable}
             return outcomes + [
                 Outcome(s.control, s.path.name, mode, PLANNED, ran[s.control].output, change_ref)
                 for s in runnable
             ]
-        return outcomes + _apply_and_verify(conn, target, runnable, change_ref)
+        return outcomes + _apply_and_verify(conn, target, runnable, change_ref, found)
     finally:
         lock.release()
         conn.close()
 
 
 def _apply_and_verify(
-    conn: Connection, target: Target, runnable: list[Script], change_ref: str | None
+    conn: Connection,
+    target: Target,
+    runnable: list[Script],
+    change_ref: str | None,
+    found: dict[str, str],
 ) -> list[Outcome]:
     try:
-        ran = run_scripts(conn, target, runnable, "apply", change_ref)
+        ran = run_scripts(conn, target, runnable, "apply", change_ref, found)
     except FactUnavailable as exc:
         # The command as a whole failed or was killed: what it changed is for the re-check to
         # find, not for us to guess.
@@ -357,14 +412,20 @@ def remediate_run(
         if not failing:
             continue
         say(f"walguard: remediation ({mode}) on {target.name}: {', '.join(failing)}")
-        outcomes = remediate_host(
-            target,
-            failing,
-            mode=mode,
-            allow_disruptive=allow_disruptive,
-            change_ref=change_ref,
-            reachable=bool(run.hosts[target.name].reachable),
-        )
+        try:
+            outcomes = remediate_host(
+                target,
+                failing,
+                mode=mode,
+                allow_disruptive=allow_disruptive,
+                change_ref=change_ref,
+                reachable=bool(run.hosts[target.name].reachable),
+            )
+        except Exception as exc:  # one host's surprise is its own outcome, never the run's end
+            reason = " ".join(f"remediation stopped: {type(exc).__name__}: {exc}".split())
+            outcomes = [
+                Outcome(c, f"{c}.sh", mode, REMEDIATION_FAILED, reason, change_ref) for c in failing
+            ]
         for o in outcomes:
             result = o.status if o.status in final else FAIL
             run.replace_result((target.name, o.control), result=result, remediation=o.as_dict())

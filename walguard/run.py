@@ -56,6 +56,7 @@ class HostInfo:
             "round_trips": self.round_trips,
             "ssh_attempts": self.ssh_attempts,
             "fact_collections": sorted(self.collections),
+            "worker_crash": self.crashed,
             "collections": sum(self.collections.values()),
         }
 

@@ -43,3 +43,83 @@ def gaps(names: list[str], tli: int, segment_size: int) -> list[tuple[str, str]]
                 )
             )
     return missing
+
+
+def parse_lsn(text: str) -> int:
+    """`16/B374D848` -> the 64-bit WAL position."""
+    high, sep, low = text.strip().partition("/")
+    if not sep:
+        raise ValueError(f"not an LSN: {text!r}")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def parse_history(text: str) -> list[tuple[int, int]]:
+    """A timeline history file: `parentTLI<tab>switchpoint<tab>reason` lines, oldest first.
+    Returns (timeline, the LSN where it ended). Raises ValueError on anything else."""
+    entries = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(None, 2)
+        if len(fields) < 2:
+            raise ValueError(f"unparsable history line {line!r}")
+        entries.append((int(fields[0]), parse_lsn(fields[1])))
+    return entries
+
+
+def history_name(tli: int) -> str:
+    return f"{tli:08X}.history"
+
+
+def chain_ranges(
+    names: list[str], current: int, history: list[tuple[int, int]], segment_size: int
+) -> list[tuple[int, int, int]]:
+    """The segment ranges recovery replays to reach the newest archived segment of `current`:
+    (timeline, first, last) for each timeline of the chain. A timeline ends where its successor
+    begins (the segment holding the switch point is the successor's first; the old timeline's
+    copy of it is only partial). The oldest timeline starts at its oldest archived segment;
+    the current one ends at its newest."""
+    numbers: dict[int, list[int]] = {}
+    for n in names:
+        if is_segment(n):
+            numbers.setdefault(timeline(n), []).append(segment_number(n, segment_size))
+    chain = [tli for tli, _ in history] + [current]
+    starts: dict[int, int | None] = {}
+    ends: dict[int, int | None] = {}
+    for i, tli in enumerate(chain):
+        have = sorted(numbers.get(tli, []))
+        starts[tli] = history[i - 1][1] // segment_size if i > 0 else (have[0] if have else None)
+        if i < len(history):
+            ends[tli] = history[i][1] // segment_size - 1
+        else:
+            ends[tli] = have[-1] if have else None
+    ranges = []
+    for tli in chain:
+        first, last = starts[tli], ends[tli]
+        if first is not None and last is not None and first <= last:
+            ranges.append((tli, first, last))
+    return ranges
+
+
+def missing_in(
+    names: list[str], ranges: list[tuple[int, int, int]], segment_size: int
+) -> list[tuple[str, str]]:
+    """Runs (first, last) of segment names absent from `names` within the ranges (computed from
+    the names present, so a range's length costs nothing)."""
+    numbers: dict[int, set[int]] = {}
+    for n in names:
+        if is_segment(n):
+            numbers.setdefault(timeline(n), set()).add(segment_number(n, segment_size))
+    runs: list[tuple[str, str]] = []
+    for tli, first, last in ranges:
+        have = sorted(x for x in numbers.get(tli, set()) if first <= x <= last)
+        for prev, cur in pairwise([first - 1, *have, last + 1]):
+            if cur - prev > 1:
+                runs.append(
+                    (
+                        segment_name(tli, prev + 1, segment_size),
+                        segment_name(tli, cur - 1, segment_size),
+                    )
+                )
+    return runs

@@ -6,6 +6,13 @@
 #   WG_CONTROL    the control id;  WG_CHANGE_REF  the change ticket ("none" when not given)
 #   WG_ARCHIVE_DIR, WG_OWNER, WG_GROUP, WG_DIR_MODE (the first allowed mode), WG_ALLOWED_MODES,
 #   WG_ARCHIVE_TIMEOUT_S, WG_RPO_S, WG_SERVICE
+# and what the facts read just before the scripts ran say (so that a script can refuse a fix
+# that could make things worse):
+#   WG_ARCHIVE_KIND       how the server archives: copy, tool, library, approved, unknown, none
+#   WG_JUDGED_COMMAND     the archive_command those facts hold
+#   WG_ARCHIVE_TARGET_DIR the directory a local copy writes into;  WG_REQUIRE_MOUNT  yes or no
+#   WG_PG_SOCKET_DIR, WG_PG_PORT   the audited cluster (never psql's default one)
+#   WG_SYSTEM_ID, WG_DATA_DIR      what the audit read of it: pg_sql refuses another cluster
 set -euo pipefail
 : "${WG_RUN:?}" "${WG_CONTROL:?}"
 WG_CHANGE_REF=${WG_CHANGE_REF:-none}
@@ -40,10 +47,26 @@ die() {
 
 # SQL as the postgres superuser; values go in as psql variables (:'name' quotes them as literals),
 # never pasted into the SQL text.
+# Exactly the audited cluster (its socket directory and port), and only once it is proven to be
+# the one the audit read: same system identifier and data directory.
+wg_cluster_checked=0
+pg_psql() {
+  runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 \
+    -h "${WG_PG_SOCKET_DIR:-/var/run/postgresql}" -p "${WG_PG_PORT:-5432}" "$@"
+}
 pg_sql() {
   local sql=$1
   shift
-  printf '%s\n' "$sql" | runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 "$@"
+  if [ "$wg_cluster_checked" = 0 ] && [ -n "${WG_SYSTEM_ID:-}" ]; then
+    local sysid datadir
+    sysid=$(printf '%s\n' "SELECT system_identifier FROM pg_control_system();" | pg_psql)
+    datadir=$(printf '%s\n' "SHOW data_directory;" | pg_psql)
+    if [ "$sysid" != "$WG_SYSTEM_ID" ] || [ "$datadir" != "${WG_DATA_DIR:-}" ]; then
+      die "the server on port ${WG_PG_PORT:-5432} is not the audited cluster (system identifier $sysid, data directory $datadir; the audit read $WG_SYSTEM_ID, ${WG_DATA_DIR:-?})"
+    fi
+    wg_cluster_checked=1
+  fi
+  printf '%s\n' "$sql" | pg_psql "$@"
 }
 
 reload_postgres() {
@@ -64,12 +87,30 @@ safe_archive_command() {
   printf 'if [ -f %s/%%f ]; then cmp -s %%p %s/%%f; else cp %%p %s/%%f; fi' "$d" "$d" "$d"
 }
 
+# Only a local copy (or nothing) is ever replaced by the guarded copy: a tool, a library or a
+# wrapper walguard cannot read may be what gets WAL off this host, and a local cp instead would
+# stop that while every local check turned green.
 set_archive_command() {
-  local want current
+  local want current library
   want=$(safe_archive_command)
   current=$(pg_sql "SHOW archive_command;")
+  library=$(pg_sql "SELECT coalesce((SELECT setting FROM pg_settings WHERE name = 'archive_library'), '');")
+  if [ -n "$library" ]; then
+    die "archive_library is set ('$library'): also setting archive_command would stop the archiver (PostgreSQL refuses both); not changing it"
+  fi
+  case ${WG_ARCHIVE_KIND:-unread} in
+    copy|none) ;;
+    tool) die "archive_command is an archiving tool ('$current'): replacing it with a local copy would stop WAL leaving this host; not changing it" ;;
+    *) die "archive_command is ${WG_ARCHIVE_KIND:-unread} to walguard ('$current'): replacing it could stop real archiving; review it, or approve it in walguard_archive_command_approved" ;;
+  esac
+  if [ "$current" != "${WG_JUDGED_COMMAND-}" ]; then
+    die "archive_command changed since the audit read it (now '$current'); audit again first"
+  fi
+  if [ -n "${WG_ARCHIVE_TARGET_DIR:-}" ] && [ "${WG_ARCHIVE_TARGET_DIR%/}" != "${WG_ARCHIVE_DIR%/}" ]; then
+    die "archive_command copies into $WG_ARCHIVE_TARGET_DIR, not the policy's $WG_ARCHIVE_DIR: moving the archive is a decision, not a fix"
+  fi
   if [ "$current" != "$want" ]; then
-    change "ALTER SYSTEM SET archive_command = '$want' and reload" \
+    change "ALTER SYSTEM SET archive_command = '$want' (was '$current') and reload" \
       pg_sql "ALTER SYSTEM SET archive_command = :'want'; SELECT pg_reload_conf();" -v "want=$want"
   fi
 }

@@ -20,4 +20,9 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         and meta is not None
         and meta.id == os.environ.get("WG_TEST_CRASH_CONTROL", "WG-ARC-003")
     ):
+        once = os.environ.get("WG_TEST_CRASH_ONCE")
+        if once:
+            if os.path.exists(once):
+                return
+            open(once, "w").close()
         os._exit(3)

@@ -3,6 +3,7 @@ audit passes, and the script's check mode then says there is nothing to change."
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import yaml
 
 from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import Audit, _inventory_with, audit
+from walguard.collect import collect
 from walguard.inventory import load_inventory
 from walguard.lab import settings
-from walguard.remediate import run_scripts, scripts
+from walguard.remediate import facts_env, run_scripts, scripts
 from walguard.transport import Connection
 
 REF = "CHG-4711"
@@ -32,7 +34,8 @@ def _check_mode(host: str, control: str) -> str:
     conn = Connection(target)
     try:
         conn.open()
-        ran = run_scripts(conn, target, [script], "check", None)[control]
+        found = facts_env(collect(target, conn=conn), target.policy)
+        ran = run_scripts(conn, target, [script], "check", None, found)[control]
     finally:
         conn.close()
     assert ran.rc == 0, ran.output
@@ -51,7 +54,6 @@ CASES = [
     ("archive-command-unguarded", "WG-ARC-003"),
     (None, "WG-ARC-004"),  # the lab's seed command is the broken state
     ("archive-timeout-off", "WG-ARC-005"),
-    ("archive-dir-missing", "WG-DIR-001"),
     ("archive-dir-owner-root", "WG-DIR-003"),
     ("archive-dir-mode-0777", "WG-DIR-004"),
 ]
@@ -158,6 +160,8 @@ def test_hostile_policy_value_executes_nothing_and_one_failure_does_not_stop_oth
     doc["all"]["children"]["lab"]["hosts"][host.name]["walguard_archive_dir"] = (
         "/pg_archive; touch /tmp/pwned"
     )
+    # No volume is required there, so creating the (hostile) directory is a fix, not a refusal.
+    doc["all"]["children"]["lab"]["hosts"][host.name]["walguard_require_dedicated_mount"] = False
     inv.write_text(yaml.safe_dump(doc))
     result = audit(
         tmp_path,
@@ -185,3 +189,64 @@ def test_unreachable_hosts_are_not_remediated(lab: Lab, tmp_path: Path) -> None:
     assert all(c["result"] == "ERROR" and c["remediation"] is None for c in db9["controls"])
     # The reachable host still gets its plan in the same run.
     assert _result(result, "db1", "WG-ARC-004")["remediation"]["status"] == "PLANNED"
+
+
+def test_a_missing_archive_volume_is_refused_not_made_on_the_root_filesystem(
+    lab: Lab, host: Any, tmp_path: Path
+) -> None:
+    lab.walguard("lab", "scenario", "apply", host.name, "archive-dir-missing")
+    applied = audit(tmp_path, "-k", f"WG-DIR-001 and {host.name}", "--remediate=apply")
+    res = _result(applied, host.name, "WG-DIR-001")
+    assert res["result"] == "REMEDIATION REFUSED", applied.stdout
+    assert (
+        "creating the directory on the root filesystem is not a fix" in res["remediation"]["output"]
+    )
+    assert lab.ssh(host, "test -e /pg_archive", check=False).returncode == 1
+    assert applied.exit_status == 1
+
+    inv = _inventory_with(tmp_path, {})
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["children"]["lab"]["hosts"][host.name]["walguard_require_dedicated_mount"] = False
+    inv.write_text(yaml.safe_dump(doc))
+    allowed = audit(
+        tmp_path, "-k", f"WG-DIR-001 and {host.name}", "--remediate=apply", inventory=inv
+    )
+    assert _result(allowed, host.name, "WG-DIR-001")["result"] == "REMEDIATED", allowed.stdout
+
+
+WORSE = [
+    # (archive_command, control that fails, what the refusal says)
+    ("wal-g wal-push %p", "WG-ARC-003", "is an archiving tool"),
+    ("/usr/local/bin/archive_wal.sh %p %f", "WG-ARC-003", "is unknown to walguard"),
+    ("test ! -f /srv/other/%f && cp %p /srv/other/%f", "WG-ARC-003", "not the policy's"),
+]
+
+
+@pytest.mark.parametrize(("command", "control", "why"), WORSE, ids=[w[0] for w in WORSE])
+def test_remediation_never_replaces_real_archiving(
+    lab: Lab, host: Any, tmp_path: Path, command: str, control: str, why: str
+) -> None:
+    # psql interpolates :'c' (as a quoted literal) only in what it reads, not in -c.
+    sql = "ALTER SYSTEM SET archive_command = :'c'; SELECT pg_reload_conf();"
+    lab.ssh(
+        host,
+        f"echo {shlex.quote(sql)} | sudo -n -u postgres psql -XAtq -v c={shlex.quote(command)}",
+    )
+    applied = audit(
+        tmp_path, "-k", f"WG-ARC-00 and {host.name}", "--remediate=apply", "--fail-on", "low"
+    )
+    res = _result(applied, host.name, control)
+    assert res["result"] == "REMEDIATION REFUSED", applied.stdout
+    assert why in res["remediation"]["output"]
+    now = lab.ssh(host, "psql -XAt -d postgres -c 'SHOW archive_command'").stdout.strip()
+    assert now == command
+    assert applied.exit_status == 1
+
+
+def test_remediation_refuses_with_archive_library_set(lab: Lab, host: Any, tmp_path: Path) -> None:
+    sql = "ALTER SYSTEM SET archive_library = 'basic_archive'"
+    lab.ssh(host, f"sudo -n -u postgres psql -XAtq -c \"{sql}\" -c 'SELECT pg_reload_conf()'")
+    applied = audit(tmp_path, "-k", f"WG-ARC-003 and {host.name}", "--remediate=apply")
+    res = _result(applied, host.name, "WG-ARC-003")
+    assert res["result"] == "REMEDIATION REFUSED", applied.stdout
+    assert "archive_library is set" in res["remediation"]["output"]

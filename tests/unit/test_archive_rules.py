@@ -1,62 +1,11 @@
-"""archive_command reading, WAL names and gaps, and the gate's exit status."""
+"""WAL names and gaps, and the gate's exit status (archive_command: test_archive_reading)."""
 
 from __future__ import annotations
 
-import pytest
-
-from walguard.archive_command import identical_only_semantics, refuses_overwrite, safer_form
 from walguard.results import Result, exit_status
 from walguard.walnames import gaps, segment_name, segment_number
 
 SEG = 16 * 1024 * 1024
-
-
-@pytest.mark.parametrize(
-    "cmd",
-    [
-        "test -f /pg_archive/%f || cp %p /pg_archive/%f",
-        "[ -f /pg_archive/%f ] || cp %p /pg_archive/%f",
-        "test ! -f /pg_archive/%f && cp %p /pg_archive/%f",
-        "[ ! -f /mnt/server/archivedir/%f ] && cp %p /mnt/server/archivedir/%f",
-        "if [ -f /pg_archive/%f ]; then cmp -s %p /pg_archive/%f; else cp %p /pg_archive/%f; fi",
-        "cp -n %p /pg_archive/%f",
-        "cp --no-clobber %p /pg_archive/%f",
-        "rsync -a --ignore-existing %p /pg_archive/%f",
-        "pgbackrest --stanza=main archive-push %p",
-        "wal-g wal-push %p",
-    ],
-)
-def test_guarded_forms_refuse_overwrite(cmd: str) -> None:
-    assert refuses_overwrite(cmd).ok, cmd
-
-
-@pytest.mark.parametrize(
-    ("cmd", "why"),
-    [
-        ("cp %p /pg_archive/%f", "plain cp"),
-        ("/bin/cp %p /pg_archive/%f", "plain cp"),
-        ("rsync -a %p /pg_archive/%f", "rsync overwrites"),
-        ("test -f /other/%f || cp %p /pg_archive/%f", "guard tests /other/%f"),
-        ("scp %p backup:/pg_archive/%f", "not a recognised"),
-        ("", "not a recognised"),
-    ],
-)
-def test_unguarded_forms_are_flagged(cmd: str, why: str) -> None:
-    verdict = refuses_overwrite(cmd)
-    assert not verdict.ok
-    assert why in verdict.message
-
-
-def test_test_or_cp_is_flagged_at_low_severity_with_the_safer_form() -> None:
-    cmd = "test -f /pg_archive/%f || cp %p /pg_archive/%f"
-    verdict = identical_only_semantics(cmd)
-    assert not verdict.ok
-    assert "success even when the existing archived file differs" in verdict.message
-    safer = safer_form(cmd)
-    assert safer == (
-        "if [ -f /pg_archive/%f ]; then cmp -s %p /pg_archive/%f; else cp %p /pg_archive/%f; fi"
-    )
-    assert refuses_overwrite(safer).ok and identical_only_semantics(safer).ok
 
 
 def test_segment_numbers_cross_log_boundaries() -> None:

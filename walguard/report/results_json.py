@@ -13,7 +13,9 @@ from walguard.results import Result
 from walguard.run import AuditRun
 
 
-def write(run: AuditRun, results: list[Result], code: int, run_dir: Path) -> Path:
+def write(run: AuditRun, results: list[Result], code: int, run_dir: Path, *, gate: int) -> Path:
+    """`code` is the process's exit status; `gate` what the complete set alone gives (they
+    differ only when pytest itself ended with an interrupt, usage or internal error)."""
     hosts: dict[str, dict[str, Any]] = {}
     for target in run.targets:
         info = run.hosts[target.name].as_dict()
@@ -28,6 +30,7 @@ def write(run: AuditRun, results: list[Result], code: int, run_dir: Path) -> Pat
         "total": run.total,
         "missing": [{"host": h, "control": c} for h, c in run.missing()],
         "exit_status": code,
+        "gate": gate,
         "hosts": hosts,
     }
     path = run_dir / "results.json"

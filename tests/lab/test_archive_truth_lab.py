@@ -1,0 +1,186 @@
+"""The archive is really restorable, on the lab: broken segments, a bind-mounted or symlinked
+archive directory, pgBackRest (verdicts agree with `pgbackrest check`), a second cluster audited
+by its port, and a streaming standby that is promoted to a new timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.lab.conftest import Lab
+from tests.lab.test_audit_controls import BASELINE_FAIL, Audit, _inventory_with, audit
+from walguard.collect import collect
+from walguard.inventory import load_inventory
+from walguard.remediate import facts_env, run_scripts, scripts
+from walguard.transport import Connection
+
+REPOSITORY = {"WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}
+ARCHIVER = {"WG-ACT-001", "WG-ACT-002", "WG-ACT-003", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}
+SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
+
+
+@pytest.fixture
+def db3(lab: Lab) -> Iterator[Any]:
+    host = lab.hosts[2]
+    yield host
+    lab.walguard("lab", "scenario", "reset", host.name)
+
+
+def _with_vars(tmp_path: Path, host: str, values: dict[str, Any], name: str = "") -> Path:
+    inv = _inventory_with(tmp_path, {})
+    doc = yaml.safe_load(inv.read_text())
+    hosts = doc["all"]["children"]["lab"]["hosts"]
+    if name:
+        hosts[name] = {**hosts[host], **values}
+    else:
+        hosts[host].update(values)
+    inv.write_text(yaml.safe_dump(doc))
+    return inv
+
+
+def _only_db3_fails(result: Audit, expected: set[str]) -> None:
+    assert result.by_result("db3", "FAIL") - BASELINE_FAIL == expected, result.stdout
+    assert result.by_result("db3", "ERROR") == set(), result.stdout
+    for other in ("db1", "db2"):
+        assert result.by_result(other, "FAIL") == BASELINE_FAIL, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("scenario", "fails", "named"),
+    [
+        ("segment-truncated", {"WG-ACT-004", "WG-ACT-007"}, "bytes (partial)"),
+        ("segment-symlinked", {"WG-ACT-004", "WG-ACT-007"}, "is a symlink"),
+        ("segment-foreign", {"WG-ACT-007"}, "comes from another cluster"),
+    ],
+)
+def test_a_broken_segment_fails_and_is_named(
+    lab: Lab, db3: Any, tmp_path: Path, scenario: str, fails: set[str], named: str
+) -> None:
+    lab.walguard("lab", "scenario", "apply", db3.name, scenario)
+    result = audit(tmp_path)
+    _only_db3_fails(result, fails)
+    assert named in result.message(db3.name, "WG-ACT-007")
+    assert result.exit_status == 1
+
+
+def test_a_bind_mount_from_the_root_filesystem_is_not_a_dedicated_volume(
+    lab: Lab, db3: Any, tmp_path: Path
+) -> None:
+    lab.walguard("lab", "scenario", "apply", db3.name, "archive-dir-bind-root")
+    result = audit(tmp_path)
+    _only_db3_fails(result, {"WG-DIR-002"})
+    assert "root filesystem" in result.message(db3.name, "WG-DIR-002")
+
+
+def test_a_symlinked_archive_directory_is_followed(lab: Lab, db3: Any, tmp_path: Path) -> None:
+    lab.walguard("lab", "scenario", "apply", db3.name, "archive-dir-symlink")
+    lab.ssh(db3, SWITCH)
+    result = audit(tmp_path)
+    _only_db3_fails(result, set())
+    assert "a symlink to" in result.message(db3.name, "WG-DIR-001")
+    evidence = next(tmp_path.glob("reports-*/*/evidence/db3/collector.txt")).read_text()
+    assert "archive_realpath" in evidence
+
+
+def _pgbackrest_check(lab: Lab, host: Any) -> int:
+    return lab.ssh(
+        host, "sudo -n -u postgres pgbackrest --stanza=main check", check=False
+    ).returncode
+
+
+def test_pgbackrest_verdicts_agree_with_its_own_check(lab: Lab, db3: Any, tmp_path: Path) -> None:
+    lab.walguard("lab", "scenario", "apply", db3.name, "pgbackrest-archiving")
+    unnamed = audit(tmp_path, "-k", "db3")
+    assert unnamed.by_result("db3", "ERROR") >= REPOSITORY, unnamed.stdout
+    assert "cannot verify" in unnamed.message("db3", "WG-ACT-004")
+    assert "WG-ARC-003" in unnamed.by_result("db3", "PASS")
+
+    inv = _with_vars(
+        tmp_path, "db3", {"walguard_archive_check_command": "pgbackrest --stanza=main check"}
+    )
+    healthy = audit(tmp_path, "-k", "db3", inventory=inv)
+    assert _pgbackrest_check(lab, db3) == 0
+    assert healthy.by_result("db3", "PASS") >= REPOSITORY, healthy.stdout
+    assert healthy.by_result("db3", "FAIL") == set(), healthy.stdout
+
+    # Remediation never replaces the tool with a local copy, even when asked directly.
+    target = next(t for t in load_inventory(inv) if t.name == "db3")
+    conn = Connection(target)
+    try:
+        conn.open()
+        found = facts_env(collect(target, conn=conn), target.policy)
+        ran = run_scripts(conn, target, [scripts()["WG-ARC-003"]], "apply", None, found)
+    finally:
+        conn.close()
+    assert ran["WG-ARC-003"].rc == 3 and "is an archiving tool" in ran["WG-ARC-003"].output
+    now = lab.ssh(db3, "psql -XAt -d postgres -c 'SHOW archive_command'").stdout.strip()
+    assert now.startswith("pgbackrest")
+
+    lab.walguard("lab", "scenario", "apply", db3.name, "pgbackrest-broken")
+    broken = audit(tmp_path, "-k", "db3", inventory=inv)
+    assert _pgbackrest_check(lab, db3) != 0
+    assert broken.by_result("db3", "FAIL") >= REPOSITORY, broken.stdout
+    assert "pgbackrest --stanza=main check failed" in broken.message("db3", "WG-ACT-004")
+
+
+SECOND = {
+    "walguard_pg_port": 5433,
+    "walguard_archive_dir": "/pg_archive/second",
+    "walguard_require_dedicated_mount": False,
+    "walguard_postgres_service": "postgresql@15-second.service",
+}
+
+
+def test_a_second_cluster_is_audited_by_its_port(lab: Lab, db3: Any, tmp_path: Path) -> None:
+    lab.walguard("lab", "scenario", "apply", db3.name, "second-cluster")
+    inv = _with_vars(tmp_path, "db3", SECOND, name="db3-second")
+    result = audit(tmp_path, "-k", "db3", inventory=inv)
+    assert result.by_result("db3", "FAIL") == BASELINE_FAIL, result.stdout
+    assert result.by_result("db3-second", "ERROR") == set(), result.stdout
+    assert "WG-ARC-001" in result.by_result("db3-second", "PASS")
+    ids = {}
+    for name in ("db3", "db3-second"):
+        pg = (next(tmp_path.glob(f"reports-*/*/evidence/{name}/postgresql.json"))).read_text()
+        ids[name] = yaml.safe_load(pg)["system_identifier"]
+    assert ids["db3"] != ids["db3-second"]
+
+    lab.walguard("lab", "scenario", "apply", db3.name, "second-cluster-broken")
+    broken = audit(tmp_path, "-k", "db3", inventory=inv)
+    assert "WG-ARC-001" in broken.by_result("db3-second", "FAIL"), broken.stdout
+    assert "WG-ARC-001" in broken.by_result("db3", "PASS")
+
+
+def test_a_standby_then_its_promotion(lab: Lab, db3: Any, tmp_path: Path) -> None:
+    lab.walguard("lab", "scenario", "apply", db3.name, "standby-of-db1")
+    standby = audit(tmp_path)
+    assert standby.by_result("db3", "NOT APPLICABLE") >= ARCHIVER, standby.stdout
+    assert "standby" in standby.message("db3", "WG-ACT-001")
+    assert standby.by_result("db3", "FAIL") == BASELINE_FAIL
+    assert standby.by_result("db3", "ERROR") == set(), standby.stdout
+    strict = _with_vars(tmp_path, "db3", {"walguard_standby_archiving": True})
+    required = audit(tmp_path, "-k", "db3", inventory=strict)
+    assert {"WG-ARC-001", "WG-ACT-001"} <= required.by_result("db3", "FAIL")
+
+    lab.walguard("lab", "scenario", "apply", db3.name, "standby-promoted")
+    lab.ssh(db3, SWITCH)
+    promoted = audit(tmp_path, "-k", "db3")
+    assert promoted.by_result("db3", "FAIL") == BASELINE_FAIL, promoted.stdout
+    message = promoted.message("db3", "WG-ACT-005")
+    assert "timeline 1:" in message and "timeline 2:" in message  # the old range still checked
+    # A hole in the old timeline, before the switch point, is a gap recovery would hit.
+    victim = lab.ssh(
+        db3,
+        "sudo -n sh -c \"ls /pg_archive | grep -E '^00000001[0-9A-F]{16}$' | sort | tail -n 2 "
+        '| head -n 1"',
+    ).stdout.strip()
+    lab.ssh(db3, f"sudo -n rm -f /pg_archive/{victim}")
+    holed = audit(tmp_path, "-k", "db3")
+    assert "WG-ACT-005" in holed.by_result("db3", "FAIL")
+    assert victim in holed.message("db3", "WG-ACT-005")
+    lab.ssh(db3, "sudo -n rm -f /pg_archive/00000002.history")
+    no_history = audit(tmp_path, "-k", "db3")
+    assert "00000002.history is not in" in no_history.message("db3", "WG-ACT-005")

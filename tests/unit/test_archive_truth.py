@@ -1,0 +1,248 @@
+"""What the archive controls conclude from facts: timeline chains and history files, segment
+headers (partial, foreign, renamed), the filesystem under the archive (bind mounts from / or
+PGDATA, tmpfs, read-only), symlinked directories, standbys and tool repositories."""
+
+from __future__ import annotations
+
+import struct
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from walguard.controls import FUNCTIONS, load_all
+from walguard.facts import (
+    ArchiveDir,
+    ArchiveFile,
+    Archiver,
+    HostFacts,
+    Mount,
+    Part,
+    Postgres,
+    Setting,
+    parse_headers,
+)
+from walguard.inventory import Target
+from walguard.judge import judge
+from walguard.policy import Policy
+from walguard.sections import Section
+from walguard.walnames import chain_ranges, missing_in, parse_history, segment_name
+
+SEG = 16 * 1024 * 1024
+SYSID = 7312345678901234567
+load_all()
+
+
+def header_hex(name: str, *, sysid: int = SYSID, size: int = SEG, info: int = 0x0002) -> str:
+    tli = int(name[:8], 16)
+    number = int(name[8:16], 16) * (0x100000000 // SEG) + int(name[16:24], 16)
+    raw = struct.pack("<HHIQI4xQII", 0xD110, info, tli, number * SEG, 0, sysid, size, 8192)
+    return raw.hex()
+
+
+def names(tli: int, numbers: range | list[int]) -> list[str]:
+    return [segment_name(tli, n, SEG) for n in numbers]
+
+
+def pg(**changes: Any) -> Postgres:
+    settings = {
+        "archive_mode": Setting("archive_mode", "on", False, "configuration file"),
+        "archive_command": Setting(
+            "archive_command",
+            "if [ -f /pg_archive/%f ]; then cmp -s %p /pg_archive/%f; "
+            "else cp %p /pg_archive/%f; fi",
+            False,
+            "configuration file",
+        ),
+        "data_directory": Setting("data_directory", "/var/lib/postgresql/15/main", False, "x"),
+    }
+    base: dict[str, Any] = dict(
+        version="15.8",
+        in_recovery=False,
+        settings=MappingProxyType(settings),
+        archiver=Archiver(5, names(1, [5])[0], 10.0, 0, None, None, "t", None),
+        status_files=(),
+        current_walfile=names(1, [6])[0],
+        timeline=1,
+        segment_size=SEG,
+        system_identifier=SYSID,
+    )
+    base.update(changes)
+    return Postgres(**base)
+
+
+ROOT = Mount("/", "/dev/sda1", "xfs", ("rw",), "8:1")
+VOL = Mount("/pg_archive", "/dev/mapper/vg-arch", "xfs", ("rw",), "253:3")
+MOUNTS = (ROOT, VOL)
+
+
+def archive(segments: list[str], **changes: Any) -> ArchiveDir:
+    base: dict[str, Any] = dict(
+        path="/pg_archive",
+        exists=True,
+        owner="postgres",
+        group="postgres",
+        mode=0o750,
+        kind="directory",
+        mount_target="/pg_archive",
+        mount_source=VOL.source,
+        fstype="xfs",
+        size_bytes=10**10,
+        avail_bytes=10**9,
+        files=tuple(ArchiveFile(n, "f", SEG, 0.0) for n in segments),
+        real_path="/pg_archive",
+        mount=VOL,
+        root_mount=ROOT,
+        mounts=MOUNTS,
+        headers=(),
+    )
+    base.update(changes)
+    return ArchiveDir(**base)
+
+
+TARGET = Target("db1", "x", 22, None, None, False, (), MappingProxyType({}))
+
+
+def verdict(control: str, a: ArchiveDir, p: Postgres, policy: Policy | None = None) -> Any:
+    facts = HostFacts("db1", "x", True, None, Part(a), Part(p), Part("active"), 2)
+    target = (
+        TARGET
+        if policy is None
+        else Target("db1", "x", 22, None, None, False, (), MappingProxyType({}), policy=policy)
+    )
+    return judge(FUNCTIONS[control], facts, target)
+
+
+def test_history_file_parsing() -> None:
+    text = "1\t0/3000000\tno recovery target specified\n\n2\t0/5000028\tbefore 2026-11-25\n"
+    assert parse_history(text) == [(1, 0x3000000), (2, 0x5000028)]
+    with pytest.raises(ValueError):
+        parse_history("garbage")
+
+
+def test_chain_ranges_end_each_timeline_at_its_switch() -> None:
+    archived = names(1, range(1, 8)) + names(2, range(8, 11))
+    history = [(1, 8 * SEG)]
+    assert chain_ranges(archived, 2, history, SEG) == [(1, 1, 7), (2, 8, 10)]
+    assert missing_in(archived, [(1, 1, 7), (2, 8, 10)], SEG) == []
+    holed = [n for n in archived if n != segment_name(1, 4, SEG)]
+    assert missing_in(holed, chain_ranges(holed, 2, history, SEG), SEG) == [
+        (segment_name(1, 4, SEG), segment_name(1, 4, SEG))
+    ]
+
+
+def test_a_gap_in_the_old_timeline_after_a_promotion_fails() -> None:
+    archived = names(1, [1, 2, 3, 5, 6, 7]) + names(2, [8, 9]) + ["00000002.history"]
+    a = archive(archived, histories=MappingProxyType({"00000002.history": "1\t0/8000000\tx\n"}))
+    p = pg(timeline=2, current_walfile=names(2, [10])[0])
+    v = verdict("WG-ACT-005", a, p)
+    assert v.result == "FAIL" and segment_name(1, 4, SEG) in v.message
+    a_ok = archive(
+        names(1, range(1, 8)) + names(2, [8, 9]) + ["00000002.history"],
+        histories=MappingProxyType({"00000002.history": "1\t0/8000000\tx\n"}),
+    )
+    ok = verdict("WG-ACT-005", a_ok, p)
+    assert ok.result == "PASS" and "timeline 1" in ok.message and "timeline 2" in ok.message
+
+
+def test_a_missing_history_file_fails() -> None:
+    a = archive(names(1, range(1, 8)) + names(2, [8, 9]))
+    v = verdict("WG-ACT-005", a, pg(timeline=2, current_walfile=names(2, [10])[0]))
+    assert v.result == "FAIL" and "00000002.history is not in /pg_archive" in v.message
+
+
+def test_an_empty_archive_is_not_a_pass() -> None:
+    v = verdict("WG-ACT-005", archive([]), pg())
+    assert v.result == "FAIL" and "nothing shows the archive is complete" in v.message
+
+
+def test_headers_partial_foreign_and_renamed_segments() -> None:
+    good, foreign, renamed = names(1, [3, 4, 5])
+    section = Section(
+        "segment_headers",
+        f"{good}|{header_hex(good)}\n{foreign}|{header_hex(foreign, sysid=42)}\n"
+        f"{renamed}|{header_hex(good)}\n",
+        0,
+    )
+    a = archive(names(1, [1, 2, 3, 4, 5]), headers=parse_headers(section))
+    v = verdict("WG-ACT-007", a, pg())
+    assert v.result == "FAIL"
+    assert f"{foreign} comes from another cluster (system identifier 42" in v.message
+    assert f"{renamed} holds other WAL" in v.message
+    assert good not in v.message.replace(f"{renamed}", "")
+
+
+def test_partial_and_symlinked_segments_fail_and_are_named() -> None:
+    files = [ArchiveFile(n, "f", SEG, 0.0) for n in names(1, [1, 2, 3])]
+    files.append(ArchiveFile(names(1, [4])[0], "f", 8192, 0.0))
+    files.append(ArchiveFile(names(1, [5])[0], "l", 20, 0.0))
+    a = archive([], files=tuple(files))
+    v = verdict("WG-ACT-007", a, pg())
+    assert v.result == "FAIL"
+    assert f"{names(1, [4])[0]} is 8192 bytes (partial)" in v.message
+    assert f"{names(1, [5])[0]} is a symlink" in v.message
+    last = verdict(
+        "WG-ACT-004", a, pg(archiver=Archiver(5, names(1, [5])[0], 1.0, 0, None, None, "t", None))
+    )
+    assert last.result == "FAIL" and "is a symlink, not a regular file" in last.message
+
+
+@pytest.mark.parametrize(
+    ("mount", "why"),
+    [
+        (Mount("/pg_archive", "/dev/sda1", "xfs", ("rw",), "8:1", "/var/pg_archive"), "root"),
+        (Mount("/pg_archive", "tmpfs", "tmpfs", ("rw",), "0:55"), "lost at the next reboot"),
+        (Mount("/pg_archive", "/dev/sdc1", "xfs", ("ro",), "8:33"), "read-only"),
+        (Mount("/pg_archive", "/dev/sdb1", "xfs", ("rw",), "8:17", "/archive"), "data directory"),
+    ],
+)
+def test_a_mount_point_is_not_enough(mount: Mount, why: str) -> None:
+    data = Mount("/var/lib/postgresql", "/dev/sdb1", "xfs", ("rw",), "8:17")
+    a = archive([], mount=mount, mounts=(ROOT, data, mount), fstype=mount.fstype)
+    v = verdict("WG-DIR-002", a, pg())
+    assert v.result == "FAIL" and why in v.message, v.message
+
+
+def test_a_dedicated_volume_passes_and_says_which() -> None:
+    v = verdict("WG-DIR-002", archive([]), pg())
+    assert v.result == "PASS" and "/dev/mapper/vg-arch" in v.message
+
+
+def test_a_symlinked_directory_is_judged_where_it_leads() -> None:
+    a = archive(
+        names(1, [1, 2]),
+        path="/pg_archive",
+        real_path="/srv/vol",
+        is_symlink=True,
+        mount_target="/srv/vol",
+        mount=Mount("/srv/vol", VOL.source, "xfs", ("rw",), "253:3"),
+    )
+    v = verdict("WG-DIR-001", a, pg())
+    assert v.result == "PASS" and "a symlink to /srv/vol" in v.message
+    assert verdict("WG-DIR-002", a, pg()).result == "PASS"
+
+
+def test_a_standby_is_not_judged_as_a_primary() -> None:
+    standby = pg(in_recovery=True, current_walfile=None)
+    for control in ("WG-ACT-001", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"):
+        v = verdict(control, archive([]), standby)
+        assert v.result == "NOT APPLICABLE" and "standby" in v.message
+    strict = Policy(standby_archiving=True)
+    v = verdict("WG-ACT-001", archive([]), standby, strict)
+    assert v.result == "FAIL" and "archive_mode = always" in v.message
+    assert verdict("WG-ARC-001", archive([]), standby, strict).result == "FAIL"
+
+
+def test_tool_archiving_needs_the_tools_check() -> None:
+    settings = dict(pg().settings)
+    settings["archive_command"] = Setting(
+        "archive_command", "pgbackrest --stanza=main archive-push %p", False, "x"
+    )
+    p = pg(settings=MappingProxyType(settings))
+    unnamed = verdict("WG-ACT-004", archive([]), p)
+    assert unnamed.result == "ERROR" and "pgbackrest --stanza=main check" in unnamed.message
+    named = Policy(archive_check_command="pgbackrest --stanza=main check")
+    ok = verdict("WG-ACT-004", archive([], check=(0, "completed successfully")), p, named)
+    assert ok.result == "PASS" and "pgbackrest --stanza=main check passed" in ok.message
+    bad = verdict("WG-ACT-005", archive([], check=(82, "ERROR: [082]: WAL segment ...")), p, named)
+    assert bad.result == "FAIL" and "exit 82" in bad.message
