@@ -175,20 +175,10 @@ def test_last_archived_present(pg: Postgres, archive: ArchiveDir, policy: Policy
     "files and the old timeline's segments up to the switch.",
 )
 def test_no_gap(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None:
-    require_archiver(pg, policy)
-    via_tool = repository_verdict(pg, archive, policy)
-    if via_tool:
-        return via_tool
-    if not archive.exists:
-        fail(f"{archive.path} does not exist")
-    names = [f.name for f in archive.files]
-    chain = _chain(pg, archive, names)
-    ranges = chain_ranges(names, pg.timeline, chain, pg.segment_size)
-    if not ranges:
-        fail(
-            f"{archive.where} holds no segment of timeline {pg.timeline} or its history: "
-            "nothing shows the archive is complete"
-        )
+    local = _local_chain(pg, archive, policy)
+    if isinstance(local, str):
+        return local
+    names, ranges = local
     missing = missing_in(names, ranges, pg.segment_size)
     if missing:
         fail(
@@ -203,9 +193,30 @@ def test_no_gap(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None
     return f"no gap ({spans})"
 
 
-def _segment_problems(pg: Postgres, archive: ArchiveDir) -> list[str]:
+def _local_chain(
+    pg: Postgres, archive: ArchiveDir, policy: Policy
+) -> str | tuple[list[str], list[tuple[int, int, int]]]:
+    """The archived names and the ranges of the timeline chain to check; or, where a tool
+    archives into its own repository, its check's PASS message (FAIL/ERROR raise)."""
+    require_archiver(pg, policy)
+    via_tool = repository_verdict(pg, archive, policy)
+    if via_tool:
+        return via_tool
+    if not archive.exists:
+        fail(f"{archive.path} does not exist")
     names = [f.name for f in archive.files]
     ranges = chain_ranges(names, pg.timeline, _chain(pg, archive, names), pg.segment_size)
+    if not ranges:
+        fail(
+            f"{archive.where} holds no segment of timeline {pg.timeline} or its history: "
+            "nothing shows the archive is complete"
+        )
+    return names, ranges
+
+
+def _segment_problems(
+    pg: Postgres, archive: ArchiveDir, ranges: list[tuple[int, int, int]]
+) -> list[str]:
 
     def wanted(name: str) -> bool:
         n = segment_number(name, pg.segment_size)
@@ -250,16 +261,10 @@ def _segment_problems(pg: Postgres, archive: ArchiveDir) -> list[str]:
     "another server's segment under this name each stop a restore.",
 )
 def test_segments_whole_and_ours(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None:
-    require_archiver(pg, policy)
-    via_tool = repository_verdict(pg, archive, policy)
-    if via_tool:
-        return via_tool
-    if not archive.exists:
-        fail(f"{archive.path} does not exist")
-    names = [f.name for f in archive.files]
-    if not chain_ranges(names, pg.timeline, _chain(pg, archive, names), pg.segment_size):
-        fail(f"{archive.where} holds no segment of timeline {pg.timeline}: nothing to vouch for")
-    problems = _segment_problems(pg, archive)
+    local = _local_chain(pg, archive, policy)
+    if isinstance(local, str):
+        return local
+    problems = _segment_problems(pg, archive, local[1])
     if problems:
         fail(
             f"{len(problems)} archived segments in {archive.where} are not whole segments of "

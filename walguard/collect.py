@@ -60,18 +60,12 @@ def collect(
                 conn.open()
             reply = conn.run_raw(collector_command(policy, connect, token), become=target.become)
         except FactUnavailable as exc:
-            reason = f"{target.name}: {exc}"
-            return HostFacts(
+            return HostFacts.unreachable(
                 target.name,
                 target.address,
-                False,
-                reason,
-                Part(error=reason),
-                Part(error=reason),
-                Part(error=reason),
-                conn.round_trips,
-                MappingProxyType({"ssh": reason}),
-                ssh_attempts=tuple(a.as_dict() for a in conn.attempts),
+                f"{target.name}: {exc}",
+                round_trips=conn.round_trips,
+                attempts=tuple(a.as_dict() for a in conn.attempts),
             )
         out, err = reply.stdout, reply.stderr
         evidence["collector"] = out

@@ -195,6 +195,30 @@ class HostFacts:
     # Each attempt at the SSH master connection: number, ok, seconds, reason.
     ssh_attempts: tuple[Mapping[str, object], ...] = ()
 
+    @classmethod
+    def unreachable(
+        cls,
+        host: str,
+        address: str,
+        reason: str,
+        *,
+        round_trips: int = 0,
+        attempts: tuple[Mapping[str, object], ...] = (),
+    ) -> HostFacts:
+        """A host whose facts could not be had: every part carries the one reason."""
+        return cls(
+            host,
+            address,
+            False,
+            reason,
+            Part(error=reason),
+            Part(error=reason),
+            Part(error=reason),
+            round_trips,
+            MappingProxyType({"error": reason}),
+            ssh_attempts=attempts,
+        )
+
     def require_reachable(self) -> None:
         if not self.reachable:
             raise FactUnavailable(self.error or f"{self.host}: unreachable")

@@ -12,14 +12,13 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
 
 from walguard.collect import collect
 from walguard.controls import Control
-from walguard.facts import HostFacts, Part
+from walguard.facts import HostFacts
 from walguard.inventory import Target
 from walguard.judge import Verdict, judge
 from walguard.results import ERROR, NOT_APPLICABLE, PASS, Result
@@ -58,24 +57,10 @@ class FactsCache:
         except Exception as exc:  # whatever it was, it is this host's ERROR, once
             reason = f"{target.name}: fact collection failed: {type(exc).__name__}: {exc}"
             reason = " ".join(reason.split())
-            found = unreachable(target, reason)
+            found = HostFacts.unreachable(target.name, target.address, reason)
         if self.run_dir is not None:
             write_evidence(self.run_dir, found)
         return found
-
-
-def unreachable(target: Target, reason: str) -> HostFacts:
-    return HostFacts(
-        target.name,
-        target.address,
-        False,
-        reason,
-        Part(error=reason),
-        Part(error=reason),
-        Part(error=reason),
-        0,
-        MappingProxyType({"error": reason}),
-    )
 
 
 def write_evidence(run_dir: Path, found: HostFacts) -> None:
