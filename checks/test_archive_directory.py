@@ -60,10 +60,6 @@ def test_archive_dir_is_dedicated_mount(
             f"{archive.where} is not a mount point: it lives on {archive.mount_target} "
             f"({archive.mount_source}, {archive.fstype})"
         )
-    if m.fstype in VOLATILE:
-        fail(f"{archive.where} is a {m.fstype} mount: {VOLATILE[m.fstype]}")
-    if m.read_only:
-        fail(f"{archive.where} is mounted read-only: nothing can be archived there")
     bind = f" (a bind mount of {m.fsroot})" if m.fsroot != "/" else ""
     if m.device == root.device:
         fail(
@@ -80,6 +76,10 @@ def test_archive_dir_is_dedicated_mount(
             f"(device {m.device}){bind}: a full archive stops the database, and one failure "
             "loses both"
         )
+    if m.fstype in VOLATILE:
+        fail(f"{archive.where} is a {m.fstype} mount: {VOLATILE[m.fstype]}")
+    if m.read_only:
+        fail(f"{archive.where} is mounted read-only: nothing can be archived there")
     return f"{archive.where}: its own {m.fstype} filesystem {m.source} (device {m.device})"
 
 

@@ -7,6 +7,22 @@ set -eu
 # Audit login, archive mount point, PostgreSQL role: the same on every lab image.
 sh /usr/local/lib/walguard-lab/audit-host.sh
 
+# Streaming replication between lab hosts (the standby-of-db1 scenario): a REPLICATION role whose
+# password is made once per image build and shared by every host (they all boot from this image),
+# kept in a pgpass file only root and postgres can read; pg_hba lets it in from the lab bridge's
+# host subnet (10.231.0.0/24) only. The firewall (nftables.conf) already opens 5432 to that subnet.
+pw=$(tr -d '-' < /proc/sys/kernel/random/uuid)
+install -d -m 0750 -o root -g postgres /etc/walguard-lab
+umask 077
+printf '*:*:*:replicator:%s\n' "$pw" > /etc/walguard-lab/replication.pgpass
+umask 022
+chown postgres:postgres /etc/walguard-lab/replication.pgpass
+chmod 0600 /etc/walguard-lab/replication.pgpass
+su postgres -s /bin/sh -c '/usr/lib/postgresql/15/bin/postgres --single -D /var/lib/postgresql/15/main -c config_file=/etc/postgresql/15/main/postgresql.conf postgres' <<SQL >/dev/null
+CREATE ROLE replicator LOGIN REPLICATION PASSWORD '$pw';
+SQL
+printf '# lab hosts (10.231.0.0/24) may stream WAL as the replication role, with its password\nhost replication replicator 10.231.0.0/24 scram-sha-256\n' >> /etc/postgresql/15/main/pg_hba.conf
+
 # Units: networkd configures host0; nftables loads the zone rules; auditd is absent (no kernel audit).
 systemctl enable systemd-networkd.service systemd-networkd-wait-online.service nftables.service ssh.service postgresql.service
 systemctl mask systemd-resolved.service 2>/dev/null || true

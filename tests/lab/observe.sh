@@ -20,3 +20,24 @@ echo "wal_level=$(q 'SHOW wal_level')"
 echo "archive_timeout=$(q 'SHOW archive_timeout')"
 echo "last_archived=$(q 'SELECT last_archived_wal FROM pg_stat_archiver')"
 echo "dir_exists=$(sudo -n test -d /pg_archive && echo yes || echo no)"
+echo "sysid=$(q 'SELECT system_identifier FROM pg_control_system()')"
+echo "timeline=$(q 'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)')"
+echo "in_recovery=$(q 'SELECT pg_is_in_recovery()')"
+echo "archive_link=$(readlink /pg_archive)"
+echo "is_mountpoint=$(mountpoint -q /pg_archive && echo yes || echo no)"
+echo "same_dev_as_root=$([ "$(stat -L -c %d /pg_archive 2>/dev/null)" = "$(stat -c %d /)" ] && echo yes || echo no)"
+# Archived segments (in the directory /pg_archive leads to) that are not whole segments of this
+# cluster: NAME:symlink, NAME:notfile, NAME:size=BYTES or NAME:sysid=ID (the xlp_sysid at offset 24).
+# shellcheck disable=SC2016
+echo "odd_segments=$(sudo -n sh -c '
+cd /pg_archive/ 2>/dev/null || exit 0
+find . -maxdepth 1 -regextype posix-extended -regex "\./[0-9A-F]{24}" -printf "%f\n" | sort |
+while read -r f; do
+  if [ -L "$f" ]; then printf "%s:symlink " "$f"
+  elif [ ! -f "$f" ]; then printf "%s:notfile " "$f"
+  elif [ "$(stat -c %s "$f")" != "$1" ]; then printf "%s:size=%s " "$f" "$(stat -c %s "$f")"
+  else
+    id=$(od -An -t u8 -j 24 -N 8 "$f" | tr -d " ")
+    [ "$id" = "$2" ] || printf "%s:sysid=%s " "$f" "$id"
+  fi
+done' sh "$(q "SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")" "$(q 'SELECT system_identifier FROM pg_control_system()')")"

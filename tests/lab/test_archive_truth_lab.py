@@ -4,6 +4,7 @@ by its port, and a streaming standby that is promoted to a new timeline."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import BASELINE_FAIL, Audit, _inventory_with, audit
 from walguard.collect import collect
 from walguard.inventory import load_inventory
+from walguard.lab import manage
 from walguard.remediate import facts_env, run_scripts, scripts
 from walguard.transport import Connection
 
@@ -148,6 +150,7 @@ def test_a_second_cluster_is_audited_by_its_port(lab: Lab, db3: Any, tmp_path: P
         ids[name] = yaml.safe_load(pg)["system_identifier"]
     assert ids["db3"] != ids["db3-second"]
 
+    lab.walguard("lab", "scenario", "reset", db3.name)
     lab.walguard("lab", "scenario", "apply", db3.name, "second-cluster-broken")
     broken = audit(tmp_path, "-k", "db3", inventory=inv)
     assert "WG-ARC-001" in broken.by_result("db3-second", "FAIL"), broken.stdout
@@ -184,3 +187,28 @@ def test_a_standby_then_its_promotion(lab: Lab, db3: Any, tmp_path: Path) -> Non
     lab.ssh(db3, "sudo -n rm -f /pg_archive/00000002.history")
     no_history = audit(tmp_path, "-k", "db3")
     assert "00000002.history is not in" in no_history.message("db3", "WG-ACT-005")
+
+
+def test_a_segment_copied_from_another_lab_host_is_foreign(
+    lab: Lab, db3: Any, tmp_path: Path
+) -> None:
+    """Two clusters archiving to one place: db1's newest segment lands under db3's newest name."""
+    db1 = lab.hosts[0]
+    newest = "ls /pg_archive | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1"
+    src = lab.ssh(db1, f'sudo -n sh -c "{newest}"').stdout.strip()
+    dst = lab.ssh(db3, f'sudo -n sh -c "{newest}"').stdout.strip()
+    local = tmp_path / "segment"
+    with local.open("wb") as out:
+        done = subprocess.run(
+            manage.ssh_argv(db1, [f"sudo -n cat /pg_archive/{src}"]), stdout=out, check=True
+        )
+    assert done.returncode == 0 and local.stat().st_size == 16 * 1024 * 1024
+    with local.open("rb") as data:
+        subprocess.run(
+            manage.ssh_argv(db3, [f"sudo -n -u postgres tee /pg_archive/{dst} >/dev/null"]),
+            stdin=data,
+            check=True,
+        )
+    result = audit(tmp_path)
+    _only_db3_fails(result, {"WG-ACT-007"})
+    assert f"{dst} comes from another cluster" in result.message("db3", "WG-ACT-007")

@@ -100,10 +100,12 @@ CASES = [
             "WG-DIR-005",
             "WG-ACT-004",
             "WG-ACT-005",
+            "WG-ACT-007",
         },
         frozenset({"WG-ACT-002"}),
     ),
-    Case("archive-dir-not-a-mount", {"WG-DIR-002", "WG-ACT-004"}),
+    # An empty directory on the root filesystem: nothing archived there vouches for anything.
+    Case("archive-dir-not-a-mount", {"WG-DIR-002", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}),
     Case("archive-dir-owner-root", {"WG-DIR-003"}, frozenset({"WG-ACT-002"})),
     Case("archive-dir-mode-0777", {"WG-DIR-004"}),
     Case("archive-fs-full", {"WG-DIR-005"}, frozenset({"WG-ACT-002"})),
@@ -112,6 +114,8 @@ CASES = [
     Case("ready-backlog", {"WG-ACT-003"}),
     Case("last-segment-missing", {"WG-ACT-004"}),
     Case("archive-gap", {"WG-ACT-005"}),
+    Case("segment-truncated", {"WG-ACT-004", "WG-ACT-007"}),
+    Case("segment-foreign", {"WG-ACT-007"}),
 ]
 
 

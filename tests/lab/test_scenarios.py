@@ -6,6 +6,9 @@ fact needs it), or a real TCP connection from a probe zone.
 
 from __future__ import annotations
 
+import re
+import secrets
+import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +24,11 @@ from walguard.lab.scenarios import all_scenarios
 OBSERVE = (Path(__file__).parent / "observe.sh").read_text()
 
 SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
+SEGMENT = re.compile(r"[0-9A-F]{24}")
+SEGMENT_BYTES = 16 * 1024 * 1024
+PGBACKREST_CHECK = "sudo -n -u postgres pgbackrest --stanza=main check"
+# Scenarios that only make sense on top of another one: applied first, in this order.
+PREREQUISITES = {"standby-promoted": ["standby-of-db1"]}
 
 
 def observe(lab: Lab, host: Host) -> dict[str, str]:
@@ -58,6 +66,13 @@ def assert_pristine(facts: dict[str, str], host: Host) -> None:
     assert facts["wal_level"] == "replica"
     assert facts["archive_timeout"] == "1min"
     assert facts["dir_exists"] == "yes"
+    assert SEGMENT.fullmatch(facts["last_archived"]), facts["last_archived"]
+    assert facts["odd_segments"].strip() == ""  # whole segments of this cluster, no links
+    assert facts["archive_link"] == ""
+    assert facts["is_mountpoint"] == "yes"
+    assert facts["same_dev_as_root"] == "no"
+    assert facts["in_recovery"] == "f"
+    assert facts["timeline"] == "00000001"
 
 
 def _wait_for_failure(lab: Lab, host: Host) -> dict[str, str]:
@@ -69,6 +84,28 @@ def _wait_for_failure(lab: Lab, host: Host) -> dict[str, str]:
         time.sleep(1)
         facts = observe(lab, host)
     return facts
+
+
+def _archived_count(facts: dict[str, str]) -> int:
+    return int(facts["archiver"].split("/")[0])
+
+
+def _switch_and_wait_archived(lab: Lab, host: Host) -> dict[str, str]:
+    """Switch WAL, then wait (bounded) until the archiver has archived one more file."""
+    before = _archived_count(observe(lab, host))
+    lab.ssh(host, SWITCH)
+    deadline = time.monotonic() + 30
+    facts = observe(lab, host)
+    while _archived_count(facts) <= before and time.monotonic() < deadline:
+        time.sleep(0.5)
+        facts = observe(lab, host)
+    return facts
+
+
+def _odd(facts: dict[str, str]) -> list[tuple[str, str]]:
+    """The odd archived segments as (name, what is odd about it)."""
+    pairs = (item.partition(":") for item in facts["odd_segments"].split())
+    return [(name, what) for name, _, what in pairs]
 
 
 def _pending_restart(lab: Lab, host: Host, facts: dict[str, str]) -> None:
@@ -179,6 +216,167 @@ def _df_hangs(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["pg_active"] == "active"
 
 
+def _pgbackrest_archiving(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["archive_command"] == "pgbackrest --stanza=main archive-push %p"
+    assert _failures(facts) == 0
+    last = facts["last_archived"]
+    assert SEGMENT.fullmatch(last), last
+    repo = "/pg_archive/pgbackrest/archive/main"
+    found = lab.ssh(host, f"sudo -n find {repo} -name '{last}-*'").stdout.split()
+    assert len(found) == 1 and found[0].startswith(f"{repo}/15-1/"), found
+    assert lab.ssh(host, PGBACKREST_CHECK, check=False).returncode == 0
+    assert _failures(observe(lab, host)) == 0
+
+
+def _pgbackrest_broken(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["archive_command"] == "pgbackrest --stanza=main archive-push %p"
+    check = lab.ssh(host, PGBACKREST_CHECK, check=False)
+    assert check.returncode != 0
+    assert "archive.info" in check.stdout + check.stderr
+    assert _failures(_wait_for_failure(lab, host)) > 0
+
+
+def _segment_truncated(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    newest = facts["segments"].split()[-1]
+    assert _odd(facts) == [(newest, "size=8192")]
+    assert _failures(_switch_and_wait_archived(lab, host)) == 0
+
+
+def _segment_symlinked(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    newest = facts["segments"].split()[-1]
+    assert _odd(facts) == [(newest, "symlink")]
+    target = lab.ssh(host, f"sudo -n readlink /pg_archive/{newest}").stdout.strip()
+    assert target == f"/var/tmp/walguard-lab-segments/{newest}"
+    kind = lab.ssh(host, f"sudo -n stat -L -c '%s %F' /pg_archive/{newest}").stdout.strip()
+    assert kind == f"{SEGMENT_BYTES} regular file"
+    assert _failures(_switch_and_wait_archived(lab, host)) == 0
+
+
+def _segment_foreign(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    newest = facts["segments"].split()[-1]
+    odd = _odd(facts)
+    # Only a regular file of the full size gets as far as the header comparison.
+    assert [name for name, _ in odd] == [newest]
+    what = odd[0][1]
+    assert what.startswith("sysid=") and what not in ("sysid=", f"sysid={facts['sysid']}")
+    assert _failures(_switch_and_wait_archived(lab, host)) == 0
+
+
+def _bind_root(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["is_mountpoint"] == "yes"  # a path check alone sees a dedicated mount
+    assert facts["same_dev_as_root"] == "yes"
+    assert facts["mount"] != "ext4"
+    assert facts["dir"] == "postgres:postgres 750"
+    assert facts["last_archived"] in facts["segments"].split()
+    assert facts["odd_segments"].strip() == ""
+    facts = _switch_and_wait_archived(lab, host)
+    assert _failures(facts) == 0
+    assert facts["last_archived"] in facts["segments"].split()
+    on_root = "sudo -n test -f /var/lib/pg_archive_on_root/" + facts["last_archived"]
+    assert lab.ssh(host, on_root, check=False).returncode == 0
+
+
+def _dir_symlink(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["archive_link"] == "/srv/pg_archive_vol"
+    fstype = lab.ssh(host, "findmnt -n -o FSTYPE /srv/pg_archive_vol").stdout.strip()
+    assert fstype == "ext4"
+    assert facts["same_dev_as_root"] == "no"
+    assert facts["odd_segments"].strip() == ""
+    facts = _switch_and_wait_archived(lab, host)
+    assert _failures(facts) == 0
+    there = "sudo -n test -f /srv/pg_archive_vol/" + facts["last_archived"]
+    assert lab.ssh(host, there, check=False).returncode == 0
+
+
+SECOND = (
+    "psql -p 5433 -XAt -d postgres"
+    " -c \"SELECT setting FROM pg_settings WHERE name = 'archive_mode'\""
+    " -c 'SHOW wal_level' -c 'SHOW archive_timeout' -c 'SHOW archive_command'"
+    " -c \"SELECT archived_count || '/' || failed_count || '/' || coalesce(last_archived_wal, '')"
+    ' FROM pg_stat_archiver"'
+)
+SECOND_COMMAND = "test -f /pg_archive/second/%f || cp %p /pg_archive/second/%f"
+
+
+def _second_cluster(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert_pristine(facts, host)  # the main cluster on 5432 is untouched
+    mode, level, timeout, command, archiver = lab.ssh(host, SECOND).stdout.splitlines()
+    assert (mode, level, timeout, command) == ("on", "replica", "1min", SECOND_COMMAND)
+    archived, failed, last = archiver.split("/")
+    assert int(archived) >= 1 and failed == "0" and SEGMENT.fullmatch(last)
+    assert lab.ssh(host, "sudo -n stat -c '%U:%G %a' /pg_archive/second").stdout.strip() == (
+        "postgres:postgres 750"
+    )
+    assert lab.ssh(host, f"sudo -n test -f /pg_archive/second/{last}", check=False).returncode == 0
+
+
+def _second_cluster_broken(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert_pristine(facts, host)  # the main cluster on 5432 is untouched
+    mode, level, timeout, command, archiver = lab.ssh(host, SECOND).stdout.splitlines()
+    # PostgreSQL shows archive_command as "(disabled)" while archive_mode is off.
+    assert (mode, level, timeout, command) == ("off", "replica", "1min", "(disabled)")
+    assert archiver == "0/0/"
+    lab.ssh(host, SWITCH.replace("psql", "psql -p 5433"))
+    time.sleep(2)
+    assert lab.ssh(host, "sudo -n ls -A /pg_archive/second").stdout.strip() == ""
+
+
+def _settle_db1(lab: Lab) -> None:
+    """pg_basebackup left db1's last archived file a backup history file (NAME.XXXXXXXX.backup):
+    switch once more so that db1 is back to its pristine archiver state."""
+    db1 = lab.hosts[0]
+    deadline = time.monotonic() + 30
+    while not SEGMENT.fullmatch(observe(lab, db1)["last_archived"]):
+        assert time.monotonic() < deadline, "db1 archived no segment after the base backup"
+        _switch_and_wait_archived(lab, db1)
+
+
+def _row_reaches_standby(lab: Lab, standby: Host) -> None:
+    """A row written on db1 appears on the standby (the probe table is dropped again)."""
+    db1 = lab.hosts[0]
+    token = secrets.token_hex(8)
+    table = "walguard_lab_replication_probe"
+
+    def sql(host: Host, *statements: str) -> str:
+        args = " ".join(f"-c {shlex.quote(s)}" for s in statements)
+        return lab.ssh(host, f"sudo -n -u postgres psql -XAtq -v ON_ERROR_STOP=1 {args}").stdout
+
+    sql(db1, f"CREATE TABLE {table} (token text)", f"INSERT INTO {table} VALUES ('{token}')")
+    try:
+        deadline = time.monotonic() + 30
+        query = f"SELECT count(*) FROM {table} WHERE token = '{token}'"
+        while True:
+            seen = lab.ssh(
+                standby, f"sudo -n -u postgres psql -XAtq -c {shlex.quote(query)}", check=False
+            )
+            if seen.stdout.strip() == "1":
+                break
+            assert time.monotonic() < deadline, f"the row never reached {standby.name}"
+            time.sleep(0.5)
+    finally:
+        sql(db1, f"DROP TABLE IF EXISTS {table}")
+
+
+def _standby(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    _settle_db1(lab)
+    assert facts["in_recovery"] == "t"
+    receiver = "psql -XAt -d postgres -c 'SELECT status, sender_host FROM pg_stat_wal_receiver'"
+    assert lab.ssh(host, receiver).stdout.strip() == f"streaming|{lab.hosts[0].address}"
+    _row_reaches_standby(lab, host)
+    # The standby archives nothing of its own (archive_mode = on, not always).
+    assert observe(lab, host)["archiver"] == facts["archiver"]
+
+
+def _promoted(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    _settle_db1(lab)
+    assert facts["in_recovery"] == "f"
+    assert facts["timeline"] == "00000002"
+    archive = lab.ssh(host, "sudo -n ls /pg_archive").stdout.split()
+    assert "00000002.history" in archive
+    assert facts["last_archived"].startswith("00000002") and facts["last_archived"] in archive
+    assert _failures(facts) == 0
+
+
 EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "archive-mode-off-pending-restart": _pending_restart,
     "archive-mode-off": _mode_off,
@@ -201,6 +399,17 @@ EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "last-segment-missing": _last_missing,
     "archive-dir-missing": _dir_missing,
     "df-hangs": _df_hangs,
+    "pgbackrest-archiving": _pgbackrest_archiving,
+    "pgbackrest-broken": _pgbackrest_broken,
+    "segment-truncated": _segment_truncated,
+    "segment-symlinked": _segment_symlinked,
+    "segment-foreign": _segment_foreign,
+    "archive-dir-bind-root": _bind_root,
+    "archive-dir-symlink": _dir_symlink,
+    "second-cluster": _second_cluster,
+    "second-cluster-broken": _second_cluster_broken,
+    "standby-of-db1": _standby,
+    "standby-promoted": _promoted,
 }
 
 
@@ -223,6 +432,8 @@ def scenario_host(lab: Lab) -> Iterator[Host]:
 def test_scenario_effect_and_reset(lab: Lab, scenario_host: Host, name: str) -> None:
     host = scenario_host
     assert_pristine(observe(lab, host), host)
+    for first in PREREQUISITES.get(name, []):
+        lab.walguard("lab", "scenario", "apply", host.name, first)
     lab.walguard("lab", "scenario", "apply", host.name, name)
     EFFECTS[name](lab, host, observe(lab, host))
     # Only this host is touched.

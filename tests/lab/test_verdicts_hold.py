@@ -17,7 +17,7 @@ from tests.lab.test_audit_controls import BASELINE_FAIL, Audit, _inventory_with,
 from walguard.lab import settings
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_CONTROLS = 21  # per nspawn host, without --active-probe
+ALL_CONTROLS = 22  # per nspawn host, without --active-probe
 
 
 def _verdicts(a: Audit) -> dict[tuple[str, str], str]:
@@ -57,7 +57,7 @@ def test_a_killed_worker_leaves_its_host_error_and_the_gate_red(lab: Lab, tmp_pa
     assert judged <= before, judged
     assert result.doc["hosts"]["db2"]["worker_crash"]
     assert result.by_result("db1", "ERROR") == set() or result.by_result("db3", "ERROR") == set()
-    assert "63 of 63 controls selected" in result.stdout
+    assert "66 of 66 controls selected" in result.stdout
 
 
 def test_a_replaced_worker_judges_what_the_dead_one_left(lab: Lab, tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_stopping_early_and_selecting_below_the_gate_are_never_green(
     low_only = audit(tmp_path, "-m", "severity_low")
     assert low_only.exit_status == 5, low_only.stdout
     assert low_only.doc["selected"] == 3 and low_only.doc["total"] == 3 * ALL_CONTROLS
-    assert "3 of 63 controls selected" in low_only.stdout
+    assert "3 of 66 controls selected" in low_only.stdout
     assert audit(tmp_path, "-m", "severity_low", "--fail-on", "low").exit_status == 1
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from walguard.lab import image, settings
+from walguard.lab import image, manage, settings
 from walguard.lab.scenarios import all_scenarios
 
 
@@ -36,6 +36,7 @@ def test_packages_skip_comments_and_blanks(tmp_path: Path) -> None:
 
 def test_the_shipped_recipe_has_what_the_lab_needs() -> None:
     needed = {"systemd", "openssh-server", "sudo", "postgresql-15", "nftables"}
+    needed |= {"pgbackrest", "barman-cli"}  # archiving tools the pgbackrest-* scenarios use
     assert needed <= set(image.packages())
     assert "auditd" not in image.packages()  # no kernel audit inside nspawn
 
@@ -65,3 +66,21 @@ def test_scenario_header_spans_continuation_lines(tmp_path: Path) -> None:
     sc = all_scenarios(tmp_path)["x"]
     assert sc.breaks == "one thing and its detail."
     assert sc.observe == "the effect."
+
+
+def test_replication_between_lab_hosts_only() -> None:
+    """The standby-of-db1 scenario streams from db1: the image lets the replication role in from
+    the lab hosts' subnet, by password, and the firewall still refuses zone-b."""
+    setup = (settings.RECIPE_DIR / "setup.sh").read_text()
+    assert "host replication replicator 10.231.0.0/24 scram-sha-256" in setup
+    assert "CREATE ROLE replicator LOGIN REPLICATION PASSWORD" in setup
+    nft = (settings.RECIPE_DIR / "files/etc/nftables.conf").read_text()
+    accept = next(ln for ln in nft.splitlines() if "5432" in ln and "accept" in ln)
+    assert "10.231.0.0/24" in accept and "10.231.1.0/24" in accept
+    assert settings.ZONES[1].subnet not in nft
+
+
+def test_scenarios_learn_db1_address_from_the_lab_settings() -> None:
+    assert manage.scenario_env() == [f"WALGUARD_LAB_DB1={settings.host_address('db1')}"]
+    text = (settings.SCENARIO_DIR / "standby-of-db1.sh").read_text()
+    assert "WALGUARD_LAB_DB1" in text

@@ -198,6 +198,15 @@ def _make_template(host: Host, image: Path) -> None:
         uid_gid = passwd_ids(root, settings.AUDIT_USER)
         audit_pub = Path(f"{lab_key()}.pub").read_text()
         _write(root / f"home/{settings.AUDIT_USER}/.ssh/authorized_keys", audit_pub, 0o600, uid_gid)
+        # The host's own cluster (its own system identifier), made in its own layer.
+        run(["mount", "-t", "proc", "proc", str(root / "proc")])
+        try:
+            run(
+                ["chroot", str(root), "/bin/sh", "/usr/local/lib/walguard-lab/new-cluster.sh"],
+                timeout=300,
+            )
+        finally:
+            run(["umount", str(root / "proc")], check=False)
     finally:
         run(["umount", str(root)])
     (template / ".walguard-complete").write_text("")

@@ -202,6 +202,12 @@ def ssh(name: str, command: list[str]) -> int:
     return 1  # not reached
 
 
+def scenario_env() -> list[str]:
+    """What a scenario may need to know about the rest of the lab, as VAR=value for env(1):
+    WALGUARD_LAB_DB1 is db1's lab address (the primary that standby-of-db1 streams from)."""
+    return [f"WALGUARD_LAB_DB1={settings.host_address('db1')}"]
+
+
 def scenario_apply(name: str, scenario: str) -> None:
     _preflight()
     scenarios = all_scenarios()
@@ -211,7 +217,10 @@ def scenario_apply(name: str, scenario: str) -> None:
     with _locked():
         started = time.monotonic()
         done = hosts.exec_in(
-            host, ["/bin/bash", "-s"], input_text=scenarios[scenario].path.read_text(), check=False
+            host,
+            ["env", *scenario_env(), "/bin/bash", "-s"],
+            input_text=scenarios[scenario].path.read_text(),
+            check=False,
         )
         if done.returncode != 0:
             raise LabError(
