@@ -53,8 +53,25 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--inventory",
         default=None,
+        metavar="SOURCE",
+        help="Ansible inventory: a YAML or INI file (read by walguard) or, with ansible-core "
+        "installed (pip install 'walguard[ansible]'), any source ansible-inventory accepts: "
+        "plugin configs, scripts, directories (default: inventories/lab.yml)",
+    )
+    audit.add_argument(
+        "--vault-password-file",
+        action="append",
+        default=[],
         metavar="FILE",
-        help="Ansible-style YAML inventory (default: inventories/lab.yml)",
+        help="Ansible Vault password file (repeatable); the inventory is then read through "
+        "ansible-inventory",
+    )
+    audit.add_argument(
+        "--vault-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="Ansible Vault identity such as prod@FILE (repeatable); as --vault-password-file",
     )
     return parser
 
@@ -62,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args, extra = _parser().parse_known_args(argv)
     if args.command == "audit":
-        return _audit(args.inventory, extra)
+        vault = [f"--vault-password-file={f}" for f in args.vault_password_file]
+        vault += [f"--vault-id={i}" for i in args.vault_id]
+        return _audit(args.inventory, [*vault, *extra])
     if extra:
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:

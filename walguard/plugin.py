@@ -21,7 +21,8 @@ import pytest
 
 from walguard import __version__
 from walguard.controls import SEVERITIES, Control, load_all
-from walguard.inventory import InventoryError, load_inventory
+from walguard.inventory import Inventory, InventoryError, VaultOptions, read_inventory
+from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
 from walguard.report import html_columns, results_json, terminal
@@ -39,8 +40,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--inventory",
         default=None,
+        metavar="SOURCE",
+        help="Ansible inventory: a YAML or INI file (read by walguard) or, with ansible-core "
+        "installed, any source ansible-inventory accepts (default: inventories/lab.yml)",
+    )
+    group.addoption(
+        "--vault-password-file",
+        action="append",
+        default=[],
         metavar="FILE",
-        help="Ansible-style YAML inventory (default: inventories/lab.yml)",
+        help="Ansible Vault password file (repeatable); the inventory is then read through "
+        "ansible-inventory (pip install 'walguard[ansible]')",
+    )
+    group.addoption(
+        "--vault-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="Ansible Vault identity such as prod@FILE (repeatable); as --vault-password-file",
     )
     group.addoption(
         "--fail-on",
@@ -116,14 +133,22 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput.get("walguard_loadgroup"):
         # Workers re-parse the original command line, which did not say --dist loadgroup.
         config.option.loadgroup = True
-    path = Path(config.getoption("inventory") or DEFAULT_INVENTORY)
-    if not path.exists() and path == DEFAULT_INVENTORY:
+    source = str(config.getoption("inventory") or DEFAULT_INVENTORY)
+    if source == str(DEFAULT_INVENTORY) and not DEFAULT_INVENTORY.exists():
         raise pytest.UsageError(
-            f"inventory {path} not found: bring the lab up with "
-            "`walguard lab up` or pass --inventory FILE"
+            f"inventory {source} not found: bring the lab up with "
+            "`walguard lab up` or pass --inventory SOURCE"
         )
+    vault = VaultOptions(
+        tuple(config.getoption("vault_password_file")), tuple(config.getoption("vault_id"))
+    )
     try:
-        targets = load_inventory(path)
+        if workerinput.get("walguard_inventory_listing"):
+            # What ansible-inventory answered the controller: a dynamic inventory runs once.
+            listing = workerinput["walguard_inventory_listing"]
+            inventory = Inventory(targets_from_listing(listing, source), listing)
+        else:
+            inventory = read_inventory(source, vault)
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
     run_dir: Path | None = None
@@ -138,15 +163,19 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.self_contained_html = True
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(run_dir / "junit.xml")
-    run = AuditRun(targets, run_dir, config.getoption("fail_on"))
-    config.pluginmanager.register(AuditPlugin(config, run, bool(workerinput)), PLUGIN_NAME)
+    run = AuditRun(inventory.targets, run_dir, config.getoption("fail_on"))
+    plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing)
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
 
 
 class AuditPlugin:
     """The run's hooks, with its state in one place (the AuditRun)."""
 
-    def __init__(self, config: pytest.Config, run: AuditRun, is_worker: bool) -> None:
+    def __init__(
+        self, config: pytest.Config, run: AuditRun, is_worker: bool, listing: str | None = None
+    ) -> None:
         self.config = config
+        self.listing = listing
         self.run = run
         self.is_worker = is_worker
         self.distributed = getattr(config.option, "dist", "no") != "no" and not is_worker
@@ -202,11 +231,14 @@ class AuditPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """(xdist) tell each worker to group by host, and where the run's evidence goes."""
+        """(xdist) tell each worker to group by host, where the run's evidence goes, and what
+        ansible-inventory answered (never written to disk: it may hold decrypted values)."""
         if node.config.getoption("dist") == "loadgroup":
             node.workerinput["walguard_loadgroup"] = True
         if self.run.run_dir is not None:
             node.workerinput["walguard_run_dir"] = str(self.run.run_dir)
+        if self.listing is not None:
+            node.workerinput["walguard_inventory_listing"] = self.listing
 
     # -- results --
 

@@ -576,8 +576,21 @@ def test_missing_file(tmp_path: Path) -> None:
     assert message == f"{tmp_path / 'nope.yml'}: inventory file not found"
 
 
-def test_directory_instead_of_file(tmp_path: Path) -> None:
-    assert "is a directory, expected a YAML file" in load_error(tmp_path)
+def test_directory_without_an_inventory_file(tmp_path: Path) -> None:
+    write(tmp_path, "group_vars/all.yml", "x: 1\n")
+    write(tmp_path, "README.md", "not an inventory\n")
+    assert load_error(tmp_path) == (
+        f"{tmp_path}: inventory directory holds no inventory file (only group_vars, host_vars "
+        "and files Ansible ignores)"
+    )
+
+
+def test_directory_with_one_inventory_file_is_read_like_that_file(tmp_path: Path) -> None:
+    inventory(tmp_path, TWO_LEVELS)
+    write(tmp_path, "group_vars/child.yml", "from_child: 3\n")
+    write(tmp_path, "notes.txt", "ignored, as Ansible ignores it\n")
+    [target] = load_inventory(tmp_path)
+    assert (target.name, target.vars["from_child"]) == ("db1", 3)
 
 
 def test_not_utf8(tmp_path: Path) -> None:
