@@ -217,7 +217,6 @@ def _local_chain(
 def _segment_problems(
     pg: Postgres, archive: ArchiveDir, ranges: list[tuple[int, int, int]]
 ) -> list[str]:
-
     def wanted(name: str) -> bool:
         n = segment_number(name, pg.segment_size)
         return any(t == timeline(name) and lo <= n <= hi for t, lo, hi in ranges)
@@ -243,7 +242,9 @@ def _segment_problems(
                 f"{h.name} comes from another cluster (system identifier "
                 f"{h.system_identifier}, this server's is {pg.system_identifier})"
             )
-        elif h.timeline != timeline(h.name) or h.page_address != expected_address:
+        # A new timeline's first segment starts with its parent's WAL up to the switch point,
+        # so its header may name an earlier timeline; never a later one.
+        elif not 1 <= h.timeline <= timeline(h.name) or h.page_address != expected_address:
             problems.append(
                 f"{h.name} holds other WAL (timeline {h.timeline}, address "
                 f"{h.page_address >> 32:X}/{h.page_address & 0xFFFFFFFF:X})"

@@ -19,6 +19,7 @@ from walguard.inventory import load_inventory
 from walguard.lab import manage
 from walguard.remediate import facts_env, run_scripts, scripts
 from walguard.transport import Connection
+from walguard.walnames import parse_history, segment_name
 
 REPOSITORY = {"WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}
 ARCHIVER = {"WG-ACT-001", "WG-ACT-002", "WG-ACT-003", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}
@@ -169,17 +170,35 @@ def test_a_standby_then_its_promotion(lab: Lab, db3: Any, tmp_path: Path) -> Non
     assert {"WG-ARC-001", "WG-ACT-001"} <= required.by_result("db3", "FAIL")
 
     lab.walguard("lab", "scenario", "apply", db3.name, "standby-promoted")
+    db1 = lab.hosts[0]
     lab.ssh(db3, SWITCH)
+    lab.ssh(db1, SWITCH)
+    # db3 is now db1's cluster on timeline 2. Its archive volume still holds the segments of the
+    # cluster it had before (another system identifier): walguard says so.
+    mixed = audit(tmp_path, "-k", "db3")
+    assert "comes from another cluster" in mixed.message("db3", "WG-ACT-007"), mixed.stdout
+    # As with an archive shared by primary and standby: timeline 1 is db1's archived WAL.
+    old = "ls /pg_archive | grep -E '^00000001[0-9A-F]{16}$'"
+    lab.ssh(db3, f"sudo -n sh -c \"{old} | sed 's|^|/pg_archive/|' | xargs rm -f\"")
+    names = lab.ssh(db1, f'sudo -n sh -c "{old}"').stdout.split()
+    pack = subprocess.run(
+        manage.ssh_argv(db1, [f"sudo -n tar -C /pg_archive -cf - {' '.join(names)}"]),
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(
+        manage.ssh_argv(db3, ["sudo -n -u postgres tar -C /pg_archive -xf -"]),
+        input=pack.stdout,
+        check=True,
+    )
     promoted = audit(tmp_path, "-k", "db3")
     assert promoted.by_result("db3", "FAIL") == BASELINE_FAIL, promoted.stdout
     message = promoted.message("db3", "WG-ACT-005")
     assert "timeline 1:" in message and "timeline 2:" in message  # the old range still checked
     # A hole in the old timeline, before the switch point, is a gap recovery would hit.
-    victim = lab.ssh(
-        db3,
-        "sudo -n sh -c \"ls /pg_archive | grep -E '^00000001[0-9A-F]{16}$' | sort | tail -n 2 "
-        '| head -n 1"',
-    ).stdout.strip()
+    history = lab.ssh(db3, "sudo -n cat /pg_archive/00000002.history").stdout
+    switch = parse_history(history)[0][1] // (16 * 1024 * 1024)
+    victim = segment_name(1, switch - 2, 16 * 1024 * 1024)
     lab.ssh(db3, f"sudo -n rm -f /pg_archive/{victim}")
     holed = audit(tmp_path, "-k", "db3")
     assert "WG-ACT-005" in holed.by_result("db3", "FAIL")
@@ -187,6 +206,8 @@ def test_a_standby_then_its_promotion(lab: Lab, db3: Any, tmp_path: Path) -> Non
     lab.ssh(db3, "sudo -n rm -f /pg_archive/00000002.history")
     no_history = audit(tmp_path, "-k", "db3")
     assert "00000002.history is not in" in no_history.message("db3", "WG-ACT-005")
+    # db1 carries on; its own archive is untouched.
+    assert audit(tmp_path, "-k", "db1").by_result("db1", "FAIL") == BASELINE_FAIL
 
 
 def test_a_segment_copied_from_another_lab_host_is_foreign(
