@@ -4,8 +4,7 @@
 #   timeline's last segment as NAME.partial) into its own /pg_archive with its unchanged
 #   archive_command, and after a WAL switch a first whole timeline-2 segment.
 # observe: pg_is_in_recovery() is false; pg_walfile_name(pg_current_wal_lsn()) starts with
-#   00000002; /pg_archive holds 00000002.history and pg_stat_archiver.last_archived_wal is a
-#   00000002... segment that is in /pg_archive.
+#   00000002; /pg_archive holds 00000002.history and a whole 00000002... segment.
 set -euo pipefail
 q() { runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 if [ "$(q "SELECT pg_is_in_recovery()")" != t ]; then
