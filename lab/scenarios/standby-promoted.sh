@@ -15,7 +15,7 @@ q "SELECT pg_promote(true, 60)" >/dev/null
 tli=$(q "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
 q "SELECT txid_current()" >/dev/null
 q "SELECT pg_switch_wal()" >/dev/null
-for _ in $(seq 1 300); do
+for _ in $(seq 1 1200); do
   last=$(q "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
   case "$last" in
     "$tli"????????????????) [ -f "/pg_archive/$tli.history" ] && [ -f "/pg_archive/$last" ] && break ;;
