@@ -11,11 +11,14 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from walguard.errors import FactUnavailable
 from walguard.sections import Section, need
 from walguard.selinux import SelinuxFacts
+
+if TYPE_CHECKING:
+    from walguard.platform_facts import PlatformFacts
 
 T = TypeVar("T")
 
@@ -194,6 +197,10 @@ class HostFacts:
     raw: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
     # Each attempt at the SSH master connection: number, ok, seconds, reason.
     ssh_attempts: tuple[Mapping[str, object], ...] = ()
+    # The validation matrix: service, platform, network, clock, identity (walguard.platform_facts).
+    platform: PlatformFacts | None = None
+    # How this host answered from each zone's probe host (walguard.zones), set by the run.
+    zones: Part[Any] = field(default_factory=lambda: Part(error="no zone probes were run"))
 
     @classmethod
     def unreachable(

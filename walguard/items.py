@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from walguard.collect import collect
 from walguard.controls import Control
 from walguard.facts import HostFacts
 from walguard.inventory import Target
+from walguard.journal import previous_baseline
 from walguard.judge import Verdict, judge
 from walguard.results import ERROR, NOT_APPLICABLE, PASS, Result
 from walguard.run import item_name
+from walguard.zones import BLOCKED, REACHED, TLS_FAILED, ZoneProbes
 
 
 class VerdictRaised(Exception):
@@ -36,8 +39,16 @@ class VerdictRaised(Exception):
 class FactsCache:
     """Each host's facts, collected once per process; any failure becomes the host's ERROR."""
 
-    def __init__(self, run_dir: Path | None, *, active_probe: bool, probe_wait_s: float) -> None:
+    def __init__(
+        self,
+        run_dir: Path | None,
+        *,
+        active_probe: bool,
+        probe_wait_s: float,
+        zones: ZoneProbes | None = None,
+    ) -> None:
         self.run_dir = run_dir
+        self.zones = zones or ZoneProbes([], [])
         self.active_probe = active_probe
         self.probe_wait_s = probe_wait_s
         self.facts: dict[str, HostFacts] = {}
@@ -58,9 +69,29 @@ class FactsCache:
             reason = f"{target.name}: fact collection failed: {type(exc).__name__}: {exc}"
             reason = " ".join(reason.split())
             found = HostFacts.unreachable(target.name, target.address, reason)
+        found = self._with_history_and_zones(found)
         if self.run_dir is not None:
             write_evidence(self.run_dir, found)
         return found
+
+    def _with_history_and_zones(self, found: HostFacts) -> HostFacts:
+        """What a host's facts need from beyond the host: the previous run's journal errors
+        (the baseline) and the zone probes' attempts at its PostgreSQL."""
+        if not found.reachable:
+            return found
+        platform = found.platform
+        if platform is not None and self.run_dir is not None:
+            previous = previous_baseline(self.run_dir, found.host)
+            if previous is not None:
+                platform = replace(platform, journal_baseline=previous[0], baseline_run=previous[1])
+        zones = self.zones.for_host(found.host)
+        if self.run_dir is not None:
+            for probe, raw in self.zones.evidence.items():
+                path = self.run_dir / "evidence" / probe / "zone_probe.txt"
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(raw, errors="replace")
+        return replace(found, platform=platform, zones=zones)
 
 
 def write_evidence(run_dir: Path, found: HostFacts) -> None:
@@ -171,4 +202,22 @@ class ControlItem(pytest.Item):
             # Which process collected the facts, how often: more than once is repeated work.
             "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
             "collections": self.cache.collections.get(self.target.name, 0),
+            # The host x zone matrix of the report: what each zone's probe host saw.
+            "zones": zone_matrix(self.target, found),
         }
+
+
+def zone_matrix(target: Target, found: HostFacts | None) -> dict[str, dict[str, Any]]:
+    attempts = found.zones.value if found is not None and found.zones.value else {}
+    matrix = {}
+    for zone, expect in target.policy.zones:
+        attempt = attempts.get(zone)
+        outcome = attempt.outcome if attempt else "no probe host"
+        matrix[zone] = {
+            "expect": "reach" if expect else "refuse",
+            "outcome": outcome,
+            "ok": outcome in (REACHED if expect else BLOCKED) and outcome != TLS_FAILED,
+            "probe": attempt.probe if attempt else None,
+            "detail": attempt.detail if attempt else "",
+        }
+    return matrix

@@ -28,6 +28,8 @@ SETTINGS = (
     "listen_addresses",
     "data_directory",
     "wal_segment_size",
+    "port",
+    "ssl",
     # basic_archive's own setting: in pg_settings only while the library is loaded.
     "basic_archive.archive_directory",
 )
@@ -39,7 +41,7 @@ SELECT json_build_object(
   'in_recovery', pg_is_in_recovery(),
   'settings', (SELECT json_agg(json_build_object('name', name, 'setting', setting,
                  'pending_restart', pending_restart, 'source', source))
-               FROM pg_settings WHERE name = ANY(%(names)s)),
+               FROM pg_settings WHERE name = ANY(%(names)s) OR pending_restart),
   'archiver', (SELECT json_build_object(
                  'archived_count', archived_count, 'last_archived_wal', last_archived_wal,
                  'last_archived_age_s', extract(epoch FROM now() - last_archived_time),

@@ -21,13 +21,14 @@ import pytest
 
 from walguard import __version__
 from walguard.controls import SEVERITIES, Control, load_all
-from walguard.inventory import Inventory, InventoryError, VaultOptions, read_inventory
+from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
 from walguard.report import html_columns, results_json, terminal
 from walguard.results import ERROR, Result
 from walguard.run import AuditRun, Pair, pair_of_nodeid
+from walguard.zones import ZoneProbes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHECKS_DIR = PROJECT_ROOT / "checks"
@@ -163,8 +164,11 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.self_contained_html = True
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(run_dir / "junit.xml")
-    run = AuditRun(inventory.targets, run_dir, config.getoption("fail_on"))
-    plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing)
+    # Probe hosts (walguard_zone) are vantage points, not database hosts: they are not audited.
+    databases = [t for t in inventory.targets if t.policy.zone is None]
+    probes = [t for t in inventory.targets if t.policy.zone is not None]
+    run = AuditRun(databases, run_dir, config.getoption("fail_on"))
+    plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing, probes)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
 
 
@@ -172,7 +176,12 @@ class AuditPlugin:
     """The run's hooks, with its state in one place (the AuditRun)."""
 
     def __init__(
-        self, config: pytest.Config, run: AuditRun, is_worker: bool, listing: str | None = None
+        self,
+        config: pytest.Config,
+        run: AuditRun,
+        is_worker: bool,
+        listing: str | None = None,
+        probes: list[Target] | None = None,
     ) -> None:
         self.config = config
         self.listing = listing
@@ -181,7 +190,10 @@ class AuditPlugin:
         self.distributed = getattr(config.option, "dist", "no") != "no" and not is_worker
         self.active_probe = bool(config.getoption("active_probe"))
         self.cache = FactsCache(
-            run.run_dir, active_probe=self.active_probe, probe_wait_s=config.getoption("probe_wait")
+            run.run_dir,
+            active_probe=self.active_probe,
+            probe_wait_s=config.getoption("probe_wait"),
+            zones=ZoneProbes(probes or [], run.targets),
         )
         self.stop_reason: str | None = None
 

@@ -92,7 +92,9 @@ def up(count: int, selinux: bool = False) -> None:
         img = image.ensure_image() if count else image.image_dir()
         if count:
             network.up()
-        wanted = [Host(n) for n in settings.host_names(count)]
+        # The zones' probe hosts first: probe-a is also the database hosts' time source.
+        probes = [Host(n) for n in settings.probe_names()] if count else []
+        wanted = probes + [Host(n) for n in settings.host_names(count)]
         for extra in (h for h in running_hosts() if h not in wanted):
             _say(f"{extra.name}: stopping (not in --hosts {count})")
             hosts.stop(extra)
