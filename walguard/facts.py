@@ -98,6 +98,7 @@ class ArchiveDir:
     headers: tuple[SegmentHeader, ...] = ()  # the newest segments' headers
     histories: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     check: tuple[int, str] | None = None  # the policy's archive check: exit status, output
+    listed_at: float | None = None  # epoch seconds just before the directory was listed
 
     @property
     def where(self) -> str:
@@ -139,6 +140,7 @@ class Archiver:
     last_failed_age_s: float | None
     last_archived_time: str | None
     last_failed_time: str | None
+    last_archived_epoch: float | None = None  # when, on the host's clock
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,17 @@ def parse_archive_dir(sections: Mapping[str, Section], path: str) -> ArchiveDir:
         headers=parse_headers(need(dict(sections), "segment_headers")),
         histories=MappingProxyType(parse_histories(need(dict(sections), "history_files"))),
         check=_check(sections.get("archive_check")),
+        listed_at=_epoch(sections.get("date")),
     )
+
+
+def _epoch(section: Section | None) -> float | None:
+    if section is None or section.rc != 0:
+        return None
+    try:
+        return float(section.output.strip())
+    except ValueError:
+        return None
 
 
 def _check(section: Section | None) -> tuple[int, str] | None:

@@ -46,6 +46,7 @@ SELECT json_build_object(
                  'archived_count', archived_count, 'last_archived_wal', last_archived_wal,
                  'last_archived_age_s', extract(epoch FROM now() - last_archived_time),
                  'last_archived_time', last_archived_time::text,
+                 'last_archived_epoch', extract(epoch FROM last_archived_time),
                  'failed_count', failed_count, 'last_failed_wal', last_failed_wal,
                  'last_failed_age_s', extract(epoch FROM now() - last_failed_time),
                  'last_failed_time', last_failed_time::text)
@@ -169,6 +170,7 @@ def parse(doc: Any) -> Postgres:
             last_failed_age_s=_opt_float(a["last_failed_age_s"]),
             last_archived_time=a["last_archived_time"],
             last_failed_time=a["last_failed_time"],
+            last_archived_epoch=_opt_float(a.get("last_archived_epoch")),
         )
         status = tuple(ReadyFile(str(f["name"]), float(f["age_s"])) for f in doc["status_files"])
         segment = int(settings["wal_segment_size"].setting) if "wal_segment_size" in settings else 0

@@ -40,8 +40,15 @@ class Audit:
         raise KeyError(control)
 
 
-def audit(tmp_path: Path, *args: str, inventory: Path = settings.INVENTORY_PATH) -> Audit:
-    root = tmp_path / f"reports-{time.monotonic_ns()}"
+def audit(
+    tmp_path: Path,
+    *args: str,
+    inventory: Path = settings.INVENTORY_PATH,
+    root: Path | None = None,
+) -> Audit:
+    """One audit; its run directory goes under `root` (by default a fresh one), and its
+    results are the newest run's there."""
+    root = root or tmp_path / f"reports-{time.monotonic_ns()}"
     done = subprocess.run(
         [
             sys.executable,
@@ -59,8 +66,8 @@ def audit(tmp_path: Path, *args: str, inventory: Path = settings.INVENTORY_PATH)
         timeout=600,
         check=False,
     )
-    runs = list(root.glob("*/results.json")) if root.exists() else []
-    doc = json.loads(runs[0].read_text()) if runs else {}
+    runs = sorted(root.glob("*/results.json")) if root.exists() else []
+    doc = json.loads(runs[-1].read_text()) if runs else {}
     return Audit(done.returncode, doc, done.stdout, done.stderr)
 
 
@@ -84,7 +91,8 @@ class Case:
 
 
 CASES = [
-    Case("archive-mode-off-pending-restart", {"WG-ARC-001"}),
+    # A change waiting for a restart is also configuration not yet active (WG-SYS-005).
+    Case("archive-mode-off-pending-restart", {"WG-ARC-001", "WG-SYS-005"}),
     # With archive_mode off, PostgreSQL shows archive_command as "(disabled)": not in effect.
     Case("archive-mode-off", {"WG-ARC-001", "WG-ARC-003"}),
     Case("wal-level-minimal", {"WG-ARC-001", "WG-ARC-002", "WG-ARC-003"}),
@@ -116,6 +124,22 @@ CASES = [
     Case("archive-gap", {"WG-ACT-005"}),
     Case("segment-truncated", {"WG-ACT-004", "WG-ACT-007"}),
     Case("segment-foreign", {"WG-ACT-007"}),
+    # The validation matrix.
+    Case("postgresql-disabled", {"WG-SYS-001"}),
+    Case("package-half-configured", {"WG-SYS-002"}),
+    Case("failed-unit", {"WG-SYS-003"}),
+    Case("config-changed-not-reloaded", {"WG-SYS-005"}),
+    Case("unit-changed-no-reload", {"WG-SYS-006"}),
+    Case("listen-unexpected-address", {"WG-NET-001"}),
+    Case("listener-stray", {"WG-NET-002"}),
+    # A flushed firewall also lets zone-b through: both are what the break means.
+    Case("firewall-flushed", {"WG-NET-003", "WG-NET-004"}),
+    Case("zone-b-allowed", {"WG-NET-004"}),
+    Case("ntp-off", {"WG-IDN-001"}),
+    Case("hosts-wrong-address", {"WG-IDN-002"}),
+    # zone-a's client verifies TLS too, and refuses the certificate for another name.
+    Case("tls-cert-wrong-name", {"WG-IDN-003", "WG-NET-004"}),
+    Case("tls-cert-expiring", {"WG-IDN-003"}),
 ]
 
 
@@ -162,9 +186,11 @@ def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -
 
 def test_every_control_has_a_break_and_fix_case() -> None:
     # WG-ARC-004: pristine fails, the safer command passes; WG-ACT-006: the active probe tests;
-    # WG-SEL-*: break and fix on the SELinux guest (test_selinux_audit.py).
+    # WG-SEL-*: break and fix on the SELinux guest (test_selinux_audit.py); WG-SYS-004: over two
+    # runs (test_validation_matrix_lab.py).
     selinux = {f"WG-SEL-00{i}" for i in range(1, 7)}
-    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004", "WG-ACT-006"} | selinux
+    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004", "WG-ACT-006", "WG-SYS-004"}
+    covered |= selinux
     assert set(load_all()) == covered
 
 
@@ -188,12 +214,20 @@ def test_postgresql_down_makes_its_controls_error_never_pass(
     result = audit(tmp_path)
     errors = result.by_result(broken_host.name, "ERROR")
     assert {"WG-ARC-001", "WG-ARC-002", "WG-ARC-003", "WG-ACT-001", "WG-ACT-004"} <= errors
+    assert "WG-SYS-001" in result.by_result(broken_host.name, "FAIL")
+    # What can pass without a server: the directory and the host's own platform facts.
     assert result.by_result(broken_host.name, "PASS") <= {
         "WG-DIR-001",
         "WG-DIR-002",
         "WG-DIR-003",
         "WG-DIR-004",
         "WG-DIR-005",
+        "WG-SYS-003",
+        "WG-SYS-004",
+        "WG-NET-002",
+        "WG-NET-003",
+        "WG-IDN-001",
+        "WG-IDN-002",
     }
     msg = result.message(broken_host.name, "WG-ARC-001")
     assert msg.startswith(f"{broken_host.name}: postgresql:"), msg

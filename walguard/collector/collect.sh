@@ -98,11 +98,15 @@ section journal_errors journalctl -p err -b -q --no-pager -o short-iso -n 2000
 section listeners ss -H -tulpn
 section firewall_units systemctl is-active nftables.service firewalld.service
 section nft_ruleset nft list ruleset
-section timedatectl timedatectl show
 section time_units systemctl is-active chrony.service chronyd.service systemd-timesyncd.service \
   ntpsec.service ntp.service
 section chrony_tracking chronyc -n tracking
-section timesync_status timedatectl timesync-status
+# timedatectl starts systemd-timedated over D-Bus: only asked where timesyncd is the client (a
+# read-only audit starts no services; in containers timedated can even fail to start).
+if systemctl is-active -q systemd-timesyncd.service 2>/dev/null; then
+  section timedatectl timedatectl show
+  section timesync_status timedatectl timesync-status
+fi
 section host_addresses ip -o addr show
 # The host's own name, forward and back, as the host itself resolves it.
 # shellcheck disable=SC2016  # expanded by the inner sh
