@@ -96,7 +96,7 @@ def test_server_certificate(
 ) -> str:
     pem = platform.tls_cert.get()
     ssl_on = pg.setting("ssl").setting == "on"
-    if pem is None or not ssl_on:
+    if not pem or not ssl_on:
         if policy.tls_required:
             fail("TLS is off (ssl = off) and the policy requires it")
         raise NotApplicable("TLS is off and the policy does not require it (walguard_tls_required)")

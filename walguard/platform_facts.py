@@ -111,7 +111,7 @@ class PlatformFacts:
     clock: Part[Clock] = field(default_factory=lambda: Part(error="not collected"))
     identity: Part[Identity] = field(default_factory=lambda: Part(error="not collected"))
     config: Part[ConfigState] = field(default_factory=lambda: Part(error="not collected"))
-    tls_cert: Part[str | None] = field(default_factory=lambda: Part(error="not collected"))
+    tls_cert: Part[str] = field(default_factory=lambda: Part(error="not collected"))
     # The previous run's journal errors for this host (None: no previous run), set by the run.
     journal_baseline: tuple[str, ...] | None = None
     baseline_run: str | None = None
@@ -317,10 +317,11 @@ def parse_config(sections: dict[str, Section]) -> ConfigState:
     return ConfigState(float(_first_line(load)), tuple(settings), mtimes)
 
 
-def parse_tls_cert(sections: dict[str, Section]) -> str | None:
+def parse_tls_cert(sections: dict[str, Section]) -> str:
+    """The server certificate file's PEM; "" when the server has TLS off."""
     out = _ok(sections, "tls_cert", "reading the server certificate")
     if out.strip() == "ssl off":
-        return None
+        return ""
     if "-----BEGIN CERTIFICATE-----" not in out:
         raise FactUnavailable(f"the server certificate file holds no PEM: {_first_line(out)}")
     return out

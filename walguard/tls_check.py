@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509 import DNSName, IPAddress
-from cryptography.x509.verification import PolicyBuilder, Store
+from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
 
 from walguard.errors import FactUnavailable
 
@@ -56,7 +56,18 @@ def judge_certificate(
     leaf, intermediates = chain[0], chain[1:]
     subject = leaf.subject.rfc4514_string()
     expires = leaf.not_valid_after_utc
-    verifier = PolicyBuilder().store(Store(ca)).time(now).build_server_verifier(_subject(name))
+    # The Web PKI profile, except that the authority key identifier may be absent: libpq (OpenSSL)
+    # accepts such certificates from internal CAs, and walguard judges as a client would.
+    ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None
+    )
+    verifier = (
+        PolicyBuilder()
+        .store(Store(ca))
+        .time(now)
+        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
+        .build_server_verifier(_subject(name))
+    )
     try:
         verifier.verify(leaf, intermediates)
     except Exception as exc:  # VerificationError, and ValueError for malformed extensions
