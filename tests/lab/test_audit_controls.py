@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from tests.lab.break_cases import BASELINE_FAIL, CASES, Case
 from tests.lab.conftest import Lab
+from tests.lab.test_scenarios import EFFECTS, assert_pristine, observe
 from walguard.controls import load_all
 from walguard.lab import settings
 
-BASELINE_FAIL = {"WG-ARC-004"}  # the lab's seed command `test -f … || cp` (low severity)
 SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
 
 
@@ -82,72 +83,13 @@ def _wait_for_archiver_failure(lab: Lab, host_name: str) -> None:
     raise AssertionError(f"{host_name}: the archiver recorded no failure within 30 s")
 
 
-@dataclass(frozen=True)
-class Case:
-    scenario: str
-    fails: set[str]  # must FAIL on the broken host
-    may_fail: frozenset[str] = frozenset()  # may also FAIL there (a consequence that takes time)
-    wait_for_failure: bool = False
-
-
-CASES = [
-    # A change waiting for a restart is also configuration not yet active (WG-SYS-005).
-    Case("archive-mode-off-pending-restart", {"WG-ARC-001", "WG-SYS-005"}),
-    # With archive_mode off, PostgreSQL shows archive_command as "(disabled)": not in effect.
-    Case("archive-mode-off", {"WG-ARC-001", "WG-ARC-003"}),
-    Case("wal-level-minimal", {"WG-ARC-001", "WG-ARC-002", "WG-ARC-003"}),
-    Case("archive-command-unguarded", {"WG-ARC-003"}),
-    Case("archive-timeout-off", {"WG-ARC-005"}),
-    Case(
-        "archive-dir-missing",
-        {
-            "WG-DIR-001",
-            "WG-DIR-002",
-            "WG-DIR-003",
-            "WG-DIR-004",
-            "WG-DIR-005",
-            "WG-ACT-004",
-            "WG-ACT-005",
-            "WG-ACT-007",
-        },
-        frozenset({"WG-ACT-002"}),
-    ),
-    # An empty directory on the root filesystem: nothing archived there vouches for anything.
-    Case("archive-dir-not-a-mount", {"WG-DIR-002", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}),
-    Case("archive-dir-owner-root", {"WG-DIR-003"}, frozenset({"WG-ACT-002"})),
-    Case("archive-dir-mode-0777", {"WG-DIR-004"}),
-    Case("archive-fs-full", {"WG-DIR-005"}, frozenset({"WG-ACT-002"})),
-    Case("archiver-stats-reset", {"WG-ACT-001", "WG-ACT-004"}),
-    Case("archive-command-permission-denied", {"WG-ACT-002"}, wait_for_failure=True),
-    Case("ready-backlog", {"WG-ACT-003"}),
-    Case("last-segment-missing", {"WG-ACT-004"}),
-    Case("archive-gap", {"WG-ACT-005"}),
-    Case("segment-truncated", {"WG-ACT-004", "WG-ACT-007"}),
-    Case("segment-foreign", {"WG-ACT-007"}),
-    # The validation matrix.
-    Case("postgresql-disabled", {"WG-SYS-001"}),
-    Case("package-half-configured", {"WG-SYS-002"}),
-    Case("failed-unit", {"WG-SYS-003"}),
-    Case("config-changed-not-reloaded", {"WG-SYS-005"}),
-    Case("unit-changed-no-reload", {"WG-SYS-006"}),
-    Case("listen-unexpected-address", {"WG-NET-001"}),
-    Case("listener-stray", {"WG-NET-002"}),
-    # A flushed firewall also lets zone-b through: both are what the break means.
-    Case("firewall-flushed", {"WG-NET-003", "WG-NET-004"}),
-    Case("zone-b-allowed", {"WG-NET-004"}),
-    Case("ntp-off", {"WG-IDN-001"}),
-    Case("hosts-wrong-address", {"WG-IDN-002"}),
-    # zone-a's client verifies TLS too, and refuses the certificate for another name.
-    Case("tls-cert-wrong-name", {"WG-IDN-003", "WG-NET-004"}),
-    Case("tls-cert-expiring", {"WG-IDN-003"}),
-]
-
-
 @pytest.fixture
 def broken_host(lab: Lab) -> Any:
     host = lab.hosts[2]
     yield host
-    lab.walguard("lab", "scenario", "reset", host.name)
+    # Reset only what a test left broken (a reset reboots the host: seconds each time).
+    if "scenarios" in lab.walguard("lab", "status").stdout:
+        lab.walguard("lab", "scenario", "reset", host.name)
 
 
 def test_pristine_lab_passes_the_gate(lab: Lab, tmp_path: Path) -> None:
@@ -166,7 +108,10 @@ def test_pristine_lab_passes_the_gate(lab: Lab, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.scenario for c in CASES])
 def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -> None:
+    """Also each scenario's own observable effect (test_scenarios.EFFECTS), so that one apply and
+    one reset serve both."""
     lab.walguard("lab", "scenario", "apply", broken_host.name, case.scenario)
+    EFFECTS[case.scenario](lab, broken_host, observe(lab, broken_host))
     if case.wait_for_failure:
         _wait_for_archiver_failure(lab, broken_host.name)
     broken = audit(tmp_path)
@@ -179,6 +124,7 @@ def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -
     assert broken.exit_status == 1
 
     lab.walguard("lab", "scenario", "reset", broken_host.name)
+    assert_pristine(observe(lab, broken_host), broken_host)
     fixed = audit(tmp_path)
     assert fixed.by_result(broken_host.name, "FAIL") == BASELINE_FAIL, fixed.stdout
     assert fixed.exit_status == 0
