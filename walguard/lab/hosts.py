@@ -24,8 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from walguard.lab import settings, tls
+from walguard.lab import image, settings, tls
 from walguard.lab.errors import LabError
+from walguard.lab.labhost import (
+    console_tail,
+    keygen,
+    lab_key,
+    pid_from_file,
+    ssh_argv,
+)
 from walguard.lab.proc import run
 
 BOOT_TIMEOUT_S = 90
@@ -50,6 +57,48 @@ class Host:
     def is_probe(self) -> bool:
         return self.zone is not None
 
+    # The lab host interface (walguard.lab.labhost.LabHost); the work is in this module's
+    # functions, which take the host.
+    @property
+    def ssh_port(self) -> int:
+        return 22
+
+    def start(self) -> None:
+        start(self, image.ensure_image())
+
+    def wait_ready(self) -> None:
+        wait_ready(self)
+
+    def stop(self) -> None:
+        stop(self)
+
+    def reset(self) -> None:
+        reset(self, image.ensure_image(progress=True))
+
+    def destroy(self) -> None:
+        destroy(self)
+
+    def known_hosts_lines(self) -> list[str]:
+        key_type, key_b64 = (self.dir / "host_key.pub").read_text().split()[:2]
+        return [f"{self.name},{self.address} {key_type} {key_b64}\n"]
+
+    def ssh_argv(self, command: list[str]) -> list[str]:
+        return ssh_argv(self.address, command)
+
+    def run_as_root(self, argv: list[str], input_text: str) -> subprocess.CompletedProcess[str]:
+        return exec_in(self, argv, input_text=input_text, check=False)
+
+    def evidence(self) -> str:
+        return console_tail(self.dir / "console.log")
+
+    def record_scenario(self, name: str) -> None:
+        with (self.dir / "scenarios").open("a") as f:
+            f.write(f"{name}\n")
+
+    def applied_scenarios(self) -> list[str]:
+        path = self.dir / "scenarios"
+        return path.read_text().split() if path.exists() else []
+
     @property
     def dir(self) -> Path:
         return settings.STATE_DIR / "hosts" / self.name
@@ -67,15 +116,7 @@ class Host:
         return self.dir / "nspawn.pid"
 
     def nspawn_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return pid if b"systemd-nspawn" in cmdline else None
+        return pid_from_file(self.pid_file, lambda argv: argv[0].endswith(b"systemd-nspawn"))
 
     def leader_pid(self) -> int | None:
         """PID (on this machine) of the container's init: the descendant that is PID 1 in its own
@@ -114,32 +155,6 @@ def passwd_ids(root: Path, user: str) -> tuple[int, int]:
 
 def _is_mounted(path: Path) -> bool:
     return run(["mountpoint", "-q", str(path)], check=False).returncode == 0
-
-
-def lab_key() -> Path:
-    """The audit user's SSH key for this lab (made once per lab, never part of the image)."""
-    key = settings.STATE_DIR / "id_ed25519"
-    if not key.exists():
-        settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
-        run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "walguard-lab-audit",
-                "-f",
-                str(key),
-            ]
-        )
-    return key
-
-
-def known_hosts_path() -> Path:
-    return settings.STATE_DIR / "known_hosts"
 
 
 def _write(path: Path, text: str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> None:
@@ -214,20 +229,7 @@ def _write_ssh_keys(host: Host, root: Path) -> None:
     """The host's own SSH host key (recorded for known_hosts) and the audit user's login key."""
     with tempfile.TemporaryDirectory() as tmp:
         key = Path(tmp) / "key"
-        run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                f"root@{host.name}",
-                "-f",
-                str(key),
-            ]
-        )
+        keygen(key, f"root@{host.name}")
         _write(root / "etc/ssh/ssh_host_ed25519_key", key.read_text(), mode=0o600)
         pub = Path(f"{key}.pub").read_text()
         _write(root / "etc/ssh/ssh_host_ed25519_key.pub", pub)
@@ -356,8 +358,7 @@ def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT_S) -> None:
         return
     while True:
         if not host.running():
-            tail = (host.dir / "console.log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise LabError(f"{host.name} stopped while booting: {' | '.join(tail)}")
+            raise LabError(f"{host.name} stopped while booting: {host.evidence()}")
         if _port_open(host.address, 22) and host.leader_pid() is not None:
             # `is-active` exits 0 if any unit is active: read every line instead.
             units = ["systemctl", "is-active", "ssh.service", "postgresql@15-main.service"]
@@ -498,16 +499,6 @@ def _saved_leader(host: Host) -> int | None:
         return int((host.dir / "leader.pid").read_text())
     except (OSError, ValueError):
         return None
-
-
-def applied_scenarios(host: Host) -> list[str]:
-    path = host.dir / "scenarios"
-    return path.read_text().split() if path.exists() else []
-
-
-def record_scenario(host: Host, name: str) -> None:
-    with (host.dir / "scenarios").open("a") as f:
-        f.write(f"{name}\n")
 
 
 def leftovers(host: Host) -> bool:

@@ -8,17 +8,15 @@ from typing import Any
 import yaml
 
 from walguard.lab import selinux_guest, settings, tls
-from walguard.lab.hosts import Host, known_hosts_path, lab_key
+from walguard.lab.hosts import Host
+from walguard.lab.labhost import known_hosts_path, lab_key
 
 
 def write_known_hosts(hosts: list[Host]) -> Path:
     """Record each host's key under its name and address, so strict checking can be used."""
-    lines = []
-    for host in hosts:
-        key_type, key_b64 = (host.dir / "host_key.pub").read_text().split()[:2]
-        lines.append(f"{host.name},{host.address} {key_type} {key_b64}\n")
+    lines = [line for host in hosts for line in host.known_hosts_lines()]
     if selinux_guest.running():
-        lines += selinux_guest.known_hosts_lines()
+        lines += selinux_guest.GUEST.known_hosts_lines()
     path = known_hosts_path()
     path.write_text("".join(lines))
     return path
