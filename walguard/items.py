@@ -8,6 +8,7 @@ rewriting or on Python's optimisation flags.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import Callable
@@ -55,12 +56,19 @@ class FactsCache:
         self.collections: dict[str, int] = {}  # host -> collections made (should be 1)
         self._lock = threading.Lock()
 
-    def get(self, target: Target) -> HostFacts:
+    def get(self, target: Target, *, zones: bool = False) -> HostFacts:
+        """The host's facts; with `zones`, also the zone probes' attempts at it (the probe hosts
+        are asked only when a selected control reads them)."""
         with self._lock:
             if target.name not in self.facts:
                 self.collections[target.name] = self.collections.get(target.name, 0) + 1
                 self.facts[target.name] = self._collect(target)
-            return self.facts[target.name]
+            found = self.facts[target.name]
+            if zones and found.reachable and found.zones.error is not None:
+                found = replace(found, zones=self.zones.for_host(found.host))
+                self._write_zone_evidence()
+                self.facts[target.name] = found
+            return found
 
     def _collect(self, target: Target) -> HostFacts:
         try:
@@ -69,29 +77,32 @@ class FactsCache:
             reason = f"{target.name}: fact collection failed: {type(exc).__name__}: {exc}"
             reason = " ".join(reason.split())
             found = HostFacts.unreachable(target.name, target.address, reason)
-        found = self._with_history_and_zones(found)
+        found = self._with_history(found)
         if self.run_dir is not None:
             write_evidence(self.run_dir, found)
         return found
 
-    def _with_history_and_zones(self, found: HostFacts) -> HostFacts:
-        """What a host's facts need from beyond the host: the previous run's journal errors
-        (the baseline) and the zone probes' attempts at its PostgreSQL."""
-        if not found.reachable:
-            return found
+    def _with_history(self, found: HostFacts) -> HostFacts:
+        """The previous run's journal errors for this host: the baseline WG-SYS-004 compares."""
         platform = found.platform
-        if platform is not None and self.run_dir is not None:
-            previous = previous_baseline(self.run_dir, found.host)
-            if previous is not None:
-                platform = replace(platform, journal_baseline=previous[0], baseline_run=previous[1])
-        zones = self.zones.for_host(found.host)
-        if self.run_dir is not None:
-            for probe, raw in self.zones.evidence.items():
-                path = self.run_dir / "evidence" / probe / "zone_probe.txt"
-                if not path.exists():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(raw, errors="replace")
-        return replace(found, platform=platform, zones=zones)
+        if not found.reachable or platform is None or self.run_dir is None:
+            return found
+        previous = previous_baseline(self.run_dir, found.host)
+        if previous is None:
+            return found
+        return replace(
+            found,
+            platform=replace(platform, journal_baseline=previous[0], baseline_run=previous[1]),
+        )
+
+    def _write_zone_evidence(self) -> None:
+        if self.run_dir is None:
+            return
+        for probe, raw in self.zones.evidence.items():
+            path = self.run_dir / "evidence" / probe / "zone_probe.txt"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(raw, errors="replace")
 
 
 def write_evidence(run_dir: Path, found: HostFacts) -> None:
@@ -155,7 +166,8 @@ class ControlItem(pytest.Item):
         return item
 
     def runtest(self) -> None:
-        self.facts = self.cache.get(self.target)
+        reads_zones = "zones" in inspect.signature(self.fn).parameters
+        self.facts = self.cache.get(self.target, zones=reads_zones)
         self.verdict = judge(self.fn, self.facts, self.target)
         if self.verdict.result == PASS:
             return
