@@ -76,7 +76,8 @@ def test_name_resolves_consistently(platform: PlatformFacts) -> str:
     names = {ident.name, ident.fqdn, ident.name.split(".")[0]} - {""}
     for address in own:
         back = ident.reverse.get(address, ())
-        if not names & {n.rstrip(".") for n in back} | {n.split(".")[0] for n in back}:
+        back_names = {n.rstrip(".") for n in back} | {n.split(".")[0] for n in back}
+        if not names & back_names:
             shown = ", ".join(back) or "nothing"
             fail(f"{address} resolves back to {shown}, not to {ident.name}")
     return f"{ident.name} -> {', '.join(own)} -> {ident.name}"
