@@ -56,6 +56,7 @@ CASES = [
     Case("failed-unit", {"WG-SYS-003"}),
     Case("config-changed-not-reloaded", {"WG-SYS-005"}),
     Case("unit-changed-no-reload", {"WG-SYS-006"}),
+    Case("server-binary-replaced", {"WG-SYS-006"}),
     Case("listen-unexpected-address", {"WG-NET-001"}),
     Case("listener-stray", {"WG-NET-002"}),
     # A flushed firewall also lets zone-b through: both are what the break means.

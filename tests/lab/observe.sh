@@ -54,3 +54,4 @@ echo "hosts_addr=$(getent hosts "$(hostname)" | awk '{print $1}')"
 cert=$(sudo -n sh -c 'sed -n "s/^ssl_cert_file = .\(.*\).$/\1/p" /etc/postgresql/15/main/conf.d/30-walguard-tls.conf')
 echo "cert_subject=$(sudo -n openssl x509 -noout -subject -nameopt RFC2253 -in "$cert" 2>/dev/null | sed 's/^subject=//')"
 echo "cert_days_left=$(( ($(date -d "$(sudo -n openssl x509 -noout -enddate -in "$cert" | cut -d= -f2)" +%s) - $(date +%s)) / 86400 ))"
+echo "postgres_exe=$(sudo -n readlink "/proc/$(systemctl show -p MainPID --value postgresql@15-main.service)/exe")"

@@ -88,6 +88,7 @@ def assert_pristine(facts: dict[str, str], host: Host) -> None:
     assert facts["hosts_addr"] == host.address
     assert facts["cert_subject"] == f"CN={host.name}"
     assert int(facts["cert_days_left"]) > 300
+    assert facts["postgres_exe"] == "/usr/lib/postgresql/15/bin/postgres"
 
 
 def _wait_for_failure(lab: Lab, host: Host) -> dict[str, str]:
@@ -433,6 +434,11 @@ def _cert_wrong_name(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["cert_subject"] == f"CN=not-{host.name}.invalid"
 
 
+def _binary_replaced(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["postgres_exe"] == "/usr/lib/postgresql/15/bin/postgres (deleted)"
+    assert facts["pg_active"] == "active"
+
+
 def _cert_expiring(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["cert_subject"] == f"CN={host.name}"
     assert 3 <= int(facts["cert_days_left"]) <= 5
@@ -449,6 +455,7 @@ EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "hosts-wrong-address": _hosts_wrong,
     "tls-cert-wrong-name": _cert_wrong_name,
     "tls-cert-expiring": _cert_expiring,
+    "server-binary-replaced": _binary_replaced,
     "archive-mode-off-pending-restart": _pending_restart,
     "archive-mode-off": _mode_off,
     "archive-command-unguarded": _unguarded,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.lab.conftest import Lab
@@ -106,3 +107,33 @@ def test_a_server_certificate_without_a_ca_in_the_policy_cannot_pass(
     for host in lab.hosts:
         assert result.by_result(host.name, "ERROR") == {"WG-IDN-003"}
         assert "policy names no CA" in result.message(host.name, "WG-IDN-003")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "control", "outcome", "fragment"),
+    [
+        ("config-changed-not-reloaded", "WG-SYS-005", "REMEDIATED", "reload the configuration"),
+        ("unit-changed-no-reload", "WG-SYS-006", "REMEDIATED", "systemctl daemon-reload"),
+        ("firewall-flushed", "WG-NET-003", "REMEDIATED", "load the persisted ruleset"),
+        # An upgraded binary needs a restart: the script refuses, and says so.
+        ("server-binary-replaced", "WG-SYS-006", "REMEDIATION REFUSED", "only a restart"),
+        # A reload cannot activate a setting that waits for a restart.
+        ("archive-mode-off-pending-restart", "WG-SYS-005", "REMEDIATION REFUSED",
+         "wait for a restart"),
+    ],
+)  # fmt: skip
+def test_matrix_remediation_fixes_or_refuses(
+    lab: Lab, tmp_path: Path, scenario: str, control: str, outcome: str, fragment: str
+) -> None:
+    db3 = lab.hosts[2]
+    lab.walguard("lab", "scenario", "apply", db3.name, scenario)
+    try:
+        result = audit(tmp_path, "-k", f"db3 and {control}", "--remediate=apply")
+        [row] = [c for c in result.doc["hosts"]["db3"]["controls"] if c["control"] == control]
+        assert row["result"] == outcome, result.stdout
+        assert fragment in row["remediation"]["output"], row["remediation"]
+        if outcome == "REMEDIATED":
+            again = audit(tmp_path, "-k", f"db3 and {control}")
+            assert again.by_result("db3", "PASS") == {control}, again.stdout
+    finally:
+        lab.walguard("lab", "scenario", "reset", db3.name)
