@@ -89,6 +89,10 @@ def collect(
         platform = parse_platform(sections)
         if platform.journal.value is not None:
             evidence["journal_errors"] = "".join(f"{line}\n" for line in platform.journal.value)
+        # The operator's own views, each in its own evidence file (also inside collector.txt).
+        for name in ("service_status", "service_journal", "listeners", "nft_ruleset"):
+            if name in sections:
+                evidence[name] = sections[name].output + "\n"
         service = sections.get("service_active")
         service_part: Part[str] = (
             Part(service.output.strip() or "unknown")

@@ -94,6 +94,9 @@ PKG='exe=$(/bin/sh -c "$2" sh "$1"); exe=${exe% (deleted)}
   fi'
 section postgres_package /bin/sh -c "$PKG" sh "$WG_SERVICE" "$EXE"
 section failed_units systemctl list-units --failed --plain --no-legend --no-pager
+# What the operator looks at (the seed's command path), kept as evidence beside the results.
+section service_status systemctl status --no-pager --full --lines=0 -- "$WG_SERVICE"
+section service_journal journalctl -u "$WG_SERVICE" -n 200 -q --no-pager -o short-iso
 section journal_errors journalctl -p err -b -q --no-pager -o short-iso -n 2000
 section listeners ss -H -tulpn
 section firewall_units systemctl is-active nftables.service firewalld.service
