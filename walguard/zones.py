@@ -105,12 +105,20 @@ def _target_line(target: Target) -> str:
     return "|".join(fields)
 
 
-def probe_command(probe: Target, databases: list[Target], token: str) -> str:
+def probe_ca(databases: list[Target]) -> str:
+    """The CA the attempts verify against: the policy's, when every database host names the
+    same one ("" otherwise: a plain attempt, and WG-IDN-003 judges each certificate)."""
     ca_files = {t.policy.tls_ca_file for t in databases}
-    ca_pem = ""
-    if len(ca_files) == 1 and (path := next(iter(ca_files))):
+    if len(ca_files) != 1 or not (path := next(iter(ca_files))):
+        return ""
+    try:
         with open(path) as f:
-            ca_pem = f.read().strip()
+            return f.read().strip()
+    except OSError as exc:
+        raise FactUnavailable(f"cannot read the policy's CA file {path}: {exc.strerror}") from None
+
+
+def probe_command(probe: Target, databases: list[Target], token: str, ca_pem: str) -> str:
     env = {
         "WG_TOKEN": token,
         "WG_USER": PROBE_USER,
@@ -129,9 +137,9 @@ def run_probe(probe: Target, databases: list[Target]) -> tuple[dict[str, ZoneAtt
     token = f"@@WG-{secrets.token_hex(8)}@@"
     conn = Connection(probe)
     try:
+        ca_pem = probe_ca(databases)
         conn.open()
-        command = probe_command(probe, databases, token)
-        out = conn.run_raw(command).stdout
+        out = conn.run_raw(probe_command(probe, databases, token, ca_pem)).stdout
     except (FactUnavailable, OSError) as exc:
         why = f"probe host {probe.name} of {zone}: {exc}"
         return {t.name: ZoneAttempt(zone, probe.name, UNKNOWN, why) for t in databases}, why
@@ -146,7 +154,7 @@ def run_probe(probe: Target, databases: list[Target]) -> tuple[dict[str, ZoneAtt
             continue
         message = " ".join(sec.output.split())
         outcome = classify(sec.rc, message)
-        if outcome == ANSWERED and "WG_CA=''" not in command:
+        if outcome == ANSWERED and ca_pem:
             # verify-full: libpq checked the certificate before the server saw the login.
             outcome = ANSWERED_TLS
         found[target.name] = ZoneAttempt(zone, probe.name, outcome, message)
