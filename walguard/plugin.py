@@ -1,7 +1,7 @@
 """The walguard pytest plugin: hooks only. Controls become items (walguard.items), the run's state
 lives in one AuditRun (walguard.run) held by one plugin object, verdicts come from the one judge
-(walguard.judge), and the writers of results.json, the terminal summary and the HTML columns live
-in walguard.report.
+(walguard.judge), and the writers of results.json, report.html and the terminal summary live in
+walguard.report; signing lives in walguard.signing.
 
 It is active only when controls from checks/ are collected, so the project's own tests run
 without an inventory.
@@ -25,7 +25,8 @@ from walguard.inventory import Inventory, InventoryError, VaultOptions, read_inv
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
-from walguard.report import html_columns, results_json, terminal
+from walguard.report import terminal, writer
+from walguard.report.runinfo import RunInfo
 from walguard.results import ERROR, Result
 from walguard.run import AuditRun, Pair, pair_of_nodeid
 
@@ -104,6 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="where each run writes its directory (default: reports/)",
     )
+    writer.add_options(group)
 
 
 def _auditing(config: pytest.Config) -> bool:
@@ -158,13 +160,25 @@ def pytest_configure(config: pytest.Config) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         run_dir = Path(config.getoption("report_root")) / f"{stamp}-{secrets.token_hex(3)}"
         run_dir.mkdir(parents=True, exist_ok=False)
-        if not getattr(config.option, "htmlpath", None):
-            config.option.htmlpath = str(run_dir / "report.html")
-            config.option.self_contained_html = True
+        # report.html is walguard's own (walguard.report.html), written from results.json.
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(run_dir / "junit.xml")
     run = AuditRun(inventory.targets, run_dir, config.getoption("fail_on"))
     plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing)
+    if run_dir is not None and not workerinput:
+        # Before any host is touched: a signing key that cannot be used stops the run here.
+        plugin.signer = writer.signer_from(config)
+        plugin.info = RunInfo.start(
+            run_dir.name,
+            targets=inventory.targets,
+            inventory_source=source,
+            listing=inventory.listing,
+            pytest_args=[str(a) for a in config.invocation_params.args],
+            fail_on=config.getoption("fail_on"),
+            remediate=config.getoption("remediate"),
+            change_ref=config.getoption("change_ref"),
+            active_probe=bool(config.getoption("active_probe")),
+        )
     config.pluginmanager.register(plugin, PLUGIN_NAME)
 
 
@@ -184,6 +198,8 @@ class AuditPlugin:
             run.run_dir, active_probe=self.active_probe, probe_wait_s=config.getoption("probe_wait")
         )
         self.stop_reason: str | None = None
+        self.info: RunInfo | None = None
+        self.signer: writer.Signing | None = None
 
     # -- what exists, what is selected --
 
@@ -304,30 +320,6 @@ class AuditPlugin:
 
     # -- outputs --
 
-    def pytest_metadata(self, metadata: dict[str, Any]) -> None:
-        """Run facts at the top of the HTML report (pytest-metadata's hook)."""
-        if self.run.run_dir is not None:
-            metadata["walguard"] = __version__
-            metadata["Inventory"] = str(self.config.getoption("inventory") or DEFAULT_INVENTORY)
-            metadata["Run"] = self.run.run_dir.name
-            metadata["Fail on"] = self.run.fail_on
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_summary(
-        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
-    ) -> None:
-        table = html_columns.remediation_table(self.run.complete(self._why_missing()))
-        if table:
-            postfix.append(table)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        html_columns.header(cells)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        html_columns.row(report, cells)
-
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or self.run.run_dir is None:
@@ -340,9 +332,21 @@ class AuditPlugin:
         # which is never 0 while anything selected is missing.
         if session.exitstatus in (0, 1, 5):
             session.exitstatus = code
-        results_json.write(
-            self.run, self.run.complete(why), int(session.exitstatus), self.run.run_dir, gate=code
+        if self.info is None:
+            return
+        failed = writer.write_run(
+            self.run,
+            self.run.complete(why),
+            self.info,
+            code=int(session.exitstatus),
+            gate=code,
+            signing=self.signer,
         )
+        if failed is not None:
+            # The run's verdicts are written, but its signature is not: never a quiet success.
+            tr = self.config.pluginmanager.get_plugin("terminalreporter")
+            (tr.write_line if tr is not None else print)(f"walguard: {failed}")
+            session.exitstatus = writer.EXIT_NOT_SIGNED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.run.run_dir is None:

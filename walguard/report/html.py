@@ -1,0 +1,126 @@
+"""report.html for auditors, written from results.json alone (plus the signer's name when the run
+is signed), with Jinja2.
+
+The page is self-contained (inline CSS, no script, no network) and built to stay small at
+1,000 hosts x 40 controls: the host x control matrix is one letter per cell, rationale and
+references are written once per control and linked, evidence is inside `<details>` (closed, so
+the browser does not lay it out until asked).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from walguard.controls import SEVERITIES
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+# Result -> (cell class, letter in the matrix). Letters as well as colours: the page must read
+# the same printed in black and white or by a colour-blind auditor.
+CELLS = {
+    "PASS": ("p", "P"),
+    "FAIL": ("f", "F"),
+    "ERROR": ("e", "E"),
+    "WAIVED": ("w", "W"),
+    "REMEDIATED": ("r", "R"),
+    "REMEDIATION FAILED": ("f", "X"),
+    "REMEDIATION REFUSED": ("f", "Y"),
+    "NOT APPLICABLE": ("n", "–"),
+}
+ORDER = tuple(CELLS)
+# What an auditor must look at: everything that is neither a plain PASS nor NOT APPLICABLE.
+ATTENTION = ("FAIL", "REMEDIATION FAILED", "REMEDIATION REFUSED", "ERROR", "REMEDIATED", "WAIVED")
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["anchor"] = anchor
+    return env
+
+
+def anchor(*parts: str) -> str:
+    """An id usable in a URL fragment, whatever a host name holds."""
+    return "-".join("".join(c if c.isalnum() or c in "._" else "_" for c in p) for p in parts)
+
+
+def _matrix_rows(doc: dict[str, Any], control_ids: list[str]) -> list[Markup]:
+    """One table row per host, built here as one string: 40,000 cells through the template
+    engine's loop would be most of the write time."""
+    rows = []
+    for name, host in doc["hosts"].items():
+        if not host["controls"]:
+            continue
+        by_control = {r["control"]: r["result"] for r in host["controls"]}
+        cells = []
+        for cid in control_ids:
+            result = by_control.get(cid)
+            if result is None:
+                cells.append("<td></td>")
+                continue
+            cls, letter = CELLS.get(result, ("e", "?"))
+            if result in ATTENTION:
+                cells.append(f'<td class={cls}><a href="#{anchor("r", name, cid)}">{letter}</a></td>')
+            else:
+                cells.append(f"<td class={cls}>{letter}</td>")
+        head = f'<th scope=row><a href="#{anchor("h", name)}">{escape(name)}</a></th>'
+        rows.append(Markup(f"<tr>{head}{''.join(cells)}</tr>"))
+    return rows
+
+
+def context(doc: dict[str, Any], signature: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the template needs, computed once from results.json."""
+    hosts = doc["hosts"]
+    control_ids = sorted(doc["controls"])
+    attention = [
+        r
+        for host in hosts.values()
+        for r in host["controls"]
+        if r["result"] in ATTENTION
+    ]
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    order = {r: i for i, r in enumerate(ATTENTION)}
+    attention.sort(key=lambda r: (rank.get(r["severity"], 9), order[r["result"]], r["control"]))
+    # Passing results, compact: per control, the hosts it passed on; PASS notes kept.
+    passed: dict[str, list[dict[str, Any]]] = {}
+    not_applicable: dict[str, list[dict[str, Any]]] = {}
+    for host in hosts.values():
+        for r in host["controls"]:
+            if r["result"] == "PASS":
+                passed.setdefault(r["control"], []).append(r)
+            elif r["result"] == "NOT APPLICABLE":
+                not_applicable.setdefault(r["control"], []).append(r)
+    zones = sorted({z for h in hosts.values() for z in (h.get("zones") or {})})
+    return {
+        "doc": doc,
+        "run": doc["run"],
+        "summary": doc["summary"],
+        "severities": SEVERITIES,
+        "order": ORDER,
+        "cells": CELLS,
+        "control_ids": control_ids,
+        "matrix_rows": _matrix_rows(doc, control_ids),
+        "attention": attention,
+        "passed": passed,
+        "not_applicable": not_applicable,
+        "zones": zones,
+        "signature": signature if signature is not None else doc["run"].get("signing"),
+    }
+
+
+def render(doc: dict[str, Any], signature: dict[str, Any] | None = None) -> str:
+    return _env().get_template("report.html.j2").render(**context(doc, signature))
+
+
+def write(doc: dict[str, Any], run_dir: Path) -> Path:
+    path = run_dir / "report.html"
+    path.write_text(render(doc), encoding="utf-8")
+    return path
