@@ -1,4 +1,5 @@
-"""The `walguard` command: `walguard lab ...` manages the local lab."""
+"""The `walguard` command: `walguard audit` audits, `walguard verify` checks a signed run,
+`walguard sign` signs a written run, `walguard lab ...` manages the local lab."""
 
 from __future__ import annotations
 
@@ -73,7 +74,33 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="Ansible Vault identity such as prod@FILE (repeatable); as --vault-password-file",
     )
+    _signing_commands(sub)
     return parser
+
+
+def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = sub.add_parser(
+        "verify",
+        help="check a signed run: signature, certificate chain, timestamp, every file",
+        description="Checks RUN_DIR's manifest.p7s and its certificate chain against --ca "
+        "(with the openssl tool), its timestamp if any, then every file against the manifest. "
+        "Exit status: 0 verified, 2 usage, 3 not signed, 10 bad signature, 11 untrusted "
+        "certificate, 12 expired certificate, 13 bad timestamp, 14 file changed, "
+        "15 file missing, 16 file added.",
+    )
+    verify.add_argument("run_dir", metavar="RUN_DIR")
+    verify.add_argument("--ca", required=True, metavar="CA.pem", help="trusted CA certificate(s)")
+    verify.add_argument(
+        "--tsa-ca", default=None, metavar="CA.pem", help="CA of the TSA (default: --ca)"
+    )
+    sign = sub.add_parser(
+        "sign",
+        help="sign a run written without a signature (key and certificate as for audit)",
+    )
+    sign.add_argument("run_dir", metavar="RUN_DIR")
+    for name in ("key", "cert", "chain", "pkcs12", "password-file"):
+        sign.add_argument(f"--sign-{name}", default=None, metavar="FILE")
+    sign.add_argument("--tsa-url", default=None, metavar="URL")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         return _audit(args.inventory, [*vault, *extra])
     if extra:
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command in ("verify", "sign"):
+        from walguard.signing import commands
+
+        return commands.run(args)
     try:
         return _dispatch(args)
     except LabError as exc:

@@ -152,7 +152,7 @@ class RunInfo:
             command=list(sys.argv),
             pytest_args=list(pytest_args),
             operator=operator(),
-            controller=socket.getfqdn(),
+            controller=socket.gethostname(),
             inventory=inventory_record(inventory_source, listing),
             policy_sha256=run_policy_sha256(targets),
             fail_on=fail_on,
