@@ -76,6 +76,49 @@ def _matrix_rows(doc: dict[str, Any], control_ids: list[str]) -> list[Markup]:
     return rows
 
 
+TABLE_MAX_HOSTS = 100
+
+
+def _matrix_text(doc: dict[str, Any], control_ids: list[str]) -> Markup:
+    """The matrix for many hosts: one line of letters per host in a `<pre>`. A table of 40,000
+    cells takes Chromium seconds to lay out; a block of text with links only on the findings
+    does not. Columns are grouped by area (ARC, DIR ...), the id's number written downwards."""
+    width = max((len(n) for n in doc["hosts"]), default=4) + 2
+    areas: list[str] = []
+    digits: list[list[str]] = [[], [], []]
+    previous = ""
+    for cid in control_ids:
+        area, _, number = cid.removeprefix("WG-").partition("-")
+        areas.append(area if area != previous else "   ")
+        previous = area
+        for i in range(3):
+            digits[i].append(number[i : i + 1] or " ")
+    head = [" " * width + " ".join(a[:1] for a in areas)]
+    # The area's name, spelled downwards over its first column.
+    for i in range(1, 3):
+        head.append(" " * width + " ".join(a[i : i + 1] or " " for a in areas))
+    head += [" " * width + " ".join(d) for d in digits]
+    lines = [escape(line) for line in head]
+    for name, host in doc["hosts"].items():
+        if not host["controls"]:
+            continue
+        by_control = {r["control"]: r["result"] for r in host["controls"]}
+        cells = []
+        for cid in control_ids:
+            result = by_control.get(cid)
+            if result is None:
+                cells.append(" ")
+                continue
+            cls, letter = CELLS.get(result, ("e", "?"))
+            if result in ATTENTION:
+                cells.append(f'<a class={cls} href="#{anchor("r", name, cid)}">{letter}</a>')
+            else:
+                cells.append(letter)
+        label = f'<a href="#{anchor("h", name)}">{escape(name)}</a>' + " " * (width - len(name))
+        lines.append(Markup(label + " ".join(cells)))
+    return Markup('<pre class="mx">') + Markup("\n").join(lines) + Markup("</pre>")
+
+
 def context(doc: dict[str, Any], signature: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the template needs, computed once from results.json."""
     hosts = doc["hosts"]
@@ -89,6 +132,16 @@ def context(doc: dict[str, Any], signature: dict[str, Any] | None = None) -> dic
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     order = {r: i for i, r in enumerate(ATTENTION)}
     attention.sort(key=lambda r: (rank.get(r["severity"], 9), order[r["result"]], r["control"]))
+    # Findings grouped by control and result, identical messages once with their hosts: at
+    # 1,000 hosts the same failure on 50 of them is one finding to read, not 50.
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in attention:
+        g = groups.setdefault((r["control"], r["result"]), {
+            "control": r["control"], "result": r["result"], "severity": r["severity"],
+            "title": r["title"], "results": [], "messages": {},
+        })  # fmt: skip
+        g["results"].append(r)
+        g["messages"].setdefault(r["message"], []).append(r["host"])
     # Passing results, compact: per control, the hosts it passed on; PASS notes kept.
     passed: dict[str, list[dict[str, Any]]] = {}
     not_applicable: dict[str, list[dict[str, Any]]] = {}
@@ -107,8 +160,10 @@ def context(doc: dict[str, Any], signature: dict[str, Any] | None = None) -> dic
         "order": ORDER,
         "cells": CELLS,
         "control_ids": control_ids,
-        "matrix_rows": _matrix_rows(doc, control_ids),
+        "matrix_rows": _matrix_rows(doc, control_ids) if len(hosts) <= TABLE_MAX_HOSTS else [],
+        "matrix_text": _matrix_text(doc, control_ids) if len(hosts) > TABLE_MAX_HOSTS else "",
         "attention": attention,
+        "groups": list(groups.values()),
         "passed": passed,
         "not_applicable": not_applicable,
         "zones": zones,
