@@ -109,7 +109,7 @@ def local_tsa(directory: Path, ca: Issued) -> Iterator[str]:
     config.write_text(TSA_CONFIG.format(dir=directory))
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             query = self.rfile.read(int(self.headers["Content-Length"]))
             done = subprocess.run(
                 ["openssl", "ts", "-reply", "-config", str(config), "-queryfile", "/dev/stdin",

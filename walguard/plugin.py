@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from walguard import __version__
 from walguard.controls import SEVERITIES, Control, load_all
 from walguard.inventory import Inventory, InventoryError, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing

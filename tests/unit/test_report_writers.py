@@ -29,7 +29,7 @@ def validate(doc: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     run_dir = synthetic.new_run_dir(tmp_path_factory.mktemp("runs"))
-    run, results, info = synthetic.make_run(run_dir, 120, 30)
+    run, _, info = synthetic.make_run(run_dir, 120, 30)
     complete = synthetic.with_result(
         run.complete("x"), "db0003", "WG-DIR-004", result="FAIL", message=MESSAGE
     )

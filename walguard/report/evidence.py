@@ -136,7 +136,7 @@ def _sections(lines: list[str]) -> dict[str, tuple[int, int, list[str]]]:
     """Section name -> (first, last line number of its body, 1-based, in the file; its lines)."""
     found: dict[str, tuple[int, int, list[str]]] = {}
     token: str | None = None
-    start = 0
+    start, name = 0, ""
     for number, line in enumerate(lines, start=1):
         m = _FRAME.match(line)
         if m is None:
@@ -144,11 +144,11 @@ def _sections(lines: list[str]) -> dict[str, tuple[int, int, list[str]]]:
         this_token = line.split(" ", 1)[0]
         if m.group(1) == "BEGIN" and (token is None or this_token == token):
             token, start, name = this_token, number, m.group(2)
-        elif m.group(1) == "END" and this_token == token and start:
+        elif m.group(1) == "END" and this_token == token and start and m.group(2) == name:
             body = lines[start : number - 1]
             if body and body[-1] == "":  # the collector prints a newline before END
                 body = body[:-1]
-            found[m.group(2)] = (start + 1, start + max(len(body), 1), body)
+            found[name] = (start + 1, start + max(len(body), 1), body)
             start = 0
     return found
 

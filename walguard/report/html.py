@@ -29,7 +29,7 @@ CELLS = {
     "REMEDIATED": ("r", "R"),
     "REMEDIATION FAILED": ("f", "X"),
     "REMEDIATION REFUSED": ("f", "Y"),
-    "NOT APPLICABLE": ("n", "–"),
+    "NOT APPLICABLE": ("n", "\u2013"),  # an en dash: "nothing to judge"
 }
 ORDER = tuple(CELLS)
 # What an auditor must look at: everything that is neither a plain PASS nor NOT APPLICABLE.
@@ -68,7 +68,8 @@ def _matrix_rows(doc: dict[str, Any], control_ids: list[str]) -> list[Markup]:
                 continue
             cls, letter = CELLS.get(result, ("e", "?"))
             if result in ATTENTION:
-                cells.append(f'<td class={cls}><a href="#{anchor("r", name, cid)}">{letter}</a></td>')
+                link = f'<a href="#{anchor("r", name, cid)}">{letter}</a>'
+                cells.append(f"<td class={cls}>{link}</td>")
             else:
                 cells.append(f"<td class={cls}>{letter}</td>")
         head = f'<th scope=row><a href="#{anchor("h", name)}">{escape(name)}</a></th>'

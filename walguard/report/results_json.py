@@ -70,7 +70,9 @@ def summary(hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "by_host": by_host,
         "by_severity": {s: dict(c) for s, c in by_severity.items()},
         "remediated": remediated,
-        "unreachable": sorted(n for n, i in hosts.items() if i["reachable"] is False and i["error"]),
+        "unreachable": sorted(
+            n for n, i in hosts.items() if i["reachable"] is False and i["error"]
+        ),
     }
 
 

@@ -98,7 +98,8 @@ def inventory_record(source: str, listing: str | None) -> dict[str, Any]:
 
 def policy_of(target: Target) -> dict[str, Any]:
     """A host's expected values as plain JSON data."""
-    return json.loads(json.dumps(asdict(target.policy), default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(asdict(target.policy), default=str))
+    return plain
 
 
 def policy_sha256(policy: dict[str, Any]) -> str:

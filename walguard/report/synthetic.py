@@ -13,6 +13,7 @@ import secrets
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from walguard.controls import Control, load_all
 from walguard.inventory import Target
@@ -29,10 +30,17 @@ UNREACHABLE = "ssh: connect to host {addr} port 22: Connection timed out (after 
 
 def controls(count: int) -> list[Control]:
     real = list(load_all().values())[:count]
+    severities = ("critical", "high", "medium", "low")
     made_up = [
-        Control(f"WG-SYN-{i:03d}", f"synthetic control {i}", ("critical", "high", "medium",
-                "low")[i % 4], "A made-up control for the report benchmark.",
-                ("BSI APP.4.3.A1",), None, False)  # fmt: skip
+        Control(
+            f"WG-SYN-{i:03d}",
+            f"synthetic control {i}",
+            severities[i % 4],
+            "A made-up control for the report benchmark.",
+            ("BSI APP.4.3.A1",),
+            None,
+            False,
+        )
         for i in range(1, count - len(real) + 1)
     ]
     return real + made_up
@@ -92,8 +100,7 @@ def make_run(
     """The run's state as the plugin would hold it at the end, with evidence files written."""
     metas = controls(count)
     targets = [
-        Target(f"db{i:04d}", f"10.0.{i // 250}.{i % 250}", 22, "walguard", None, True,
-               ("databases",), {})  # fmt: skip
+        Target(f"db{i:04d}", f"10.0.{i // 250}.{i % 250}", 22, "walguard", None, True, ("db",), {})
         for i in range(hosts)
     ]
     run = AuditRun(targets, run_dir, "medium")
@@ -101,18 +108,18 @@ def make_run(
     results = []
     for index, target in enumerate(targets):
         unreachable = index % 100 == 99
-        info = {"address": target.address, "reachable": not unreachable, "round_trips": 2,
+        host_info = {"address": target.address, "reachable": not unreachable, "round_trips": 2,
                 "error": UNREACHABLE.format(addr=target.address) if unreachable else None,
                 "ssh_attempts": [], "collected_by": "main", "collections": 1}  # fmt: skip
         for meta in metas:
             res = result_for(target.name, index, meta)
-            run.record(res, info)
+            run.record(res, host_info)
             results.append(res)
         if evidence:
             directory = run_dir / "evidence" / target.name
             directory.mkdir(parents=True, exist_ok=True)
             if unreachable:
-                (directory / "error.txt").write_text(str(info["error"]) + "\n")
+                (directory / "error.txt").write_text(str(host_info["error"]) + "\n")
             else:
                 (directory / "collector.txt").write_text(collector_text(target.name))
     info = RunInfo.start(
@@ -129,7 +136,7 @@ def new_run_dir(root: Path) -> Path:
     return path
 
 
-def with_result(results: list[Result], host: str, control: str, **changes: str) -> list[Result]:
+def with_result(results: list[Result], host: str, control: str, **changes: Any) -> list[Result]:
     """The same results with one changed (tests put a known message in)."""
     return [replace(r, **changes) if (r.host, r.control) == (host, control) else r
             for r in results]  # fmt: skip

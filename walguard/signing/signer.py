@@ -179,7 +179,8 @@ def load(opts: SignOptions) -> Signer:
     if opts.chain:
         chain += _certs(opts.chain, "certificate chain")
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        kind = "Ed25519/Ed448" if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey) else type(key).__name__  # noqa: E501
+        edwards = isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
+        kind = "Ed25519/Ed448" if edwards else type(key).__name__
         raise SignerError(f"signing key: {kind} keys cannot sign CMS here; use RSA or ECDSA")
     if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
         raise SignerError(

@@ -44,7 +44,7 @@ def request(url: str, signature: Path) -> bytes:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as response:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as response:
                 reply = bytes(response.read())
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise TimestampError(f"time-stamping authority {url}: {exc}") from None

@@ -138,10 +138,13 @@ def _signature(v: Verdict, run_dir: Path, ca: Path, tsa_ca: Path, tmp: Path) -> 
     sig, man = run_dir / manifest.SIGNATURE, run_dir / manifest.MANIFEST
     signer_pem, certs_pem = tmp / "signer.pem", tmp / "certs.pem"
     # 1. The signature itself, its chain left aside: does it sign these manifest bytes?
-    done = _openssl("cms", "-verify", "-noverify", "-binary", "-inform", "DER", "-in", str(sig),
-                    "-content", str(man), "-signer", str(signer_pem), "-out", "/dev/null")  # fmt: skip
+    done = _openssl(
+        "cms", "-verify", "-noverify", "-binary", "-inform", "DER", "-in", str(sig),
+        "-content", str(man), "-signer", str(signer_pem), "-out", "/dev/null",
+    )  # fmt: skip
     if done.returncode != 0:
-        v.bad(EXIT_BAD_SIGNATURE, f"signature: manifest.p7s does not verify over the manifest ({_why(done)})")  # noqa: E501
+        why = _why(done)
+        v.bad(EXIT_BAD_SIGNATURE, f"signature: manifest.p7s does not sign the manifest ({why})")
         return
     subject = _openssl("x509", "-in", str(signer_pem), "-noout", "-subject").stdout.strip()
     v.ok(f"signature: manifest.p7s signs the manifest ({subject})")
@@ -159,7 +162,8 @@ def _signature(v: Verdict, run_dir: Path, ca: Path, tsa_ca: Path, tmp: Path) -> 
     if chain.returncode != 0:
         code = EXIT_EXPIRED if _verify_error(chain) in _EXPIRED_ERRORS else EXIT_UNTRUSTED
         what = "expired certificate" if code == EXIT_EXPIRED else "untrusted certificate"
-        v.bad(code, f"{what}: the signer's certificate does not verify against {ca} {when} ({_why(chain)})")  # noqa: E501
+        why = _why(chain)
+        v.bad(code, f"{what}: the signer's certificate does not verify against {ca} {when} ({why})")
         return
     # 4. The whole check as one plain command (the README's): it must agree.
     full = _openssl(*cms_command(run_dir, ca, attime))
@@ -174,12 +178,15 @@ def _timestamp(v: Verdict, run_dir: Path, tsa_ca: Path) -> int | None:
     promised = manifest.parse((run_dir / manifest.MANIFEST).read_bytes()).metadata.get("tsa_url")
     if not token.is_file():
         if promised:
-            v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: the manifest says one was requested from {promised}, but {token.name} is missing")  # noqa: E501
+            v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: the manifest says one was requested from "
+                  f"{promised}, but {token.name} is missing")  # fmt: skip
         return None
     done = _openssl("ts", "-verify", "-data", str(run_dir / manifest.SIGNATURE),
                     "-in", str(token), "-CAfile", str(tsa_ca))  # fmt: skip
     if done.returncode != 0:
-        v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: {token.name} does not verify for manifest.p7s against {tsa_ca} ({_why(done)})")  # noqa: E501
+        why = _why(done)
+        v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: {token.name} does not verify for manifest.p7s "
+              f"against {tsa_ca} ({why})")  # fmt: skip
         return None
     when = tsa.token_time(token)
     if when is None:
