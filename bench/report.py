@@ -81,16 +81,16 @@ STOCK_TEST = '''
 import hashlib
 import pytest
 
-HOSTS = [f"db{i:04d}" for i in range({hosts})]
-CONTROLS = [f"WG-BEN-{i:03d}" for i in range({controls})]
+HOSTS = [f"db{i:04d}" for i in range(N_HOSTS)]
+CONTROLS = [f"WG-BEN-{i:03d}" for i in range(N_CONTROLS)]
 
 
 @pytest.mark.parametrize("control", CONTROLS)
 @pytest.mark.parametrize("host", HOSTS)
 def test_control(host, control):
-    roll = int.from_bytes(hashlib.sha256(f"{{host}}/{{control}}".encode()).digest()[:2], "big")
+    roll = int.from_bytes(hashlib.sha256(f"{host}/{control}".encode()).digest()[:2], "big")
     mode = "0777" if roll % 1000 < 50 else "0750"
-    assert mode in ("0700", "0750"), f"archive directory /pg_archive is mode {{mode}}"
+    assert mode in ("0700", "0750"), f"archive directory /pg_archive is mode {mode}"
 '''
 
 
@@ -99,7 +99,9 @@ def stock_figures(tmp: Path, hosts: int, controls: int) -> dict[str, float]:
     tests = tmp / "stock"
     tests.mkdir()
     (tests / "test_stock.py").write_text(
-        textwrap.dedent(STOCK_TEST.format(hosts=hosts, controls=controls))
+        textwrap.dedent(STOCK_TEST)
+        .replace("N_HOSTS", str(hosts))
+        .replace("N_CONTROLS", str(controls))
     )
     base = [sys.executable, "-m", "pytest", str(tests), "-q", "--tb=short", "-p",
             "no:cacheprovider", "--rootdir", str(tests), "-c", "/dev/null"]  # fmt: skip
