@@ -136,7 +136,7 @@ def main() -> int:
               f"{'render - blank':>15}")  # fmt: skip
         print(f"{'walguard':22} {ours['write_s']:10.1f} {ours['html_mb']:17.1f} "
               f"{ours['render_s']:11.1f} {ours['render_s'] - blank:15.1f}"
-              f"   (results.json {ours['json_mb']:.1f} MB; write includes it and signing)")  # fmt: skip
+              f"   (results.json {ours['json_mb']:.1f} MB; write includes signing)")  # fmt: skip
         if not args.no_stock:
             stock = stock_figures(tmp, args.hosts, args.controls)
             print(f"{'stock pytest-html':22} {stock['write_s']:10.1f} {stock['html_mb']:17.1f} "
