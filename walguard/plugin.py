@@ -152,6 +152,9 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory = read_inventory(source, vault)
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
+    # Before any host is touched or any directory made: a signing key that cannot be used
+    # stops the run here, as a usage error.
+    signing = writer.signer_from(config) if not workerinput else None
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
@@ -165,8 +168,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run = AuditRun(inventory.targets, run_dir, config.getoption("fail_on"))
     plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing)
     if run_dir is not None and not workerinput:
-        # Before any host is touched: a signing key that cannot be used stops the run here.
-        plugin.signer = writer.signer_from(config)
+        plugin.signer = signing
         plugin.info = RunInfo.start(
             run_dir.name,
             targets=inventory.targets,

@@ -334,3 +334,32 @@ def test_manifest_paths_with_odd_characters_agree_with_sha256sum(tmp_path: Path)
     parsed = manifest.parse((run_dir / "manifest").read_bytes())
     assert set(parsed.files) == set(manifest.run_files(run_dir))
     assert manifest.check(run_dir, parsed).ok()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--sign-key", "/nonexistent/signer.key", "--sign-cert", "CERT"], "no such file"),
+        (["--sign-key", "OTHER_KEY", "--sign-cert", "CERT"], "does not belong"),
+        (["--sign-key", "EXPIRED_KEY", "--sign-cert", "EXPIRED_CERT"], "expired on"),
+        (["--tsa-url", "http://127.0.0.1:9/tsa"], "give a signing key too"),
+    ],
+)
+def test_audit_with_unusable_key_stops_before_any_host(
+    keys: Pki, tmp_path: Path, args: list[str], said: str
+) -> None:
+    """Exit 4 with one line, no traceback, no run directory: no host was contacted (the
+    inventory's only host is in TEST-NET-1, where nothing answers)."""
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  hosts:\n    far:\n      ansible_host: 192.0.2.1\n")
+    paths = {"CERT": keys.signer.cert_path, "OTHER_KEY": keys.stranger.key_path,
+             "EXPIRED_KEY": keys.expired.key_path, "EXPIRED_CERT": keys.expired.cert_path}
+    argv = [str(paths.get(a, a)) for a in args]
+    done = subprocess.run(
+        [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inventory),
+         "--report-root", str(tmp_path / "reports"), *argv],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "reports").exists()
