@@ -152,6 +152,33 @@ def context(doc: dict[str, Any], signature: dict[str, Any] | None = None) -> dic
                 passed.setdefault(r["control"], []).append(r)
             elif r["result"] == "NOT APPLICABLE":
                 not_applicable.setdefault(r["control"], []).append(r)
+    # Per control, the hosts it was judged on, so that "PASS on all but these" can be said
+    # instead of listing 990 host names.
+    judged: dict[str, list[str]] = {}
+    for name, host in hosts.items():
+        for r in host["controls"]:
+            judged.setdefault(r["control"], []).append(name)
+    passed_rows = []
+    for cid in control_ids:
+        ok = passed.get(cid, [])
+        na = not_applicable.get(cid, [])
+        if not ok and not na:
+            continue
+        ok_names = {r["host"] for r in ok}
+        plain = [r["host"] for r in ok if not r["message"]]
+        row = {
+            "control": cid,
+            "passed": len(ok),
+            "not_applicable": na,
+            "noted": [r for r in ok if r["message"]],
+            "plain": plain,
+            "judged": len(judged.get(cid, [])),
+            # Hosts it did not pass on, when that is the shorter list.
+            "except": [n for n in judged.get(cid, []) if n not in ok_names]
+            if len(plain) > 20 and len(ok) * 2 > len(judged.get(cid, []))
+            else None,
+        }
+        passed_rows.append(row)
     zones = sorted({z for h in hosts.values() for z in (h.get("zones") or {})})
     return {
         "doc": doc,
@@ -166,6 +193,7 @@ def context(doc: dict[str, Any], signature: dict[str, Any] | None = None) -> dic
         "attention": attention,
         "groups": list(groups.values()),
         "passed": passed,
+        "passed_rows": passed_rows,
         "not_applicable": not_applicable,
         "zones": zones,
         "signature": signature if signature is not None else doc["run"].get("signing"),
