@@ -14,6 +14,26 @@ EXIT_LAB_ERROR = 1
 EXIT_USAGE = 2  # argparse exits with 2 on bad usage
 
 
+SIGN_OPTIONS = {
+    "key": "PEM private key that signs the run's manifest",
+    "cert": "PEM certificate of that key (then any chain)",
+    "chain": "PEM intermediate certificates to include",
+    "pkcs12": "PKCS#12 file with key, certificate and chain",
+    "password-file": "file whose first line is the key's password",
+}
+
+
+def _signing_args(args: argparse.Namespace) -> list[str]:
+    """The signing options given to `walguard audit`, for pytest (the plugin reads them)."""
+    flags = {f"sign_{n.replace('-', '_')}": f"--sign-{n}" for n in SIGN_OPTIONS}
+    flags["tsa_url"] = "--tsa-url"
+    return [
+        f"{flag}={getattr(args, dest)}"
+        for dest, flag in flags.items()
+        if getattr(args, dest, None) is not None
+    ]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="walguard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="Ansible Vault identity such as prod@FILE (repeatable); as --vault-password-file",
     )
+    signing = audit.add_argument_group(
+        "signing the run (each also from the environment: WALGUARD_SIGN_KEY, ..._CERT, ..._CHAIN, "
+        "..._PKCS12, ..._PASSWORD_FILE or the password in WALGUARD_SIGN_PASSWORD, "
+        "WALGUARD_TSA_URL)"
+    )
+    for name, what in SIGN_OPTIONS.items():
+        signing.add_argument(f"--sign-{name}", default=None, metavar="FILE", help=what)
+    signing.add_argument(
+        "--tsa-url", default=None, metavar="URL", help="RFC 3161 time-stamping authority"
+    )
     _signing_commands(sub)
     return parser
 
@@ -98,8 +128,8 @@ def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="sign a run written without a signature (key and certificate as for audit)",
     )
     sign.add_argument("run_dir", metavar="RUN_DIR")
-    for name in ("key", "cert", "chain", "pkcs12", "password-file"):
-        sign.add_argument(f"--sign-{name}", default=None, metavar="FILE")
+    for name, what in SIGN_OPTIONS.items():
+        sign.add_argument(f"--sign-{name}", default=None, metavar="FILE", help=what)
     sign.add_argument("--tsa-url", default=None, metavar="URL")
 
 
@@ -108,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         vault = [f"--vault-password-file={f}" for f in args.vault_password_file]
         vault += [f"--vault-id={i}" for i in args.vault_id]
-        return _audit(args.inventory, [*vault, *extra])
+        return _audit(args.inventory, [*vault, *_signing_args(args), *extra])
     if extra:
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in ("verify", "sign"):

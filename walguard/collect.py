@@ -15,6 +15,7 @@ from walguard import collector, pgfacts
 from walguard.errors import FactUnavailable
 from walguard.facts import ArchiveDir, HostFacts, Part, Postgres, ProbeResult, parse_archive_dir
 from walguard.inventory import Target
+from walguard.platform_facts import parse_platform
 from walguard.policy import Connect, Policy
 from walguard.sections import split_sections
 from walguard.selinux import SelinuxFacts, parse_selinux
@@ -31,6 +32,8 @@ def collector_command(policy: Policy, connect: Connect, token: str) -> str:
         "WG_T": str(max(1, connect.command_timeout_s // 2)),
         "WG_HEADERS": "5",
         "WG_PG_OWNER": policy.archive_owner,
+        "WG_PG_SOCKET_DIR": connect.pg_socket_dir,
+        "WG_PG_PORT": str(connect.pg_port),
     }
     if policy.archive_check_command:
         env["WG_ARCHIVE_CHECK"] = policy.archive_check_command
@@ -83,6 +86,9 @@ def collect(
             selinux = Part(parse_selinux(sections))
         except FactUnavailable as exc:
             selinux = Part(error=f"{target.name}: {exc}")
+        platform = parse_platform(sections)
+        if platform.journal.value is not None:
+            evidence["journal_errors"] = "".join(f"{line}\n" for line in platform.journal.value)
         service = sections.get("service_active")
         service_part: Part[str] = (
             Part(service.output.strip() or "unknown")
@@ -140,6 +146,7 @@ def collect(
             selinux,
             MappingProxyType(raw),
             tuple(a.as_dict() for a in conn.attempts),
+            platform,
         )
     finally:
         if own:

@@ -11,11 +11,14 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from walguard.errors import FactUnavailable
 from walguard.sections import Section, need
 from walguard.selinux import SelinuxFacts
+
+if TYPE_CHECKING:
+    from walguard.platform_facts import PlatformFacts
 
 T = TypeVar("T")
 
@@ -95,6 +98,7 @@ class ArchiveDir:
     headers: tuple[SegmentHeader, ...] = ()  # the newest segments' headers
     histories: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     check: tuple[int, str] | None = None  # the policy's archive check: exit status, output
+    listed_at: float | None = None  # epoch seconds just before the directory was listed
 
     @property
     def where(self) -> str:
@@ -136,6 +140,7 @@ class Archiver:
     last_failed_age_s: float | None
     last_archived_time: str | None
     last_failed_time: str | None
+    last_archived_epoch: float | None = None  # when, on the host's clock
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,10 @@ class HostFacts:
     raw: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
     # Each attempt at the SSH master connection: number, ok, seconds, reason.
     ssh_attempts: tuple[Mapping[str, object], ...] = ()
+    # The validation matrix: service, platform, network, clock, identity (walguard.platform_facts).
+    platform: PlatformFacts | None = None
+    # How this host answered from each zone's probe host (walguard.zones), set by the run.
+    zones: Part[Any] = field(default_factory=lambda: Part(error="no zone probes were run"))
 
     @classmethod
     def unreachable(
@@ -272,7 +281,17 @@ def parse_archive_dir(sections: Mapping[str, Section], path: str) -> ArchiveDir:
         headers=parse_headers(need(dict(sections), "segment_headers")),
         histories=MappingProxyType(parse_histories(need(dict(sections), "history_files"))),
         check=_check(sections.get("archive_check")),
+        listed_at=_epoch(sections.get("date")),
     )
+
+
+def _epoch(section: Section | None) -> float | None:
+    if section is None or section.rc != 0:
+        return None
+    try:
+        return float(section.output.strip())
+    except ValueError:
+        return None
 
 
 def _check(section: Section | None) -> tuple[int, str] | None:

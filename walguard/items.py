@@ -8,9 +8,11 @@ rewriting or on Python's optimisation flags.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,11 @@ from walguard.collect import collect
 from walguard.controls import Control
 from walguard.facts import HostFacts
 from walguard.inventory import Target
+from walguard.journal import previous_baseline
 from walguard.judge import Verdict, judge
 from walguard.results import ERROR, NOT_APPLICABLE, PASS, Result
 from walguard.run import item_name
+from walguard.zones import BLOCKED, REACHED, TLS_FAILED, ZoneProbes
 
 
 class VerdictRaised(Exception):
@@ -36,20 +40,35 @@ class VerdictRaised(Exception):
 class FactsCache:
     """Each host's facts, collected once per process; any failure becomes the host's ERROR."""
 
-    def __init__(self, run_dir: Path | None, *, active_probe: bool, probe_wait_s: float) -> None:
+    def __init__(
+        self,
+        run_dir: Path | None,
+        *,
+        active_probe: bool,
+        probe_wait_s: float,
+        zones: ZoneProbes | None = None,
+    ) -> None:
         self.run_dir = run_dir
+        self.zones = zones or ZoneProbes([], [])
         self.active_probe = active_probe
         self.probe_wait_s = probe_wait_s
         self.facts: dict[str, HostFacts] = {}
         self.collections: dict[str, int] = {}  # host -> collections made (should be 1)
         self._lock = threading.Lock()
 
-    def get(self, target: Target) -> HostFacts:
+    def get(self, target: Target, *, zones: bool = False) -> HostFacts:
+        """The host's facts; with `zones`, also the zone probes' attempts at it (the probe hosts
+        are asked only when a selected control reads them)."""
         with self._lock:
             if target.name not in self.facts:
                 self.collections[target.name] = self.collections.get(target.name, 0) + 1
                 self.facts[target.name] = self._collect(target)
-            return self.facts[target.name]
+            found = self.facts[target.name]
+            if zones and found.reachable and found.zones.error is not None:
+                found = replace(found, zones=self.zones.for_host(found.host))
+                self._write_zone_evidence()
+                self.facts[target.name] = found
+            return found
 
     def _collect(self, target: Target) -> HostFacts:
         try:
@@ -58,9 +77,32 @@ class FactsCache:
             reason = f"{target.name}: fact collection failed: {type(exc).__name__}: {exc}"
             reason = " ".join(reason.split())
             found = HostFacts.unreachable(target.name, target.address, reason)
+        found = self._with_history(found)
         if self.run_dir is not None:
             write_evidence(self.run_dir, found)
         return found
+
+    def _with_history(self, found: HostFacts) -> HostFacts:
+        """The previous run's journal errors for this host: the baseline WG-SYS-004 compares."""
+        platform = found.platform
+        if not found.reachable or platform is None or self.run_dir is None:
+            return found
+        previous = previous_baseline(self.run_dir, found.host)
+        if previous is None:
+            return found
+        return replace(
+            found,
+            platform=replace(platform, journal_baseline=previous[0], baseline_run=previous[1]),
+        )
+
+    def _write_zone_evidence(self) -> None:
+        if self.run_dir is None:
+            return
+        for probe, raw in self.zones.evidence.items():
+            path = self.run_dir / "evidence" / probe / "zone_probe.txt"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(raw, errors="replace")
 
 
 def write_evidence(run_dir: Path, found: HostFacts) -> None:
@@ -124,7 +166,8 @@ class ControlItem(pytest.Item):
         return item
 
     def runtest(self) -> None:
-        self.facts = self.cache.get(self.target)
+        reads_zones = "zones" in inspect.signature(self.fn).parameters
+        self.facts = self.cache.get(self.target, zones=reads_zones)
         self.verdict = judge(self.fn, self.facts, self.target)
         if self.verdict.result == PASS:
             return
@@ -171,4 +214,22 @@ class ControlItem(pytest.Item):
             # Which process collected the facts, how often: more than once is repeated work.
             "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
             "collections": self.cache.collections.get(self.target.name, 0),
+            # The host x zone matrix of the report: what each zone's probe host saw.
+            "zones": zone_matrix(self.target, found),
         }
+
+
+def zone_matrix(target: Target, found: HostFacts | None) -> dict[str, dict[str, Any]]:
+    attempts = found.zones.value if found is not None and found.zones.value else {}
+    matrix = {}
+    for zone, expect in target.policy.zones:
+        attempt = attempts.get(zone)
+        outcome = attempt.outcome if attempt else "no probe host"
+        matrix[zone] = {
+            "expect": "reach" if expect else "refuse",
+            "outcome": outcome,
+            "ok": outcome in (REACHED if expect else BLOCKED) and outcome != TLS_FAILED,
+            "probe": attempt.probe if attempt else None,
+            "detail": attempt.detail if attempt else "",
+        }
+    return matrix

@@ -17,6 +17,7 @@ from walguard.controls import ControlFailed, NotApplicable
 from walguard.errors import FactUnavailable
 from walguard.facts import HostFacts
 from walguard.inventory import Target
+from walguard.platform_facts import PlatformFacts
 from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS
 
 Provider = Callable[[HostFacts, Target], Any]
@@ -29,7 +30,15 @@ PROVIDERS: dict[str, Provider] = {
     "archive": lambda facts, target: facts.archive.get(),
     "probe": lambda facts, target: facts.probe.get(),
     "selinux": lambda facts, target: facts.selinux.get(),
+    "platform": lambda facts, target: _platform(facts),
+    "zones": lambda facts, target: facts.zones.get(),
 }
+
+
+def _platform(facts: HostFacts) -> PlatformFacts:
+    if facts.platform is None:
+        raise FactUnavailable("the validation matrix's facts were not collected")
+    return facts.platform
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ SETTINGS = (
     "listen_addresses",
     "data_directory",
     "wal_segment_size",
+    "port",
+    "ssl",
     # basic_archive's own setting: in pg_settings only while the library is loaded.
     "basic_archive.archive_directory",
 )
@@ -39,11 +41,12 @@ SELECT json_build_object(
   'in_recovery', pg_is_in_recovery(),
   'settings', (SELECT json_agg(json_build_object('name', name, 'setting', setting,
                  'pending_restart', pending_restart, 'source', source))
-               FROM pg_settings WHERE name = ANY(%(names)s)),
+               FROM pg_settings WHERE name = ANY(%(names)s) OR pending_restart),
   'archiver', (SELECT json_build_object(
                  'archived_count', archived_count, 'last_archived_wal', last_archived_wal,
                  'last_archived_age_s', extract(epoch FROM now() - last_archived_time),
                  'last_archived_time', last_archived_time::text,
+                 'last_archived_epoch', extract(epoch FROM last_archived_time),
                  'failed_count', failed_count, 'last_failed_wal', last_failed_wal,
                  'last_failed_age_s', extract(epoch FROM now() - last_failed_time),
                  'last_failed_time', last_failed_time::text)
@@ -167,6 +170,7 @@ def parse(doc: Any) -> Postgres:
             last_failed_age_s=_opt_float(a["last_failed_age_s"]),
             last_archived_time=a["last_archived_time"],
             last_failed_time=a["last_failed_time"],
+            last_archived_epoch=_opt_float(a.get("last_archived_epoch")),
         )
         status = tuple(ReadyFile(str(f["name"]), float(f["age_s"])) for f in doc["status_files"])
         segment = int(settings["wal_segment_size"].setting) if "wal_segment_size" in settings else 0

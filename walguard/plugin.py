@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from walguard.controls import SEVERITIES, Control, load_all
-from walguard.inventory import Inventory, InventoryError, VaultOptions, read_inventory
+from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
@@ -28,6 +28,7 @@ from walguard.report import terminal, writer
 from walguard.report.runinfo import RunInfo
 from walguard.results import ERROR, Result
 from walguard.run import AuditRun, Pair, pair_of_nodeid
+from walguard.zones import ZoneProbes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHECKS_DIR = PROJECT_ROOT / "checks"
@@ -165,13 +166,16 @@ def pytest_configure(config: pytest.Config) -> None:
         # report.html is walguard's own (walguard.report.html), written from results.json.
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(run_dir / "junit.xml")
-    run = AuditRun(inventory.targets, run_dir, config.getoption("fail_on"))
-    plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing)
+    # Probe hosts (walguard_zone) are vantage points, not database hosts: they are not audited.
+    databases = [t for t in inventory.targets if t.policy.zone is None]
+    probes = [t for t in inventory.targets if t.policy.zone is not None]
+    run = AuditRun(databases, run_dir, config.getoption("fail_on"))
+    plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing, probes)
     if run_dir is not None and not workerinput:
         plugin.signer = signing
         plugin.info = RunInfo.start(
             run_dir.name,
-            targets=inventory.targets,
+            targets=databases,
             inventory_source=source,
             listing=inventory.listing,
             pytest_args=[str(a) for a in config.invocation_params.args],
@@ -187,7 +191,12 @@ class AuditPlugin:
     """The run's hooks, with its state in one place (the AuditRun)."""
 
     def __init__(
-        self, config: pytest.Config, run: AuditRun, is_worker: bool, listing: str | None = None
+        self,
+        config: pytest.Config,
+        run: AuditRun,
+        is_worker: bool,
+        listing: str | None = None,
+        probes: list[Target] | None = None,
     ) -> None:
         self.config = config
         self.listing = listing
@@ -196,7 +205,10 @@ class AuditPlugin:
         self.distributed = getattr(config.option, "dist", "no") != "no" and not is_worker
         self.active_probe = bool(config.getoption("active_probe"))
         self.cache = FactsCache(
-            run.run_dir, active_probe=self.active_probe, probe_wait_s=config.getoption("probe_wait")
+            run.run_dir,
+            active_probe=self.active_probe,
+            probe_wait_s=config.getoption("probe_wait"),
+            zones=ZoneProbes(probes or [], run.targets),
         )
         self.stop_reason: str | None = None
         self.info: RunInfo | None = None

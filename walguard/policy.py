@@ -77,21 +77,64 @@ walguard_selinux_archive_type (SELinux type, "postgresql_db_t")
 walguard_selinux_postgres_domain (SELinux domain, "postgresql_t")
     The domain PostgreSQL must run confined in.
 
-Also accepted, for checks that read them from the host's variables rather than from `Policy`:
-
-walguard_zones (mapping of zone name to a mapping)
-    Network vantage points to probe the host from (the lab's probe namespaces).
+walguard_zones (mapping of zone name to {expect_postgres: bool}, {})
+    The network zones PostgreSQL is judged from, and whether each must reach it (true) or be
+    refused (false). Each zone needs a probe host in the inventory (``walguard_zone``). Fewer
+    than two zones fails WG-NET-004: one vantage point proves nothing about segmentation.
+walguard_zone (zone name or null, null)
+    Set on a probe host: it is the vantage point of that zone. A probe host is reached over SSH
+    like any host but is not audited as a database host; from it walguard makes a real
+    PostgreSQL connection attempt to every database host.
+walguard_journal_noise (list of regular expressions, [])
+    Known-noise journal errors (matched against the normalised line) that WG-SYS-004 ignores.
+walguard_listen_addresses (list of addresses or null, null)
+    Where PostgreSQL must listen (and nowhere else). null: loopback plus the host's inventory
+    address (``ansible_host``).
+walguard_allowed_listeners (list of PROCESS:PORT, ["sshd:22", "chronyd:323"])
+    Listening sockets other than PostgreSQL's that are expected (PORT may be ``*``).
+walguard_firewall_required (boolean, true)
+    A host firewall (nftables or firewalld) must be active with a ruleset loaded.
+walguard_clock_max_offset_ms (integer > 0, 100)
+    The largest clock offset from the NTP source tolerated, in milliseconds.
+walguard_postgres_package_versions (list of glob patterns, [])
+    Package versions allowed for the server's package (e.g. ``["15.1[0-9]*"]``). Empty: the
+    running server's major version.
+walguard_tls_required (boolean, false)
+    The server must have TLS on; when false and TLS is off, WG-IDN-003 is NOT APPLICABLE.
+walguard_tls_ca_file (absolute path or null, null)
+    The CA certificate (PEM, on the machine running walguard) server certificates must chain to;
+    also used by the zone probes' ``sslmode=verify-full`` connections.
+walguard_tls_name (name or null, null)
+    The name clients use for the server (the certificate must match it); null: the inventory
+    host name.
+walguard_tls_min_days (integer >= 0, 30)
+    The server certificate must stay valid at least this many more days.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
+
+from walguard.policy_values import (
+    Invalid,
+    absolute_path_value,
+    boolean,
+    check_command_value,
+    integer,
+    listeners_value,
+    modes_value,
+    optional_value,
+    patterns_value,
+    segment_size_value,
+    strings_value,
+    text_value,
+    word_value,
+    zones_value,
+)
 
 _PREFIX = "walguard_"
 
@@ -137,6 +180,19 @@ class Policy:
     selinux_type: str = "targeted"
     selinux_archive_type: str = "postgresql_db_t"
     selinux_postgres_domain: str = "postgresql_t"
+    # The validation matrix (platform, network, identity).
+    zones: tuple[tuple[str, bool], ...] = ()
+    zone: str | None = None
+    journal_noise: tuple[str, ...] = ()
+    listen_addresses: tuple[str, ...] | None = None
+    allowed_listeners: tuple[str, ...] = ("sshd:22", "chronyd:323")
+    firewall_required: bool = True
+    clock_max_offset_ms: int = 100
+    postgres_package_versions: tuple[str, ...] = ()
+    tls_required: bool = False
+    tls_ca_file: str | None = None
+    tls_name: str | None = None
+    tls_min_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -154,180 +210,48 @@ class Connect:
     remediation_timeout_s: int = 900
 
 
-class _Invalid(Exception):
-    """A validator's complaint: what was expected and what was found."""
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _bool(value: Any) -> bool:
-    # type() rather than isinstance(): 1 and 0 are ints that would pass as bools.
-    if type(value) is not bool:
-        raise _Invalid(f"expected true or false, got {_describe(value)}")
-    return value
-
-
-def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
-    if minimum is not None and maximum is not None:
-        expected = f"an integer from {minimum} to {maximum}"
-    elif minimum is not None:
-        expected = f"an integer >= {minimum}"
-    else:
-        expected = "an integer"
-
-    def check(value: Any) -> int:
-        # bool is a subclass of int, and `true` where a number belongs is a mistake.
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _Invalid(f"expected {expected}, got {_describe(value)}")
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise _Invalid(f"expected {expected}, got {value}")
-        return value
-
-    return check
-
-
-def _word(value: Any) -> str:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise _Invalid(f"expected a non-empty name without spaces, got {_describe(value)}")
-    return value
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid(f"expected a non-empty string, got {_describe(value)}")
-    return value
-
-
-def _absolute_path(value: Any) -> str:
-    if not isinstance(value, str) or not PurePosixPath(value).is_absolute() or "\0" in value:
-        raise _Invalid(f"expected an absolute path such as /pg_archive, got {_describe(value)}")
-    return value
-
-
-def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def optional(value: Any) -> Any:
-        return None if value is None else check(value)
-
-    return optional
-
-
-_MODE_TEXT = re.compile(r"(?:0o)?([0-7]{3,4})")
-
-
-def _modes(value: Any) -> tuple[str, ...]:
-    example = 'a list of octal modes such as ["0700", "0750"]'
-    if not isinstance(value, list | tuple):
-        raise _Invalid(f"expected {example}, got {_describe(value)}")
-    if not value:
-        raise _Invalid(f"expected {example}, got an empty list (no mode would ever pass)")
-    modes: list[str] = []
-    for item in value:
-        if isinstance(item, str) and (match := _MODE_TEXT.fullmatch(item.strip())):
-            mode = int(match.group(1), 8)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            # An unquoted 750 is decimal 750 (0o1356), almost surely meant as 0750; refusing
-            # integers above 0777 catches that while keeping YAML's own octal 0750 usable.
-            if not 0 <= item <= 0o777:
-                raise _Invalid(
-                    f"mode {item} is not a permission mode from 0 to 0777 (an unquoted 750 is "
-                    f'decimal in YAML); write modes as quoted octal strings such as "0750"'
-                )
-            mode = item
-        else:
-            raise _Invalid(f"expected {example}, got {_describe(item)} in the list")
-        text = f"{mode:04o}"
-        if text not in modes:
-            modes.append(text)
-    return tuple(modes)
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(item, str) and item.strip() for item in value
-    ):
-        raise _Invalid(f"expected a list of non-empty strings, got {_describe(value)}")
-    return tuple(value)
-
-
-# The repository checks of the archiving tools walguard knows; nothing else is run.
-CHECK_TOOLS = frozenset(
-    {"pgbackrest", "wal-g", "barman", "barman-cloud-check-wal-archive", "pg_probackup"}
-)
-
-
-def _check_command(value: Any) -> str:
-    text = _text(value)
-    bad = sorted({c for c in text if c in "$`;|&<>()\\\n'\""})
-    if bad:
-        raise _Invalid(f"expected a plain command line without shell syntax, found {' '.join(bad)}")
-    words = text.split()
-    tool = words[0].rsplit("/", 1)[-1]
-    if tool not in CHECK_TOOLS and not re.fullmatch(r"pg_probackup-\d+", tool):
-        raise _Invalid(
-            f"expected the check of one of {', '.join(sorted(CHECK_TOOLS))}, got {tool!r}"
-        )
-    return " ".join(words)
-
-
-def _segment_size(value: Any) -> int:
-    size = _int(minimum=1)(value)
-    # PostgreSQL only accepts powers of two from 1 MiB to 1 GiB for wal_segment_size.
-    if size & (size - 1) or not 1 << 20 <= size <= 1 << 30:
-        raise _Invalid(f"expected a power of two from 1048576 (1 MiB) to 1073741824, got {size}")
-    return size
-
-
-def _zones(value: Any) -> Any:
-    if not isinstance(value, Mapping):
-        raise _Invalid(f"expected a mapping of zone names to zone settings, got {_describe(value)}")
-    for name, zone in value.items():
-        if not isinstance(name, str) or not name:
-            raise _Invalid(f"zone name {name!r} is not a non-empty string")
-        if not isinstance(zone, Mapping):
-            raise _Invalid(f"zone {name!r}: expected a mapping of settings, got {_describe(zone)}")
-    return value
-
-
 _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "archive_dir": _absolute_path,
-    "archive_owner": _word,
-    "archive_group": _word,
-    "archive_allowed_modes": _modes,
-    "rpo_minutes": _int(minimum=1),
-    "ready_backlog_max": _int(minimum=0),
-    "archive_min_free_percent": _int(minimum=0, maximum=100),
-    "archive_command_approved": _strings,
-    "archive_check_command": _optional(_check_command),
-    "standby_archiving": _bool,
-    "require_dedicated_mount": _bool,
-    "postgres_service": _word,
-    "pg_socket_dir": _absolute_path,
-    "pg_port": _int(minimum=1, maximum=65535),
-    "pg_dsn": _optional(_text),
-    "known_hosts_file": _optional(_text),
-    "connect_timeout_s": _int(minimum=1),
-    "command_timeout_s": _int(minimum=1),
-    "ssh_retries": _int(minimum=0, maximum=10),
-    "remediation_timeout_s": _int(minimum=1),
-    "segment_size_bytes": _segment_size,
-    "selinux_required": _bool,
-    "selinux_type": _word,
-    "selinux_archive_type": _word,
-    "selinux_postgres_domain": _word,
+    "archive_dir": absolute_path_value,
+    "archive_owner": word_value,
+    "archive_group": word_value,
+    "archive_allowed_modes": modes_value,
+    "rpo_minutes": integer(minimum=1),
+    "ready_backlog_max": integer(minimum=0),
+    "archive_min_free_percent": integer(minimum=0, maximum=100),
+    "archive_command_approved": strings_value,
+    "archive_check_command": optional_value(check_command_value),
+    "standby_archiving": boolean,
+    "require_dedicated_mount": boolean,
+    "postgres_service": word_value,
+    "pg_socket_dir": absolute_path_value,
+    "pg_port": integer(minimum=1, maximum=65535),
+    "pg_dsn": optional_value(text_value),
+    "known_hosts_file": optional_value(text_value),
+    "connect_timeout_s": integer(minimum=1),
+    "command_timeout_s": integer(minimum=1),
+    "ssh_retries": integer(minimum=0, maximum=10),
+    "remediation_timeout_s": integer(minimum=1),
+    "segment_size_bytes": segment_size_value,
+    "selinux_required": boolean,
+    "selinux_type": word_value,
+    "selinux_archive_type": word_value,
+    "selinux_postgres_domain": word_value,
+    "zones": zones_value,
+    "zone": optional_value(word_value),
+    "journal_noise": patterns_value,
+    "listen_addresses": optional_value(strings_value),
+    "allowed_listeners": listeners_value,
+    "firewall_required": boolean,
+    "clock_max_offset_ms": integer(minimum=1),
+    "postgres_package_versions": strings_value,
+    "tls_required": boolean,
+    "tls_ca_file": optional_value(absolute_path_value),
+    "tls_name": optional_value(word_value),
+    "tls_min_days": integer(minimum=0),
 }
 
 # Read by checks straight from the host's variables; validated here so typos still fail early.
-_EXTRA_CHECKS: dict[str, Callable[[Any], Any]] = {
-    _PREFIX + "zones": _zones,
-}
+_EXTRA_CHECKS: dict[str, Callable[[Any], Any]] = {}
 
 _POLICY_FIELDS = frozenset(f.name for f in dataclasses.fields(Policy))
 _CONNECT_FIELDS = frozenset(f.name for f in dataclasses.fields(Connect))
@@ -399,7 +323,7 @@ def settings_for(
         check = _FIELD_CHECKS.get(name) or _EXTRA_CHECKS[key]
         try:
             checked = check(value)
-        except _Invalid as exc:
+        except Invalid as exc:
             raise PolicyError(host, key, str(exc), sources.get(key)) from None
         if name in _FIELD_CHECKS:
             overrides[name] = checked

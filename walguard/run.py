@@ -47,6 +47,7 @@ class HostInfo:
     ssh_attempts: list[dict[str, Any]] = field(default_factory=list)
     collections: dict[str, int] = field(default_factory=dict)  # process -> collections made
     crashed: str | None = None  # the xdist worker judging it died
+    zones: dict[str, Any] = field(default_factory=dict)  # zone -> expect, outcome, ok, probe
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class HostInfo:
             "fact_collections": sorted(self.collections),
             "worker_crash": self.crashed,
             "collections": sum(self.collections.values()),
+            "zones": self.zones,
         }
 
 
@@ -88,6 +90,7 @@ class AuditRun:
             info.error = host_info.get("error")
             info.round_trips = int(host_info.get("round_trips", 0))
             info.ssh_attempts = list(host_info.get("ssh_attempts", []))
+            info.zones = dict(host_info.get("zones") or info.zones)
             process = str(host_info.get("collected_by", "main"))
             made = int(host_info.get("collections", 0))
             info.collections[process] = max(info.collections.get(process, 0), made)

@@ -24,7 +24,7 @@ SQL
 printf '# lab hosts (10.231.0.0/24) may stream WAL as the replication role, with its password\nhost replication replicator 10.231.0.0/24 scram-sha-256\n' >> /etc/postgresql/15/main/pg_hba.conf
 
 # Units: networkd configures host0; nftables loads the zone rules; auditd is absent (no kernel audit).
-systemctl enable systemd-networkd.service systemd-networkd-wait-online.service nftables.service ssh.service postgresql.service
+systemctl enable systemd-networkd.service systemd-networkd-wait-online.service nftables.service ssh.service postgresql.service chrony.service
 systemctl mask systemd-resolved.service 2>/dev/null || true
 # The audit user's systemd user manager lingers. Without it, every audit's logout stops
 # user@UID.service, and under nspawn that stop waits out its whole timeout (the kernel refuses

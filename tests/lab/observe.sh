@@ -41,3 +41,16 @@ while read -r f; do
     [ "$id" = "$2" ] || printf "%s:sysid=%s " "$f" "$id"
   fi
 done' sh "$(q "SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")" "$(q 'SELECT system_identifier FROM pg_control_system()')")"
+echo "unit_file_state=$(systemctl show -p UnitFileState --value postgresql@15-main.service)"
+echo "dpkg_status=$(dpkg-query -W -f '${db:Status-Abbrev}' postgresql-15 | tr -d ' ')"
+echo "lab_change_conf=$(test -f /etc/postgresql/15/main/conf.d/40-walguard-lab-change.conf && echo yes || echo no)"
+echo "log_min_duration=$(q 'SHOW log_min_duration_statement')"
+echo "need_daemon_reload=$(systemctl show -p NeedDaemonReload --value postgresql@15-main.service)"
+echo "stray_listener=$(sudo -n ss -tlnpH 'sport = :6543' | grep -o '"[a-z]*"' | tr -d '"' | head -n 1)"
+echo "nft_lines=$(sudo -n nft list ruleset | wc -l)"
+echo "chrony=$(systemctl is-active chrony.service)"
+echo "hosts_addr=$(getent hosts "$(hostname)" | awk '{print $1}')"
+# shellcheck disable=SC2016
+cert=$(sudo -n sh -c 'sed -n "s/^ssl_cert_file = .\(.*\).$/\1/p" /etc/postgresql/15/main/conf.d/30-walguard-tls.conf')
+echo "cert_subject=$(sudo -n openssl x509 -noout -subject -nameopt RFC2253 -in "$cert" 2>/dev/null | sed 's/^subject=//')"
+echo "cert_days_left=$(( ($(date -d "$(sudo -n openssl x509 -noout -enddate -in "$cert" | cut -d= -f2)" +%s) - $(date +%s)) / 86400 ))"

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from tests.lab.break_cases import BASELINE_FAIL, CASES, Case
 from tests.lab.conftest import Lab
+from tests.lab.test_scenarios import EFFECTS, assert_pristine, observe
 from walguard.controls import load_all
 from walguard.lab import settings
 
-BASELINE_FAIL = {"WG-ARC-004"}  # the lab's seed command `test -f … || cp` (low severity)
 SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
 
 
@@ -40,8 +41,15 @@ class Audit:
         raise KeyError(control)
 
 
-def audit(tmp_path: Path, *args: str, inventory: Path = settings.INVENTORY_PATH) -> Audit:
-    root = tmp_path / f"reports-{time.monotonic_ns()}"
+def audit(
+    tmp_path: Path,
+    *args: str,
+    inventory: Path = settings.INVENTORY_PATH,
+    root: Path | None = None,
+) -> Audit:
+    """One audit; its run directory goes under `root` (by default a fresh one), and its
+    results are the newest run's there."""
+    root = root or tmp_path / f"reports-{time.monotonic_ns()}"
     done = subprocess.run(
         [
             sys.executable,
@@ -59,8 +67,8 @@ def audit(tmp_path: Path, *args: str, inventory: Path = settings.INVENTORY_PATH)
         timeout=600,
         check=False,
     )
-    runs = list(root.glob("*/results.json")) if root.exists() else []
-    doc = json.loads(runs[0].read_text()) if runs else {}
+    runs = sorted(root.glob("*/results.json")) if root.exists() else []
+    doc = json.loads(runs[-1].read_text()) if runs else {}
     return Audit(done.returncode, doc, done.stdout, done.stderr)
 
 
@@ -75,55 +83,13 @@ def _wait_for_archiver_failure(lab: Lab, host_name: str) -> None:
     raise AssertionError(f"{host_name}: the archiver recorded no failure within 30 s")
 
 
-@dataclass(frozen=True)
-class Case:
-    scenario: str
-    fails: set[str]  # must FAIL on the broken host
-    may_fail: frozenset[str] = frozenset()  # may also FAIL there (a consequence that takes time)
-    wait_for_failure: bool = False
-
-
-CASES = [
-    Case("archive-mode-off-pending-restart", {"WG-ARC-001"}),
-    # With archive_mode off, PostgreSQL shows archive_command as "(disabled)": not in effect.
-    Case("archive-mode-off", {"WG-ARC-001", "WG-ARC-003"}),
-    Case("wal-level-minimal", {"WG-ARC-001", "WG-ARC-002", "WG-ARC-003"}),
-    Case("archive-command-unguarded", {"WG-ARC-003"}),
-    Case("archive-timeout-off", {"WG-ARC-005"}),
-    Case(
-        "archive-dir-missing",
-        {
-            "WG-DIR-001",
-            "WG-DIR-002",
-            "WG-DIR-003",
-            "WG-DIR-004",
-            "WG-DIR-005",
-            "WG-ACT-004",
-            "WG-ACT-005",
-            "WG-ACT-007",
-        },
-        frozenset({"WG-ACT-002"}),
-    ),
-    # An empty directory on the root filesystem: nothing archived there vouches for anything.
-    Case("archive-dir-not-a-mount", {"WG-DIR-002", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}),
-    Case("archive-dir-owner-root", {"WG-DIR-003"}, frozenset({"WG-ACT-002"})),
-    Case("archive-dir-mode-0777", {"WG-DIR-004"}),
-    Case("archive-fs-full", {"WG-DIR-005"}, frozenset({"WG-ACT-002"})),
-    Case("archiver-stats-reset", {"WG-ACT-001", "WG-ACT-004"}),
-    Case("archive-command-permission-denied", {"WG-ACT-002"}, wait_for_failure=True),
-    Case("ready-backlog", {"WG-ACT-003"}),
-    Case("last-segment-missing", {"WG-ACT-004"}),
-    Case("archive-gap", {"WG-ACT-005"}),
-    Case("segment-truncated", {"WG-ACT-004", "WG-ACT-007"}),
-    Case("segment-foreign", {"WG-ACT-007"}),
-]
-
-
 @pytest.fixture
 def broken_host(lab: Lab) -> Any:
     host = lab.hosts[2]
     yield host
-    lab.walguard("lab", "scenario", "reset", host.name)
+    # Reset only what a test left broken (a reset reboots the host: seconds each time).
+    if "scenarios" in lab.walguard("lab", "status").stdout:
+        lab.walguard("lab", "scenario", "reset", host.name)
 
 
 def test_pristine_lab_passes_the_gate(lab: Lab, tmp_path: Path) -> None:
@@ -142,7 +108,10 @@ def test_pristine_lab_passes_the_gate(lab: Lab, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.scenario for c in CASES])
 def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -> None:
+    """Also each scenario's own observable effect (test_scenarios.EFFECTS), so that one apply and
+    one reset serve both."""
     lab.walguard("lab", "scenario", "apply", broken_host.name, case.scenario)
+    EFFECTS[case.scenario](lab, broken_host, observe(lab, broken_host))
     if case.wait_for_failure:
         _wait_for_archiver_failure(lab, broken_host.name)
     broken = audit(tmp_path)
@@ -155,6 +124,7 @@ def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -
     assert broken.exit_status == 1
 
     lab.walguard("lab", "scenario", "reset", broken_host.name)
+    assert_pristine(observe(lab, broken_host), broken_host)
     fixed = audit(tmp_path)
     assert fixed.by_result(broken_host.name, "FAIL") == BASELINE_FAIL, fixed.stdout
     assert fixed.exit_status == 0
@@ -162,9 +132,11 @@ def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -
 
 def test_every_control_has_a_break_and_fix_case() -> None:
     # WG-ARC-004: pristine fails, the safer command passes; WG-ACT-006: the active probe tests;
-    # WG-SEL-*: break and fix on the SELinux guest (test_selinux_audit.py).
+    # WG-SEL-*: break and fix on the SELinux guest (test_selinux_audit.py); WG-SYS-004: over two
+    # runs (test_validation_matrix_lab.py).
     selinux = {f"WG-SEL-00{i}" for i in range(1, 7)}
-    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004", "WG-ACT-006"} | selinux
+    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004", "WG-ACT-006", "WG-SYS-004"}
+    covered |= selinux
     assert set(load_all()) == covered
 
 
@@ -188,12 +160,20 @@ def test_postgresql_down_makes_its_controls_error_never_pass(
     result = audit(tmp_path)
     errors = result.by_result(broken_host.name, "ERROR")
     assert {"WG-ARC-001", "WG-ARC-002", "WG-ARC-003", "WG-ACT-001", "WG-ACT-004"} <= errors
+    assert "WG-SYS-001" in result.by_result(broken_host.name, "FAIL")
+    # What can pass without a server: the directory and the host's own platform facts.
     assert result.by_result(broken_host.name, "PASS") <= {
         "WG-DIR-001",
         "WG-DIR-002",
         "WG-DIR-003",
         "WG-DIR-004",
         "WG-DIR-005",
+        "WG-SYS-003",
+        "WG-SYS-004",
+        "WG-NET-002",
+        "WG-NET-003",
+        "WG-IDN-001",
+        "WG-IDN-002",
     }
     msg = result.message(broken_host.name, "WG-ARC-001")
     assert msg.startswith(f"{broken_host.name}: postgresql:"), msg

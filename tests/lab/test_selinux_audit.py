@@ -17,9 +17,14 @@ SEL = {f"WG-SEL-00{i}" for i in range(1, 7)}
 ARCHIVER = {"WG-ACT-001", "WG-ACT-002", "WG-ACT-003", "WG-ACT-004", "WG-ACT-005"}
 
 
+# The guest is here for its SELinux and archive controls; its platform and network matrix
+# (reached through a loopback forward, not from a zone) is the nspawn hosts' to test.
+SCOPE = "(WG-SEL or WG-ARC or WG-DIR or WG-ACT)"
+
+
 def _audit(tmp_path: Path, *args: str, select: str = "") -> Audit:
     # One -k only: pytest keeps the last.
-    return audit(tmp_path, "-k", f"{HOST} and {select}" if select else HOST, *args)
+    return audit(tmp_path, "-k", f"{HOST} and {select or SCOPE}", *args)
 
 
 def _archiving_fails(g: Guest) -> None:

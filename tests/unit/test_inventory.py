@@ -53,7 +53,7 @@ all:
       vars:
         walguard_postgres_service: postgresql@15-main.service
         walguard_zones:
-          zone-a: {netns: wg-zone-a, address: 10.231.1.2, expect_postgres: true}
+          zone-a: {expect_postgres: true}
 """
 
 
@@ -78,7 +78,7 @@ def test_lab_inventory(tmp_path: Path) -> None:
     )
     assert targets[1].address == "10.231.0.12"
     assert db1.vars["walguard_zones"] == {
-        "zone-a": {"netns": "wg-zone-a", "address": "10.231.1.2", "expect_postgres": True}
+        "zone-a": {"expect_postgres": True}
     }
     policy = policy_for(db1.vars, host=db1.name)
     assert policy.postgres_service == "postgresql@15-main.service"
@@ -558,14 +558,14 @@ def test_merge_is_shallow(tmp_path: Path) -> None:
         """
         all:
           vars:
-            walguard_zones: {zone-a: {netns: a}, zone-b: {netns: b}}
+            walguard_zones: {zone-a: {expect_postgres: true}, zone-b: {expect_postgres: false}}
           hosts:
             db1:
-              walguard_zones: {zone-c: {netns: c}}
+              walguard_zones: {zone-c: {expect_postgres: true}}
         """,
     )
     [target] = load_inventory(path)
-    assert target.vars["walguard_zones"] == {"zone-c": {"netns": "c"}}
+    assert target.vars["walguard_zones"] == {"zone-c": {"expect_postgres": True}}
 
 
 # --- errors ---------------------------------------------------------------------------------

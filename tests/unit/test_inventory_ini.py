@@ -94,7 +94,7 @@ DOC: dict[str, Any] = {
                                 "ansible_host": "192.0.2.9",
                                 "ansible_ssh_common_args": "-o ProxyJump=bastion.example",
                                 "walguard_zones": {
-                                    "zone-a": {"netns": "wg-zone-a", "expect_postgres": True}
+                                    "zone-a": {"expect_postgres": True}
                                 },
                             }
                         },

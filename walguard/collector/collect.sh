@@ -72,3 +72,66 @@ if [ -r /sys/fs/selinux/enforce ]; then
   # --input-logs: without it and without a terminal, ausearch reads stdin and finds nothing.
   section avc ausearch --input-logs -m avc -ts boot
 fi
+
+# The validation matrix: the service as systemd runs it, the platform (failed units, journal),
+# the listeners and the firewall, the clock and the host's name. Raw outputs, judged elsewhere.
+section unit systemctl show --no-pager -p Id -p LoadState -p ActiveState -p SubState \
+  -p UnitFileState -p NeedDaemonReload -p MainPID -p FragmentPath -- "$WG_SERVICE"
+# The running server binary (" (deleted)" once an upgrade replaced it) and the package owning it.
+# shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+EXE='pid=$(systemctl show -p MainPID --value -- "$1")
+  case $pid in ""|0|*[!0-9]*) echo "no main process"; exit 3;; esac
+  readlink "/proc/$pid/exe"'
+section postgres_exe /bin/sh -c "$EXE" sh "$WG_SERVICE"
+# shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+PKG='exe=$(/bin/sh -c "$2" sh "$1"); exe=${exe% (deleted)}
+  if command -v dpkg-query >/dev/null 2>&1; then
+    pkg=$(dpkg -S "$exe" 2>/dev/null | grep -v "^diversion" | head -n 1 | cut -d: -f1)
+    [ -n "$pkg" ] || { echo "no package owns $exe"; exit 4; }
+    dpkg-query -W -f "\${Package}|\${Version}|\${db:Status-Abbrev}|dpkg\n" "$pkg"
+  else
+    rpm -qf --qf "%{NAME}|%{VERSION}-%{RELEASE}|ii|rpm\n" "$exe"
+  fi'
+section postgres_package /bin/sh -c "$PKG" sh "$WG_SERVICE" "$EXE"
+section failed_units systemctl list-units --failed --plain --no-legend --no-pager
+section journal_errors journalctl -p err -b -q --no-pager -o short-iso -n 2000
+section listeners ss -H -tulpn
+section firewall_units systemctl is-active nftables.service firewalld.service
+section nft_ruleset nft list ruleset
+section time_units systemctl is-active chrony.service chronyd.service systemd-timesyncd.service \
+  ntpsec.service ntp.service
+section chrony_tracking chronyc -n tracking
+# timedatectl starts systemd-timedated over D-Bus: only asked where timesyncd is the client (a
+# read-only audit starts no services; in containers timedated can even fail to start).
+if systemctl is-active -q systemd-timesyncd.service 2>/dev/null; then
+  section timedatectl timedatectl show
+  section timesync_status timedatectl timesync-status
+fi
+section host_addresses ip -o addr show
+# The host's own name, forward and back, as the host itself resolves it.
+# shellcheck disable=SC2016  # expanded by the inner sh
+IDENT='n=$(hostname); printf "name %s\n" "$n"; printf "fqdn %s\n" "$(hostname -f 2>/dev/null)"
+  getent ahosts "$n" | awk "{print \$1}" | sort -u | while read -r a; do
+    printf "forward %s\n" "$a"; getent hosts "$a" | sed "s/^/reverse /"
+  done'
+section identity /bin/sh -c "$IDENT"
+# Configuration as the server sees it (pg_file_settings is readable by superusers only: asked as
+# the cluster's owner over its Unix socket), the files' modification times, and TLS.
+# shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+PSQL='runuser -u "$WG_PG_OWNER" -- psql -XAtq -v ON_ERROR_STOP=1 -F "|" \
+  -h "$WG_PG_SOCKET_DIR" -p "$WG_PG_PORT" -d postgres -c "$1"'
+section pg_load_time /bin/sh -c "$PSQL" sh "SELECT extract(epoch FROM pg_conf_load_time())"
+section pg_file_settings /bin/sh -c "$PSQL" sh \
+  "SELECT seqno, sourcefile, sourceline, name, applied, coalesce(error, '') FROM pg_file_settings ORDER BY seqno"
+# shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+FILES='/bin/sh -c "$1" sh "SELECT DISTINCT sourcefile FROM pg_file_settings WHERE sourcefile IS NOT NULL
+    UNION SELECT setting FROM pg_settings WHERE name IN (\$\$hba_file\$\$, \$\$ident_file\$\$)" |
+  while IFS= read -r f; do stat -c "%Y|%n" -- "$f"; done'
+section pg_config_files /bin/sh -c "$FILES" sh "$PSQL"
+# shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+CERT='f=$(/bin/sh -c "$1" sh "SELECT CASE WHEN current_setting(\$\$ssl\$\$) = \$\$on\$\$ THEN
+      CASE WHEN current_setting(\$\$ssl_cert_file\$\$) LIKE \$\$/%\$\$ THEN current_setting(\$\$ssl_cert_file\$\$)
+      ELSE current_setting(\$\$data_directory\$\$) || \$\$/\$\$ || current_setting(\$\$ssl_cert_file\$\$) END END")
+  [ -n "$f" ] || { echo "ssl off"; exit 0; }
+  head -c 65536 -- "$f"'
+section tls_cert /bin/sh -c "$CERT" sh "$PSQL"

@@ -24,8 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from walguard.lab import settings
+from walguard.lab import image, settings, tls
 from walguard.lab.errors import LabError
+from walguard.lab.labhost import (
+    console_tail,
+    keygen,
+    lab_key,
+    pid_from_file,
+    ssh_argv,
+)
 from walguard.lab.proc import run
 
 BOOT_TIMEOUT_S = 90
@@ -33,11 +40,64 @@ BOOT_TIMEOUT_S = 90
 
 @dataclass(frozen=True)
 class Host:
+    """A lab host in a container: a database host (dbN, on the bridge) or a zone's probe host
+    (probe-a, probe-b: inside the zone's network namespace; sshd, psql and chrony, no cluster)."""
+
     name: str
 
     @property
     def address(self) -> str:
         return settings.host_address(self.name)
+
+    @property
+    def zone(self) -> settings.Zone | None:
+        return settings.zone_of(self.name)
+
+    @property
+    def is_probe(self) -> bool:
+        return self.zone is not None
+
+    # The lab host interface (walguard.lab.labhost.LabHost); the work is in this module's
+    # functions, which take the host.
+    @property
+    def ssh_port(self) -> int:
+        return 22
+
+    def start(self) -> None:
+        start(self, image.ensure_image())
+
+    def wait_ready(self) -> None:
+        wait_ready(self)
+
+    def stop(self) -> None:
+        stop(self)
+
+    def reset(self) -> None:
+        reset(self, image.ensure_image(progress=True))
+
+    def destroy(self) -> None:
+        destroy(self)
+
+    def known_hosts_lines(self) -> list[str]:
+        key_type, key_b64 = (self.dir / "host_key.pub").read_text().split()[:2]
+        return [f"{self.name},{self.address} {key_type} {key_b64}\n"]
+
+    def ssh_argv(self, command: list[str]) -> list[str]:
+        return ssh_argv(self.address, command)
+
+    def run_as_root(self, argv: list[str], input_text: str) -> subprocess.CompletedProcess[str]:
+        return exec_in(self, argv, input_text=input_text, check=False)
+
+    def evidence(self) -> str:
+        return console_tail(self.dir / "console.log")
+
+    def record_scenario(self, name: str) -> None:
+        with (self.dir / "scenarios").open("a") as f:
+            f.write(f"{name}\n")
+
+    def applied_scenarios(self) -> list[str]:
+        path = self.dir / "scenarios"
+        return path.read_text().split() if path.exists() else []
 
     @property
     def dir(self) -> Path:
@@ -56,15 +116,7 @@ class Host:
         return self.dir / "nspawn.pid"
 
     def nspawn_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return pid if b"systemd-nspawn" in cmdline else None
+        return pid_from_file(self.pid_file, lambda argv: argv[0].endswith(b"systemd-nspawn"))
 
     def leader_pid(self) -> int | None:
         """PID (on this machine) of the container's init: the descendant that is PID 1 in its own
@@ -105,32 +157,6 @@ def _is_mounted(path: Path) -> bool:
     return run(["mountpoint", "-q", str(path)], check=False).returncode == 0
 
 
-def lab_key() -> Path:
-    """The audit user's SSH key for this lab (made once per lab, never part of the image)."""
-    key = settings.STATE_DIR / "id_ed25519"
-    if not key.exists():
-        settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
-        run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "walguard-lab-audit",
-                "-f",
-                str(key),
-            ]
-        )
-    return key
-
-
-def known_hosts_path() -> Path:
-    return settings.STATE_DIR / "known_hosts"
-
-
 def _write(path: Path, text: str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -154,62 +180,103 @@ def _make_template(host: Host, image: Path) -> None:
         # Each host its own machine id (the image's would be shared by every host).
         _write(root / "etc/machine-id", f"{secrets.token_hex(16)}\n", mode=0o444)
         _write(root / "etc/hosts", f"127.0.0.1 localhost\n{host.address} {host.name}\n")
-        _write(
-            root / "etc/systemd/network/10-host0.network",
-            "[Match]\nName=host0\n\n[Network]\n"
-            f"Address={host.address}/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n"
-            f"[Route]\nDestination={settings.LAB_NET}\nGateway={settings.BRIDGE_ADDR}\n",
-        )
-        # PostgreSQL listens on loopback and on the host's own lab address, nowhere else.
-        pg_ids = passwd_ids(root, "postgres")
-        _write(
-            root / "etc/postgresql/15/main/conf.d/20-walguard-listen.conf",
-            f"listen_addresses = 'localhost,{host.address}'\n",
-            owner=pg_ids,
-        )
-        _write(
-            root / "etc/postgresql/15/main/pg_hba.conf",
-            (root / "etc/postgresql/15/main/pg_hba.conf").read_text()
-            + "# zone-a (application zone) may connect with a password\n"
-            + f"host all all {settings.ZONES[0].subnet} scram-sha-256\n",
-            mode=0o640,
-            owner=pg_ids,
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            key = Path(tmp) / "key"
-            run(
-                [
-                    "ssh-keygen",
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    f"root@{host.name}",
-                    "-f",
-                    str(key),
-                ]
-            )
-            _write(root / "etc/ssh/ssh_host_ed25519_key", key.read_text(), mode=0o600)
-            pub = Path(f"{key}.pub").read_text()
-            _write(root / "etc/ssh/ssh_host_ed25519_key.pub", pub)
-        (host.dir / "host_key.pub").write_text(pub)
-        uid_gid = passwd_ids(root, settings.AUDIT_USER)
-        audit_pub = Path(f"{lab_key()}.pub").read_text()
-        _write(root / f"home/{settings.AUDIT_USER}/.ssh/authorized_keys", audit_pub, 0o600, uid_gid)
-        # The host's own cluster (its own system identifier), made in its own layer.
-        run(["mount", "-t", "proc", "proc", str(root / "proc")])
-        try:
-            run(
-                ["chroot", str(root), "/bin/sh", "/usr/local/lib/walguard-lab/new-cluster.sh"],
-                timeout=300,
-            )
-        finally:
-            run(["umount", str(root / "proc")], check=False)
+        _write_ssh_keys(host, root)
+        if host.is_probe:
+            _probe_layer(root)
+        else:
+            _database_layer(host, root)
     finally:
         run(["umount", str(root)])
     (template / ".walguard-complete").write_text("")
+
+
+def _database_layer(host: Host, root: Path) -> None:
+    """A database host's address, PostgreSQL listeners, pg_hba, TLS and its own cluster."""
+    _write(
+        root / "etc/systemd/network/10-host0.network",
+        "[Match]\nName=host0\n\n[Network]\n"
+        f"Address={host.address}/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n"
+        f"[Route]\nDestination={settings.LAB_NET}\nGateway={settings.BRIDGE_ADDR}\n",
+    )
+    # PostgreSQL listens on loopback and on the host's own lab address, nowhere else.
+    pg_ids = passwd_ids(root, "postgres")
+    _write(
+        root / "etc/postgresql/15/main/conf.d/20-walguard-listen.conf",
+        f"listen_addresses = 'localhost,{host.address}'\n",
+        owner=pg_ids,
+    )
+    _write(
+        root / "etc/postgresql/15/main/pg_hba.conf",
+        (root / "etc/postgresql/15/main/pg_hba.conf").read_text()
+        + "# zone-a (application zone) may connect with a password\n"
+        + f"host all all {settings.ZONES[0].subnet} scram-sha-256\n",
+        mode=0o640,
+        owner=pg_ids,
+    )
+    _tls_layer(host, root, pg_ids)
+    # The host's own cluster (its own system identifier), made in its own layer.
+    run(["mount", "-t", "proc", "proc", str(root / "proc")])
+    try:
+        run(
+            ["chroot", str(root), "/bin/sh", "/usr/local/lib/walguard-lab/new-cluster.sh"],
+            timeout=300,
+        )
+    finally:
+        run(["umount", str(root / "proc")], check=False)
+
+
+def _write_ssh_keys(host: Host, root: Path) -> None:
+    """The host's own SSH host key (recorded for known_hosts) and the audit user's login key."""
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Path(tmp) / "key"
+        keygen(key, f"root@{host.name}")
+        _write(root / "etc/ssh/ssh_host_ed25519_key", key.read_text(), mode=0o600)
+        pub = Path(f"{key}.pub").read_text()
+        _write(root / "etc/ssh/ssh_host_ed25519_key.pub", pub)
+    (host.dir / "host_key.pub").write_text(pub)
+    uid_gid = passwd_ids(root, settings.AUDIT_USER)
+    audit_pub = Path(f"{lab_key()}.pub").read_text()
+    _write(root / f"home/{settings.AUDIT_USER}/.ssh/authorized_keys", audit_pub, 0o600, uid_gid)
+
+
+def _probe_layer(root: Path) -> None:
+    """A probe host runs no cluster and has no host0; it serves time to the lab (probe-a)."""
+    for unit in (
+        "postgresql.service",
+        "postgresql@15-main.service",
+        "systemd-networkd-wait-online.service",
+    ):
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    _write(
+        root / "etc/chrony/chrony.conf",
+        "# Lab probe host: serves its (the machine's) clock to the lab hosts.\n"
+        "local stratum 8\n"
+        f"allow {settings.LAB_NET}\n"
+        "driftfile /var/lib/chrony/chrony.drift\n",
+    )
+
+
+def _tls_layer(host: Host, root: Path, pg_ids: tuple[int, int]) -> None:
+    """Server certificates from the lab CA: the one in use, and the bad ones scenarios use."""
+    tls_dir = root / "etc/walguard-lab/tls"
+    certs = {
+        "server": tls.issue_server(host.name, host.address),
+        "wrong-name": tls.issue_server(f"not-{host.name}.invalid", None),
+        "expiring": tls.issue_server(host.name, host.address, days=tls.EXPIRING_DAYS),
+    }
+    for name, issued in certs.items():
+        _write(tls_dir / f"{name}.crt", issued.cert_pem.decode(), 0o644, pg_ids)
+        _write(tls_dir / f"{name}.key", issued.key_pem.decode(), 0o600, pg_ids)
+    _write(
+        root / "etc/postgresql/15/main/conf.d/30-walguard-tls.conf",
+        "# TLS with a certificate from the lab CA for this host's name and address.\n"
+        "ssl = on\n"
+        "ssl_cert_file = '/etc/walguard-lab/tls/server.crt'\n"
+        "ssl_key_file = '/etc/walguard-lab/tls/server.key'\n",
+        owner=pg_ids,
+    )
 
 
 def _mount_overlay(host: Host, image: Path, upper: Path) -> None:
@@ -236,15 +303,15 @@ def start(host: Host, image: Path) -> None:
         run(["cp", "-a", str(host.dir / "template"), str(upper)])
     if not _is_mounted(host.merged):
         _mount_overlay(host, image, upper=upper)
-    if not host.archive_image.exists():
-        _make_archive_volume(host)
-    archive = host.merged / settings.ARCHIVE_DIR.lstrip("/")
-    if not _is_mounted(archive):
-        run(["mount", "-o", "loop", str(host.archive_image), str(archive)])
-        uid, gid = passwd_ids(host.merged, "postgres")
-        os.chown(archive, uid, gid)
-        archive.chmod(0o750)
+    if not host.is_probe:
+        _mount_archive_volume(host)
     console = (host.dir / "console.log").open("ab")
+    # A probe host lives in its zone's network namespace; a database host on the lab bridge.
+    network = (
+        f"--network-namespace-path=/run/netns/{host.zone.netns}"
+        if host.zone is not None
+        else f"--network-bridge={settings.BRIDGE}"
+    )
     proc = subprocess.Popen(
         [
             "systemd-nspawn",
@@ -255,7 +322,7 @@ def start(host: Host, image: Path) -> None:
             str(host.merged),
             "-M",
             host.name,
-            f"--network-bridge={settings.BRIDGE}",
+            network,
             "--console=read-only",
             "-b",
         ],
@@ -271,13 +338,27 @@ def start(host: Host, image: Path) -> None:
         time.sleep(0.02)
 
 
+def _mount_archive_volume(host: Host) -> None:
+    if not host.archive_image.exists():
+        _make_archive_volume(host)
+    archive = host.merged / settings.ARCHIVE_DIR.lstrip("/")
+    if not _is_mounted(archive):
+        run(["mount", "-o", "loop", str(host.archive_image), str(archive)])
+        uid, gid = passwd_ids(host.merged, "postgres")
+        os.chown(archive, uid, gid)
+        archive.chmod(0o750)
+
+
 def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT_S) -> None:
-    """Wait until sshd answers and PostgreSQL has archived at least one segment."""
+    """Wait until sshd answers and PostgreSQL has archived at least one segment (a probe host:
+    sshd and chronyd)."""
     deadline = time.monotonic() + timeout
+    if host.is_probe:
+        _wait_units(host, ["ssh.service", "chrony.service"], deadline, timeout)
+        return
     while True:
         if not host.running():
-            tail = (host.dir / "console.log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise LabError(f"{host.name} stopped while booting: {' | '.join(tail)}")
+            raise LabError(f"{host.name} stopped while booting: {host.evidence()}")
         if _port_open(host.address, 22) and host.leader_pid() is not None:
             # `is-active` exits 0 if any unit is active: read every line instead.
             units = ["systemctl", "is-active", "ssh.service", "postgresql@15-main.service"]
@@ -296,6 +377,29 @@ def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT_S) -> None:
     while psql(host, "SELECT archived_count FROM pg_stat_archiver").strip() in ("", "0"):
         if time.monotonic() > deadline:
             raise LabError(f"{host.name}: PostgreSQL archived nothing within {timeout:.0f} s")
+        time.sleep(0.3)
+    # The pristine clock is synchronised (to probe-a): wait for chronyd's first measurements.
+    while "Leap status     : Normal" not in _tracking(host):
+        if time.monotonic() > deadline:
+            raise LabError(f"{host.name}: chronyd not synchronised within {timeout:.0f} s")
+        time.sleep(0.3)
+
+
+def _tracking(host: Host) -> str:
+    return exec_in(host, ["chronyc", "-n", "tracking"], check=False).stdout
+
+
+def _wait_units(host: Host, units: list[str], deadline: float, timeout: float) -> None:
+    while True:
+        if not host.running():
+            raise LabError(f"{host.name} stopped while booting")
+        if _port_open(host.address, 22) and host.leader_pid() is not None:
+            states = exec_in(host, ["systemctl", "is-active", *units], check=False).stdout.split()
+            if states == ["active"] * len(units):
+                (host.dir / "leader.pid").write_text(f"{host.leader_pid()}\n")
+                return
+        if time.monotonic() > deadline:
+            raise LabError(f"{host.name}: {', '.join(units)} not active within {timeout:.0f} s")
         time.sleep(0.3)
 
 
@@ -397,16 +501,6 @@ def _saved_leader(host: Host) -> int | None:
         return None
 
 
-def applied_scenarios(host: Host) -> list[str]:
-    path = host.dir / "scenarios"
-    return path.read_text().split() if path.exists() else []
-
-
-def record_scenario(host: Host, name: str) -> None:
-    with (host.dir / "scenarios").open("a") as f:
-        f.write(f"{name}\n")
-
-
 def leftovers(host: Host) -> bool:
     """Anything of this host still holding resources (for a clean `down`)."""
     archive = host.merged / settings.ARCHIVE_DIR.lstrip("/")
@@ -418,7 +512,8 @@ def reset(host: Host, image: Path) -> None:
     stop(host, clean=False)
     shutil.rmtree(host.dir / "upper", ignore_errors=True)
     (host.dir / "scenarios").unlink(missing_ok=True)
-    _make_archive_volume(host)
+    if not host.is_probe:
+        _make_archive_volume(host)
     start(host, image)
     wait_ready(host)
 

@@ -7,18 +7,16 @@ from typing import Any
 
 import yaml
 
-from walguard.lab import selinux_guest, settings
-from walguard.lab.hosts import Host, known_hosts_path, lab_key
+from walguard.lab import selinux_guest, settings, tls
+from walguard.lab.hosts import Host
+from walguard.lab.labhost import known_hosts_path, lab_key
 
 
 def write_known_hosts(hosts: list[Host]) -> Path:
     """Record each host's key under its name and address, so strict checking can be used."""
-    lines = []
-    for host in hosts:
-        key_type, key_b64 = (host.dir / "host_key.pub").read_text().split()[:2]
-        lines.append(f"{host.name},{host.address} {key_type} {key_b64}\n")
+    lines = [line for host in hosts for line in host.known_hosts_lines()]
     if selinux_guest.running():
-        lines += selinux_guest.known_hosts_lines()
+        lines += selinux_guest.GUEST.known_hosts_lines()
     path = known_hosts_path()
     path.write_text("".join(lines))
     return path
@@ -33,22 +31,31 @@ def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> 
                 "ansible_ssh_private_key_file": str(lab_key()),
                 "ansible_become": True,
                 "walguard_known_hosts_file": str(known_hosts_path()),
+                # zone-a is the application zone (must reach PostgreSQL), zone-b must be refused.
+                "walguard_zones": {
+                    z.name: {"expect_postgres": z.name == "zone-a"} for z in settings.ZONES
+                },
+                "walguard_tls_ca_file": str(tls.ensure_ca()),
+                # sshd logs a TCP check that closes without a handshake (the lab's readiness
+                # probe, a load balancer's health check) as an error: known noise.
+                "walguard_journal_noise": [r"sshd\[\d+\]: error: kex_exchange_identification: "],
             },
             "children": {
                 "lab": {
-                    "hosts": {h.name: {"ansible_host": h.address} for h in hosts},
+                    "hosts": {h.name: {"ansible_host": h.address} for h in hosts if not h.is_probe},
                     "vars": {
                         "walguard_postgres_service": "postgresql@15-main.service",
                         # nspawn containers share the machine's kernel: no SELinux of their own.
                         "walguard_selinux_required": False,
-                        "walguard_zones": {
-                            z.name: {
-                                "netns": z.netns,
-                                "address": z.inner_addr,
-                                "expect_postgres": z.name == "zone-a",
-                            }
-                            for z in settings.ZONES
-                        },
+                    },
+                },
+                # The zones' vantage points: reached over SSH like any host; from each, walguard
+                # tries a real PostgreSQL connection to every database host.
+                "probes": {
+                    "hosts": {
+                        h.name: {"ansible_host": h.address, "walguard_zone": h.zone.name}
+                        for h in hosts
+                        if h.zone is not None
                     },
                 },
             },

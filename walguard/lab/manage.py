@@ -14,6 +14,7 @@ from pathlib import Path
 from walguard.lab import hosts, image, inventory, network, selinux_guest, settings
 from walguard.lab.errors import LabError
 from walguard.lab.hosts import Host
+from walguard.lab.labhost import LabHost, known_hosts_path
 from walguard.lab.proc import require_tools
 from walguard.lab.scenarios import all_scenarios
 
@@ -61,15 +62,27 @@ def known_hosts() -> list[Host]:
     if not base.is_dir():
         return []
     names = [p.name for p in base.iterdir() if p.is_dir()]
-    return [Host(n) for n in sorted(names, key=lambda n: int(n[2:]) if n[2:].isdigit() else 0)]
+    # Probe hosts first (by name), then database hosts by number: db2 before db10.
+    def order(name: str) -> tuple[int, int, str]:
+        return (1, int(name[2:]), "") if name[2:].isdigit() else (0, 0, name)
+
+    return [Host(n) for n in sorted(names, key=order)]
 
 
 def running_hosts() -> list[Host]:
     return [h for h in known_hosts() if h.running()]
 
 
-def host_by_name(name: str) -> Host:
-    running = running_hosts()
+def lab_hosts() -> list[LabHost]:
+    """Every running lab host, whatever its kind."""
+    found: list[LabHost] = list(running_hosts())
+    if selinux_guest.running():
+        found.append(selinux_guest.GUEST)
+    return found
+
+
+def host_by_name(name: str) -> LabHost:
+    running = lab_hosts()
     for host in running:
         if host.name == name:
             return host
@@ -92,7 +105,9 @@ def up(count: int, selinux: bool = False) -> None:
         img = image.ensure_image() if count else image.image_dir()
         if count:
             network.up()
-        wanted = [Host(n) for n in settings.host_names(count)]
+        # The zones' probe hosts first: probe-a is also the database hosts' time source.
+        probes = [Host(n) for n in settings.probe_names()] if count else []
+        wanted = probes + [Host(n) for n in settings.host_names(count)]
         for extra in (h for h in running_hosts() if h not in wanted):
             _say(f"{extra.name}: stopping (not in --hosts {count})")
             hosts.stop(extra)
@@ -141,7 +156,7 @@ def down() -> None:
         selinux_guest.destroy()
         network.down()
         settings.INVENTORY_PATH.unlink(missing_ok=True)
-        hosts.known_hosts_path().unlink(missing_ok=True)
+        known_hosts_path().unlink(missing_ok=True)
         _say("lab down: no hosts, mounts, loop devices, bridge or namespaces left")
 
 
@@ -160,7 +175,7 @@ def status() -> int:
     for host in all_hosts:
         state = "running" if host.running() else "stopped"
         ok &= host.running()
-        applied = hosts.applied_scenarios(host)
+        applied = host.applied_scenarios()
         extra = f"  scenarios: {', '.join(applied)}" if applied else ""
         print(f"{host.name:6} {host.address:13} {state}{extra}")
     for zone in settings.ZONES if all_hosts else ():
@@ -170,32 +185,13 @@ def status() -> int:
     return 0 if ok else 1
 
 
-def ssh_argv(host: Host, command: list[str]) -> list[str]:
+def ssh_argv(host: LabHost, command: list[str]) -> list[str]:
     """Log in as the audit user with strict host-key checking against the lab's known_hosts."""
-    return [
-        "ssh",
-        "-i",
-        str(hosts.lab_key()),
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={hosts.known_hosts_path()}",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "BatchMode=yes",
-        f"{settings.AUDIT_USER}@{host.address}",
-        *command,
-    ]
+    return host.ssh_argv(command)
 
 
 def ssh(name: str, command: list[str]) -> int:
-    if name == selinux_guest.NAME and selinux_guest.running():
-        argv = selinux_guest.ssh_argv(command)
-    else:
-        argv = ssh_argv(host_by_name(name), command)
+    argv = host_by_name(name).ssh_argv(command)
     if shutil.which("ssh") is None:
         raise LabError("ssh is not installed (apt-get install openssh-client)")
     os.execvp(argv[0], argv)
@@ -216,18 +212,15 @@ def scenario_apply(name: str, scenario: str) -> None:
     host = host_by_name(name)
     with _locked():
         started = time.monotonic()
-        done = hosts.exec_in(
-            host,
-            ["env", *scenario_env(), "/bin/bash", "-s"],
-            input_text=scenarios[scenario].path.read_text(),
-            check=False,
+        done = host.run_as_root(
+            ["env", *scenario_env(), "/bin/bash", "-s"], scenarios[scenario].path.read_text()
         )
         if done.returncode != 0:
             raise LabError(
                 f"scenario {scenario} failed on {name} (exit {done.returncode}): "
                 f"{(done.stderr or done.stdout).strip()[-300:]}"
             )
-        hosts.record_scenario(host, scenario)
+        host.record_scenario(scenario)
         _say(
             f"{name}: applied {scenario} in {time.monotonic() - started:.1f} s "
             f"({scenarios[scenario].observe})"
@@ -236,15 +229,10 @@ def scenario_apply(name: str, scenario: str) -> None:
 
 def scenario_reset(name: str) -> None:
     _preflight()
-    if name == selinux_guest.NAME and selinux_guest.running():
-        with _locked():
-            took = selinux_guest.reset(selinux_guest.ensure_image())
-            _say(f"{name}: reset to pristine (unlabelled /pg_archive); booted in {took:.0f} s")
-        return
     host = host_by_name(name)
     with _locked():
         started = time.monotonic()
-        hosts.reset(host, image.ensure_image(progress=True))
+        host.reset()
         _say(f"{name}: reset to pristine in {time.monotonic() - started:.1f} s")
 
 

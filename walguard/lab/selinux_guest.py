@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,9 +33,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from walguard.lab import image, settings
+from walguard.lab import image, labhost, settings
 from walguard.lab.errors import LabError
-from walguard.lab.hosts import known_hosts_path, lab_key, passwd_ids
+from walguard.lab.hosts import passwd_ids
+from walguard.lab.labhost import console_tail, keygen, lab_key, pid_from_file
 from walguard.lab.proc import run
 
 NAME = "selinux1"
@@ -227,18 +229,12 @@ def _pid_file() -> Path:
 
 def qemu_pid() -> int | None:
     """The guest's QEMU process, if it runs (a stale pid file or a reused pid is not it)."""
-    try:
-        pid = int(_pid_file().read_text())
-    except (OSError, ValueError):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    argv = cmdline.split(b"\0")
-    if not argv[0].endswith(b"qemu-system-x86_64") or f"walguard-{NAME}".encode() not in argv:
-        return None
-    return pid
+    return pid_from_file(
+        _pid_file(),
+        lambda argv: (
+            argv[0].endswith(b"qemu-system-x86_64") and f"walguard-{NAME}".encode() in argv
+        ),
+    )
 
 
 def running() -> bool:
@@ -251,8 +247,7 @@ def _ensure_keys() -> None:
     state.mkdir(parents=True, exist_ok=True)
     key = state / "ssh_host_ed25519_key"
     if not key.exists():
-        key.with_name(key.name + ".pub").unlink(missing_ok=True)
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{NAME}", "-f", str(key)])
+        keygen(key, f"root@{NAME}")
     shutil.copy(f"{lab_key()}.pub", state / "authorized_keys")
 
 
@@ -358,26 +353,14 @@ def start(img: GuestImage) -> None:
 def ssh_argv(
     command: list[str], *, known_hosts: Path | None = None, connect_timeout: int = 10
 ) -> list[str]:
-    """Log in as the audit user with strict host-key checking against the lab's known_hosts."""
-    return [
-        "ssh",
-        "-i",
-        str(lab_key()),
-        "-p",
-        str(SSH_PORT),
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={known_hosts or known_hosts_path()}",
-        "-o",
-        f"ConnectTimeout={connect_timeout}",
-        "-o",
-        "BatchMode=yes",
-        f"{settings.AUDIT_USER}@{SSH_ADDRESS}",
-        *command,
-    ]
+    """Log in as the audit user through the forwarded port, with strict host-key checking."""
+    return labhost.ssh_argv(
+        SSH_ADDRESS,
+        command,
+        port=SSH_PORT,
+        known_hosts=known_hosts,
+        connect_timeout=connect_timeout,
+    )
 
 
 def _probe_argv(command: str) -> list[str]:
@@ -389,12 +372,7 @@ def _probe_argv(command: str) -> list[str]:
 
 
 def _console_tail(lines: int = 3) -> str:
-    try:
-        text = (state_dir() / "console.log").read_text(errors="replace")
-    except OSError:
-        return "no console output"
-    tail = [ln.strip() for ln in text.strip().splitlines() if ln.strip()][-lines:]
-    return " | ".join(tail) or "no console output"
+    return console_tail(state_dir() / "console.log", lines)
 
 
 def wait_ready(timeout: float = BOOT_TIMEOUT_S, progress: bool = True) -> float:
@@ -460,6 +438,7 @@ def stop(timeout: float = 10) -> None:
 def reset(img: GuestImage) -> float:
     """Back to the pristine guest: fresh root overlay and a fresh unlabelled archive disk."""
     stop()
+    (state_dir() / "scenarios").unlink(missing_ok=True)
     _fresh_archive(img)
     start(img)
     return wait_ready()
@@ -469,3 +448,62 @@ def destroy() -> None:
     """Stop the guest and forget this lab's guest state (keys, archive disk, logs)."""
     stop()
     shutil.rmtree(state_dir(), ignore_errors=True)
+
+
+class SelinuxGuest:
+    """The guest as a lab host (walguard.lab.labhost.LabHost): this module's functions behind
+    the interface every kind of lab host has."""
+
+    name = NAME
+    address = SSH_ADDRESS
+    ssh_port = SSH_PORT
+
+    def running(self) -> bool:
+        return running()
+
+    def start(self) -> None:
+        start(ensure_image())
+
+    def wait_ready(self) -> None:
+        wait_ready()
+
+    def stop(self) -> None:
+        stop()
+
+    def reset(self) -> None:
+        reset(ensure_image())
+
+    def destroy(self) -> None:
+        destroy()
+
+    def known_hosts_lines(self) -> list[str]:
+        return known_hosts_lines()
+
+    def ssh_argv(self, command: list[str]) -> list[str]:
+        return ssh_argv(command)
+
+    def run_as_root(self, argv: list[str], input_text: str) -> subprocess.CompletedProcess[str]:
+        # No nsenter into a VM: through SSH and sudo, as the audit user would.
+        remote = " ".join(shlex.quote(a) for a in ["sudo", "-n", *argv])
+        return subprocess.run(
+            ssh_argv([remote]),
+            input=input_text,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+
+    def evidence(self) -> str:
+        return _console_tail()
+
+    def record_scenario(self, name: str) -> None:
+        with (state_dir() / "scenarios").open("a") as f:
+            f.write(f"{name}\n")
+
+    def applied_scenarios(self) -> list[str]:
+        path = state_dir() / "scenarios"
+        return path.read_text().split() if path.exists() else []
+
+
+GUEST = SelinuxGuest()

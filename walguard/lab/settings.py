@@ -49,12 +49,35 @@ ZONES = (
 )
 
 
+# The zones' vantage points: one small host per zone (sshd, psql, chrony), booted inside the
+# zone's network namespace, so that a connection it makes starts in that zone. probe-a also
+# serves the lab's time (NTP) to the database hosts, as a management zone's time source would.
+NTP_SERVER = ZONES[0].inner_addr
+
+
 def host_names(count: int) -> list[str]:
     return [f"db{i}" for i in range(1, count + 1)]
 
 
+def probe_name(zone: Zone) -> str:
+    """zone-a -> probe-a"""
+    return "probe-" + zone.name.removeprefix("zone-")
+
+
+def probe_names() -> list[str]:
+    return [probe_name(z) for z in ZONES]
+
+
+def zone_of(name: str) -> Zone | None:
+    """The zone a probe host stands in; None for a database host."""
+    return next((z for z in ZONES if probe_name(z) == name), None)
+
+
 def host_address(name: str) -> str:
-    """db1 -> 10.231.0.11, db2 -> 10.231.0.12, ..."""
+    """db1 -> 10.231.0.11, db2 -> 10.231.0.12, ...; probe-a -> zone-a's address"""
+    zone = zone_of(name)
+    if zone is not None:
+        return zone.inner_addr
     if not name.startswith("db") or not name[2:].isdigit():
         raise ValueError(f"not a lab host name: {name!r}")
     return f"{HOST_NET_PREFIX}{FIRST_HOST_OCTET - 1 + int(name[2:])}"

@@ -1,0 +1,168 @@
+"""Platform: the PostgreSQL service as systemd runs it, what the operator checks after a change
+(`systemctl --failed`, `journalctl -p err -b`), and whether what runs is what is configured and
+installed (no pending restart, no unapplied configuration, no stale unit or binary)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+from walguard.controls import control, fail
+from walguard.facts import Postgres
+from walguard.inventory import Target
+from walguard.journal import new_errors
+from walguard.platform_facts import PlatformFacts
+from walguard.policy import Policy
+
+# Unit file states that start the unit at boot (a Debian cluster is enabled through the
+# postgresql-generator, which shows as enabled-runtime).
+ENABLED = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias")
+
+
+@control(
+    "WG-SYS-001",
+    "the PostgreSQL unit is active and enabled",
+    severity="critical",
+    refs=("BSI APP.4.3", "BSI SYS.1.1"),
+    rationale="A stopped cluster archives nothing; one that is not enabled does not come back "
+    "after a reboot, and the archive silently stops growing.",
+)
+def test_postgres_unit_active_enabled(platform: PlatformFacts, policy: Policy) -> str:
+    unit = platform.unit.get()
+    if unit.load_state != "loaded":
+        fail(f"{policy.postgres_service} is not loaded ({unit.load_state or 'no such unit'})")
+    if unit.active_state != "active":
+        fail(f"{policy.postgres_service} is {unit.active_state} ({unit.sub_state}), not active")
+    if unit.unit_file_state not in ENABLED:
+        fail(
+            f"{policy.postgres_service} is active but {unit.unit_file_state or 'not enabled'}: "
+            "it will not start at the next boot"
+        )
+    return f"{unit.id} active ({unit.sub_state}), {unit.unit_file_state}"
+
+
+@control(
+    "WG-SYS-002",
+    "the server's package is installed, fully configured and at an allowed version",
+    severity="high",
+    refs=("BSI OPS.1.1.3", "BSI APP.4.3"),
+    rationale="A half-configured or unexpected package version means an interrupted or "
+    "unreviewed upgrade: the server that runs may not be the one that was approved.",
+)
+def test_postgres_package(platform: PlatformFacts, pg: Postgres, policy: Policy) -> str:
+    pkg = platform.package.get()
+    if pkg.manager == "dpkg" and not pkg.status.startswith("ii"):
+        fail(
+            f"package {pkg.name} {pkg.version} is in dpkg state {pkg.status.strip()!r}, not "
+            "installed and configured ('ii'): an interrupted install or upgrade"
+        )
+    patterns = policy.postgres_package_versions or (f"{pg.version.split('.')[0]}.*",)
+    if not any(fnmatch.fnmatchcase(pkg.version, p) for p in patterns):
+        fail(
+            f"package {pkg.name} is at version {pkg.version}, which the policy does not allow "
+            f"({', '.join(patterns)})"
+        )
+    return f"{pkg.name} {pkg.version} ({pkg.manager}), allowed by {', '.join(patterns)}"
+
+
+@control(
+    "WG-SYS-003",
+    "no systemd unit has failed (systemctl --failed is empty)",
+    severity="medium",
+    refs=("BSI SYS.1.1", "BSI OPS.1.1.2"),
+    rationale="The operators' validation matrix: after a change, systemctl --failed stays "
+    "empty. A failed unit is a service the host was meant to run and does not.",
+)
+def test_no_failed_units(platform: PlatformFacts) -> None:
+    failed = platform.failed_units.get()
+    if failed:
+        fail(f"{len(failed)} failed unit(s): {', '.join(failed)}")
+
+
+@control(
+    "WG-SYS-004",
+    "no new error-priority journal entries since the previous run (journalctl -p err -b)",
+    severity="medium",
+    refs=("BSI OPS.1.1.5", "DORA Art. 10"),
+    rationale="The operators' validation matrix: a change must not bring new errors. Errors "
+    "are compared with the same host's errors in the previous run's evidence, normalised so "
+    "that process ids and timestamps do not make every line new; known noise is in the policy.",
+)
+def test_no_new_journal_errors(platform: PlatformFacts, policy: Policy) -> str:
+    current = platform.journal.get()
+    found = new_errors(current, platform.journal_baseline, policy.journal_noise)
+    if platform.journal_baseline is None:
+        return (
+            f"first run: baseline recorded ({len(current)} error line(s) this boot, "
+            f"{len(found)} not known noise); later runs report errors not in it"
+        )
+    if found:
+        shown = "; ".join(f"{line!r}" for line in found[:5])
+        more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+        fail(f"{len(found)} new journal error(s) since run {platform.baseline_run}: {shown}{more}")
+    return f"no error beyond the baseline of run {platform.baseline_run}"
+
+
+@control(
+    "WG-SYS-005",
+    "the configuration on disk is what the server runs (nothing pending, nothing in error)",
+    severity="high",
+    refs=("BSI OPS.1.1.3", "BSI APP.4.3"),
+    remediation="WG-SYS-005.sh",
+    rationale="A partial restart: a change applied to the files but not activated takes effect "
+    "at some later, unplanned reload or restart, and nobody tested it. pending_restart, "
+    "pg_file_settings errors and files changed after the last reload all mean that.",
+)
+def test_configuration_applied(platform: PlatformFacts, pg: Postgres) -> str:
+    pending = sorted(s.name for s in pg.settings.values() if s.pending_restart)
+    if pending:
+        fail(f"setting(s) changed but pending a restart: {', '.join(pending)}")
+    cfg = platform.config.get()
+    last = {}
+    for row in cfg.file_settings:
+        last[row.name] = row  # the last entry for a name is the one that counts
+    errors = [r for r in cfg.file_settings if r.error]
+    if errors:
+        fail(
+            "configuration file line(s) in error: "
+            + "; ".join(f"{r.sourcefile}:{r.sourceline} {r.name}: {r.error}" for r in errors[:5])
+        )
+    unapplied = [r for r in last.values() if not r.applied and r.name]
+    if unapplied:
+        fail(
+            "configuration line(s) the server cannot apply: "
+            + "; ".join(f"{r.sourcefile}:{r.sourceline} {r.name}" for r in unapplied[:5])
+        )
+    # One second of slack: mtimes and the load time come from the same clock, in whole seconds.
+    changed = sorted(f for f, m in cfg.file_mtimes.items() if m > cfg.load_time + 1)
+    if changed:
+        fail(
+            f"configuration file(s) changed after the server last read its configuration "
+            f"(reload): {', '.join(changed)}"
+        )
+    return f"{len(cfg.file_mtimes)} configuration files, none changed since the last reload"
+
+
+@control(
+    "WG-SYS-006",
+    "systemd and the server run what is installed (no daemon-reload pending, no deleted binary)",
+    severity="high",
+    refs=("BSI OPS.1.1.3",),
+    remediation="WG-SYS-006.sh",
+    rationale="A unit file changed without daemon-reload, or a server binary replaced by an "
+    "upgrade while the old one keeps running: the next restart runs something nobody has run.",
+)
+def test_running_what_is_installed(platform: PlatformFacts, target: Target) -> str:
+    unit = platform.unit.get()
+    if unit.need_daemon_reload:
+        fail(
+            f"{unit.id}'s unit file ({unit.fragment_path}) changed on disk without a "
+            "systemctl daemon-reload: systemd runs an older definition"
+        )
+    exe = platform.exe.get()
+    if exe.endswith(" (deleted)"):
+        fail(
+            f"the running server binary {re.sub(r' [(]deleted[)]$', '', exe)} was deleted "
+            "(replaced by an upgrade): the server still runs the old version"
+        )
+    return f"{unit.id} current; running {exe}"

@@ -1,0 +1,7 @@
+#!/bin/bash
+# breaks: the PostgreSQL cluster runs but does not start at boot (start.conf manual: Debian's
+#   generator no longer pulls postgresql@15-main.service in).
+# observe: systemctl show -p UnitFileState postgresql@15-main.service says disabled; it is active.
+set -euo pipefail
+echo manual > /etc/postgresql/15/main/start.conf
+systemctl daemon-reload

@@ -1,0 +1,71 @@
+"""The break-and-fix cases: which controls each lab scenario must make FAIL on the broken host
+(and which it may), shared by the audit tests and the scenario tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BASELINE_FAIL = {"WG-ARC-004"}  # the lab's seed command `test -f … || cp` (low severity)
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: str
+    fails: set[str]  # must FAIL on the broken host
+    may_fail: frozenset[str] = frozenset()  # may also FAIL there (a consequence that takes time)
+    wait_for_failure: bool = False
+
+
+CASES = [
+    # A change waiting for a restart is also configuration not yet active (WG-SYS-005).
+    Case("archive-mode-off-pending-restart", {"WG-ARC-001", "WG-SYS-005"}),
+    # With archive_mode off, PostgreSQL shows archive_command as "(disabled)": not in effect.
+    Case("archive-mode-off", {"WG-ARC-001", "WG-ARC-003"}),
+    Case("wal-level-minimal", {"WG-ARC-001", "WG-ARC-002", "WG-ARC-003"}),
+    Case("archive-command-unguarded", {"WG-ARC-003"}),
+    Case("archive-timeout-off", {"WG-ARC-005"}),
+    Case(
+        "archive-dir-missing",
+        {
+            "WG-DIR-001",
+            "WG-DIR-002",
+            "WG-DIR-003",
+            "WG-DIR-004",
+            "WG-DIR-005",
+            "WG-ACT-004",
+            "WG-ACT-005",
+            "WG-ACT-007",
+        },
+        frozenset({"WG-ACT-002"}),
+    ),
+    # An empty directory on the root filesystem: nothing archived there vouches for anything.
+    Case("archive-dir-not-a-mount", {"WG-DIR-002", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}),
+    Case("archive-dir-owner-root", {"WG-DIR-003"}, frozenset({"WG-ACT-002"})),
+    Case("archive-dir-mode-0777", {"WG-DIR-004"}),
+    Case("archive-fs-full", {"WG-DIR-005"}, frozenset({"WG-ACT-002"})),
+    Case("archiver-stats-reset", {"WG-ACT-001", "WG-ACT-004"}),
+    Case("archive-command-permission-denied", {"WG-ACT-002"}, wait_for_failure=True),
+    Case("ready-backlog", {"WG-ACT-003"}),
+    Case("last-segment-missing", {"WG-ACT-004"}),
+    Case("archive-gap", {"WG-ACT-005"}),
+    Case("segment-truncated", {"WG-ACT-004", "WG-ACT-007"}),
+    Case("segment-foreign", {"WG-ACT-007"}),
+    # The validation matrix.
+    Case("postgresql-disabled", {"WG-SYS-001"}),
+    Case("package-half-configured", {"WG-SYS-002"}),
+    Case("failed-unit", {"WG-SYS-003"}),
+    Case("config-changed-not-reloaded", {"WG-SYS-005"}),
+    Case("unit-changed-no-reload", {"WG-SYS-006"}),
+    Case("listen-unexpected-address", {"WG-NET-001"}),
+    Case("listener-stray", {"WG-NET-002"}),
+    # A flushed firewall also lets zone-b through: both are what the break means.
+    Case("firewall-flushed", {"WG-NET-003", "WG-NET-004"}),
+    Case("zone-b-allowed", {"WG-NET-004"}),
+    Case("ntp-off", {"WG-IDN-001"}),
+    Case("hosts-wrong-address", {"WG-IDN-002"}),
+    # zone-a's client verifies TLS too, and refuses the certificate for another name.
+    Case("tls-cert-wrong-name", {"WG-IDN-003", "WG-NET-004"}),
+    Case("tls-cert-expiring", {"WG-IDN-003"}),
+]
+
+COVERED = frozenset(c.scenario for c in CASES)

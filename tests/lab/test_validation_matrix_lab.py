@@ -1,0 +1,108 @@
+"""The validation matrix on the lab, beyond one break and fix per control: the journal baseline
+over consecutive runs, the host x zone matrix from the zones' probe hosts, and what happens when a
+zone cannot be judged (never a PASS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.lab.conftest import Lab
+from tests.lab.test_audit_controls import audit
+from walguard.lab import settings
+
+NOISE_FREE = "first run: baseline recorded"
+
+
+def test_journal_errors_are_judged_against_the_previous_run(lab: Lab, tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    runs = []
+
+    def run() -> Any:
+        result = audit(tmp_path, "-k", "WG-SYS-004", root=root)
+        runs.append(result)
+        return result
+
+    first = run()
+    for host in lab.hosts:
+        assert first.by_result(host.name, "PASS") == {"WG-SYS-004"}, first.stdout
+        assert first.message(host.name, "WG-SYS-004").startswith(NOISE_FREE)
+    db3 = lab.hosts[2]
+    lab.walguard("lab", "scenario", "apply", db3.name, "journal-error")
+    try:
+        second = run()
+        assert second.by_result(db3.name, "FAIL") == {"WG-SYS-004"}, second.stdout
+        message = second.message(db3.name, "WG-SYS-004")
+        assert "1 new journal error(s)" in message and "simulated I/O error on /dev/sdb" in message
+        for other in lab.hosts[:2]:
+            assert second.by_result(other.name, "PASS") == {"WG-SYS-004"}
+            assert "no error beyond the baseline of run" in second.message(other.name, "WG-SYS-004")
+        # The error is in the previous run's evidence now: the same error again is not new.
+        third = run()
+        assert third.by_result(db3.name, "PASS") == {"WG-SYS-004"}, third.stdout
+    finally:
+        lab.walguard("lab", "scenario", "reset", db3.name)
+    assert len(list(root.iterdir())) == 3
+
+
+def test_the_zone_matrix_is_recorded_per_host(lab: Lab, tmp_path: Path) -> None:
+    result = audit(tmp_path, "-k", "WG-NET-004")
+    assert result.exit_status == 0, result.stdout
+    for host in lab.hosts:
+        zones = result.doc["hosts"][host.name]["zones"]
+        assert zones["zone-a"]["expect"] == "reach"
+        assert zones["zone-a"]["outcome"] == "answered over verified TLS"
+        assert zones["zone-b"]["expect"] == "refuse"
+        assert zones["zone-b"]["outcome"] == "refused"
+        assert zones["zone-a"]["ok"] and zones["zone-b"]["ok"]
+        assert zones["zone-a"]["probe"] == "probe-a" and zones["zone-b"]["probe"] == "probe-b"
+        # The probe hosts are vantage points, not audited hosts.
+    assert set(result.doc["hosts"]) == {h.name for h in lab.hosts}
+    run_dir = next(p for p in (tmp_path).glob("reports-*/*") if p.is_dir())
+    for probe in settings.probe_names():
+        assert "BEGIN db1" in (run_dir / "evidence" / probe / "zone_probe.txt").read_text()
+
+
+def _inventory(tmp_path: Path, change: Any) -> Path:
+    doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
+    change(doc)
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_one_zone_is_a_fail_not_a_pass(lab: Lab, tmp_path: Path) -> None:
+    def one_zone(doc: dict[str, Any]) -> None:
+        doc["all"]["vars"]["walguard_zones"] = {"zone-a": {"expect_postgres": True}}
+
+    result = audit(tmp_path, "-k", "WG-NET-004", inventory=_inventory(tmp_path, one_zone))
+    for host in lab.hosts:
+        assert result.by_result(host.name, "FAIL") == {"WG-NET-004"}
+        assert "1 zone(s) in the policy" in result.message(host.name, "WG-NET-004")
+
+
+def test_an_unreachable_probe_host_is_an_error_not_a_pass(lab: Lab, tmp_path: Path) -> None:
+    def probe_b_gone(doc: dict[str, Any]) -> None:
+        doc["all"]["children"]["probes"]["hosts"]["probe-b"]["ansible_host"] = "10.231.2.99"
+        doc["all"]["vars"]["walguard_connect_timeout_s"] = 2
+        doc["all"]["vars"]["walguard_ssh_retries"] = 0
+
+    result = audit(tmp_path, "-k", "WG-NET-004", inventory=_inventory(tmp_path, probe_b_gone))
+    for host in lab.hosts:
+        assert result.by_result(host.name, "ERROR") == {"WG-NET-004"}, result.stdout
+        assert "probe host probe-b of zone-b" in result.message(host.name, "WG-NET-004")
+    assert result.exit_status == 6
+
+
+def test_a_server_certificate_without_a_ca_in_the_policy_cannot_pass(
+    lab: Lab, tmp_path: Path
+) -> None:
+    def no_ca(doc: dict[str, Any]) -> None:
+        del doc["all"]["vars"]["walguard_tls_ca_file"]
+
+    result = audit(tmp_path, "-k", "WG-IDN-003", inventory=_inventory(tmp_path, no_ca))
+    for host in lab.hosts:
+        assert result.by_result(host.name, "ERROR") == {"WG-IDN-003"}
+        assert "policy names no CA" in result.message(host.name, "WG-IDN-003")

@@ -1,0 +1,178 @@
+"""Reachability from the network zones: from each zone's probe host (an inventory host with
+`walguard_zone`), over its own SSH connection, a real PostgreSQL connection attempt to every
+database host, so that the TCP connection starts in the zone as a client's would.
+
+One round trip per probe host tests every database host; the outcome of each attempt is
+classified from psql's own message. Where the policy names a CA, the attempt verifies TLS as a
+client would (`sslmode=verify-full` against the name clients use).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import shlex
+import threading
+from dataclasses import dataclass
+
+from walguard.errors import FactUnavailable
+from walguard.facts import Part
+from walguard.inventory import Target
+from walguard.sections import split_sections
+from walguard.transport import Connection
+
+ANSWERED = "answered"  # PostgreSQL answered (authentication refused the probe: expected)
+ANSWERED_TLS = "answered over verified TLS"
+TLS_FAILED = "TLS failed"
+REFUSED = "refused"
+TIMEOUT = "timed out"
+UNREACHABLE = "unreachable"
+UNKNOWN = "unknown"
+REACHED = (ANSWERED, ANSWERED_TLS, TLS_FAILED)
+BLOCKED = (REFUSED, TIMEOUT, UNREACHABLE)
+PROBE_USER = "walguard_zone_probe"  # a role that need not exist: the server's answer suffices
+
+# psql's message -> outcome; the first match wins (TLS problems before authentication).
+_CLASSES = (
+    (re.compile(r"certificate verify failed|does not match host name|server does not support "
+                r"SSL|SSL error|SSL SYSCALL|root certificate file", re.I), TLS_FAILED),
+    (re.compile(r"Connection refused", re.I), REFUSED),
+    (re.compile(r"timeout expired|timed out", re.I), TIMEOUT),
+    (re.compile(r"No route to host|Network is unreachable|could not translate host name", re.I),
+     UNREACHABLE),
+    (re.compile(r"password authentication failed|no password supplied|no pg_hba\.conf entry|"
+                r"role .* does not exist|authentication failed|database .* does not exist",
+                re.I), ANSWERED),
+)  # fmt: skip
+
+# POSIX sh, run on the probe host: one framed section per database host. The CA (public) comes
+# in an environment variable and is written to a private temporary file for libpq.
+_SCRIPT = r"""
+set -u
+ca=""
+if [ -n "${WG_CA:-}" ]; then
+  ca=$(mktemp) || exit 1
+  trap 'rm -f "$ca"' EXIT
+  printf '%s\n' "$WG_CA" > "$ca"
+fi
+while IFS='|' read -r name host hostaddr port; do
+  [ -n "$name" ] || continue
+  conn="host=$host port=$port dbname=postgres user=$WG_USER connect_timeout=$WG_T"
+  [ -n "$hostaddr" ] && conn="$conn hostaddr=$hostaddr"
+  if [ -n "$ca" ]; then conn="$conn sslmode=verify-full sslrootcert=$ca"
+  else conn="$conn sslmode=prefer"; fi
+  printf '%s BEGIN %s\n' "$WG_TOKEN" "$name"
+  PGCONNECT_TIMEOUT=$WG_T timeout $((WG_T + 5)) psql -w -XAtq "$conn" -c 'SELECT 1' 2>&1
+  rc=$?
+  printf '\n%s END %s %s\n' "$WG_TOKEN" "$name" "$rc"
+done <<EOF
+$WG_TARGETS
+EOF
+"""
+
+
+@dataclass(frozen=True)
+class ZoneAttempt:
+    zone: str
+    probe: str
+    outcome: str
+    detail: str  # psql's message (or why the probe could not try)
+
+
+def classify(rc: int, output: str) -> str:
+    if rc == 0:
+        return ANSWERED
+    for pattern, outcome in _CLASSES:
+        if pattern.search(output):
+            return outcome
+    return UNKNOWN
+
+
+def tls_name(target: Target) -> str:
+    return target.policy.tls_name or target.name
+
+
+def _target_line(target: Target) -> str:
+    try:
+        ipaddress.ip_address(target.address)
+        host, hostaddr = tls_name(target), target.address
+    except ValueError:
+        host, hostaddr = target.address, ""
+    fields = (target.name, host, hostaddr, str(target.connect.pg_port))
+    if any(("|" in f or "\n" in f) for f in fields):
+        raise FactUnavailable(f"{target.name}: a name or address with '|' or a newline")
+    return "|".join(fields)
+
+
+def probe_command(probe: Target, databases: list[Target], token: str) -> str:
+    ca_files = {t.policy.tls_ca_file for t in databases}
+    ca_pem = ""
+    if len(ca_files) == 1 and (path := next(iter(ca_files))):
+        with open(path) as f:
+            ca_pem = f.read().strip()
+    env = {
+        "WG_TOKEN": token,
+        "WG_USER": PROBE_USER,
+        "WG_T": str(max(1, probe.connect.connect_timeout_s // 2)),
+        "WG_CA": ca_pem,
+        "WG_TARGETS": "\n".join(_target_line(t) for t in databases),
+    }
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return f"env {assignments} /bin/sh -c {shlex.quote(_SCRIPT)}"
+
+
+def run_probe(probe: Target, databases: list[Target]) -> tuple[dict[str, ZoneAttempt], str]:
+    """Every database host's outcome from this probe (one SSH round trip), and the raw output.
+    A probe that cannot be reached gives every host an UNKNOWN attempt saying why."""
+    zone = probe.policy.zone or "?"
+    token = f"@@WG-{secrets.token_hex(8)}@@"
+    conn = Connection(probe)
+    try:
+        conn.open()
+        command = probe_command(probe, databases, token)
+        out = conn.run_raw(command).stdout
+    except (FactUnavailable, OSError) as exc:
+        why = f"probe host {probe.name} of {zone}: {exc}"
+        return {t.name: ZoneAttempt(zone, probe.name, UNKNOWN, why) for t in databases}, why
+    finally:
+        conn.close()
+    sections = split_sections(out, token)
+    found = {}
+    for target in databases:
+        sec = sections.get(target.name)
+        if sec is None:
+            found[target.name] = ZoneAttempt(zone, probe.name, UNKNOWN, "no answer from the probe")
+            continue
+        message = " ".join(sec.output.split())
+        outcome = classify(sec.rc, message)
+        if outcome == ANSWERED and "WG_CA=''" not in command:
+            # verify-full: libpq checked the certificate before the server saw the login.
+            outcome = ANSWERED_TLS
+        found[target.name] = ZoneAttempt(zone, probe.name, outcome, message)
+    return found, out
+
+
+class ZoneProbes:
+    """Each probe host run once per process, for every database host of the run."""
+
+    def __init__(self, probes: list[Target], databases: list[Target]) -> None:
+        self.probes = probes
+        self.databases = databases
+        self.results: dict[str, dict[str, ZoneAttempt]] | None = None
+        self.evidence: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def for_host(self, host: str) -> Part[dict[str, ZoneAttempt]]:
+        """zone -> attempt, for one database host."""
+        if not self.probes:
+            return Part({})
+        with self._lock:
+            if self.results is None:
+                self.results = {}
+                for probe in self.probes:
+                    found, raw = run_probe(probe, self.databases)
+                    self.evidence[probe.name] = raw
+                    for name, attempt in found.items():
+                        self.results.setdefault(name, {})[attempt.zone] = attempt
+        return Part(self.results.get(host, {}))
