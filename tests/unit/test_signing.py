@@ -369,3 +369,13 @@ def test_audit_with_unusable_key_stops_before_any_host(
     assert done.returncode == 4, done.stdout + done.stderr
     assert said in done.stderr and "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "reports").exists()
+
+
+def test_manifest_lines_outside_the_run_directory_are_refused() -> None:
+    data = (
+        "# walguard-manifest/1\n"
+        f"{'0' * 64}  ../../etc/passwd\n{'1' * 64}  /etc/shadow\n{'2' * 64}  report.html\n"
+    ).encode()
+    parsed = manifest.parse(data)
+    assert list(parsed.files) == ["report.html"]
+    assert len(parsed.malformed) == 2

@@ -109,7 +109,12 @@ def parse(data: bytes) -> Manifest:
         if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             malformed.append(f"line {number}")
             continue
-        files[_unescape(rel, escaped)] = digest
+        path = _unescape(rel, escaped)
+        if path.startswith("/") or ".." in path.split("/") or not path:
+            # Only files inside the run directory are vouched for; anything else is not ours.
+            malformed.append(f"line {number} (path outside the run directory)")
+            continue
+        files[path] = digest
     return Manifest(metadata, files, malformed)
 
 
