@@ -23,7 +23,7 @@ import pytest
 from tests import browser, pki
 from tests.lab.conftest import Lab
 from tests.unit.test_signing import TAMPERING, openssl_verdict, walguard_verify
-from walguard.lab.inventory import write_inventory
+from walguard.lab import settings
 from walguard.report import results_json
 from walguard.signing import manifest, signer, verify
 from walguard.signing.sign_run import sign_run
@@ -45,7 +45,7 @@ def signed_run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     tmp = tmp_path_factory.mktemp("signed")
     ca = pki.make_ca(tmp)
     key = pki.issue(tmp, ca, "walguard lab signer")
-    inventory = write_inventory(lab.hosts, tmp / "lab.yml")
+    inventory = settings.INVENTORY_PATH  # as `walguard lab up` (the lab fixture) wrote it
     with pki.local_tsa(tmp / "tsa", ca) as url:
         done = subprocess.run(
             [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inventory),
