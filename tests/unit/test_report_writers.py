@@ -76,7 +76,7 @@ def test_zones_validate_and_render_as_a_matrix(written: tuple[Path, dict[str, An
     validate(doc)
     page = html.render(doc)
     assert 'id="zone-matrix"' in page
-    assert "NOT OK: expect refuse, connected" in page
+    assert "<b>NOT OK</b>: expect refuse, connected" in page
     assert 'id="zone-matrix"' not in html.render(written[1])
 
 
