@@ -49,6 +49,23 @@ SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "WG-SEL-004": (("c", "archive_context"), ("c", "archive_file_contexts")),
     "WG-SEL-005": (("c", "matchpathcon"), ("c", "restorecon_dryrun")),
     "WG-SEL-006": (("c", "avc"),),
+    "WG-SYS-001": (("c", "unit"), ("c", "service_active")),
+    "WG-SYS-002": (("c", "postgres_package"),),
+    "WG-SYS-003": (("c", "failed_units"),),
+    "WG-SYS-004": (("c", "journal_errors"),),
+    "WG-SYS-005": (("c", "pg_file_settings"), ("c", "pg_config_files"), ("c", "pg_load_time")),
+    "WG-SYS-006": (("c", "unit"), ("c", "postgres_exe")),
+    "WG-NET-001": (("c", "listeners"),),
+    "WG-NET-002": (("c", "listeners"),),
+    "WG-NET-003": (("c", "firewall_units"), ("c", "nft_ruleset")),
+    "WG-IDN-001": (
+        ("c", "time_units"),
+        ("c", "chrony_tracking"),
+        ("c", "timedatectl"),
+        ("c", "timesync_status"),
+    ),
+    "WG-IDN-002": (("c", "hostname"), ("c", "host_addresses"), ("c", "identity")),
+    "WG-IDN-003": (("c", "tls_cert"),),
 }
 
 _FRAME = re.compile(r"^\S+ (BEGIN|END) (\S+)")
