@@ -379,3 +379,21 @@ def test_manifest_lines_outside_the_run_directory_are_refused() -> None:
     parsed = manifest.parse(data)
     assert list(parsed.files) == ["report.html"]
     assert len(parsed.malformed) == 2
+
+
+def test_a_tsa_that_does_not_answer_leaves_a_signed_run_without_its_promised_timestamp(
+    keys: Pki, tmp_path: Path
+) -> None:
+    """The writer says why (the plugin then exits 7); verify names the missing timestamp."""
+    run_dir = synthetic.new_run_dir(tmp_path)
+    run, _, info = synthetic.make_run(run_dir, 3, 25)
+    dead = "http://127.0.0.1:9/tsa"  # the discard port: nothing listens
+    signing = writer.Signing(_signer(keys.signer), dead)
+    failed = writer.write_run(run, run.complete("x"), info, code=0, gate=0, signing=signing)
+    assert failed is not None and "no timestamp" in failed and dead in failed
+    assert (run_dir / manifest.SIGNATURE).is_file()
+    assert not (run_dir / manifest.TIMESTAMP).exists()
+    done = walguard_verify(run_dir, keys.ca.cert_path)
+    assert done.returncode == verify.EXIT_BAD_TIMESTAMP, done.stdout
+    page = (run_dir / "report.html").read_text()
+    assert f"An RFC 3161 timestamp of the signature was requested from {dead}" in page
