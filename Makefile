@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := debootstrap systemd-container iproute2 nftables openssh-client e2fsprogs \
-                util-linux netcat-openbsd shellcheck qemu-system-x86 openssl chromium
+                util-linux netcat-openbsd shellcheck qemu-system-x86 openssl chromium faketime
 STAMP_APT := /var/cache/walguard/apt-$(shell echo $(APT_PACKAGES) | sha256sum | cut -c1-12).stamp
 
 .PHONY: deps venv lab-up lab-down demo test lint unit bench bench-report lock

@@ -100,10 +100,13 @@ ess_cert_id_alg = sha256
 
 
 @contextmanager
-def local_tsa(directory: Path, ca: Issued) -> Iterator[str]:
-    """An RFC 3161 TSA on 127.0.0.1 (openssl ts -reply behind http.server); yields its URL."""
+def local_tsa(directory: Path, ca: Issued, *, ago: str | None = None) -> Iterator[str]:
+    """An RFC 3161 TSA on 127.0.0.1 (openssl ts -reply behind http.server); yields its URL.
+    With `ago` (e.g. "2 days ago"), its clock is set back with faketime: a token from the past,
+    as an old run's would be."""
     directory.mkdir(parents=True, exist_ok=True)
-    tsa = issue(directory, ca, "walguard test TSA", tsa=True)
+    tsa = issue(directory, ca, "walguard test TSA", tsa=True, days=(-10, 365))
+    clock = ["faketime", ago] if ago else []
     (directory / "serial").write_text("01\n")
     config = directory / "tsa.cnf"
     config.write_text(TSA_CONFIG.format(dir=directory))
@@ -112,9 +115,9 @@ def local_tsa(directory: Path, ca: Issued) -> Iterator[str]:
         def do_POST(self) -> None:
             query = self.rfile.read(int(self.headers["Content-Length"]))
             done = subprocess.run(
-                ["openssl", "ts", "-reply", "-config", str(config), "-queryfile", "/dev/stdin",
-                 "-inkey", str(tsa.key_path), "-signer", str(tsa.cert_path),
-                 "-chain", str(ca.cert_path), "-out", "/dev/stdout"],
+                [*clock, "openssl", "ts", "-reply", "-config", str(config),
+                 "-queryfile", "/dev/stdin", "-inkey", str(tsa.key_path),
+                 "-signer", str(tsa.cert_path), "-chain", str(ca.cert_path), "-out", "/dev/stdout"],
                 input=query, capture_output=True, check=False,
             )  # fmt: skip
             self.send_response(200 if done.returncode == 0 else 500)

@@ -397,3 +397,29 @@ def test_a_tsa_that_does_not_answer_leaves_a_signed_run_without_its_promised_tim
     assert done.returncode == verify.EXIT_BAD_TIMESTAMP, done.stdout
     page = (run_dir / "report.html").read_text()
     assert f"An RFC 3161 timestamp of the signature was requested from {dead}" in page
+
+
+def test_a_timestamp_keeps_a_run_verifiable_after_its_signer_certificate_expired(
+    keys: Pki, template_run: Path, tmp_path: Path
+) -> None:
+    """Signed two days ago by a certificate that expired yesterday: walguard judges the chain at
+    the timestamp's time (verified); plain openssl at now refuses until given -attime."""
+    lapsed = pki.issue(tmp_path, keys.ca, "lapsed signer", days=(-3, -1))
+    with pki.local_tsa(tmp_path / "old-tsa", keys.ca, ago="2 days ago") as url:
+        run_dir = _signed(template_run, tmp_path, _signer(lapsed), url)
+    done = walguard_verify(run_dir, keys.ca.cert_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "valid at the timestamp's time" in done.stdout
+    assert not openssl_verdict(run_dir, keys.ca.cert_path)  # at now: expired
+    from walguard.signing import tsa
+
+    when = tsa.token_time(run_dir / manifest.TIMESTAMP)
+    assert when is not None
+    attime = subprocess.run(
+        ["openssl", *verify.cms_command(run_dir, keys.ca.cert_path, int(when.timestamp()))],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    assert attime.returncode == 0
+    # The same run without its timestamp: judged now, the certificate has expired.
+    (run_dir / manifest.TIMESTAMP).unlink()
+    assert walguard_verify(run_dir, keys.ca.cert_path).returncode == verify.EXIT_BAD_TIMESTAMP
