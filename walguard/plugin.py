@@ -369,6 +369,11 @@ class AuditPlugin:
         for line in terminal.lines(self.run, self.run.complete(why), self.run.gate(why)):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"report: {self.run.run_dir}")
+        if self.signer is not None and (self.run.run_dir / "manifest.p7s").is_file():
+            subject = self.signer.signer.cert.subject.rfc4514_string()
+            terminalreporter.write_line(
+                f"signed by {subject}: check with `walguard verify {self.run.run_dir} --ca CA.pem`"
+            )
 
 
 def _stop_reason(session: pytest.Session) -> str | None:
