@@ -4,10 +4,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := debootstrap systemd-container iproute2 nftables openssh-client e2fsprogs \
-                util-linux netcat-openbsd shellcheck qemu-system-x86
+                util-linux netcat-openbsd shellcheck qemu-system-x86 openssl chromium faketime
 STAMP_APT := /var/cache/walguard/apt-$(shell echo $(APT_PACKAGES) | sha256sum | cut -c1-12).stamp
 
-.PHONY: deps venv lab-up lab-down demo test lint unit bench lock
+.PHONY: deps venv lab-up lab-down demo test lint unit bench bench-report lock
 
 deps: $(STAMP_APT) venv
 
@@ -31,12 +31,41 @@ lab-up: deps
 lab-down: venv
 	$(VENV)/bin/walguard lab down
 
-# The audit's exit status is the gate's (README); the demo shows it and the report, and fails
-# only when the audit could not run at all.
-demo: lab-up
-	@$(VENV)/bin/walguard audit --inventory inventories/lab.yml; rc=$$?; \
-	  echo "walguard: audit exit status $$rc (0 gate passed, 1 failed controls, 6 errors; see README)"; \
-	  if [ $$rc -ge 2 ] && [ $$rc -ne 6 ]; then exit $$rc; fi
+# The demo signs its run with a lab CA made once, outside the work tree (the key never enters
+# it): $(DEMO_PKI)/ca.pem is what an auditor would be given to verify with.
+LAB_STATE ?= $(or $(WALGUARD_LAB_STATE),/var/lib/walguard/lab)
+DEMO_PKI ?= $(LAB_STATE)/signing
+DEMO_INVENTORY ?= inventories/lab.yml
+
+$(DEMO_PKI)/signer.pem:
+	@command -v openssl >/dev/null || { echo "walguard: needs openssl (make deps)"; exit 1; }
+	install -d -m 700 $(DEMO_PKI)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+	  -keyout $(DEMO_PKI)/ca.key -out $(DEMO_PKI)/ca.pem -subj "/O=walguard lab/CN=walguard lab CA" \
+	  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	  -keyout $(DEMO_PKI)/signer.key -out $(DEMO_PKI)/signer.csr \
+	  -subj "/O=walguard lab/CN=walguard lab report signer" 2>/dev/null
+	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n' \
+	  > $(DEMO_PKI)/signer.ext
+	openssl x509 -req -in $(DEMO_PKI)/signer.csr -CA $(DEMO_PKI)/ca.pem -CAkey $(DEMO_PKI)/ca.key \
+	  -CAcreateserial -days 825 -extfile $(DEMO_PKI)/signer.ext -out $@ 2>/dev/null
+	chmod 600 $(DEMO_PKI)/*.key
+
+# The audit's exit status is the gate's (README); the demo shows it, the signed report and how
+# to verify it, and fails only when the audit could not run at all.
+demo: lab-up $(DEMO_PKI)/signer.pem
+	@$(VENV)/bin/walguard audit --inventory $(DEMO_INVENTORY) \
+	  --sign-key $(DEMO_PKI)/signer.key --sign-cert $(DEMO_PKI)/signer.pem; rc=$$?; \
+	  echo "walguard: audit exit status $$rc (0 gate passed, 1 failed controls, 6 errors, 7 not signed; see README)"; \
+	  if [ $$rc -ge 2 ] && [ $$rc -ne 6 ]; then exit $$rc; fi; \
+	  run=$$(ls -1dt reports/*/ | head -n 1); run=$${run%/}; \
+	  echo "walguard: signed run $$run (open $$run/report.html). Verify it with:"; \
+	  echo "  $(VENV)/bin/walguard verify $$run --ca $(DEMO_PKI)/ca.pem"; \
+	  echo "or with plain OpenSSL and coreutils:"; \
+	  echo "  cd $$run && openssl cms -verify -binary -inform DER -in manifest.p7s -content manifest \\"; \
+	  echo "      -CAfile $(DEMO_PKI)/ca.pem -purpose any -out /dev/null && sha256sum -c --strict --quiet manifest"; \
+	  $(VENV)/bin/walguard verify $$run --ca $(DEMO_PKI)/ca.pem
 
 # Regenerates requirements.txt (hash-pinned, no index or find-links lines) from pyproject.toml.
 lock:
@@ -49,6 +78,10 @@ lock:
 
 bench: lab-up
 	$(PY) bench/compare.py
+
+# The report at 1,000 hosts x 40 controls (synthetic), beside stock pytest-html; no lab needed.
+bench-report: deps
+	$(PY) bench/report.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,5 @@
-"""The `walguard` command: `walguard lab ...` manages the local lab."""
+"""The `walguard` command: `walguard audit` audits, `walguard verify` checks a signed run,
+`walguard sign` signs a written run, `walguard lab ...` manages the local lab."""
 
 from __future__ import annotations
 
@@ -11,6 +12,26 @@ from walguard.lab.errors import LabError
 EXIT_OK = 0
 EXIT_LAB_ERROR = 1
 EXIT_USAGE = 2  # argparse exits with 2 on bad usage
+
+
+SIGN_OPTIONS = {
+    "key": "PEM private key that signs the run's manifest",
+    "cert": "PEM certificate of that key (then any chain)",
+    "chain": "PEM intermediate certificates to include",
+    "pkcs12": "PKCS#12 file with key, certificate and chain",
+    "password-file": "file whose first line is the key's password",
+}
+
+
+def _signing_args(args: argparse.Namespace) -> list[str]:
+    """The signing options given to `walguard audit`, for pytest (the plugin reads them)."""
+    flags = {f"sign_{n.replace('-', '_')}": f"--sign-{n}" for n in SIGN_OPTIONS}
+    flags["tsa_url"] = "--tsa-url"
+    return [
+        f"{flag}={getattr(args, dest)}"
+        for dest, flag in flags.items()
+        if getattr(args, dest, None) is not None
+    ]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +94,43 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="Ansible Vault identity such as prod@FILE (repeatable); as --vault-password-file",
     )
+    signing = audit.add_argument_group(
+        "signing the run (each also from the environment: WALGUARD_SIGN_KEY, ..._CERT, ..._CHAIN, "
+        "..._PKCS12, ..._PASSWORD_FILE or the password in WALGUARD_SIGN_PASSWORD, "
+        "WALGUARD_TSA_URL)"
+    )
+    for name, what in SIGN_OPTIONS.items():
+        signing.add_argument(f"--sign-{name}", default=None, metavar="FILE", help=what)
+    signing.add_argument(
+        "--tsa-url", default=None, metavar="URL", help="RFC 3161 time-stamping authority"
+    )
+    _signing_commands(sub)
     return parser
+
+
+def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = sub.add_parser(
+        "verify",
+        help="check a signed run: signature, certificate chain, timestamp, every file",
+        description="Checks RUN_DIR's manifest.p7s and its certificate chain against --ca "
+        "(with the openssl tool), its timestamp if any, then every file against the manifest. "
+        "Exit status: 0 verified, 2 usage, 3 not signed, 10 bad signature, 11 untrusted "
+        "certificate, 12 expired certificate, 13 bad timestamp, 14 file changed, "
+        "15 file missing, 16 file added.",
+    )
+    verify.add_argument("run_dir", metavar="RUN_DIR")
+    verify.add_argument("--ca", required=True, metavar="CA.pem", help="trusted CA certificate(s)")
+    verify.add_argument(
+        "--tsa-ca", default=None, metavar="CA.pem", help="CA of the TSA (default: --ca)"
+    )
+    sign = sub.add_parser(
+        "sign",
+        help="sign a run written without a signature (key and certificate as for audit)",
+    )
+    sign.add_argument("run_dir", metavar="RUN_DIR")
+    for name, what in SIGN_OPTIONS.items():
+        sign.add_argument(f"--sign-{name}", default=None, metavar="FILE", help=what)
+    sign.add_argument("--tsa-url", default=None, metavar="URL")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,9 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         vault = [f"--vault-password-file={f}" for f in args.vault_password_file]
         vault += [f"--vault-id={i}" for i in args.vault_id]
-        return _audit(args.inventory, [*vault, *extra])
+        return _audit(args.inventory, [*vault, *_signing_args(args), *extra])
     if extra:
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command in ("verify", "sign"):
+        from walguard.signing import commands
+
+        return commands.run(args)
     try:
         return _dispatch(args)
     except LabError as exc:

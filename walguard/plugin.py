@@ -1,7 +1,7 @@
 """The walguard pytest plugin: hooks only. Controls become items (walguard.items), the run's state
 lives in one AuditRun (walguard.run) held by one plugin object, verdicts come from the one judge
-(walguard.judge), and the writers of results.json, the terminal summary and the HTML columns live
-in walguard.report.
+(walguard.judge), and the writers of results.json, report.html and the terminal summary live in
+walguard.report; signing lives in walguard.signing.
 
 It is active only when controls from checks/ are collected, so the project's own tests run
 without an inventory.
@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from walguard import __version__
 from walguard.controls import SEVERITIES, Control, load_all
 from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
-from walguard.report import html_columns, results_json, terminal
+from walguard.report import terminal, writer
+from walguard.report.runinfo import RunInfo
 from walguard.results import ERROR, Result
 from walguard.run import AuditRun, Pair, pair_of_nodeid
 from walguard.zones import ZoneProbes
@@ -105,6 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="where each run writes its directory (default: reports/)",
     )
+    writer.add_options(group)
 
 
 def _auditing(config: pytest.Config) -> bool:
@@ -152,6 +153,9 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory = read_inventory(source, vault)
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
+    # Before any host is touched or any directory made: a signing key that cannot be used
+    # stops the run here, as a usage error.
+    signing = writer.signer_from(config) if not workerinput else None
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
@@ -159,9 +163,7 @@ def pytest_configure(config: pytest.Config) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         run_dir = Path(config.getoption("report_root")) / f"{stamp}-{secrets.token_hex(3)}"
         run_dir.mkdir(parents=True, exist_ok=False)
-        if not getattr(config.option, "htmlpath", None):
-            config.option.htmlpath = str(run_dir / "report.html")
-            config.option.self_contained_html = True
+        # report.html is walguard's own (walguard.report.html), written from results.json.
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(run_dir / "junit.xml")
     # Probe hosts (walguard_zone) are vantage points, not database hosts: they are not audited.
@@ -169,6 +171,19 @@ def pytest_configure(config: pytest.Config) -> None:
     probes = [t for t in inventory.targets if t.policy.zone is not None]
     run = AuditRun(databases, run_dir, config.getoption("fail_on"))
     plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing, probes)
+    if run_dir is not None and not workerinput:
+        plugin.signer = signing
+        plugin.info = RunInfo.start(
+            run_dir.name,
+            targets=databases,
+            inventory_source=source,
+            listing=inventory.listing,
+            pytest_args=[str(a) for a in config.invocation_params.args],
+            fail_on=config.getoption("fail_on"),
+            remediate=config.getoption("remediate"),
+            change_ref=config.getoption("change_ref"),
+            active_probe=bool(config.getoption("active_probe")),
+        )
     config.pluginmanager.register(plugin, PLUGIN_NAME)
 
 
@@ -196,6 +211,8 @@ class AuditPlugin:
             zones=ZoneProbes(probes or [], run.targets),
         )
         self.stop_reason: str | None = None
+        self.info: RunInfo | None = None
+        self.signer: writer.Signing | None = None
 
     # -- what exists, what is selected --
 
@@ -316,30 +333,6 @@ class AuditPlugin:
 
     # -- outputs --
 
-    def pytest_metadata(self, metadata: dict[str, Any]) -> None:
-        """Run facts at the top of the HTML report (pytest-metadata's hook)."""
-        if self.run.run_dir is not None:
-            metadata["walguard"] = __version__
-            metadata["Inventory"] = str(self.config.getoption("inventory") or DEFAULT_INVENTORY)
-            metadata["Run"] = self.run.run_dir.name
-            metadata["Fail on"] = self.run.fail_on
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_summary(
-        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
-    ) -> None:
-        table = html_columns.remediation_table(self.run.complete(self._why_missing()))
-        if table:
-            postfix.append(table)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        html_columns.header(cells)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        html_columns.row(report, cells)
-
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or self.run.run_dir is None:
@@ -352,9 +345,21 @@ class AuditPlugin:
         # which is never 0 while anything selected is missing.
         if session.exitstatus in (0, 1, 5):
             session.exitstatus = code
-        results_json.write(
-            self.run, self.run.complete(why), int(session.exitstatus), self.run.run_dir, gate=code
+        if self.info is None:
+            return
+        failed = writer.write_run(
+            self.run,
+            self.run.complete(why),
+            self.info,
+            code=int(session.exitstatus),
+            gate=code,
+            signing=self.signer,
         )
+        if failed is not None:
+            # The run's verdicts are written, but its signature is not: never a quiet success.
+            tr = self.config.pluginmanager.get_plugin("terminalreporter")
+            (tr.write_line if tr is not None else print)(f"walguard: {failed}")
+            session.exitstatus = writer.EXIT_NOT_SIGNED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.run.run_dir is None:
@@ -364,6 +369,11 @@ class AuditPlugin:
         for line in terminal.lines(self.run, self.run.complete(why), self.run.gate(why)):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"report: {self.run.run_dir}")
+        if self.signer is not None and (self.run.run_dir / "manifest.p7s").is_file():
+            subject = self.signer.signer.cert.subject.rfc4514_string()
+            terminalreporter.write_line(
+                f"signed by {subject}: check with `walguard verify {self.run.run_dir} --ca CA.pem`"
+            )
 
 
 def _stop_reason(session: pytest.Session) -> str | None:

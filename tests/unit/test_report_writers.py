@@ -1,0 +1,137 @@
+"""results.json against its schema and report.html as an auditor reads it, from a synthetic run
+put through the real writers (known failures, whatever the lab says today)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests import browser
+from walguard.report import html, results_json, synthetic, writer
+
+MESSAGE = "archive directory /pg_archive is mode 0777 on purpose for this test"
+
+
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(results_json.SCHEMA_PATH.read_text())
+    return schema
+
+
+def validate(doc: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator(_schema(), format_checker=None).validate(doc)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    run_dir = synthetic.new_run_dir(tmp_path_factory.mktemp("runs"))
+    run, _, info = synthetic.make_run(run_dir, 120, 30)
+    complete = synthetic.with_result(
+        run.complete("x"), "db0003", "WG-DIR-004", result="FAIL", message=MESSAGE
+    )
+    failed = writer.write_run(run, complete, info, code=1, gate=1, signing=None)
+    assert failed is None
+    return run_dir, results_json.read(run_dir)
+
+
+def test_schema_is_a_valid_json_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(_schema())
+
+
+def test_written_results_validate_against_the_schema(written: tuple[Path, dict[str, Any]]) -> None:
+    validate(written[1])
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("schema_version",), 2),
+        (("hosts", "db0001", "controls", 0, "result"), "GREEN"),
+        (("run", "started"), "yesterday"),
+        (("hosts", "db0001", "zones"), {"zone-a": {"expect": "maybe", "outcome": "x", "ok": True}}),
+    ],
+)
+def test_schema_rejects_what_it_does_not_document(
+    written: tuple[Path, dict[str, Any]], path: tuple[Any, ...], value: Any
+) -> None:
+    doc = json.loads(json.dumps(written[1]))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        validate(doc)
+
+
+def test_zones_validate_and_render_as_a_matrix(written: tuple[Path, dict[str, Any]]) -> None:
+    doc = json.loads(json.dumps(written[1]))
+    doc["hosts"]["db0001"]["zones"] = {
+        "zone-a": {"expect": "reach", "outcome": "connected", "ok": True},
+        "zone-b": {"expect": "refuse", "outcome": "connected", "ok": False},
+    }
+    validate(doc)
+    page = html.render(doc)
+    assert 'id="zone-matrix"' in page
+    assert "<b>NOT OK</b>: expect refuse, connected" in page
+    assert 'id="zone-matrix"' not in html.render(written[1])
+
+
+def test_results_json_records_the_run(written: tuple[Path, dict[str, Any]]) -> None:
+    doc = written[1]
+    run = doc["run"]
+    assert run["started"] <= run["finished"]
+    assert run["walguard"]["version"] and run["operator"] and run["command"]
+    assert len(run["policy_sha256"]) == 64 and len(run["inventory"]["sha256"]) == 64
+    results = [r for h in doc["hosts"].values() for r in h["controls"]]
+    assert doc["summary"]["by_result"] == dict(Counter(r["result"] for r in results))
+    assert doc["summary"]["unreachable"] == [f"db{i:04d}" for i in (99,)]
+    failure = next(r for r in results if r["host"] == "db0003" and r["control"] == "WG-DIR-004")
+    (ref,) = failure["evidence"]
+    assert ref["file"] == "evidence/db0003/collector.txt" and ref["section"] == "archive_stat"
+    lines = (written[0] / ref["file"]).read_text().split("\n")
+    first, last = ref["lines"]
+    assert "\n".join(lines[first - 1 : last]) == ref["excerpt"]  # the lines, where it says
+    passing = next(r for r in results if r["result"] == "PASS" and r["evidence"])
+    assert all(e["excerpt"] is None for e in passing["evidence"])
+
+
+def test_page_is_self_contained(written: tuple[Path, dict[str, Any]]) -> None:
+    page = (written[0] / "report.html").read_text()
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "default-src 'none'" in page
+
+
+def test_auditor_sees_summary_failure_and_no_traceback(
+    written: tuple[Path, dict[str, Any]],
+) -> None:
+    run_dir, doc = written
+    dom = browser.dump_dom(run_dir / "report.html")
+    text = browser.main_view_text(dom)
+    totals = doc["summary"]["by_result"]
+    for result, count in totals.items():
+        assert f'data-result="{result}">{count}<' in dom
+    assert MESSAGE in text and "db0003" in text
+    assert "Gate failed" in text
+    for noise in ("Traceback", "AssertionError", "self.", "def test_", ".py::"):
+        assert noise not in text, noise
+    assert "checks/test_synthetic.py::" in dom  # ... it is there, in the technical section
+    shot = run_dir / "screenshot.png"
+    browser.screenshot(run_dir / "report.html", shot)
+    assert shot.stat().st_size > 10_000
+
+
+def test_every_control_with_a_collector_source_names_real_sections() -> None:
+    """An evidence reference must point at a section the collector really prints."""
+    from walguard.report.evidence import SOURCES
+
+    script = (Path(__file__).resolve().parents[2] / "walguard/collector/collect.sh").read_text()
+    printed = set(re.findall(r"^\s*section (\w+)", script, re.M))
+    for control, sources in SOURCES.items():
+        for kind, name in sources:
+            if kind == "c":
+                assert name in printed, (control, name)

@@ -1,0 +1,64 @@
+"""`walguard verify` and `walguard sign`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from walguard.signing import manifest, signer, verify
+from walguard.signing.sign_run import manifest_metadata, sign_run
+from walguard.signing.tsa import TimestampError
+
+EXIT_SIGN_FAILED = 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "verify":
+        return _verify(Path(args.run_dir), Path(args.ca), args.tsa_ca and Path(args.tsa_ca))
+    return _sign(args)
+
+
+def _verify(run_dir: Path, ca: Path, tsa_ca: Path | None) -> int:
+    found = verify.verify(run_dir, ca, tsa_ca)
+    for line in found.lines:
+        print(line)
+    if found.code == verify.EXIT_OK:
+        print(f"verified: {run_dir} is as signed")
+    else:
+        print(f"NOT VERIFIED: {run_dir} (exit status {found.code})", file=sys.stderr)
+    return found.code
+
+
+def _sign(args: argparse.Namespace) -> int:
+    """Signs a run written without a signature: the page and results.json are written again
+    with the signer's name, then the manifest is made and signed."""
+    from walguard.report import html, results_json
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "results.json").is_file():
+        print(f"walguard: {run_dir} holds no results.json: not a walguard run", file=sys.stderr)
+        return verify.EXIT_USAGE
+    if (run_dir / manifest.SIGNATURE).exists():
+        print(f"walguard: {run_dir} is already signed", file=sys.stderr)
+        return verify.EXIT_USAGE
+    opts = signer.SignOptions.resolve(
+        key=args.sign_key, cert=args.sign_cert, chain=args.sign_chain, pkcs12=args.sign_pkcs12,
+        password_file=args.sign_password_file, tsa_url=args.tsa_url,
+    )  # fmt: skip
+    try:
+        key = signer.load(opts)
+    except signer.SignerError as exc:
+        print(f"walguard: cannot sign: {exc}", file=sys.stderr)
+        return verify.EXIT_USAGE
+    doc = results_json.read(run_dir)
+    doc["run"]["signing"] = key.describe(opts.tsa_url)
+    results_json.write(doc, run_dir)
+    html.write(doc, run_dir)
+    try:
+        sign_run(run_dir, key, manifest_metadata(doc), opts.tsa_url)
+    except TimestampError as exc:
+        print(f"walguard: signed, but without a timestamp: {exc}", file=sys.stderr)
+        return EXIT_SIGN_FAILED
+    print(f"signed: {run_dir / manifest.SIGNATURE}")
+    return 0
