@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.lab.break_cases import BASELINE_FAIL, CASES, Case
@@ -20,6 +21,7 @@ from tests.lab.conftest import Lab
 from tests.lab.test_scenarios import EFFECTS, assert_pristine, observe
 from walguard.controls import load_all
 from walguard.lab import settings
+from walguard.report import results_json
 
 SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
 
@@ -39,6 +41,9 @@ class Audit:
             if c["control"] == control:
                 return str(c["message"])
         raise KeyError(control)
+
+
+SCHEMA = jsonschema.Draft202012Validator(json.loads(results_json.SCHEMA_PATH.read_text()))
 
 
 def audit(
@@ -69,6 +74,9 @@ def audit(
     )
     runs = sorted(root.glob("*/results.json")) if root.exists() else []
     doc = json.loads(runs[-1].read_text()) if runs else {}
+    if doc:
+        # Every run the lab tests make is checked against the documented schema.
+        SCHEMA.validate(doc)
     return Audit(done.returncode, doc, done.stdout, done.stderr)
 
 
