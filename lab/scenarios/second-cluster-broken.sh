@@ -18,6 +18,9 @@ archive_mode = $MODE
 archive_command = 'test -f /pg_archive/second/%f || cp %p /pg_archive/second/%f'
 archive_timeout = 60
 wal_level = replica
+# TLS with the host's lab certificate (clients name the host, whichever port).
+ssl_cert_file = '/etc/walguard-lab/tls/server.crt'
+ssl_key_file = '/etc/walguard-lab/tls/server.key'
 CONF
 chown postgres:postgres "$conf"
 systemctl start postgresql@15-second.service

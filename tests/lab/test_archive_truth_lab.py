@@ -135,12 +135,23 @@ SECOND = {
     "walguard_archive_dir": "/pg_archive/second",
     "walguard_require_dedicated_mount": False,
     "walguard_postgres_service": "postgresql@15-second.service",
+    # The second cluster listens on loopback only: no zone reaches it, and the host's other
+    # cluster is an expected listener; clients name it by the host's name (its certificate's).
+    "walguard_listen_addresses": ["localhost"],
+    "walguard_allowed_listeners": ["sshd:22", "chronyd:323", "postgres:5432"],
+    "walguard_zones": {"zone-a": {"expect_postgres": False}, "zone-b": {"expect_postgres": False}},
+    "walguard_tls_name": "db3",
 }
+# The main cluster's host has the second one listening beside it.
+MAIN_WITH_SECOND = {"walguard_allowed_listeners": ["sshd:22", "chronyd:323", "postgres:5433"]}
 
 
 def test_a_second_cluster_is_audited_by_its_port(lab: Lab, db3: Any, tmp_path: Path) -> None:
     lab.walguard("lab", "scenario", "apply", db3.name, "second-cluster")
     inv = _with_vars(tmp_path, "db3", SECOND, name="db3-second")
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["children"]["lab"]["hosts"]["db3"].update(MAIN_WITH_SECOND)
+    inv.write_text(yaml.safe_dump(doc))
     result = audit(tmp_path, "-k", "db3", inventory=inv)
     assert result.by_result("db3", "FAIL") == BASELINE_FAIL, result.stdout
     assert result.by_result("db3-second", "ERROR") == set(), result.stdout

@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 from tests.lab.conftest import Lab
-from walguard.lab import hosts, settings
+from walguard.lab import hosts, labhost, settings
 
 
 def _ssh_with_known_hosts(host: hosts.Host, known_hosts: Path) -> subprocess.CompletedProcess[str]:
     argv = [
         "ssh",
         "-i",
-        str(hosts.lab_key()),
+        str(labhost.lab_key()),
         "-o",
         "IdentitiesOnly=yes",
         "-o",
@@ -31,7 +31,7 @@ def _ssh_with_known_hosts(host: hosts.Host, known_hosts: Path) -> subprocess.Com
 
 def test_ssh_strict_host_key_checking_accepts_the_recorded_key(lab: Lab) -> None:
     for host in lab.hosts:
-        done = _ssh_with_known_hosts(host, hosts.known_hosts_path())
+        done = _ssh_with_known_hosts(host, labhost.known_hosts_path())
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == host.name
 

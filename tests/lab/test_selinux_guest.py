@@ -22,7 +22,7 @@ import yaml
 
 from tests.lab.conftest import Lab
 from walguard.inventory import load_inventory
-from walguard.lab import hosts, selinux_guest, settings
+from walguard.lab import labhost, selinux_guest, settings
 
 WAIT_S = 120
 
@@ -99,7 +99,7 @@ def _unlabelled(context: str) -> bool:
 
 def test_ssh_with_strict_host_key_checking(guest: Guest, tmp_path: Path) -> None:
     assert guest.ssh("hostname").stdout.strip() == selinux_guest.NAME
-    recorded = hosts.known_hosts_path().read_text()
+    recorded = labhost.known_hosts_path().read_text()
     assert f"{selinux_guest.NAME},[127.0.0.1]:{selinux_guest.SSH_PORT} ssh-ed25519 " in recorded
     # The same login against a known_hosts with another key for the guest must be refused.
     other = tmp_path / "other"

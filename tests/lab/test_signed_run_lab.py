@@ -123,9 +123,7 @@ def test_tampering_a_real_run_is_named(
 
 
 @pytest.mark.parametrize("who", ["another key", "another CA", "expired"])
-def test_resigning_a_real_run_is_caught(
-    signed_run: SignedRun, tmp_path: Path, who: str
-) -> None:
+def test_resigning_a_real_run_is_caught(signed_run: SignedRun, tmp_path: Path, who: str) -> None:
     run_dir = _copy(signed_run, tmp_path)
     (run_dir / manifest.TIMESTAMP).unlink()
     metadata = manifest.parse((run_dir / "manifest").read_bytes()).metadata

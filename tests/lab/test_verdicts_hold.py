@@ -14,10 +14,12 @@ import yaml
 
 from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import BASELINE_FAIL, Audit, _inventory_with, audit
+from walguard.controls import load_all
 from walguard.lab import settings
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_CONTROLS = 22  # per nspawn host, without --active-probe
+# Per nspawn host, without --active-probe (opt-in).
+ALL_CONTROLS = sum(1 for c in load_all().values() if not c.opt_in)
 
 
 def _verdicts(a: Audit) -> dict[tuple[str, str], str]:
