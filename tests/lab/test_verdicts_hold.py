@@ -59,7 +59,7 @@ def test_a_killed_worker_leaves_its_host_error_and_the_gate_red(lab: Lab, tmp_pa
     assert judged <= before, judged
     assert result.doc["hosts"]["db2"]["worker_crash"]
     assert result.by_result("db1", "ERROR") == set() or result.by_result("db3", "ERROR") == set()
-    assert "66 of 66 controls selected" in result.stdout
+    assert f"{3 * ALL_CONTROLS} of {3 * ALL_CONTROLS} controls selected" in result.stdout
 
 
 def test_a_replaced_worker_judges_what_the_dead_one_left(lab: Lab, tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_stopping_early_and_selecting_below_the_gate_are_never_green(
     low_only = audit(tmp_path, "-m", "severity_low")
     assert low_only.exit_status == 5, low_only.stdout
     assert low_only.doc["selected"] == 3 and low_only.doc["total"] == 3 * ALL_CONTROLS
-    assert "3 of 66 controls selected" in low_only.stdout
+    assert f"3 of {3 * ALL_CONTROLS} controls selected" in low_only.stdout
     assert audit(tmp_path, "-m", "severity_low", "--fail-on", "low").exit_status == 1
 
 
