@@ -100,8 +100,13 @@ def _target_line(target: Target) -> str:
     except ValueError:
         host, hostaddr = target.address, ""
     fields = (target.name, host, hostaddr, str(target.connect.pg_port))
-    if any(("|" in f or "\n" in f) for f in fields):
-        raise FactUnavailable(f"{target.name}: a name or address with '|' or a newline")
+    # The values become libpq keywords' values in a connection string: a space, quote, backslash
+    # or '=' could add a keyword (sslmode=disable), and '|' or a newline a record of the list.
+    if any(c.isspace() or c in "|'\\=" for f in fields for c in f):
+        raise FactUnavailable(
+            f"{target.name}: its name or address holds a space, quote, backslash, '=' or '|', "
+            "which a connection string cannot carry safely"
+        )
     return "|".join(fields)
 
 

@@ -226,3 +226,19 @@ def test_certificates_chain_name_and_expiry(tmp_path: Path) -> None:
     assert not verdict.ok and "less than the policy's 30" in verdict.message
     foreign, _ = cert("db1", other_key, other_ca.subject, False, 365, None)
     assert not judge_certificate(pem(foreign), [ca], "db1", 30).ok
+
+
+@pytest.mark.parametrize("address", ["db1 sslmode=disable", "db1'", "a|b", "db1\\x"])
+def test_zone_targets_cannot_inject_connection_keywords(address: str) -> None:
+    from types import MappingProxyType
+
+    from walguard.errors import FactUnavailable
+    from walguard.inventory import Target
+    from walguard.zones import probe_command
+
+    probe = Target("probe-a", "10.0.0.2", 22, None, None, False, (), MappingProxyType({}))
+    bad = Target("db1", address, 22, None, None, False, (), MappingProxyType({}))
+    with pytest.raises(FactUnavailable, match="cannot carry safely"):
+        probe_command(probe, [bad], "@@T@@", "")
+    good = Target("db1", "10.0.0.11", 22, None, None, False, (), MappingProxyType({}))
+    assert "db1|db1|10.0.0.11|5432" in probe_command(probe, [good], "@@T@@", "")
