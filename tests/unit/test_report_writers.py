@@ -135,3 +135,18 @@ def test_every_control_with_a_collector_source_names_real_sections() -> None:
         for kind, name in sources:
             if kind == "c":
                 assert name in printed, (control, name)
+
+
+def test_matrix_table_and_text_show_the_same_cells(written: tuple[Path, dict[str, Any]]) -> None:
+    from walguard.report import html
+
+    doc = written[1]
+    ids = sorted({r["control"] for h in doc["hosts"].values() for r in h["controls"]})
+    rows = html._matrix_rows(doc, ids)
+    text = str(html._matrix_text(doc, ids))
+    judged = [n for n, h in doc["hosts"].items() if h["controls"]]
+    assert len(rows) == len(judged) and text.count('href="#h-') == len(judged)
+    target = html.anchor("r", "db0003", "WG-DIR-004")
+    assert any(f'href="#{target}"' in row for row in rows)
+    assert f'href="#{target}"' in text
+    assert sum(r.count("<td") for r in rows) == len(judged) * len(ids)

@@ -9,6 +9,7 @@ the browser does not lay it out until asked).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,26 +53,39 @@ def anchor(*parts: str) -> str:
     return "-".join("".join(c if c.isalnum() or c in "._" else "_" for c in p) for p in parts)
 
 
-def _matrix_rows(doc: dict[str, Any], control_ids: list[str]) -> list[Markup]:
-    """One table row per host, built here as one string: 40,000 cells through the template
-    engine's loop would be most of the write time."""
-    rows = []
+Cell = tuple[str, str, str | None] | None  # css class, letter, finding's anchor; None: not judged
+
+
+def _matrix_cells(doc: dict[str, Any], control_ids: list[str]) -> Iterator[tuple[str, list[Cell]]]:
+    """Each judged host's row of the host x control matrix, whatever it is drawn as."""
     for name, host in doc["hosts"].items():
         if not host["controls"]:
             continue
         by_control = {r["control"]: r["result"] for r in host["controls"]}
-        cells = []
+        row: list[Cell] = []
         for cid in control_ids:
             result = by_control.get(cid)
             if result is None:
-                cells.append("<td></td>")
+                row.append(None)
                 continue
             cls, letter = CELLS.get(result, ("e", "?"))
-            if result in ATTENTION:
-                link = f'<a href="#{anchor("r", name, cid)}">{letter}</a>'
-                cells.append(f"<td class={cls}>{link}</td>")
-            else:
-                cells.append(f"<td class={cls}>{letter}</td>")
+            row.append((cls, letter, anchor("r", name, cid) if result in ATTENTION else None))
+        yield name, row
+
+
+def _matrix_rows(doc: dict[str, Any], control_ids: list[str]) -> list[Markup]:
+    """One table row per host, built here as one string: 40,000 cells through the template
+    engine's loop would be most of the write time."""
+    rows = []
+    for name, row in _matrix_cells(doc, control_ids):
+        cells = []
+        for cell in row:
+            if cell is None:
+                cells.append("<td></td>")
+                continue
+            cls, letter, target = cell
+            shown = f'<a href="#{target}">{letter}</a>' if target else letter
+            cells.append(f"<td class={cls}>{shown}</td>")
         head = f'<th scope=row><a href="#{anchor("h", name)}">{escape(name)}</a></th>'
         rows.append(Markup(f"<tr>{head}{''.join(cells)}</tr>"))
     return rows
@@ -100,21 +114,14 @@ def _matrix_text(doc: dict[str, Any], control_ids: list[str]) -> Markup:
         head.append(" " * width + " ".join(a[i : i + 1] or " " for a in areas))
     head += [" " * width + " ".join(d) for d in digits]
     lines = [escape(line) for line in head]
-    for name, host in doc["hosts"].items():
-        if not host["controls"]:
-            continue
-        by_control = {r["control"]: r["result"] for r in host["controls"]}
+    for name, row in _matrix_cells(doc, control_ids):
         cells = []
-        for cid in control_ids:
-            result = by_control.get(cid)
-            if result is None:
+        for cell in row:
+            if cell is None:
                 cells.append(" ")
                 continue
-            cls, letter = CELLS.get(result, ("e", "?"))
-            if result in ATTENTION:
-                cells.append(f'<a class={cls} href="#{anchor("r", name, cid)}">{letter}</a>')
-            else:
-                cells.append(letter)
+            cls, letter, target = cell
+            cells.append(f'<a class={cls} href="#{target}">{letter}</a>' if target else letter)
         label = f'<a href="#{anchor("h", name)}">{escape(name)}</a>' + " " * (width - len(name))
         lines.append(Markup(label + " ".join(cells)))
     return Markup('<pre class="mx">') + Markup("\n").join(lines) + Markup("</pre>")
@@ -124,12 +131,7 @@ def context(doc: dict[str, Any], signature: dict[str, Any] | None = None) -> dic
     """What the template needs, computed once from results.json."""
     hosts = doc["hosts"]
     control_ids = sorted(doc["controls"])
-    attention = [
-        r
-        for host in hosts.values()
-        for r in host["controls"]
-        if r["result"] in ATTENTION
-    ]
+    attention = [r for host in hosts.values() for r in host["controls"] if r["result"] in ATTENTION]
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     order = {r: i for i, r in enumerate(ATTENTION)}
     attention.sort(key=lambda r: (rank.get(r["severity"], 9), order[r["result"]], r["control"]))
