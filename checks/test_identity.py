@@ -32,6 +32,9 @@ def test_clock_synchronised(platform: PlatformFacts, policy: Policy) -> str:
         source = clock.chrony.get("Reference ID", "?")
         if leap.lower().startswith("not synchronised"):
             fail(f"chronyd runs but is not synchronised (Leap status: {leap}, source {source})")
+        if source.startswith("7F7F0101"):
+            # chronyd's `local` reference: the host serves its own clock, synchronised to nothing.
+            fail(f"chronyd is synchronised only to this host's own clock ({source})")
         offset = clock.chrony_offset_ms()
         if offset is None:
             raise FactUnavailable(f"chronyc tracking shows no offset: {clock.chrony}")

@@ -106,6 +106,9 @@ def test_first_run_records_the_journal_baseline_then_compares() -> None:
         ("WG-IDN-001", "chrony_tracking",
          "Reference ID    : 00000000 ()\nSystem time     : 0.000000000 seconds slow of NTP time"
          "\nLeap status     : Not synchronised", 0, "not synchronised"),
+        ("WG-IDN-001", "chrony_tracking",
+         "Reference ID    : 7F7F0101 ()\nSystem time     : 0.000000000 seconds slow of NTP time"
+         "\nLeap status     : Normal", 0, "only to this host's own clock"),
         ("WG-IDN-002", "identity", "name db1\nfqdn db1\nforward 127.0.1.1\n"
          "reverse 127.0.1.1 db1", 0, "not an address of this host"),
         ("WG-IDN-002", "identity", "name db1\nfqdn db1\nforward 10.231.0.11\n"
