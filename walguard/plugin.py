@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from walguard import prefetch
 from walguard.controls import SEVERITIES, Control, load_all
+from walguard.fanout import DEFAULT_FORKS, MAX_FORKS
 from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
@@ -105,6 +107,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="where each run writes its directory (default: reports/)",
     )
+    group.addoption(
+        "--forks",
+        default=None,
+        metavar="N",
+        help="how many hosts' facts are collected at once, by threads of this process "
+        f"(default {DEFAULT_FORKS}, or WALGUARD_FORKS; 1-{MAX_FORKS}: keep it within a bastion's "
+        "or the hosts' sshd MaxStartups)",
+    )
     writer.add_options(group)
 
 
@@ -156,6 +166,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Before any host is touched or any directory made: a signing key that cannot be used
     # stops the run here, as a usage error.
     signing = writer.signer_from(config) if not workerinput else None
+    prefetch.forks_option(config)
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
@@ -210,6 +221,7 @@ class AuditPlugin:
             probe_wait_s=config.getoption("probe_wait"),
             zones=ZoneProbes(probes or [], run.targets),
         )
+        self.forks = prefetch.forks_option(config)
         self.stop_reason: str | None = None
         self.info: RunInfo | None = None
         self.signer: writer.Signing | None = None
@@ -308,6 +320,10 @@ class AuditPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         try:
+            if not (self.is_worker or self.distributed) and prefetch.will_run(session):
+                # Every selected host's facts first, many at once; pytest then judges them.
+                tr = self.config.pluginmanager.get_plugin("terminalreporter")
+                prefetch.prefetch(session.items, self.cache, self.forks, tr)
             return (yield)
         finally:
             self.stop_reason = _stop_reason(session)

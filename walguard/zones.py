@@ -20,7 +20,7 @@ from walguard.errors import FactUnavailable
 from walguard.facts import Part
 from walguard.inventory import Target
 from walguard.sections import split_sections
-from walguard.transport import Connection
+from walguard.transport import Cancel, Connection
 
 ANSWERED = "answered"  # PostgreSQL answered (authentication refused the probe: expected)
 ANSWERED_TLS = "answered over verified TLS"
@@ -135,12 +135,14 @@ def probe_command(probe: Target, databases: list[Target], token: str, ca_pem: st
     return f"env {assignments} /bin/sh -c {shlex.quote(_SCRIPT)}"
 
 
-def run_probe(probe: Target, databases: list[Target]) -> tuple[dict[str, ZoneAttempt], str]:
+def run_probe(
+    probe: Target, databases: list[Target], cancel: Cancel | None = None
+) -> tuple[dict[str, ZoneAttempt], str]:
     """Every database host's outcome from this probe (one SSH round trip), and the raw output.
     A probe that cannot be reached gives every host an UNKNOWN attempt saying why."""
     zone = probe.policy.zone or "?"
     token = f"@@WG-{secrets.token_hex(8)}@@"
-    conn = Connection(probe)
+    conn = Connection(probe, cancel)
     try:
         ca_pem = probe_ca(databases)
         conn.open()
@@ -176,16 +178,22 @@ class ZoneProbes:
         self.evidence: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def run(self, cancel: Cancel | None = None) -> None:
+        """Every probe host's attempts at every database host, once per process."""
+        with self._lock:
+            if self.results is not None:
+                return
+            results: dict[str, dict[str, ZoneAttempt]] = {}
+            for probe in self.probes:
+                found, raw = run_probe(probe, self.databases, cancel)
+                self.evidence[probe.name] = raw
+                for name, attempt in found.items():
+                    results.setdefault(name, {})[attempt.zone] = attempt
+            self.results = results
+
     def for_host(self, host: str) -> Part[dict[str, ZoneAttempt]]:
         """zone -> attempt, for one database host."""
         if not self.probes:
             return Part({})
-        with self._lock:
-            if self.results is None:
-                self.results = {}
-                for probe in self.probes:
-                    found, raw = run_probe(probe, self.databases)
-                    self.evidence[probe.name] = raw
-                    for name, attempt in found.items():
-                        self.results.setdefault(name, {})[attempt.zone] = attempt
-        return Part(self.results.get(host, {}))
+        self.run()
+        return Part((self.results or {}).get(host, {}))
