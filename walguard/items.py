@@ -8,6 +8,7 @@ rewriting or on Python's optimisation flags.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import threading
@@ -187,9 +188,23 @@ def write_evidence(run_dir: Path, found: HostFacts) -> None:
             path.write_text(text, errors="replace")
 
 
+@functools.cache
 def reads_zones(fn: Callable[..., Any]) -> bool:
     """Whether a control judges the zone probes' attempts (they are asked only then)."""
     return "zones" in inspect.signature(fn).parameters
+
+
+# Marks are made once per control and per host rather than per item: at 35,000 items pytest's
+# mark machinery costs seconds.
+@functools.cache
+def _control_marks(control_id: str, severity: str) -> tuple[pytest.MarkDecorator, ...]:
+    return pytest.mark.walguard_control(control_id), getattr(pytest.mark, f"severity_{severity}")
+
+
+@functools.cache
+def _host_mark(host: str) -> pytest.MarkDecorator:
+    # One worker judges all of a host's controls, so its facts are collected once.
+    return pytest.mark.xdist_group(host)
 
 
 class ControlItem(pytest.Item):
@@ -212,10 +227,8 @@ class ControlItem(pytest.Item):
         self.verdict: Verdict | None = None
         self.facts: HostFacts | None = None
         self.reads_zones = reads_zones(fn)
-        self.add_marker(pytest.mark.walguard_control(meta.id))
-        self.add_marker(getattr(pytest.mark, f"severity_{meta.severity}"))
-        # One worker judges all of a host's controls, so its facts are collected once.
-        self.add_marker(pytest.mark.xdist_group(target.name))
+        for mark in (*_control_marks(meta.id, meta.severity), _host_mark(target.name)):
+            self.add_marker(mark)
         # `-k WG-ARC-001`, `-k test_archive_mode_on` and `-k db1` all select.
         self.extra_keyword_matches.update({meta.id, fn.__name__, target.name})
 

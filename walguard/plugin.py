@@ -296,6 +296,11 @@ class AuditPlugin:
         if report.when == "setup":  # setup failed: no verdict could be reached
             why = call.excinfo.value if call.excinfo else "?"
             res = replace(res, result=ERROR, message=f"could not run the control: {why}")
+        if not self.is_worker:
+            # Judged here: recorded here. pytest keeps every report (and junit every property)
+            # until the run ends; at 35,000 items carrying this as JSON costs ~100 MB.
+            self.run.record(res, item.host_info())
+            return report
         report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
         report.user_properties.append(("walguard_host", json.dumps(item.host_info())))
         return report
@@ -309,6 +314,8 @@ class AuditPlugin:
             self.run.record(res, json.loads(str(props["walguard_host"])))
             return
         pair = pair_of_nodeid(report.nodeid)
+        if pair in self.run.results:
+            return  # recorded when its report was made (judged in this process)
         if pair is not None and report.failed and pair in self.run.expected:
             # No verdict travelled with it: xdist's report of a worker that died running it.
             reason = " ".join(str(report.longrepr).split())
