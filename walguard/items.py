@@ -106,6 +106,11 @@ class FactsCache:
                 self.facts[target.name] = found
             return found
 
+    def release(self) -> None:
+        """Forgets the facts (when every item is judged); what results.json records stays."""
+        self.facts.clear()
+        self._fanout = None
+
     def _host_lock(self, name: str) -> threading.RLock:
         with self._lock:
             return self._locks.setdefault(name, threading.RLock())

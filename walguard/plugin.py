@@ -300,9 +300,10 @@ class AuditPlugin:
             # Judged here: recorded here. pytest keeps every report (and junit every property)
             # until the run ends; at 35,000 items carrying this as JSON costs ~100 MB.
             self.run.record(res, item.host_info())
-            return report
-        report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
-        report.user_properties.append(("walguard_host", json.dumps(item.host_info())))
+        else:
+            report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
+            report.user_properties.append(("walguard_host", json.dumps(item.host_info())))
+        item.facts = None  # the cache holds them; pytest holds its items until the run ends
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -333,6 +334,7 @@ class AuditPlugin:
                 prefetch.prefetch(session.items, self.cache, self.forks, tr)
             return (yield)
         finally:
+            self.cache.release()  # every item is judged: the facts' memory goes before writing
             self.stop_reason = _stop_reason(session)
             mode = self.config.getoption("remediate")
             if mode and not self.is_worker:
