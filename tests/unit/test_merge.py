@@ -113,6 +113,7 @@ def test_two_shards_make_the_run_one_controller_would(tmp_path: Path) -> None:
     assert len(cases) == len(set(cases)) == doc["selected"]
     page = (out / "report.html").read_text()
     assert "db0000" in page and "db0005" in page
+    assert f"Shard 2 of 2</td><td>{b.name}: 2 hosts" in page
 
 
 def test_shards_that_overlap_are_refused(tmp_path: Path) -> None:
@@ -153,6 +154,8 @@ def test_signed_shards_are_verified_then_listed_in_the_signed_manifest(
         (a.name, True), (b.name, True)
     ]
     assert listed.metadata["hosts_audited"] == sorted(doc["hosts"])
+    page = (out / "report.html").read_text()
+    assert page.count("walguard tests, signature verified before merging") == 2
     for shard in (a, b):
         kept = out / merge.SHARDS_DIR / shard.name
         assert (kept / manifest.SIGNATURE).read_bytes() == (shard / manifest.SIGNATURE).read_bytes()
