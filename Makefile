@@ -83,6 +83,12 @@ bench: lab-up
 bench-report: deps
 	$(PY) bench/report.py
 
+# An estate of 100, 300 and 1,000 names over the lab hosts, audited by the fan-out, beside the old
+# way (-n 8 xdist workers); root, lab up. BENCH_SCALE_ARGS: e.g. --old-tree CHECKOUT, --lock FILE.
+.PHONY: bench-scale
+bench-scale: lab-up
+	$(PY) bench/scale.py $(BENCH_SCALE_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -175,3 +176,46 @@ def test_fan_out_bounds_what_runs_at_once_and_reports_each_host() -> None:
     fanout.wait()
     assert [d.host for d in seen] == ["b", "c", "d", "a"]
     assert not any(d.reachable for d in seen)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_an_interrupt_ends_the_hosts_being_collected(tmp_path: Path, silent_port: int) -> None:
+    """Ctrl-C while a host hangs (its timeout an hour): the run ends as pytest's interrupted run
+    does, and no ssh process is left behind."""
+    inv = inventory(tmp_path, {"hung": silent_port})
+    inv.write_text(inv.read_text().replace("walguard_connect_timeout_s: 2",
+                                           "walguard_connect_timeout_s: 3600"))  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inv),
+         "--report-root", str(tmp_path / "reports")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    port = f"-p\0{silent_port}\0"
+    for _ in range(3000):  # until its ssh master is connecting (at most a minute)
+        if _processes_mentioning(port):
+            break
+        threading.Event().wait(0.02)
+    assert _processes_mentioning(port), "no ssh process was started"
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:  # a run that did not end is not left behind, nor its ssh processes
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        left = _processes_mentioning(port)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 2, out.decode(errors="replace")  # pytest's "interrupted"
+    assert left == []
