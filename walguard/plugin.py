@@ -26,8 +26,10 @@ from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
 from walguard.report import terminal, writer
 from walguard.report.runinfo import RunInfo
-from walguard.results import ERROR, Result
+from walguard.results import ERROR, WAIVED, Result
 from walguard.run import AuditRun, Pair, pair_of_nodeid
+from walguard.run_history import RunHistory
+from walguard.run_history import add_options as add_history_options
 from walguard.zones import ZoneProbes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +108,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where each run writes its directory (default: reports/)",
     )
     writer.add_options(group)
+    add_history_options(group)
 
 
 def _auditing(config: pytest.Config) -> bool:
@@ -156,6 +159,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Before any host is touched or any directory made: a signing key that cannot be used
     # stops the run here, as a usage error.
     signing = writer.signer_from(config) if not workerinput else None
+    # Waivers, --baseline and the CA for earlier runs, also checked before any host is touched.
+    history = RunHistory.from_config(config, set(load_all(CHECKS_DIR)), controller=not workerinput)
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
@@ -170,7 +175,10 @@ def pytest_configure(config: pytest.Config) -> None:
     databases = [t for t in inventory.targets if t.policy.zone is None]
     probes = [t for t in inventory.targets if t.policy.zone is not None]
     run = AuditRun(databases, run_dir, config.getoption("fail_on"))
+    run.baseline = history.baseline_verdicts()
     plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing, probes)
+    plugin.history = history
+    plugin.inventory_source = source
     if run_dir is not None and not workerinput:
         plugin.signer = signing
         plugin.info = RunInfo.start(
@@ -213,6 +221,9 @@ class AuditPlugin:
         self.stop_reason: str | None = None
         self.info: RunInfo | None = None
         self.signer: writer.Signing | None = None
+        self.history = RunHistory()
+        self.inventory_source = ""
+        self.history_doc: dict[str, Any] = {}
 
     # -- what exists, what is selected --
 
@@ -284,6 +295,15 @@ class AuditPlugin:
         if report.when == "setup":  # setup failed: no verdict could be reached
             why = call.excinfo.value if call.excinfo else "?"
             res = replace(res, result=ERROR, message=f"could not run the control: {why}")
+        elif self.history.waivers is not None:
+            res = self.history.waivers.apply(res)
+            if res.result == WAIVED and res.waiver is not None:
+                # An accepted risk: junit and pytest's summary show it as skipped, with why.
+                w = res.waiver
+                why = (f"WAIVED ({w['ticket']}, approved by {w['approver']} until {w['expires']}):"
+                       f" {w['reason']}; finding: {res.message}")  # fmt: skip
+                report.outcome = "skipped"
+                report.longrepr = (str(item.path), item.reportinfo()[1] or 0, why)
         report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
         report.user_properties.append(("walguard_host", json.dumps(item.host_info())))
         return report
@@ -347,19 +367,24 @@ class AuditPlugin:
             session.exitstatus = code
         if self.info is None:
             return
+        results = self.run.complete(why)
+        self.history.compare(results, self.run.run_dir, self.inventory_source)
+        self.history_doc = self.history.record(results, self.run.run_dir)
         failed = writer.write_run(
             self.run,
-            self.run.complete(why),
+            results,
             self.info,
             code=int(session.exitstatus),
             gate=code,
             signing=self.signer,
+            extra=self.history_doc,
         )
         if failed is not None:
             # The run's verdicts are written, but its signature is not: never a quiet success.
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             (tr.write_line if tr is not None else print)(f"walguard: {failed}")
             session.exitstatus = writer.EXIT_NOT_SIGNED
+        self.history.prune(self.run.run_dir, self.inventory_source)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.run.run_dir is None:
@@ -367,6 +392,8 @@ class AuditPlugin:
         why = self._why_missing()
         terminalreporter.section("walguard")
         for line in terminal.lines(self.run, self.run.complete(why), self.run.gate(why)):
+            terminalreporter.write_line(line)
+        for line in self.history.lines(self.history_doc):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"report: {self.run.run_dir}")
         if self.signer is not None and (self.run.run_dir / "manifest.p7s").is_file():
