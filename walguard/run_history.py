@@ -129,10 +129,12 @@ class RunHistory:
 
     def lines(self, doc: dict[str, Any]) -> list[str]:
         """For the terminal summary."""
-        out = drift.lines(doc.get("drift"))
-        if doc.get("drift", {}).get("error"):
-            prev = doc["drift"]["previous"]
-            out = [f"drift: NOT COMPARED: previous run {prev['run']} {doc['drift']['error']}"]
+        found = doc.get("drift") or {}
+        if found.get("error"):
+            prev = found["previous"]
+            out = [f"drift: NOT COMPARED: previous run {prev['run']} {found['error']}"]
+        else:
+            out = drift.lines(found or None)
         for w in doc.get("waivers", {}).get("entries", []):
             if w["status"] == "expired":
                 still = ", ".join(w["no_longer_waived"]) or "nothing failing now"
