@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests import pki
+from tests import browser, pki
 from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import Audit, audit
 
@@ -64,8 +64,11 @@ def test_drift_between_signed_runs_then_a_changed_previous_run_is_not_trusted(
     ]
     assert drift["fixed"] == [] and drift["hosts_added"] == [] and drift["hosts_gone"] == []
     assert "newly failing: db3 WG-ARC-005 (PASS -> FAIL)" in second.stdout
-    page = (root / second.doc["run"]["id"] / "report.html").read_text()
-    assert 'id="drift-changes"' in page and "newly failing" in page
+    # What an auditor sees first, in a real browser.
+    seen = browser.main_view_text(browser.dump_dom(root / second.doc["run"]["id"] / "report.html"))
+    assert "Since the previous run" in seen
+    assert f"Compared with run {first.doc['run']['id']}" in seen
+    assert "newly failing db3 WG-ARC-005" in " ".join(seen.split())
 
     lab.walguard("lab", "scenario", "reset", db3.name)
     third = audit(tmp_path, *signing, root=root)
@@ -160,6 +163,14 @@ def test_waivers_in_the_gate_including_expiry(lab: Lab, tmp_path: Path) -> None:
     entry = expired.doc["waivers"]["entries"][0]
     assert entry["status"] == "expired" and "db1:WG-ARC-004" in entry["no_longer_waived"]
     assert "EXPIRED WAIVER line 2" in expired.stdout
+    pages = {run.doc["run"]["id"]: run for run in (waived, expired)}
+    for run_id, run in pages.items():
+        page = next(tmp_path.glob(f"reports-*/{run_id}/report.html"))
+        seen = " ".join(browser.main_view_text(browser.dump_dom(page)).split())
+        if run is waived:
+            assert "Accepted risk, waived until 2099-12-31 (RISK-1042" in seen
+        else:
+            assert "EXPIRED 2026-01-31: waives nothing" in seen
 
 
 @pytest.mark.parametrize(
