@@ -134,7 +134,8 @@ def test_an_archive_failure_that_recovered_between_two_runs_is_flagged(
     assert 'id="drift-archive"' in page and "failed attempt" in page
 
 
-# The pre-change gate as the README documents it (section "Pre-change gate").
+# The pre-change gate as the README documents it ("Waivers, drift, the pre-change gate and
+# retention"): --fail-on low, with --waivers, --baseline and --verify-ca as each case needs.
 def gate(tmp_path: Path, *extra: str, root: Path | None = None) -> Audit:
     return audit(tmp_path, "--fail-on", "low", *extra, root=root)
 
