@@ -19,6 +19,8 @@ from typing import Any, NoReturn, TypeVar
 
 import pytest
 
+from walguard.paths import CHECKS_DIR
+
 SEVERITIES = ("critical", "high", "medium", "low")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,7 +101,7 @@ def control(
 
 def load_all(checks_dir: Path | None = None) -> dict[str, Control]:
     """Import every checks/test_*.py so that REGISTRY holds every control (for pairing tests)."""
-    directory = checks_dir or Path(__file__).resolve().parents[1] / "checks"
+    directory = checks_dir or CHECKS_DIR
     for path in sorted(directory.glob("test_*.py")):
         name = f"walguard_checks_{path.stem}"
         if name in sys.modules:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from walguard import paths
 from walguard.controls import SEVERITIES, Control, load_all
 from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing
@@ -32,9 +33,10 @@ from walguard.run_history import RunHistory
 from walguard.run_history import add_options as add_history_options
 from walguard.zones import ZoneProbes
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CHECKS_DIR = PROJECT_ROOT / "checks"
-DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "lab.yml"
+# In a checkout or in the installed package (walguard.paths); the lab's inventory is the
+# default only in a checkout.
+CHECKS_DIR = paths.CHECKS_DIR
+DEFAULT_INVENTORY = paths.default_inventory()
 PLUGIN_NAME = "walguard-audit"
 
 
@@ -45,7 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="SOURCE",
         help="Ansible inventory: a YAML or INI file (read by walguard) or, with ansible-core "
-        "installed, any source ansible-inventory accepts (default: inventories/lab.yml)",
+        "installed, any source ansible-inventory accepts (required, except in a checkout of "
+        "walguard, whose default is the lab's inventories/lab.yml)",
     )
     group.addoption(
         "--vault-password-file",
@@ -103,9 +106,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--report-root",
-        default=str(PROJECT_ROOT / "reports"),
+        default=None,
         metavar="DIR",
-        help="where each run writes its directory (default: reports/)",
+        help="where each run writes its directory (default: $WALGUARD_REPORT_ROOT, else "
+        "reports/ in a checkout of walguard, else reports/ under the current directory)",
     )
     writer.add_options(group)
     add_history_options(group)
@@ -138,8 +142,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput.get("walguard_loadgroup"):
         # Workers re-parse the original command line, which did not say --dist loadgroup.
         config.option.loadgroup = True
+    if not config.getoption("inventory") and DEFAULT_INVENTORY is None:
+        raise pytest.UsageError(
+            "no inventory: pass --inventory SOURCE (an Ansible inventory); only a checkout of "
+            "walguard has a default, the lab's inventories/lab.yml"
+        )
     source = str(config.getoption("inventory") or DEFAULT_INVENTORY)
-    if source == str(DEFAULT_INVENTORY) and not DEFAULT_INVENTORY.exists():
+    if source == str(DEFAULT_INVENTORY) and not Path(source).exists():
         raise pytest.UsageError(
             f"inventory {source} not found: bring the lab up with "
             "`walguard lab up` or pass --inventory SOURCE"
@@ -166,7 +175,8 @@ def pytest_configure(config: pytest.Config) -> None:
         run_dir = Path(workerinput["walguard_run_dir"])
     elif not workerinput:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        run_dir = Path(config.getoption("report_root")) / f"{stamp}-{secrets.token_hex(3)}"
+        root = Path(config.getoption("report_root") or paths.default_report_root())
+        run_dir = root / f"{stamp}-{secrets.token_hex(3)}"
         run_dir.mkdir(parents=True, exist_ok=False)
         # report.html is walguard's own (walguard.report.html), written from results.json.
         if not getattr(config.option, "xmlpath", None):

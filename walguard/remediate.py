@@ -26,13 +26,13 @@ from walguard.errors import FactUnavailable
 from walguard.facts import HostFacts
 from walguard.inventory import Target
 from walguard.judge import judge
+from walguard.paths import REMEDIATION_DIR
 from walguard.policy import Connect, Policy
 from walguard.results import FAIL, PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
 from walguard.run import AuditRun
 from walguard.sections import split_sections
 from walguard.transport import Connection, read_line
 
-REMEDIATION_DIR = Path(__file__).resolve().parents[1] / "remediation"
 # /run belongs to root, so nobody else can create (and squat) this directory; the lock holder
 # refuses one that is not root's own 0700.
 LOCK_DIR = "/run/walguard"
