@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from walguard import paths
-from walguard.controls import SEVERITIES, Control, load_all
+from walguard import extra_checks, paths
+from walguard.controls import SEVERITIES, Control, ControlsError, load_all
 from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
@@ -49,6 +49,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Ansible inventory: a YAML or INI file (read by walguard) or, with ansible-core "
         "installed, any source ansible-inventory accepts (required, except in a checkout of "
         "walguard, whose default is the lab's inventories/lab.yml)",
+    )
+    group.addoption(
+        "--checks",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also audit the controls in DIR (test_*.py files using walguard's @control; "
+        "repeatable; the inventory's walguard_checks_dirs adds more); their remediation "
+        "scripts are in the remediation/ directory beside DIR",
     )
     group.addoption(
         "--vault-password-file",
@@ -116,7 +125,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _auditing(config: pytest.Config) -> bool:
-    if config.getoption("inventory"):
+    if config.getoption("inventory") or config.getoption("checks"):
         return True
     for arg in config.args:
         path = Path(arg.split("::")[0]).resolve()
@@ -165,6 +174,15 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory = read_inventory(source, vault)
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
+    # Probe hosts (walguard_zone) are vantage points, not database hosts: they are not audited.
+    databases = [t for t in inventory.targets if t.policy.zone is None]
+    probes = [t for t in inventory.targets if t.policy.zone is not None]
+    # The user's controls: usage errors too, before any host is touched (and before waivers
+    # are read, which may name them).
+    try:
+        extra_checks.prepare(config, databases, source)
+    except ControlsError as exc:
+        raise pytest.UsageError(str(exc)) from None
     # Before any host is touched or any directory made: a signing key that cannot be used
     # stops the run here, as a usage error.
     signing = writer.signer_from(config) if not workerinput else None
@@ -181,9 +199,6 @@ def pytest_configure(config: pytest.Config) -> None:
         # report.html is walguard's own (walguard.report.html), written from results.json.
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(run_dir / "junit.xml")
-    # Probe hosts (walguard_zone) are vantage points, not database hosts: they are not audited.
-    databases = [t for t in inventory.targets if t.policy.zone is None]
-    probes = [t for t in inventory.targets if t.policy.zone is not None]
     run = AuditRun(databases, run_dir, config.getoption("fail_on"))
     run.baseline = history.baseline_verdicts()
     plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing, probes)
@@ -238,7 +253,8 @@ class AuditPlugin:
     # -- what exists, what is selected --
 
     def _universe(self) -> dict[Pair, Control]:
-        controls = [c for c in load_all(CHECKS_DIR).values() if self.active_probe or not c.opt_in]
+        every = load_all(CHECKS_DIR, extra_checks.dirs_of(self.config))
+        controls = [c for c in every.values() if self.active_probe or not c.opt_in]
         return {(t.name, c.id): c for t in self.run.targets for c in controls}
 
     @pytest.hookimpl(tryfirst=True)
