@@ -25,6 +25,7 @@ from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, 
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
+from walguard.limit import LimitError, select
 from walguard.report import terminal, writer
 from walguard.report.runinfo import RunInfo
 from walguard.results import ERROR, WAIVED, Result
@@ -49,6 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Ansible inventory: a YAML or INI file (read by walguard) or, with ansible-core "
         "installed, any source ansible-inventory accepts (required, except in a checkout of "
         "walguard, whose default is the lab's inventories/lab.yml)",
+    )
+    group.addoption(
+        "--limit",
+        default=None,
+        metavar="PATTERN",
+        help="audit only these hosts: Ansible's host patterns, comma-separated (host and group "
+        "names, globs such as db*, ~REGEX, @FILE; !PATTERN excludes, &PATTERN intersects); "
+        "a pattern that matches no host is a usage error",
     )
     group.addoption(
         "--checks",
@@ -177,11 +186,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # Probe hosts (walguard_zone) are vantage points, not database hosts: they are not audited.
     databases = [t for t in inventory.targets if t.policy.zone is None]
     probes = [t for t in inventory.targets if t.policy.zone is not None]
-    # The user's controls: usage errors too, before any host is touched (and before waivers
-    # are read, which may name them).
+    # The user's controls and --limit: usage errors too, before any host is touched (and
+    # before waivers are read, which may name the user's controls).
     try:
         extra_checks.prepare(config, databases, source)
-    except ControlsError as exc:
+        if config.getoption("limit"):
+            databases = select(databases, config.getoption("limit"))
+    except (ControlsError, LimitError) as exc:
         raise pytest.UsageError(str(exc)) from None
     # Before any host is touched or any directory made: a signing key that cannot be used
     # stops the run here, as a usage error.
