@@ -25,8 +25,9 @@ import pytest
 from walguard.paths import CHECKS_DIR
 
 SEVERITIES = ("critical", "high", "medium", "low")
-# walguard.run.pair_of_nodeid finds a result's control by `::WG-` in its node id.
-CONTROL_ID = re.compile(r"WG-[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+# A control id: WG-, a three-letter area, a number (results.schema.json's pattern; and
+# walguard.run.pair_of_nodeid finds a result's control by `::WG-` in its node id).
+CONTROL_ID = re.compile(r"WG-[A-Z]{3}-[0-9]{3}")
 F = TypeVar("F", bound=Callable[..., Any])
 
 REGISTRY: dict[str, Control] = {}
@@ -94,8 +95,8 @@ def control(
 ) -> Callable[[F], F]:
     if not CONTROL_ID.fullmatch(control_id):
         raise ValueError(
-            f"control id {control_id!r}: a control id is WG- then letters, digits and dashes "
-            "(e.g. WG-BANK-001 for your own), since a result's node id names its control by it"
+            f"control id {control_id!r}: a control id is WG-, a three-letter area and a "
+            "three-digit number (e.g. WG-BNK-001 for your own)"
         )
     if severity not in SEVERITIES:
         raise ValueError(f"{control_id}: severity must be one of {SEVERITIES}, not {severity!r}")

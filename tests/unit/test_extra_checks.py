@@ -4,6 +4,7 @@ before any host is touched."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from walguard.extra_checks import from_inventory
 from walguard.inventory import load_inventory
 from walguard.paths import CHECKS_DIR, REMEDIATION_DIR
 from walguard.remediate import paired_scripts
+from walguard.report.results_json import SCHEMA_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,11 +81,11 @@ def registry() -> Iterator[None]:
 
 
 def test_user_controls_join_the_shipped_ones(tmp_path: Path) -> None:
-    checks = user_dir(tmp_path / "bank", {"test_bank.py": control_file("WG-BANK-001")})
+    checks = user_dir(tmp_path / "bank", {"test_bank.py": control_file("WG-BNK-001")})
     shipped = set(load_all())
     found = load_all(CHECKS_DIR, [checks])
-    assert set(found) - shipped == {"WG-BANK-001"}
-    assert controls.SOURCES["WG-BANK-001"] == checks.resolve() / "test_bank.py"
+    assert set(found) - shipped == {"WG-BNK-001"}
+    assert controls.SOURCES["WG-BNK-001"] == checks.resolve() / "test_bank.py"
     assert controls.SOURCES["WG-ARC-001"].parent == CHECKS_DIR.resolve()
     # Loading again (as pytest imports the same files) changes nothing.
     assert load_all(CHECKS_DIR, [checks]) == found
@@ -106,11 +108,15 @@ def test_user_controls_join_the_shipped_ones(tmp_path: Path) -> None:
         ({"test_bank.py": "def broken(:\n"}, r"test_bank\.py: cannot import it: SyntaxError"),
         (
             {"test_bank.py": control_file("BANK-001")},
-            r"control id 'BANK-001': a control id is WG- then",
+            r"control id 'BANK-001': a control id is WG-, a three-letter area",
+        ),
+        (
+            {"test_bank.py": control_file("WG-BANK-1")},
+            r"control id 'WG-BANK-1': a control id is WG-, a three-letter area",
         ),
         # pytest imports controls files by name: one the shipped controls have is refused.
         (
-            {"test_archive_settings.py": control_file("WG-BANK-001")},
+            {"test_archive_settings.py": control_file("WG-BNK-001")},
             r"test_archive_settings\.py: .*checks has a controls file of that name",
         ),
         ({"helpers.py": "X = 1\n"}, "holds no test_\\*.py file"),
@@ -123,10 +129,15 @@ def test_a_bad_controls_file_is_named(tmp_path: Path, files: dict[str, str], mes
 
 
 def test_two_user_directories_may_not_define_the_same_id(tmp_path: Path) -> None:
-    one = user_dir(tmp_path / "one", {"test_one.py": control_file("WG-BANK-001")})
-    two = user_dir(tmp_path / "two", {"test_two.py": control_file("WG-BANK-001")})
+    one = user_dir(tmp_path / "one", {"test_one.py": control_file("WG-BNK-001")})
+    two = user_dir(tmp_path / "two", {"test_two.py": control_file("WG-BNK-001")})
     with pytest.raises(ControlsError, match=r"two/checks/test_two\.py: .*one/checks/test_one\.py"):
         load_all(CHECKS_DIR, [one, two])
+
+
+def test_control_ids_are_what_results_json_allows() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert schema["$defs"]["control_id"]["pattern"] == f"^{controls.CONTROL_ID.pattern}$"
 
 
 def test_a_missing_directory_is_an_error(tmp_path: Path) -> None:
@@ -135,19 +146,19 @@ def test_a_missing_directory_is_an_error(tmp_path: Path) -> None:
 
 
 def test_a_user_control_pairs_with_the_script_beside_its_directory(tmp_path: Path) -> None:
-    script = "# control: WG-BANK-001\n# changes: archive_timeout\n# disruptive: no\nfinish\n"
+    script = "# control: WG-BNK-001\n# changes: archive_timeout\n# disruptive: no\nfinish\n"
     checks = user_dir(
         tmp_path / "bank",
-        {"test_bank.py": control_file("WG-BANK-001", remediation="WG-BANK-001.sh")},
-        {"WG-BANK-001.sh": script},
+        {"test_bank.py": control_file("WG-BNK-001", remediation="WG-BNK-001.sh")},
+        {"WG-BNK-001.sh": script},
     )
     load_all(CHECKS_DIR, [checks])
-    found = paired_scripts(["WG-BANK-001", "WG-ARC-005", "WG-ARC-002"])
-    assert found["WG-BANK-001"].path == tmp_path / "bank" / "remediation" / "WG-BANK-001.sh"
+    found = paired_scripts(["WG-BNK-001", "WG-ARC-005", "WG-ARC-002"])
+    assert found["WG-BNK-001"].path == tmp_path / "bank" / "remediation" / "WG-BNK-001.sh"
     assert found["WG-ARC-005"].path == REMEDIATION_DIR / "WG-ARC-005.sh"
     assert "WG-ARC-002" not in found  # no remediation named
     # A user's script runs with the shipped helpers, as the shipped ones do.
-    text = found["WG-BANK-001"].text()
+    text = found["WG-BNK-001"].text()
     assert text.startswith((REMEDIATION_DIR / "lib" / "common.sh").read_text())
     assert text.endswith(script)
 
@@ -182,7 +193,7 @@ def _audit(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-GOOD_SCRIPT = "# control: WG-BANK-001\n# changes: nothing\n# disruptive: no\nfinish\n"
+GOOD_SCRIPT = "# control: WG-BNK-001\n# changes: nothing\n# disruptive: no\nfinish\n"
 
 
 @pytest.mark.parametrize(
@@ -191,19 +202,19 @@ GOOD_SCRIPT = "# control: WG-BANK-001\n# changes: nothing\n# disruptive: no\nfin
         ({"test_bank.py": control_file("WG-ARC-005")}, {}, "control id WG-ARC-005 is already used"),
         ({"test_bank.py": "raise RuntimeError('boom')\n"}, {}, "RuntimeError: boom"),
         (
-            {"test_bank.py": control_file("WG-BANK-001", remediation="WG-BANK-001.sh")},
+            {"test_bank.py": control_file("WG-BNK-001", remediation="WG-BNK-001.sh")},
             {},
-            "names the remediation script WG-BANK-001.sh, which is not in",
+            "names the remediation script WG-BNK-001.sh, which is not in",
         ),
         (
-            {"test_bank.py": control_file("WG-BANK-001", remediation="WG-BANK-001.sh")},
-            {"WG-BANK-001.sh": GOOD_SCRIPT.replace("WG-BANK-001", "WG-BANK-002")},
-            "its header names control WG-BANK-002, not WG-BANK-001",
+            {"test_bank.py": control_file("WG-BNK-001", remediation="WG-BNK-001.sh")},
+            {"WG-BNK-001.sh": GOOD_SCRIPT.replace("WG-BNK-001", "WG-BNK-002")},
+            "its header names control WG-BNK-002, not WG-BNK-001",
         ),
         (
-            {"test_bank.py": control_file("WG-BANK-001", reads="pg: Postgres, ledger: int")},
+            {"test_bank.py": control_file("WG-BNK-001", reads="pg: Postgres, ledger: int")},
             {},
-            "control WG-BANK-001 reads ledger, which no fact provides",
+            "control WG-BNK-001 reads ledger, which no fact provides",
         ),
     ],
 )
@@ -216,7 +227,7 @@ def test_a_bad_user_control_stops_the_audit_before_any_host(
     )
     assert done.returncode == 4, done.stdout + done.stderr
     assert message in done.stderr
-    assert str(checks / "test_bank.py") in done.stderr or "WG-BANK-001.sh" in done.stderr
+    assert str(checks / "test_bank.py") in done.stderr or "WG-BNK-001.sh" in done.stderr
     assert not (tmp_path / "reports").exists()  # nothing started
 
 
@@ -233,16 +244,16 @@ def test_a_missing_directory_from_the_inventory_stops_the_audit(tmp_path: Path) 
 def test_user_controls_are_collected_with_their_ids(tmp_path: Path) -> None:
     """Collected as pytest collects a test path, each control's node id ending ::WG-ID[host],
     and counted among the run's controls (collection alone touches no host)."""
-    checks = user_dir(tmp_path / "bank", {"test_bank.py": control_file("WG-BANK-001")})
+    checks = user_dir(tmp_path / "bank", {"test_bank.py": control_file("WG-BNK-001")})
     inventory = _write(tmp_path, INVENTORY)
     done = _audit(tmp_path, "--inventory", str(inventory), "--checks", str(checks),
-                  "--collect-only", "-k", "WG-BANK-001 or WG-ARC-001")  # fmt: skip
+                  "--collect-only", "-k", "WG-BNK-001 or WG-ARC-001")  # fmt: skip
     ids = [line.strip() for line in done.stdout.splitlines() if "::WG-" in line]
     assert ids == [
         "checks/test_archive_settings.py::WG-ARC-001[h1]",
         "checks/test_archive_settings.py::WG-ARC-001[h2]",
-        "test_bank.py::WG-BANK-001[h1]",
-        "test_bank.py::WG-BANK-001[h2]",
+        "test_bank.py::WG-BNK-001[h1]",
+        "test_bank.py::WG-BNK-001[h2]",
     ], done.stdout + done.stderr
     shipped = sum(1 for c in load_all().values() if not c.opt_in)
     assert f"4 of {2 * (shipped + 1)} controls selected" in done.stdout
