@@ -115,6 +115,14 @@ def _parser() -> argparse.ArgumentParser:
         "--tsa-url", default=None, metavar="URL", help="RFC 3161 time-stamping authority"
     )
     _signing_commands(sub)
+    examples = sub.add_parser(
+        "examples",
+        help="print a shipped example: the nightly audit's systemd units and env file, the cron "
+        "line, the CI pipelines (without NAME: list them)",
+    )
+    examples.add_argument(
+        "name", nargs="?", metavar="NAME", help="e.g. systemd/walguard-audit@.service"
+    )
     return parser
 
 
@@ -199,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         from walguard.signing import commands
 
         return commands.run(args)
+    if args.command == "examples":
+        return _examples(args.name)
     try:
         return _dispatch(args)
     except LabError as exc:
@@ -234,6 +244,27 @@ def _audit(inventory: str | None, pytest_args: list[str]) -> int:
     if inventory:
         argv += ["--inventory", inventory]
     return int(pytest.main([*argv, *pytest_args]))
+
+
+def _examples(name: str | None) -> int:
+    """The examples shipped with walguard (examples/ in a checkout), so that a jump host with
+    only the package installed has its nightly units: `walguard examples NAME > FILE`."""
+    from walguard.paths import LAYOUT
+
+    base = LAYOUT.examples
+    shipped = sorted(
+        str(p.relative_to(base))
+        for p in base.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    if name is None:
+        print("\n".join(shipped))
+        return EXIT_OK
+    if name not in shipped:
+        print(f"walguard: no example {name!r}; there are: {', '.join(shipped)}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write((base / name).read_text())
+    return EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ class Layout:
     root: Path  # pytest's --rootdir: the directory holding checks/
     checks: Path
     remediation: Path
+    examples: Path  # the nightly units, cron line and CI pipelines
     pytest_config: Path  # pytest's -c
     checkout: bool  # a checkout of the repository (an editable install is one too)
 
@@ -32,12 +33,20 @@ def layout(package_dir: Path = PACKAGE_DIR) -> Layout:
     checks/ and remediation/), else the installed package's."""
     repo = package_dir.parent
     if (repo / "pyproject.toml").is_file() and (repo / "checks").is_dir():
-        return Layout(repo, repo / "checks", repo / "remediation", repo / "pyproject.toml", True)
+        return Layout(
+            repo,
+            repo / "checks",
+            repo / "remediation",
+            repo / "examples",
+            repo / "pyproject.toml",
+            True,
+        )
     # Installed: no pyproject.toml beside the controls, so pytest's settings ship as an ini file.
     return Layout(
         package_dir,
         package_dir / "checks",
         package_dir / "remediation",
+        package_dir / "examples",
         package_dir / "audit-pytest.ini",
         False,
     )

@@ -92,6 +92,9 @@ def test_the_installed_tool_is_the_wheels(installed: Installed) -> None:
     assert installed.venv in where.parents, done.stdout
     assert REPO not in where.parents
     assert "checkout=False" in done.stdout
+    # The nightly units travel too: `walguard examples NAME > FILE` on a jump host.
+    unit = installed.run("examples", "systemd/walguard-audit@.service")
+    assert unit.stdout == (REPO / "examples/systemd/walguard-audit@.service").read_text()
 
 
 def test_installed_without_an_inventory_is_a_usage_error(installed: Installed) -> None:

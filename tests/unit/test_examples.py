@@ -205,3 +205,23 @@ def test_the_env_file_is_what_systemd_and_sh_both_read() -> None:
     for line in pairs:
         key, value = line.split("=", 1)
         assert f"{key}={value.strip(chr(34))}" in shown
+
+
+def test_walguard_prints_its_examples() -> None:
+    """On a jump host with only the package, `walguard examples NAME > FILE` gives the units."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "walguard.cli", "examples", *args],
+            capture_output=True, text=True, cwd=REPO, check=False,
+        )  # fmt: skip
+
+    listed = run().stdout.split()
+    shipped = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*") if p.is_file())
+    assert listed == shipped
+    assert "systemd/walguard-audit@.service" in listed
+    for name in listed:
+        assert run(name).stdout == (EXAMPLES / name).read_text(), name
+    missing = run("systemd/nothing.service")
+    assert missing.returncode == 2
+    assert "no example 'systemd/nothing.service'" in missing.stderr

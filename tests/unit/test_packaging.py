@@ -40,6 +40,9 @@ def _expected_sources() -> dict[str, str]:
         files[f"remediation/{path.name}"] = f"walguard/remediation/{path.name}"
     for path in sorted((REPO / "remediation" / "lib").iterdir()):
         files[f"remediation/lib/{path.name}"] = f"walguard/remediation/lib/{path.name}"
+    for path in sorted(p for p in (REPO / "examples").rglob("*") if p.is_file()):
+        rel = path.relative_to(REPO / "examples")
+        files[f"examples/{rel}"] = f"walguard/examples/{rel}"
     return files
 
 
@@ -63,9 +66,10 @@ def test_the_wheel_carries_controls_scripts_and_collector(built: dict[str, Path]
     expected = set(_expected_sources().values())
     assert len([n for n in expected if n.startswith("walguard/checks/")]) >= 7
     assert len([n for n in expected if n.startswith("walguard/remediation/WG-")]) >= 13
+    assert "walguard/examples/systemd/walguard-audit@.service" in expected
     assert sorted(expected - names) == []
     # The repository's single source: no second copy at the wheel's top level.
-    assert not [n for n in names if n.startswith(("checks/", "remediation/"))]
+    assert not [n for n in names if n.startswith(("checks/", "remediation/", "examples/"))]
 
 
 def test_the_sdist_carries_the_sources_and_builds_the_same_wheel(built: dict[str, Path]) -> None:
@@ -80,9 +84,10 @@ def test_every_subpackage_of_walguard_is_packaged() -> None:
     new subpackage must be added there, or the wheel would lack it."""
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     found = {p for p in find_packages(str(REPO), include=["walguard*"])}
-    assert found | {"walguard.checks", "walguard.remediation"} == listed
-    mapping = PYPROJECT["tool"]["setuptools"]["package-dir"]
-    assert mapping == {"walguard.checks": "checks", "walguard.remediation": "remediation"}
+    mapped = {"walguard.checks": "checks", "walguard.examples": "examples",
+              "walguard.remediation": "remediation"}  # fmt: skip
+    assert found | set(mapped) == listed
+    assert PYPROJECT["tool"]["setuptools"]["package-dir"] == mapped
 
 
 def test_an_installed_audit_has_the_checkouts_pytest_settings() -> None:
@@ -95,7 +100,12 @@ def test_an_installed_audit_has_the_checkouts_pytest_settings() -> None:
 def test_the_checkout_layout() -> None:
     found = paths.layout(REPO / "walguard")
     assert found == paths.Layout(
-        REPO, REPO / "checks", REPO / "remediation", REPO / "pyproject.toml", checkout=True
+        REPO,
+        REPO / "checks",
+        REPO / "remediation",
+        REPO / "examples",
+        REPO / "pyproject.toml",
+        checkout=True,
     )
     assert found == paths.LAYOUT
     assert paths.default_inventory() == REPO / "inventories" / "lab.yml"
@@ -110,6 +120,7 @@ def test_the_installed_layout(tmp_path: Path) -> None:
         package,
         package / "checks",
         package / "remediation",
+        package / "examples",
         package / "audit-pytest.ini",
         checkout=False,
     )

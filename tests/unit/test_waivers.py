@@ -99,8 +99,12 @@ def test_waived_failures_do_not_fail_the_gate_but_the_others_do(tmp_path: Path) 
         (GOOD.replace("2026-11-25", "next year"), "waivers.yml:15: key 'expires'"),
         (GOOD.replace("2026-11-25", "2026-11-25T10:00:00"), "waivers.yml:15: key 'expires'"),
         (GOOD.replace("hosts: db3", "hosts: []"), "waivers.yml:11: key 'hosts'"),
-        (GOOD.replace("reason: batch host, archive_timeout handled by the job scheduler",
-                      "reason: ''"), "waivers.yml:12: key 'reason'"),
+        (
+            GOOD.replace(
+                "reason: batch host, archive_timeout handled by the job scheduler", "reason: ''"
+            ),
+            "waivers.yml:12: key 'reason'",
+        ),
         (GOOD.replace("hosts: db3\n", "hosts: db3\n    hosts: db4\n"), "key 'hosts': given"),
         ("waivers:\n  - just a string\n", "waivers.yml:2: a waiver is a mapping"),
         ("risks: []\n", "waivers.yml:1: expected a list of waivers or one key"),
