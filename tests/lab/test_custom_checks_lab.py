@@ -103,6 +103,18 @@ def test_a_controls_directory_is_audited_beside_the_shipped_controls(
     assert _junit(result, tmp_path) == {f"WG-BNK-001[{h.name}]": "passed" for h in lab.hosts}
 
 
+def test_users_controls_with_xdist_workers(lab: Lab, tmp_path: Path) -> None:
+    """Each worker collects the directory too, and the controller expects its pairs."""
+    checks = _bank(tmp_path / "bank")
+    result = audit(tmp_path, "--checks", str(checks), "-n", "2", "-k", "WG-BNK or WG-ARC")
+    assert result.exit_status == 0, result.stdout + result.stderr
+    assert {h: r[0] for h, r in _bank_results(result).items()} == {
+        h.name: "PASS" for h in lab.hosts
+    }
+    assert result.doc["missing"] == []
+    assert result.doc["selected"] == len(lab.hosts) * 6  # WG-ARC-001..005 and WG-BNK-001
+
+
 def test_the_inventory_names_the_directory_and_the_banks_threshold(
     lab: Lab, tmp_path: Path
 ) -> None:
