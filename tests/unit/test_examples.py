@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -178,6 +179,17 @@ def test_the_cron_line_runs_the_audit_with_the_env_file(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_cron_line_is_shellcheck_clean() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.fail("shellcheck is not installed (make deps installs it)")
+    # Warnings and errors; $WALGUARD_AUDIT_ARGS is split on purpose (an info-level note).
+    done = subprocess.run(
+        ["shellcheck", "-s", "sh", "--severity=warning", "-"],
+        input=_cron_command()[1], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
 
 
 def _wait_locked(lock: Path) -> None:
