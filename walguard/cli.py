@@ -123,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     examples.add_argument(
         "name", nargs="?", metavar="NAME", help="e.g. systemd/walguard-audit@.service"
     )
+    _merge_command(sub)
     return parser
 
 
@@ -195,6 +196,33 @@ def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sign.add_argument("--tsa-url", default=None, metavar="URL")
 
 
+def _merge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    merge = sub.add_parser(
+        "merge",
+        help="combine the run directories of one audit's shards into one run directory",
+        description="Combines RUN_DIRs (shards of one audit: the inventory split across CI jobs "
+        "or controllers) into one run directory: results.json, junit.xml, report.html, evidence, "
+        "and with signing options one signed manifest listing the shards. Shards that overlap in "
+        "hosts or differ in selected controls, --fail-on, remediation mode or walguard are "
+        "refused. With --ca every shard's signature is verified first. Exit status: the merged "
+        "gate's (as audit's), 4 when the shards cannot be merged, 7 signed without the "
+        "timestamp asked for, or walguard verify's status for a shard that does not verify.",
+    )
+    merge.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    merge.add_argument(
+        "--out", default=None, metavar="DIR", help="the merged run (default: beside the first)"
+    )
+    merge.add_argument(
+        "--ca", default=None, metavar="CA.pem", help="verify each shard's signature against it"
+    )
+    merge.add_argument(
+        "--tsa-ca", default=None, metavar="CA.pem", help="CA of the TSA (default: --ca)"
+    )
+    for name, what in SIGN_OPTIONS.items():
+        merge.add_argument(f"--sign-{name}", default=None, metavar="FILE", help=what)
+    merge.add_argument("--tsa-url", default=None, metavar="URL")
+
+
 def main(argv: list[str] | None = None) -> int:
     args, extra = _parser().parse_known_args(argv)
     if args.command == "audit":
@@ -209,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         return commands.run(args)
     if args.command == "examples":
         return _examples(args.name)
+    if args.command == "merge":
+        from walguard.merge import command
+
+        return command(args)
     try:
         return _dispatch(args)
     except LabError as exc:
@@ -237,8 +269,10 @@ def _audit(inventory: str | None, pytest_args: list[str]) -> int:
         str(LAYOUT.root),
         "-c",
         str(LAYOUT.pytest_config),
-        # The walguard summary names every failure with its reason: no tracebacks by default.
+        # The walguard summary names every failure with its reason: no tracebacks by default,
+        # and no short test summary repeating each failed item (a line per host and control).
         "--tb=no",
+        "-rN",
         "-q",
     ]
     if inventory:

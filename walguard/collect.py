@@ -19,7 +19,7 @@ from walguard.platform_facts import parse_platform
 from walguard.policy import Connect, Policy
 from walguard.sections import split_sections
 from walguard.selinux import SelinuxFacts, parse_selinux
-from walguard.transport import Connection
+from walguard.transport import Cancel, Connection
 
 
 def collector_command(policy: Policy, connect: Connect, token: str) -> str:
@@ -47,12 +47,13 @@ def collect(
     active_probe: bool = False,
     probe_wait_s: float = 60,
     conn: Connection | None = None,
+    cancel: Cancel | None = None,
 ) -> HostFacts:
     """This host's facts. With `conn` (already open) the facts are read over it and it is left
-    open; otherwise a connection is opened and closed here."""
+    open; otherwise a connection is opened and closed here (and ended early by `cancel`)."""
     started = time.monotonic()
     own = conn is None
-    conn = conn or Connection(target)
+    conn = conn or Connection(target, cancel)
     policy, connect = target.policy, target.connect
     evidence: dict[str, str] = {}
     raw: dict[str, bytes] = {}
@@ -60,6 +61,10 @@ def collect(
         token = f"@@WG-{secrets.token_hex(8)}@@"
         try:
             if own:
+                if not connect.pg_dsn:
+                    # The master forwards the server's socket from its start: no ssh process
+                    # of its own for the forward.
+                    conn.plan_forward(*_pg_socket(connect))
                 conn.open()
             reply = conn.run_raw(collector_command(policy, connect, token), become=target.become)
         except FactUnavailable as exc:
@@ -160,9 +165,15 @@ def collect(
 def _pg_conninfo(conn: Connection, target: Target, connect: Connect) -> str:
     if connect.pg_dsn:
         return connect.pg_dsn
-    remote = f"{connect.pg_socket_dir.rstrip('/')}/.s.PGSQL.{connect.pg_port}"
-    local_dir = conn.forward_unix_socket(remote, f".s.PGSQL.{connect.pg_port}")
+    local_dir = conn.forward_unix_socket(*_pg_socket(connect))
     # Peer auth: the forwarded socket reaches the server as the SSH login user.
     return make_conninfo(
         host=local_dir, port=connect.pg_port, dbname="postgres", user=target.user or ""
     )
+
+
+def _pg_socket(connect: Connect) -> tuple[str, str]:
+    """The server's unix socket on the host, and the name its forward has here (libpq finds
+    `.s.PGSQL.PORT` in the directory it is given)."""
+    name = f".s.PGSQL.{connect.pg_port}"
+    return f"{connect.pg_socket_dir.rstrip('/')}/{name}", name

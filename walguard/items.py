@@ -8,12 +8,16 @@ rewriting or on Python's optimisation flags.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -21,11 +25,13 @@ import pytest
 from walguard.collect import collect
 from walguard.controls import Control
 from walguard.facts import HostFacts
+from walguard.fanout import Done, FanOut
 from walguard.inventory import Target
 from walguard.journal import previous_baseline
 from walguard.judge import Verdict, judge
 from walguard.results import ERROR, NOT_APPLICABLE, PASS, Result
 from walguard.run import item_name
+from walguard.transport import Cancel
 from walguard.zones import BLOCKED, REACHED, TLS_FAILED, ZoneProbes
 
 
@@ -38,7 +44,12 @@ class VerdictRaised(Exception):
 
 
 class FactsCache:
-    """Each host's facts, collected once per process; any failure becomes the host's ERROR."""
+    """Each host's facts, collected once per process; any failure becomes the host's ERROR.
+
+    `prefetch` collects the selected hosts' facts many at once (walguard.fanout) before pytest
+    judges them; a host that was not prefetched (on an xdist worker, which learns its hosts one
+    at a time) is collected when its first control asks for it.
+    """
 
     def __init__(
         self,
@@ -54,15 +65,40 @@ class FactsCache:
         self.probe_wait_s = probe_wait_s
         self.facts: dict[str, HostFacts] = {}
         self.collections: dict[str, int] = {}  # host -> collections made (should be 1)
-        self._lock = threading.Lock()
+        self.timing: dict[str, dict[str, Any]] = {}  # host -> when its facts were collected
+        self.cancel = Cancel()  # ends the connections of an interrupted run
+        self._fanout: FanOut | None = None
+        # Per host, so hosts are collected side by side; re-entrant, as get() holds its host's
+        # lock while it collects a host nobody prefetched.
+        self._locks: dict[str, threading.RLock] = {}
+        self._lock = threading.Lock()  # guards _locks
+
+    def prefetch(
+        self,
+        targets: list[Target],
+        *,
+        forks: int,
+        zones: bool,
+        on_done: Callable[[Done], None] | None = None,
+    ) -> FanOut:
+        """Starts collecting these hosts' facts, `forks` at a time (and, with `zones`, the zone
+        probes' attempts beside them); `wait()` on the result until every host has ended."""
+        fanout = FanOut(self._collect_once, forks, on_done, cancel=self.cancel)
+        if zones:
+            fanout.beside(lambda: self.zones.run(self.cancel))
+        fanout.start(targets)
+        self._fanout = fanout
+        return fanout
 
     def get(self, target: Target, *, zones: bool = False) -> HostFacts:
         """The host's facts; with `zones`, also the zone probes' attempts at it (the probe hosts
         are asked only when a selected control reads them)."""
-        with self._lock:
+        pending = self._fanout.pending(target.name) if self._fanout is not None else None
+        if pending is not None:
+            pending.result()  # collected into self.facts by the fan-out's thread
+        with self._host_lock(target.name):
             if target.name not in self.facts:
-                self.collections[target.name] = self.collections.get(target.name, 0) + 1
-                self.facts[target.name] = self._collect(target)
+                self._collect_once(target)
             found = self.facts[target.name]
             if zones and found.reachable and found.zones.error is not None:
                 found = replace(found, zones=self.zones.for_host(found.host))
@@ -70,9 +106,33 @@ class FactsCache:
                 self.facts[target.name] = found
             return found
 
+    def _host_lock(self, name: str) -> threading.RLock:
+        with self._lock:
+            return self._locks.setdefault(name, threading.RLock())
+
+    def _collect_once(self, target: Target) -> HostFacts:
+        with self._host_lock(target.name):
+            if target.name in self.facts:
+                return self.facts[target.name]
+            self.collections[target.name] = self.collections.get(target.name, 0) + 1
+            started, clock = utc_ms(), time.monotonic()
+            found = self._collect(target)
+            self.timing[target.name] = {
+                "started": started,
+                "finished": utc_ms(),
+                "seconds": round(time.monotonic() - clock, 3),
+            }
+            self.facts[target.name] = found
+            return found
+
     def _collect(self, target: Target) -> HostFacts:
         try:
-            found = collect(target, active_probe=self.active_probe, probe_wait_s=self.probe_wait_s)
+            found = collect(
+                target,
+                active_probe=self.active_probe,
+                probe_wait_s=self.probe_wait_s,
+                cancel=self.cancel,
+            )
         except Exception as exc:  # whatever it was, it is this host's ERROR, once
             reason = f"{target.name}: fact collection failed: {type(exc).__name__}: {exc}"
             reason = " ".join(reason.split())
@@ -80,6 +140,9 @@ class FactsCache:
         found = self._with_history(found)
         if self.run_dir is not None:
             write_evidence(self.run_dir, found)
+            # The outputs are on disk now, and nothing reads them from memory again: a thousand
+            # hosts' collector outputs need not stay in memory until the run ends.
+            found = replace(found, evidence=MappingProxyType({}), raw=MappingProxyType({}))
         return found
 
     def _with_history(self, found: HostFacts) -> HostFacts:
@@ -105,6 +168,11 @@ class FactsCache:
                 path.write_text(raw, errors="replace")
 
 
+def utc_ms() -> str:
+    """Now, in UTC to the millisecond: when a host's facts were collected (results.json)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def write_evidence(run_dir: Path, found: HostFacts) -> None:
     """The raw outputs the results were read from, one file each, beside the report. Remote
     output is kept as the bytes it was, even where it is not UTF-8."""
@@ -118,6 +186,25 @@ def write_evidence(run_dir: Path, found: HostFacts) -> None:
             path.write_bytes(raw)
         else:
             path.write_text(text, errors="replace")
+
+
+@functools.cache
+def reads_zones(fn: Callable[..., Any]) -> bool:
+    """Whether a control judges the zone probes' attempts (they are asked only then)."""
+    return "zones" in inspect.signature(fn).parameters
+
+
+# Marks are made once per control and per host rather than per item: at 35,000 items pytest's
+# mark machinery costs seconds.
+@functools.cache
+def _control_marks(control_id: str, severity: str) -> tuple[pytest.MarkDecorator, ...]:
+    return pytest.mark.walguard_control(control_id), getattr(pytest.mark, f"severity_{severity}")
+
+
+@functools.cache
+def _host_mark(host: str) -> pytest.MarkDecorator:
+    # One worker judges all of a host's controls, so its facts are collected once.
+    return pytest.mark.xdist_group(host)
 
 
 class ControlItem(pytest.Item):
@@ -139,10 +226,9 @@ class ControlItem(pytest.Item):
         self.cache = cache
         self.verdict: Verdict | None = None
         self.facts: HostFacts | None = None
-        self.add_marker(pytest.mark.walguard_control(meta.id))
-        self.add_marker(getattr(pytest.mark, f"severity_{meta.severity}"))
-        # One worker judges all of a host's controls, so its facts are collected once.
-        self.add_marker(pytest.mark.xdist_group(target.name))
+        self.reads_zones = reads_zones(fn)
+        for mark in (*_control_marks(meta.id, meta.severity), _host_mark(target.name)):
+            self.add_marker(mark)
         # `-k WG-ARC-001`, `-k test_archive_mode_on` and `-k db1` all select.
         self.extra_keyword_matches.update({meta.id, fn.__name__, target.name})
 
@@ -166,8 +252,7 @@ class ControlItem(pytest.Item):
         return item
 
     def runtest(self) -> None:
-        reads_zones = "zones" in inspect.signature(self.fn).parameters
-        self.facts = self.cache.get(self.target, zones=reads_zones)
+        self.facts = self.cache.get(self.target, zones=self.reads_zones)
         self.verdict = judge(self.fn, self.facts, self.target)
         if self.verdict.result == PASS:
             return
@@ -214,6 +299,8 @@ class ControlItem(pytest.Item):
             # Which process collected the facts, how often: more than once is repeated work.
             "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
             "collections": self.cache.collections.get(self.target.name, 0),
+            # When: the fan-out's order (a hung host does not hold up the others) is visible.
+            "collection": self.cache.timing.get(self.target.name),
             # The host x zone matrix of the report: what each zone's probe host saw.
             "zones": zone_matrix(self.target, found),
         }

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from walguard import extra_checks, paths
+from walguard import extra_checks, paths, prefetch
 from walguard.controls import SEVERITIES, Control, ControlsError, load_all
+from walguard.fanout import DEFAULT_FORKS, MAX_FORKS
 from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
@@ -129,6 +130,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where each run writes its directory (default: $WALGUARD_REPORT_ROOT, else "
         "reports/ in a checkout of walguard, else reports/ under the current directory)",
     )
+    group.addoption(
+        "--forks",
+        default=None,
+        metavar="N",
+        help="how many hosts' facts are collected at once, by threads of this process "
+        f"(default {DEFAULT_FORKS}, or WALGUARD_FORKS; 1-{MAX_FORKS}: keep it within a bastion's "
+        "or the hosts' sshd MaxStartups)",
+    )
     writer.add_options(group)
     add_history_options(group)
 
@@ -199,6 +208,7 @@ def pytest_configure(config: pytest.Config) -> None:
     signing = writer.signer_from(config) if not workerinput else None
     # Waivers, --baseline and the CA for earlier runs, also checked before any host is touched.
     history = RunHistory.from_config(config, set(load_all(CHECKS_DIR)), controller=not workerinput)
+    prefetch.forks_option(config)
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
@@ -254,6 +264,7 @@ class AuditPlugin:
             probe_wait_s=config.getoption("probe_wait"),
             zones=ZoneProbes(probes or [], run.targets),
         )
+        self.forks = prefetch.forks_option(config)
         self.stop_reason: str | None = None
         self.info: RunInfo | None = None
         self.signer: writer.Signing | None = None
@@ -341,6 +352,11 @@ class AuditPlugin:
                        f" {w['reason']}; finding: {res.message}")  # fmt: skip
                 report.outcome = "skipped"
                 report.longrepr = (str(item.path), item.reportinfo()[1] or 0, why)
+        if not self.is_worker:
+            # Judged here: recorded here. pytest keeps every report (and junit every property)
+            # until the run ends; at 35,000 items carrying this as JSON costs ~100 MB.
+            self.run.record(res, item.host_info())
+            return report
         report.user_properties.append(("walguard_result", json.dumps(res.as_dict())))
         report.user_properties.append(("walguard_host", json.dumps(item.host_info())))
         return report
@@ -354,6 +370,8 @@ class AuditPlugin:
             self.run.record(res, json.loads(str(props["walguard_host"])))
             return
         pair = pair_of_nodeid(report.nodeid)
+        if pair in self.run.results:
+            return  # recorded when its report was made (judged in this process)
         if pair is not None and report.failed and pair in self.run.expected:
             # No verdict travelled with it: xdist's report of a worker that died running it.
             reason = " ".join(str(report.longrepr).split())
@@ -365,6 +383,10 @@ class AuditPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         try:
+            if not (self.is_worker or self.distributed) and prefetch.will_run(session):
+                # Every selected host's facts first, many at once; pytest then judges them.
+                tr = self.config.pluginmanager.get_plugin("terminalreporter")
+                prefetch.prefetch(session.items, self.cache, self.forks, tr)
             return (yield)
         finally:
             self.stop_reason = _stop_reason(session)

@@ -48,6 +48,7 @@ class HostInfo:
     collections: dict[str, int] = field(default_factory=dict)  # process -> collections made
     crashed: str | None = None  # the xdist worker judging it died
     zones: dict[str, Any] = field(default_factory=dict)  # zone -> expect, outcome, ok, probe
+    collection: dict[str, Any] | None = None  # when its facts were collected (UTC, seconds)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class HostInfo:
             "worker_crash": self.crashed,
             "collections": sum(self.collections.values()),
             "zones": self.zones,
+            "collection": self.collection,
         }
 
 
@@ -93,6 +95,7 @@ class AuditRun:
             info.round_trips = int(host_info.get("round_trips", 0))
             info.ssh_attempts = list(host_info.get("ssh_attempts", []))
             info.zones = dict(host_info.get("zones") or info.zones)
+            info.collection = host_info.get("collection") or info.collection
             process = str(host_info.get("collected_by", "main"))
             made = int(host_info.get("collections", 0))
             info.collections[process] = max(info.collections.get(process, 0), made)

@@ -12,15 +12,18 @@
   connect to new control master" although the master is up. Started this way there is no second
   handshake: the master is ready once its control socket appears.
 - Establishing the master is retried with backoff (`walguard_ssh_retries`); commands never are.
+- Each ssh process costs the controller CPU (a client's start-up; the master's key exchange): a
+  forward planned before `open()` is set up by the master itself, and `close()` ends the master
+  with a signal, so that collecting a host's facts starts two ssh processes, not four.
 - Remote output is bytes: decoded with replacement for parsing, kept raw for the evidence.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,7 @@ _PERMANENT = (
     "Could not resolve hostname",
     "Bad configuration option",
     "command-line line",
+    "the run was interrupted",
 )
 _POLL_S = 0.02
 # How much longer than the remote `timeout` the local side waits before giving up on ssh.
@@ -74,17 +78,48 @@ class Attempt:
         }
 
 
+class Cancel:
+    """Ends a group of connections at once (an interrupted run): their masters are stopped, so
+    the commands running over them fail at once, and no further master is started."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._live: set[Connection] = set()
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def add(self, conn: Connection) -> None:
+        with self._lock:
+            self._live.add(conn)
+
+    def discard(self, conn: Connection) -> None:
+        with self._lock:
+            self._live.discard(conn)
+
+    def __call__(self) -> None:
+        self._event.set()
+        with self._lock:
+            live = list(self._live)
+        for conn in live:
+            conn.signal_master()
+
+
 class Connection:
     """One host's SSH master connection; counts every round trip made for facts."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, cancel: Cancel | None = None) -> None:
         self.target = target
+        self.cancel = cancel
         self.settings = target.connect
         self.round_trips = 0
         self.attempts: list[Attempt] = []
         self._dir = Path(tempfile.mkdtemp(prefix="wg-"))
         self.control_path = str(self._dir / "ctl")
         self._master: subprocess.Popen[bytes] | None = None
+        # Unix-socket forwards the master sets up when it starts: local path -> remote socket.
+        self._forwards: dict[str, str] = {}
 
     # -- the command lines --
 
@@ -116,8 +151,11 @@ class Connection:
         return f"{user}{self.target.address}"
 
     def master_argv(self) -> list[str]:
+        forwards = [
+            a for local, remote in self._forwards.items() for a in ("-L", f"{local}:{remote}")
+        ]
         return ["ssh", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
-                *self.options(), self.destination()]  # fmt: skip
+                *self.options(), *forwards, self.destination()]  # fmt: skip
 
     def command_argv(self, remote_command: str) -> list[str]:
         # ControlMaster=no: a command never opens a connection of its own.
@@ -129,7 +167,11 @@ class Connection:
     def open(self) -> None:
         """Establish the master connection, retrying a failed attempt with backoff."""
         tries = self.settings.ssh_retries + 1
+        if self.cancel is not None:
+            self.cancel.add(self)
         for number in range(1, tries + 1):
+            if self.cancel is not None and self.cancel.is_set():
+                raise FactUnavailable("ssh: not connected: the run was interrupted")
             started = time.monotonic()
             reason = self._start_master()
             elapsed = round(time.monotonic() - started, 3)
@@ -159,6 +201,9 @@ class Connection:
         while time.monotonic() < deadline:
             if socket.exists():
                 return None
+            if self.cancel is not None and self.cancel.is_set():
+                self._stop_master()
+                return "the run was interrupted"
             if self._master.poll() is not None:
                 text = log_path.read_bytes().decode(errors="replace")
                 return _one_line(text)
@@ -174,6 +219,12 @@ class Connection:
         if self._master.poll() is not None:
             log = (self._dir / "master.log").read_bytes().decode(errors="replace")
             raise FactUnavailable(f"ssh: the master connection ended: {_one_line(log)}")
+
+    def signal_master(self) -> None:
+        """SIGTERM to the master, from any thread; the connection's own thread reaps it."""
+        master = self._master
+        if master is not None and master.returncode is None:
+            master.terminate()
 
     def _stop_master(self) -> None:
         if self._master is None:
@@ -235,6 +286,13 @@ class Connection:
             stderr=subprocess.PIPE,
         )
 
+    def plan_forward(self, remote_socket: str, local_name: str) -> None:
+        """Before `open()`: the master forwards this remote unix socket from the start, so that
+        `forward_unix_socket` later costs no ssh process of its own."""
+        local_dir = self._dir / "pg"
+        local_dir.mkdir(exist_ok=True)
+        self._forwards[str(local_dir / local_name)] = remote_socket
+
     def forward_unix_socket(self, remote_socket: str, local_name: str) -> str:
         """Forward a remote unix socket over the existing master connection; returns the
         local socket's directory (a new round trip is counted by whoever uses it)."""
@@ -242,6 +300,8 @@ class Connection:
         local_dir = self._dir / "pg"
         local_dir.mkdir(exist_ok=True)
         local = local_dir / local_name
+        if self._forwards.get(str(local)) == remote_socket:
+            return str(local_dir)  # the master forwards it already (plan_forward)
         argv = ["ssh", "-S", self.control_path, "-O", "forward", "-L",
                 f"{local}:{remote_socket}", *self.options(), self.destination()]  # fmt: skip
         try:
@@ -256,16 +316,11 @@ class Connection:
         return str(local_dir)
 
     def close(self) -> None:
-        if self._master is not None and self._master.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):  # stopped below either way
-                subprocess.run(
-                    ["ssh", "-S", self.control_path, "-O", "exit", *self.options(),
-                     self.destination()],
-                    capture_output=True,
-                    timeout=10,
-                    check=False,
-                )  # fmt: skip
+        # SIGTERM ends the master as `ssh -O exit` would (its sessions close, the server sees the
+        # connection end), without starting one more ssh process to ask it.
         self._stop_master()
+        if self.cancel is not None:
+            self.cancel.discard(self)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

@@ -2,9 +2,10 @@
 `walguard_zone`), over its own SSH connection, a real PostgreSQL connection attempt to every
 database host, so that the TCP connection starts in the zone as a client's would.
 
-One round trip per probe host tests every database host; the outcome of each attempt is
-classified from psql's own message. Where the policy names a CA, the attempt verifies TLS as a
-client would (`sslmode=verify-full` against the name clients use).
+A round trip per fifty database hosts (a few at once over each probe host's one connection)
+tests them; the outcome of each attempt is classified from psql's own message. Where the policy
+names a CA, the attempt verifies TLS as a client would (`sslmode=verify-full` against the name
+clients use).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import re
 import secrets
 import shlex
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from walguard.errors import FactUnavailable
 from walguard.facts import Part
 from walguard.inventory import Target
 from walguard.sections import split_sections
-from walguard.transport import Connection
+from walguard.transport import Cancel, Connection
 
 ANSWERED = "answered"  # PostgreSQL answered (authentication refused the probe: expected)
 ANSWERED_TLS = "answered over verified TLS"
@@ -135,35 +137,64 @@ def probe_command(probe: Target, databases: list[Target], token: str, ca_pem: st
     return f"env {assignments} /bin/sh -c {shlex.quote(_SCRIPT)}"
 
 
-def run_probe(probe: Target, databases: list[Target]) -> tuple[dict[str, ZoneAttempt], str]:
-    """Every database host's outcome from this probe (one SSH round trip), and the raw output.
-    A probe that cannot be reached gives every host an UNKNOWN attempt saying why."""
+# Database hosts per round trip, and round trips at once over a probe host's one connection
+# (OpenSSH's MaxSessions is 10): a thousand hosts' attempts, one after another in one command,
+# take longer than any command may run; fifty stay well within it.
+CHUNK = 50
+SESSIONS = 4
+
+
+def run_probe(
+    probe: Target, databases: list[Target], cancel: Cancel | None = None
+) -> tuple[dict[str, ZoneAttempt], str]:
+    """Every database host's outcome from this probe (a round trip per CHUNK hosts), and the
+    raw output. A probe that cannot be reached gives every host an UNKNOWN attempt saying why;
+    a round trip that fails, its hosts."""
     zone = probe.policy.zone or "?"
     token = f"@@WG-{secrets.token_hex(8)}@@"
-    conn = Connection(probe)
+    conn = Connection(probe, cancel)
+    chunks = [databases[i : i + CHUNK] for i in range(0, len(databases), CHUNK)]
     try:
         ca_pem = probe_ca(databases)
         conn.open()
-        out = conn.run_raw(probe_command(probe, databases, token, ca_pem)).stdout
+        with ThreadPoolExecutor(SESSIONS, thread_name_prefix="walguard-zone") as pool:
+            replies = list(pool.map(lambda c: _attempt(conn, probe, c, token, ca_pem), chunks))
     except (FactUnavailable, OSError) as exc:
         why = f"probe host {probe.name} of {zone}: {exc}"
         return {t.name: ZoneAttempt(zone, probe.name, UNKNOWN, why) for t in databases}, why
     finally:
         conn.close()
-    sections = split_sections(out, token)
     found = {}
-    for target in databases:
-        sec = sections.get(target.name)
-        if sec is None:
-            found[target.name] = ZoneAttempt(zone, probe.name, UNKNOWN, "no answer from the probe")
-            continue
-        message = " ".join(sec.output.split())
-        outcome = classify(sec.rc, message)
-        if outcome == ANSWERED and ca_pem:
-            # verify-full: libpq checked the certificate before the server saw the login.
-            outcome = ANSWERED_TLS
-        found[target.name] = ZoneAttempt(zone, probe.name, outcome, message)
-    return found, out
+    for chunk, (out, error) in zip(chunks, replies, strict=True):
+        sections = split_sections(out, token)
+        for target in chunk:
+            sec = sections.get(target.name)
+            if sec is None:
+                why = f"probe host {probe.name} of {zone}: {error}" if error else ""
+                found[target.name] = ZoneAttempt(zone, probe.name, UNKNOWN,
+                                                 why or "no answer from the probe")  # fmt: skip
+                continue
+            message = " ".join(sec.output.split())
+            outcome = classify(sec.rc, message)
+            if outcome == ANSWERED and ca_pem:
+                # verify-full: libpq checked the certificate before the server saw the login.
+                outcome = ANSWERED_TLS
+            found[target.name] = ZoneAttempt(zone, probe.name, outcome, message)
+    return found, "".join(out for out, _ in replies)
+
+
+def _attempt(
+    conn: Connection, probe: Target, chunk: list[Target], token: str, ca_pem: str
+) -> tuple[str, str | None]:
+    """One round trip's output (and why it failed, if it did), bounded by its attempts' own
+    timeouts (the script gives each WG_T + 5 seconds)."""
+    each = max(1, probe.connect.connect_timeout_s // 2) + 5
+    timeout = max(probe.connect.command_timeout_s, len(chunk) * each)
+    try:
+        reply = conn.run_raw(probe_command(probe, chunk, token, ca_pem), timeout_s=timeout)
+    except FactUnavailable as exc:
+        return "", str(exc)
+    return reply.stdout, None
 
 
 class ZoneProbes:
@@ -176,16 +207,24 @@ class ZoneProbes:
         self.evidence: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def run(self, cancel: Cancel | None = None) -> None:
+        """Every probe host's attempts at every database host, once per process."""
+        with self._lock:
+            if self.results is not None:
+                return
+            results: dict[str, dict[str, ZoneAttempt]] = {}
+            # Each probe host is its own connection: all of them at once.
+            with ThreadPoolExecutor(max(1, len(self.probes))) as pool:
+                runs = list(pool.map(lambda p: run_probe(p, self.databases, cancel), self.probes))
+            for probe, (found, raw) in zip(self.probes, runs, strict=True):
+                self.evidence[probe.name] = raw
+                for name, attempt in found.items():
+                    results.setdefault(name, {})[attempt.zone] = attempt
+            self.results = results
+
     def for_host(self, host: str) -> Part[dict[str, ZoneAttempt]]:
         """zone -> attempt, for one database host."""
         if not self.probes:
             return Part({})
-        with self._lock:
-            if self.results is None:
-                self.results = {}
-                for probe in self.probes:
-                    found, raw = run_probe(probe, self.databases)
-                    self.evidence[probe.name] = raw
-                    for name, attempt in found.items():
-                        self.results.setdefault(name, {})[attempt.zone] = attempt
-        return Part(self.results.get(host, {}))
+        self.run()
+        return Part((self.results or {}).get(host, {}))

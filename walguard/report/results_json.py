@@ -133,7 +133,11 @@ def build(
 def write(doc: dict[str, Any], run_dir: Path) -> Path:
     path = run_dir / "results.json"
     # One space of indent: readable in a pager, a third smaller than two at 40,000 results.
-    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    # Streamed to the file: json.dumps with an indent first holds the text as millions of small
+    # pieces in memory (about 140 MB at 35,000 results).
+    with path.open("w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
     return path
 
 
