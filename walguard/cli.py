@@ -64,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     apply = scen_sub.add_parser("apply", help="apply scenario NAME to HOST")
     apply.add_argument("host")
     apply.add_argument("name")
-    reset = scen_sub.add_parser("reset", help="return HOST to its pristine state")
-    reset.add_argument("host")
+    reset = scen_sub.add_parser("reset", help="return each HOST to its pristine state, together")
+    reset.add_argument("host", nargs="+")
     scen_sub.add_parser("list", help="list the scenarios and what each breaks")
 
     audit = sub.add_parser(
