@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from walguard.lab.errors import LabError
 
@@ -62,14 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     apply = scen_sub.add_parser("apply", help="apply scenario NAME to HOST")
     apply.add_argument("host")
     apply.add_argument("name")
-    reset = scen_sub.add_parser("reset", help="return HOST to its pristine state")
-    reset.add_argument("host")
+    reset = scen_sub.add_parser("reset", help="return each HOST to its pristine state, together")
+    reset.add_argument("host", nargs="+")
     scen_sub.add_parser("list", help="list the scenarios and what each breaks")
 
     audit = sub.add_parser(
         "audit",
         help="audit every host of an inventory (runs `pytest checks`); "
         "other arguments go to pytest (-k, -m, -n, --fail-on ...)",
+        description="Audits the hosts of an inventory with walguard's controls (and yours, "
+        "--checks): `pytest checks` with walguard's plugin. Any argument not listed here goes "
+        "to pytest (-k, -m, -n, ...).",
+        add_help=False,
+    )
+    audit.add_argument(
+        "-h", "--help", action=_AuditHelp, nargs=0, help="show this help message and exit"
     )
     audit.add_argument(
         "--inventory",
@@ -77,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="Ansible inventory: a YAML or INI file (read by walguard) or, with ansible-core "
         "installed (pip install 'walguard[ansible]'), any source ansible-inventory accepts: "
-        "plugin configs, scripts, directories (default: inventories/lab.yml)",
+        "plugin configs, scripts, directories (required, except in a checkout of walguard, "
+        "whose default is the lab's inventories/lab.yml)",
     )
     audit.add_argument(
         "--vault-password-file",
@@ -105,8 +115,60 @@ def _parser() -> argparse.ArgumentParser:
         "--tsa-url", default=None, metavar="URL", help="RFC 3161 time-stamping authority"
     )
     _signing_commands(sub)
+    examples = sub.add_parser(
+        "examples",
+        help="print a shipped example: the nightly audit's systemd units and env file, the cron "
+        "line, the CI pipelines (without NAME: list them)",
+    )
+    examples.add_argument(
+        "name", nargs="?", metavar="NAME", help="e.g. systemd/walguard-audit@.service"
+    )
     _merge_command(sub)
     return parser
+
+
+class _AuditHelp(argparse.Action):
+    """`walguard audit --help`: this parser's options, then those of walguard's pytest plugin
+    (--fail-on, --limit, --checks, --report-root, ...), which pytest parses."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        # Imported only here: importing the plugin before pytest does would keep pytest from
+        # rewriting its asserts in a real run.
+        from walguard import plugin
+
+        group = parser.add_argument_group(
+            "audit options (walguard's pytest plugin: also for `pytest checks`)"
+        )
+        known = set(parser._option_string_actions)
+        for names, kwargs in _plugin_options(plugin.pytest_addoption):
+            if known.isdisjoint(names):
+                keep = ("action", "default", "metavar", "help", "choices")
+                group.add_argument(*names, **{k: v for k, v in kwargs.items() if k in keep})
+        parser.print_help()
+        parser.exit()
+
+
+def _plugin_options(
+    addoption: Callable[[Any], None],
+) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """The options a pytest plugin's pytest_addoption adds, as (names, keyword arguments)."""
+    found: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+
+    class Recorder:
+        def getgroup(self, *args: Any, **kwargs: Any) -> Recorder:
+            return self
+
+        def addoption(self, *names: str, **kwargs: Any) -> None:
+            found.append((names, kwargs))
+
+    addoption(Recorder())
+    return found
 
 
 def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -173,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         from walguard.signing import commands
 
         return commands.run(args)
+    if args.command == "examples":
+        return _examples(args.name)
     if args.command == "merge":
         from walguard.merge import command
 
@@ -191,20 +255,20 @@ def _audit(inventory: str | None, pytest_args: list[str]) -> int:
     import pytest
 
     # Paths only: importing the plugin here would keep pytest from rewriting its asserts.
-    from walguard.lab.settings import PROJECT_ROOT
-
-    CHECKS_DIR = PROJECT_ROOT / "checks"
+    # In a checkout: checks/ and pyproject.toml at its top; installed: walguard/checks/ and
+    # the packaged ini. Either way node ids read checks/test_*.py::WG-ID[host].
+    from walguard.paths import LAYOUT
 
     argv = [
-        str(CHECKS_DIR),
+        str(LAYOUT.checks),
         "-p",
         "walguard.plugin",
         "-p",
         "no:cacheprovider",
         "--rootdir",
-        str(PROJECT_ROOT),
+        str(LAYOUT.root),
         "-c",
-        str(PROJECT_ROOT / "pyproject.toml"),
+        str(LAYOUT.pytest_config),
         # The walguard summary names every failure with its reason: no tracebacks by default,
         # and no short test summary repeating each failed item (a line per host and control).
         "--tb=no",
@@ -216,7 +280,35 @@ def _audit(inventory: str | None, pytest_args: list[str]) -> int:
     return int(pytest.main([*argv, *pytest_args]))
 
 
+def _examples(name: str | None) -> int:
+    """The examples shipped with walguard (examples/ in a checkout), so that a jump host with
+    only the package installed has its nightly units: `walguard examples NAME > FILE`."""
+    from walguard.paths import LAYOUT
+
+    base = LAYOUT.examples
+    shipped = sorted(
+        str(p.relative_to(base))
+        for p in base.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    if name is None:
+        print("\n".join(shipped))
+        return EXIT_OK
+    if name not in shipped:
+        print(f"walguard: no example {name!r}; there are: {', '.join(shipped)}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write((base / name).read_text())
+    return EXIT_OK
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    from walguard.paths import LAYOUT
+
+    if args.command == "lab" and not LAYOUT.checkout:
+        raise LabError(
+            "the lab needs a checkout of the walguard repository (its image recipe and "
+            "scenarios are not installed with the package)"
+        )
     from walguard.lab import manage
 
     if args.command == "lab":

@@ -49,7 +49,8 @@ SELECT json_build_object(
                  'last_archived_epoch', extract(epoch FROM last_archived_time),
                  'failed_count', failed_count, 'last_failed_wal', last_failed_wal,
                  'last_failed_age_s', extract(epoch FROM now() - last_failed_time),
-                 'last_failed_time', last_failed_time::text)
+                 'last_failed_time', last_failed_time::text,
+                 'stats_reset', stats_reset::text)
                FROM pg_stat_archiver),
   'status_files', (SELECT coalesce(json_agg(json_build_object('name', name,
                  'age_s', extract(epoch FROM now() - modification))), '[]'::json)

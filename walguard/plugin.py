@@ -19,22 +19,26 @@ from typing import Any
 
 import pytest
 
-from walguard import prefetch
-from walguard.controls import SEVERITIES, Control, load_all
+from walguard import extra_checks, paths, prefetch
+from walguard.controls import SEVERITIES, Control, ControlsError, load_all
 from walguard.fanout import DEFAULT_FORKS, MAX_FORKS
 from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
+from walguard.limit import LimitError, select
 from walguard.report import terminal, writer
 from walguard.report.runinfo import RunInfo
-from walguard.results import ERROR, Result
+from walguard.results import ERROR, WAIVED, Result
 from walguard.run import AuditRun, Pair, pair_of_nodeid
+from walguard.run_history import RunHistory
+from walguard.run_history import add_options as add_history_options
 from walguard.zones import ZoneProbes
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CHECKS_DIR = PROJECT_ROOT / "checks"
-DEFAULT_INVENTORY = PROJECT_ROOT / "inventories" / "lab.yml"
+# In a checkout or in the installed package (walguard.paths); the lab's inventory is the
+# default only in a checkout.
+CHECKS_DIR = paths.CHECKS_DIR
+DEFAULT_INVENTORY = paths.default_inventory()
 PLUGIN_NAME = "walguard-audit"
 
 
@@ -45,7 +49,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="SOURCE",
         help="Ansible inventory: a YAML or INI file (read by walguard) or, with ansible-core "
-        "installed, any source ansible-inventory accepts (default: inventories/lab.yml)",
+        "installed, any source ansible-inventory accepts (required, except in a checkout of "
+        "walguard, whose default is the lab's inventories/lab.yml)",
+    )
+    group.addoption(
+        "--limit",
+        default=None,
+        metavar="PATTERN",
+        help="audit only these hosts: Ansible's host patterns, comma-separated (host and group "
+        "names, globs such as db*, ~REGEX, @FILE; !PATTERN excludes, &PATTERN intersects); "
+        "a pattern that matches no host is a usage error",
+    )
+    group.addoption(
+        "--checks",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also audit the controls in DIR (test_*.py files using walguard's @control; "
+        "repeatable; the inventory's walguard_checks_dirs adds more); their remediation "
+        "scripts are in the remediation/ directory beside DIR",
     )
     group.addoption(
         "--vault-password-file",
@@ -103,9 +125,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--report-root",
-        default=str(PROJECT_ROOT / "reports"),
+        default=None,
         metavar="DIR",
-        help="where each run writes its directory (default: reports/)",
+        help="where each run writes its directory (default: $WALGUARD_REPORT_ROOT, else "
+        "reports/ in a checkout of walguard, else reports/ under the current directory)",
     )
     group.addoption(
         "--forks",
@@ -116,10 +139,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "or the hosts' sshd MaxStartups)",
     )
     writer.add_options(group)
+    add_history_options(group)
 
 
 def _auditing(config: pytest.Config) -> bool:
-    if config.getoption("inventory"):
+    if config.getoption("inventory") or config.getoption("checks"):
         return True
     for arg in config.args:
         path = Path(arg.split("::")[0]).resolve()
@@ -145,8 +169,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput.get("walguard_loadgroup"):
         # Workers re-parse the original command line, which did not say --dist loadgroup.
         config.option.loadgroup = True
+    if not config.getoption("inventory") and DEFAULT_INVENTORY is None:
+        raise pytest.UsageError(
+            "no inventory: pass --inventory SOURCE (an Ansible inventory); only a checkout of "
+            "walguard has a default, the lab's inventories/lab.yml"
+        )
     source = str(config.getoption("inventory") or DEFAULT_INVENTORY)
-    if source == str(DEFAULT_INVENTORY) and not DEFAULT_INVENTORY.exists():
+    if source == str(DEFAULT_INVENTORY) and not Path(source).exists():
         raise pytest.UsageError(
             f"inventory {source} not found: bring the lab up with "
             "`walguard lab up` or pass --inventory SOURCE"
@@ -163,25 +192,39 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory = read_inventory(source, vault)
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
+    # Probe hosts (walguard_zone) are vantage points, not database hosts: they are not audited.
+    databases = [t for t in inventory.targets if t.policy.zone is None]
+    probes = [t for t in inventory.targets if t.policy.zone is not None]
+    # The user's controls and --limit: usage errors too, before any host is touched (and
+    # before waivers are read, which may name the user's controls).
+    try:
+        extra_checks.prepare(config, databases, source)
+        if config.getoption("limit"):
+            databases = select(databases, config.getoption("limit"))
+    except (ControlsError, LimitError) as exc:
+        raise pytest.UsageError(str(exc)) from None
     # Before any host is touched or any directory made: a signing key that cannot be used
     # stops the run here, as a usage error.
     signing = writer.signer_from(config) if not workerinput else None
+    # Waivers, --baseline and the CA for earlier runs, also checked before any host is touched.
+    history = RunHistory.from_config(config, set(load_all(CHECKS_DIR)), controller=not workerinput)
     prefetch.forks_option(config)
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
     elif not workerinput:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        run_dir = Path(config.getoption("report_root")) / f"{stamp}-{secrets.token_hex(3)}"
+        root = Path(config.getoption("report_root") or paths.default_report_root())
+        run_dir = root / f"{stamp}-{secrets.token_hex(3)}"
         run_dir.mkdir(parents=True, exist_ok=False)
         # report.html is walguard's own (walguard.report.html), written from results.json.
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(run_dir / "junit.xml")
-    # Probe hosts (walguard_zone) are vantage points, not database hosts: they are not audited.
-    databases = [t for t in inventory.targets if t.policy.zone is None]
-    probes = [t for t in inventory.targets if t.policy.zone is not None]
     run = AuditRun(databases, run_dir, config.getoption("fail_on"))
+    run.baseline = history.baseline_verdicts()
     plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing, probes)
+    plugin.history = history
+    plugin.inventory_source = source
     if run_dir is not None and not workerinput:
         plugin.signer = signing
         plugin.info = RunInfo.start(
@@ -225,11 +268,15 @@ class AuditPlugin:
         self.stop_reason: str | None = None
         self.info: RunInfo | None = None
         self.signer: writer.Signing | None = None
+        self.history = RunHistory()
+        self.inventory_source = ""
+        self.history_doc: dict[str, Any] = {}
 
     # -- what exists, what is selected --
 
     def _universe(self) -> dict[Pair, Control]:
-        controls = [c for c in load_all(CHECKS_DIR).values() if self.active_probe or not c.opt_in]
+        every = load_all(CHECKS_DIR, extra_checks.dirs_of(self.config))
+        controls = [c for c in every.values() if self.active_probe or not c.opt_in]
         return {(t.name, c.id): c for t in self.run.targets for c in controls}
 
     @pytest.hookimpl(tryfirst=True)
@@ -296,6 +343,15 @@ class AuditPlugin:
         if report.when == "setup":  # setup failed: no verdict could be reached
             why = call.excinfo.value if call.excinfo else "?"
             res = replace(res, result=ERROR, message=f"could not run the control: {why}")
+        elif self.history.waivers is not None:
+            res = self.history.waivers.apply(res)
+            if res.result == WAIVED and res.waiver is not None:
+                # An accepted risk: junit and pytest's summary show it as skipped, with why.
+                w = res.waiver
+                why = (f"WAIVED ({w['ticket']}, approved by {w['approver']} until {w['expires']}):"
+                       f" {w['reason']}; finding: {res.message}")  # fmt: skip
+                report.outcome = "skipped"
+                report.longrepr = (str(item.path), item.reportinfo()[1] or 0, why)
         if not self.is_worker:
             # Judged here: recorded here. pytest keeps every report (and junit every property)
             # until the run ends; at 35,000 items carrying this as JSON costs ~100 MB.
@@ -372,19 +428,24 @@ class AuditPlugin:
             session.exitstatus = code
         if self.info is None:
             return
+        results = self.run.complete(why)
+        self.history.compare(results, self.run.run_dir, self.inventory_source)
+        self.history_doc = self.history.record(results, self.run.run_dir)
         failed = writer.write_run(
             self.run,
-            self.run.complete(why),
+            results,
             self.info,
             code=int(session.exitstatus),
             gate=code,
             signing=self.signer,
+            extra=self.history_doc,
         )
         if failed is not None:
             # The run's verdicts are written, but its signature is not: never a quiet success.
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             (tr.write_line if tr is not None else print)(f"walguard: {failed}")
             session.exitstatus = writer.EXIT_NOT_SIGNED
+        self.history.prune(self.run.run_dir, self.inventory_source)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.run.run_dir is None:
@@ -392,6 +453,8 @@ class AuditPlugin:
         why = self._why_missing()
         terminalreporter.section("walguard")
         for line in terminal.lines(self.run, self.run.complete(why), self.run.gate(why)):
+            terminalreporter.write_line(line)
+        for line in self.history.lines(self.history_doc):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"report: {self.run.run_dir}")
         if self.signer is not None and (self.run.run_dir / "manifest.p7s").is_file():

@@ -109,6 +109,11 @@ walguard_tls_name (name or null, null)
     host name.
 walguard_tls_min_days (integer >= 0, 30)
     The server certificate must stay valid at least this many more days.
+
+walguard_checks_dirs (list of directories, [])
+    Directories of the user's own controls, audited beside the shipped ones (as ``--checks``),
+    relative to the inventory's directory. Controls are collected once per run, so it must be
+    the same for every host: set it for ``all`` (see `walguard.extra_checks`).
 """
 
 from __future__ import annotations
@@ -251,7 +256,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
 }
 
 # Read by checks straight from the host's variables; validated here so typos still fail early.
-_EXTRA_CHECKS: dict[str, Callable[[Any], Any]] = {}
+_EXTRA_CHECKS: dict[str, Callable[[Any], Any]] = {"walguard_checks_dirs": strings_value}
 
 _POLICY_FIELDS = frozenset(f.name for f in dataclasses.fields(Policy))
 _CONNECT_FIELDS = frozenset(f.name for f in dataclasses.fields(Connect))

@@ -21,18 +21,18 @@ from typing import Any
 
 from walguard.archive_reading import reading_of
 from walguard.collect import collect
-from walguard.controls import FUNCTIONS
+from walguard.controls import FUNCTIONS, REGISTRY, SOURCES
 from walguard.errors import FactUnavailable
 from walguard.facts import HostFacts
 from walguard.inventory import Target
 from walguard.judge import judge
+from walguard.paths import REMEDIATION_DIR, remediation_dir_for
 from walguard.policy import Connect, Policy
 from walguard.results import FAIL, PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
 from walguard.run import AuditRun
 from walguard.sections import split_sections
 from walguard.transport import Connection, read_line
 
-REMEDIATION_DIR = Path(__file__).resolve().parents[1] / "remediation"
 # /run belongs to root, so nobody else can create (and squat) this directory; the lock holder
 # refuses one that is not root's own 0700.
 LOCK_DIR = "/run/walguard"
@@ -55,6 +55,7 @@ class Script:
     disruptive: bool
 
     def text(self) -> str:
+        # Every script, a user control's too, runs with the shipped library of helpers.
         return (REMEDIATION_DIR / "lib" / "common.sh").read_text() + "\n" + self.path.read_text()
 
 
@@ -103,16 +104,34 @@ def _header(text: str, key: str) -> str:
     return ""
 
 
+def read_script(path: Path) -> Script:
+    text = path.read_text()
+    return Script(
+        control=_header(text, "control"),
+        path=path,
+        changes=_header(text, "changes"),
+        disruptive=_header(text, "disruptive").startswith("yes"),
+    )
+
+
 def scripts(directory: Path = REMEDIATION_DIR) -> dict[str, Script]:
+    """The shipped scripts, by control id (their file names)."""
+    return {path.stem: read_script(path) for path in sorted(directory.glob("WG-*.sh"))}
+
+
+def paired_scripts(controls: list[str]) -> dict[str, Script]:
+    """The paired script of each control that names one (its `remediation=`), from the
+    remediation/ directory beside the control's own directory: the shipped scripts for the
+    shipped controls, DIR/../remediation/ for a user's controls in DIR."""
     found = {}
-    for path in sorted(directory.glob("WG-*.sh")):
-        text = path.read_text()
-        found[path.stem] = Script(
-            control=_header(text, "control"),
-            path=path,
-            changes=_header(text, "changes"),
-            disruptive=_header(text, "disruptive").startswith("yes"),
-        )
+    for control in controls:
+        meta, source = REGISTRY.get(control), SOURCES.get(control)
+        if meta is None or not meta.remediation:
+            continue
+        directory = remediation_dir_for(source.parent) if source else REMEDIATION_DIR
+        path = directory / meta.remediation
+        if path.is_file():
+            found[control] = read_script(path)
     return found
 
 
@@ -292,7 +311,7 @@ def remediate_host(
     reachable: bool,
 ) -> list[Outcome]:
     """Plan or apply the paired scripts for a host's failing controls, then verify (apply)."""
-    available = scripts()
+    available = paired_scripts(failing)
     outcomes: list[Outcome] = []
     runnable: list[Script] = []
     for control in failing:

@@ -15,6 +15,9 @@ REMEDIATED = "REMEDIATED"
 REMEDIATION_FAILED = "REMEDIATION FAILED"
 # The script saw that its fix could make things worse and changed nothing: the failure stands.
 REMEDIATION_REFUSED = "REMEDIATION REFUSED"
+# An accepted risk (walguard.waivers): the failure stands in the report, with its waiver, and
+# does not fail the gate.
+WAIVED = "WAIVED"
 
 # Exit codes (README): pytest's own 4 (usage) and 5 (no tests) are kept as they are.
 EXIT_OK = 0
@@ -34,23 +37,48 @@ class Result:
     message: str
     nodeid: str
     remediation: dict[str, Any] | None = field(default=None)
+    waiver: dict[str, Any] | None = field(default=None)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def exit_status(results: list[Result], fail_on: str, *, complete: bool = True) -> int:
+# How bad a result is, for `--baseline`: a pair is worse than the baseline when it ranks higher.
+_FAILED = (FAIL, REMEDIATION_FAILED, REMEDIATION_REFUSED)
+
+
+def badness(result: str) -> int:
+    if result in _FAILED:
+        return 2
+    return 1 if result == ERROR else 0
+
+
+def exit_status(
+    results: list[Result],
+    fail_on: str,
+    *,
+    complete: bool = True,
+    baseline: dict[tuple[str, str], str] | None = None,
+) -> int:
     """The gate, over the complete set of (host, control) pairs the run meant to judge (pairs
     without a final result are already ERROR in `results`).
 
     5 when no control at or above fail_on was judged at all (an audit of nothing is never green);
     1 when any of those failed (or its remediation failed or was refused); 6 when none failed but
     some could not be evaluated (ERROR); and never 0 while any selected pair, of any severity,
-    has no result (`complete` false).
+    has no result (`complete` false). WAIVED never fails it.
+
+    With a `baseline` ((host, control) -> result of an earlier run), only what is worse than
+    there counts: a failure the baseline already had does not fail the gate, a new one does, and
+    a host or control the baseline did not judge counts as new.
     """
     gated = [r for r in results if severity_rank(r.severity) <= severity_rank(fail_on)]
     if not gated:
         return EXIT_NO_CONTROLS
+    if baseline is not None:
+        gated = [
+            r for r in gated if badness(r.result) > badness(baseline.get((r.host, r.control), PASS))
+        ]
     # REMEDIATED was verified by a fresh check; a failed or refused remediation leaves a failure.
     if any(r.result in (FAIL, REMEDIATION_FAILED, REMEDIATION_REFUSED) for r in gated):
         return EXIT_FAILED

@@ -75,6 +75,8 @@ class AuditRun:
     total: int = 0  # pairs there are (before -k/-m deselection)
     results: dict[Pair, Result] = field(default_factory=dict)
     hosts: dict[str, HostInfo] = field(default_factory=dict)
+    # --baseline: (host, control) -> result of the earlier run; only what is worse fails
+    baseline: dict[Pair, str] | None = None
 
     def __post_init__(self) -> None:
         for t in self.targets:
@@ -121,7 +123,12 @@ class AuditRun:
         return out
 
     def gate(self, why_missing: str) -> int:
-        return exit_status(self.complete(why_missing), self.fail_on, complete=not self.missing())
+        return exit_status(
+            self.complete(why_missing),
+            self.fail_on,
+            complete=not self.missing(),
+            baseline=self.baseline,
+        )
 
     def replace_result(self, pair: Pair, **changes: Any) -> None:
         self.results[pair] = replace(self.results[pair], **changes)

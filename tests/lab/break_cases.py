@@ -1,5 +1,17 @@
 """The break-and-fix cases: which controls each lab scenario must make FAIL on the broken host
-(and which it may), shared by the audit tests and the scenario tests."""
+(and which it may), shared by the audit tests and the scenario tests; and how they are batched,
+one case per lab host, so that one audit judges several cases at once.
+
+Why cases can share a batch: every scenario runs inside its own host (`lab scenario apply` runs
+it there as root) and changes only that host: its configuration, files, units, firewall, clock
+client, /etc/hosts, certificate. Nothing on another database host or on a probe host changes;
+what other hosts see of it is that one host's address answering differently (the zone probes
+connect to each host separately, and probe-a's time service is not touched by a client's
+ntp-off). A case whose scenario reaches beyond its host must say so (`alone`): it then gets a
+batch of its own, with every other host pristine and checked to be. Within a batch no two cases
+may fail the same control, so a break that leaked to another host would still show there as a
+FAIL that host's case does not allow.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +26,7 @@ class Case:
     fails: set[str]  # must FAIL on the broken host
     may_fail: frozenset[str] = frozenset()  # may also FAIL there (a consequence that takes time)
     wait_for_failure: bool = False
+    alone: bool = False  # the scenario changes more than its own host: no other case beside it
 
 
 CASES = [
@@ -77,3 +90,34 @@ CASES = [
 ]
 
 COVERED = frozenset(c.scenario for c in CASES)
+
+
+def _controls(case: Case) -> set[str]:
+    return case.fails | case.may_fail
+
+
+def batches(cases: list[Case], hosts: int) -> list[tuple[Case, ...]]:
+    """The cases in batches of at most `hosts` (the i-th case of a batch breaks the i-th host),
+    first fit in the order given: no two cases of a batch share a control (FAIL or may FAIL),
+    and a case marked `alone` is the only one in its batch."""
+    found: list[list[Case]] = []
+    for case in cases:
+        fits = (
+            b
+            for b in found
+            if not case.alone
+            and not any(other.alone for other in b)
+            and len(b) < hosts
+            and all(not (_controls(case) & _controls(other)) for other in b)
+        )
+        batch = next(fits, None)
+        if batch is None:
+            found.append([case])
+        else:
+            batch.append(case)
+    return [tuple(b) for b in found]
+
+
+def batch_id(batch: tuple[Case, ...]) -> str:
+    """The test id of a batch: its scenarios in host order (db1's first)."""
+    return "+".join(c.scenario for c in batch)

@@ -50,6 +50,13 @@ class Lab:
             raise AssertionError(f"walguard {' '.join(args)} failed: {done.stderr}")
         return done
 
+    def reset_applied(self) -> None:
+        """Reset, together, the hosts that have a scenario applied; a pristine host is left
+        alone (a reset is a reboot)."""
+        broken = [h.name for h in self.hosts if h.applied_scenarios()]
+        if broken:
+            self.walguard("lab", "scenario", "reset", *broken)
+
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:

@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.lab.break_cases import BASELINE_FAIL, CASES, Case
-from tests.lab.conftest import Lab
+from tests.lab.break_cases import BASELINE_FAIL, CASES, Case, batch_id, batches
+from tests.lab.conftest import HOST_COUNT, Lab
 from tests.lab.test_scenarios import EFFECTS, assert_pristine, observe
 from walguard.controls import load_all
 from walguard.lab import settings
+from walguard.lab.hosts import Host
 from walguard.report import results_json
 
 SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
@@ -96,8 +99,7 @@ def broken_host(lab: Lab) -> Any:
     host = lab.hosts[2]
     yield host
     # Reset only what a test left broken (a reset reboots the host: seconds each time).
-    if "scenarios" in lab.walguard("lab", "status").stdout:
-        lab.walguard("lab", "scenario", "reset", host.name)
+    lab.reset_applied()
 
 
 def test_pristine_lab_passes_the_gate(lab: Lab, tmp_path: Path) -> None:
@@ -114,28 +116,98 @@ def test_pristine_lab_passes_the_gate(lab: Lab, tmp_path: Path) -> None:
     assert "safer: if [ -f /pg_archive/%f ]; then cmp -s %p" in result.message("db1", "WG-ARC-004")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.scenario for c in CASES])
-def test_break_and_fix(lab: Lab, broken_host: Any, tmp_path: Path, case: Case) -> None:
-    """Also each scenario's own observable effect (test_scenarios.EFFECTS), so that one apply and
-    one reset serve both."""
-    lab.walguard("lab", "scenario", "apply", broken_host.name, case.scenario)
-    EFFECTS[case.scenario](lab, broken_host, observe(lab, broken_host))
-    if case.wait_for_failure:
-        _wait_for_archiver_failure(lab, broken_host.name)
-    broken = audit(tmp_path)
-    failed = broken.by_result(broken_host.name, "FAIL") - BASELINE_FAIL
-    assert case.fails <= failed, broken.stdout
-    assert failed <= case.fails | case.may_fail, broken.stdout
-    assert broken.by_result(broken_host.name, "ERROR") == set(), broken.stdout
-    for other in lab.hosts[:2]:
-        assert broken.by_result(other.name, "FAIL") == BASELINE_FAIL
-    assert broken.exit_status == 1
+BATCHES = batches(CASES, len(settings.host_names(HOST_COUNT)))
 
-    lab.walguard("lab", "scenario", "reset", broken_host.name)
-    assert_pristine(observe(lab, broken_host), broken_host)
+
+@pytest.fixture
+def broken_hosts(lab: Lab) -> Iterator[list[Host]]:
+    yield lab.hosts
+    # A batch that failed halfway leaves scenarios behind: reset those hosts (only those).
+    lab.reset_applied()
+
+
+def _on_each(placed: list[tuple[Case, Host]], check: Callable[[Case, Host], None]) -> list[str]:
+    """Run `check` for every (case, host) side by side (each on its own host); what failed, as
+    one message per case naming its host and scenario."""
+    with ThreadPoolExecutor(max_workers=len(placed)) as pool:
+        done = [(case, host, pool.submit(check, case, host)) for case, host in placed]
+    problems = []
+    for case, host, future in done:
+        error = future.exception()
+        if isinstance(error, AssertionError):
+            problems.append(f"{host.name} ({case.scenario}): {error}")
+        elif error is not None:
+            raise error
+    return problems
+
+
+def _verdicts(a: Audit, host: Host) -> str:
+    failed = sorted(a.by_result(host.name, "FAIL"))
+    errors = {c: a.message(host.name, c) for c in sorted(a.by_result(host.name, "ERROR"))}
+    return f"FAIL {failed}, ERROR {errors}"
+
+
+def _broken_as_expected(broken: Audit, case: Case, host: Host) -> list[str]:
+    """Exactly the case's controls FAIL on its host (with its allowances), and nothing errs."""
+    failed = broken.by_result(host.name, "FAIL") - BASELINE_FAIL
+    problems = []
+    if missing := case.fails - failed:
+        problems.append(f"did not FAIL {sorted(missing)}")
+    if extra := failed - case.fails - case.may_fail:
+        notes = "; ".join(f"{c}: {broken.message(host.name, c)}" for c in sorted(extra))
+        problems.append(f"also FAILED {sorted(extra)} ({notes})")
+    if broken.by_result(host.name, "ERROR"):
+        problems.append("has ERRORs")
+    if not problems:
+        return []
+    what = f"{host.name} broken by {case.scenario}: {', '.join(problems)}"
+    return [f"{what}; {_verdicts(broken, host)}"]
+
+
+@pytest.mark.parametrize("batch", BATCHES, ids=[batch_id(b) for b in BATCHES])
+def test_break_and_fix(
+    lab: Lab, broken_hosts: list[Host], tmp_path: Path, batch: tuple[Case, ...]
+) -> None:
+    """Each case of the batch breaks its own host (the first db1, the next db2, ...); one audit
+    of the whole lab must see exactly each case's controls FAIL on its host (break_cases says
+    why such cases cannot mask each other) and every other host as pristine as before. Then the
+    broken hosts are reset together and the next audit sees them pass. Also each scenario's own
+    observable effect (test_scenarios.EFFECTS), so that one apply and one reset serve both."""
+    placed = list(zip(batch, broken_hosts, strict=False))
+    untouched = broken_hosts[len(placed) :]
+    for case, host in placed:
+        lab.walguard("lab", "scenario", "apply", host.name, case.scenario)
+
+    def effect(case: Case, host: Host) -> None:
+        EFFECTS[case.scenario](lab, host, observe(lab, host))
+        if case.wait_for_failure:
+            _wait_for_archiver_failure(lab, host.name)
+
+    effects_missing = _on_each(placed, effect)
+    assert not effects_missing, "\n".join(effects_missing)
+    broken = audit(tmp_path)
+    problems = [p for case, host in placed for p in _broken_as_expected(broken, case, host)]
+    problems += [
+        f"{host.name} (no scenario) is not pristine: {_verdicts(broken, host)}"
+        for host in untouched
+        if broken.by_result(host.name, "FAIL") != BASELINE_FAIL
+        or broken.by_result(host.name, "ERROR")
+    ]
+    assert not problems, "\n".join(problems) + "\n" + broken.stdout
+    assert broken.exit_status == 1, broken.stdout
+
+    lab.walguard("lab", "scenario", "reset", *(host.name for _, host in placed))
+    not_pristine = _on_each(placed, lambda case, host: assert_pristine(observe(lab, host), host))
+    assert not not_pristine, "after reset:\n" + "\n".join(not_pristine)
     fixed = audit(tmp_path)
-    assert fixed.by_result(broken_host.name, "FAIL") == BASELINE_FAIL, fixed.stdout
-    assert fixed.exit_status == 0
+    still = [
+        f"{host.name} after resetting {case.scenario}: {_verdicts(fixed, host)}"
+        for case, host in placed
+        if fixed.by_result(host.name, "FAIL") != BASELINE_FAIL
+        or fixed.by_result(host.name, "ERROR")
+    ]
+    assert not still, "\n".join(still) + "\n" + fixed.stdout
+    assert fixed.exit_status == 0, fixed.stdout
 
 
 def test_every_control_has_a_break_and_fix_case() -> None:
@@ -143,9 +215,24 @@ def test_every_control_has_a_break_and_fix_case() -> None:
     # WG-SEL-*: break and fix on the SELinux guest (test_selinux_audit.py); WG-SYS-004: over two
     # runs (test_validation_matrix_lab.py).
     selinux = {f"WG-SEL-00{i}" for i in range(1, 7)}
-    covered = set().union(*(c.fails for c in CASES)) | {"WG-ARC-004", "WG-ACT-006", "WG-SYS-004"}
+    run = [case for batch in BATCHES for case in batch]  # what test_break_and_fix runs
+    covered = set().union(*(c.fails for c in run)) | {"WG-ARC-004", "WG-ACT-006", "WG-SYS-004"}
     covered |= selinux
     assert set(load_all()) == covered
+
+
+def test_batches_run_every_case_once_and_keep_cases_apart() -> None:
+    run = [case.scenario for batch in BATCHES for case in batch]
+    assert sorted(run) == sorted(c.scenario for c in CASES)
+    assert len(run) == len(set(run)), run
+    hosts = len(settings.host_names(HOST_COUNT))
+    for batch in BATCHES:
+        assert 1 <= len(batch) <= hosts, batch_id(batch)
+        assert len(batch) == 1 or not any(c.alone for c in batch), batch_id(batch)
+        for i, case in enumerate(batch):
+            for other in batch[i + 1 :]:
+                shared = (case.fails | case.may_fail) & (other.fails | other.may_fail)
+                assert not shared, f"{case.scenario} and {other.scenario} share {shared}"
 
 
 def test_safer_archive_command_passes_the_identical_file_control(

@@ -502,8 +502,7 @@ def test_every_scenario_has_an_effect_test_and_documentation() -> None:
 def scenario_host(lab: Lab) -> Iterator[Host]:
     host = lab.hosts[2]
     yield host
-    if "scenarios" in lab.walguard("lab", "status").stdout:
-        lab.walguard("lab", "scenario", "reset", host.name)
+    lab.reset_applied()
 
 
 # A scenario with a break-and-fix case has its effect checked there (one apply, one reset).
@@ -529,3 +528,10 @@ def test_unknown_scenario_and_unknown_host_are_refused_with_the_valid_names(lab:
     bad = lab.walguard("lab", "scenario", "reset", "db42", check=False)
     assert bad.returncode == 1
     assert "unknown or stopped lab host 'db42'" in bad.stderr
+    # Several hosts: every name is checked before any host is reset.
+    db3 = lab.hosts[2]
+    running = db3.nspawn_pid()
+    bad = lab.walguard("lab", "scenario", "reset", db3.name, "db42", check=False)
+    assert bad.returncode == 1
+    assert "unknown or stopped lab host 'db42'" in bad.stderr
+    assert db3.nspawn_pid() == running

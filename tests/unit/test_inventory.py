@@ -77,9 +77,7 @@ def test_lab_inventory(tmp_path: Path) -> None:
         connect=connect_for(db1.vars, db1.name),
     )
     assert targets[1].address == "10.231.0.12"
-    assert db1.vars["walguard_zones"] == {
-        "zone-a": {"expect_postgres": True}
-    }
+    assert db1.vars["walguard_zones"] == {"zone-a": {"expect_postgres": True}}
     policy = policy_for(db1.vars, host=db1.name)
     assert policy.postgres_service == "postgresql@15-main.service"
     assert db1.connect.known_hosts_file == "/var/lib/walguard/lab/known_hosts"

@@ -93,9 +93,7 @@ DOC: dict[str, Any] = {
                             "db9": {
                                 "ansible_host": "192.0.2.9",
                                 "ansible_ssh_common_args": "-o ProxyJump=bastion.example",
-                                "walguard_zones": {
-                                    "zone-a": {"expect_postgres": True}
-                                },
+                                "walguard_zones": {"zone-a": {"expect_postgres": True}},
                             }
                         },
                     },

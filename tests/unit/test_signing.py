@@ -73,7 +73,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def readme_commands() -> str:
     """Steps 1 to 3 of the README's "Without walguard" block, as they are printed there."""
     text = README.read_text()
-    block = text[text.index("**Without walguard**"):]
+    block = text[text.index("**Without walguard**") :]
     block = block[block.index("```\n") + 4 :]
     block = block[: block.index("```")]
     return block[: block.index("# 4.")]
@@ -358,8 +358,12 @@ def test_audit_with_unusable_key_stops_before_any_host(
     inventory's only host is in TEST-NET-1, where nothing answers)."""
     inventory = tmp_path / "inv.yml"
     inventory.write_text("all:\n  hosts:\n    far:\n      ansible_host: 192.0.2.1\n")
-    paths = {"CERT": keys.signer.cert_path, "OTHER_KEY": keys.stranger.key_path,
-             "EXPIRED_KEY": keys.expired.key_path, "EXPIRED_CERT": keys.expired.cert_path}
+    paths = {
+        "CERT": keys.signer.cert_path,
+        "OTHER_KEY": keys.stranger.key_path,
+        "EXPIRED_KEY": keys.expired.key_path,
+        "EXPIRED_CERT": keys.expired.cert_path,
+    }
     argv = [str(paths.get(a, a)) for a in args]
     done = subprocess.run(
         [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inventory),

@@ -10,10 +10,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from walguard.paths import LAB_INVENTORY, LAYOUT
+
+# The lab runs from a checkout of the repository: its image recipe and scenarios are not
+# installed with the package (`walguard lab` says so when run from an installed walguard).
+PROJECT_ROOT = LAYOUT.root
 RECIPE_DIR = PROJECT_ROOT / "lab" / "image"
 SCENARIO_DIR = PROJECT_ROOT / "lab" / "scenarios"
-INVENTORY_PATH = PROJECT_ROOT / "inventories" / "lab.yml"
+INVENTORY_PATH = LAB_INVENTORY
 
 # Images are cached outside the work tree so that clones and CI runs on the same machine share them.
 CACHE_DIR = Path(os.environ.get("WALGUARD_CACHE", "/var/cache/walguard"))

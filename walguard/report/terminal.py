@@ -23,11 +23,13 @@ from walguard.results import (
     REMEDIATED,
     REMEDIATION_FAILED,
     REMEDIATION_REFUSED,
+    WAIVED,
     Result,
 )
 from walguard.run import AuditRun, HostInfo
 
-_ORDER = (PASS, FAIL, ERROR, NOT_APPLICABLE, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED)
+_ORDER = (PASS, FAIL, ERROR, WAIVED, NOT_APPLICABLE, REMEDIATED, REMEDIATION_FAILED,
+          REMEDIATION_REFUSED)  # fmt: skip
 _SHOWN = (FAIL, ERROR, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED)
 NAMED = 3  # hosts named on a grouped line; the rest are counted
 HOST = "<host>"

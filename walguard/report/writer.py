@@ -74,6 +74,7 @@ def write_run(
     code: int,
     gate: int,
     signing: Signing | None,
+    extra: dict[str, Any] | None = None,
 ) -> str | None:
     """Writes the run's files; returns why the run could not be signed, or None."""
     run_dir = run.run_dir
@@ -82,6 +83,8 @@ def write_run(
     if signing is not None:
         info.signing = signing.signer.describe(signing.tsa_url)
     doc = results_json.build(run, results, info, code=code, gate=gate, run_dir=run_dir)
+    # Drift, waivers and baseline (walguard.run_history): before the page and the signature.
+    doc.update(extra or {})
     results_json.write(doc, run_dir)
     html.write(doc, run_dir)
     if signing is None:

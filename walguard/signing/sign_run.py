@@ -33,6 +33,10 @@ def manifest_metadata(doc: dict[str, Any]) -> dict[str, Any]:
         "exit_status": doc["exit_status"],
         "signer": signing.get("subject"),
         "tsa_url": signing.get("tsa_url"),
+        # What was waived, and against what the gate was judged, are part of what is signed.
+        "waivers_sha256": (doc.get("waivers") or {}).get("sha256"),
+        "baseline_run": (doc.get("baseline") or {}).get("run"),
+        "drift_previous_run": ((doc.get("drift") or {}).get("previous") or {}).get("run"),
     }
 
 

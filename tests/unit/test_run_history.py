@@ -1,0 +1,178 @@
+"""Looking back at earlier runs: finding the previous signed run of an inventory and trusting it
+only when it verifies, drift, `--baseline` and retention, on real signed run directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import pki
+from walguard import drift, history, retention
+from walguard.results import ERROR, FAIL, PASS, WAIVED, Result, exit_status
+from walguard.signing import signer
+from walguard.signing.sign_run import sign_run
+
+INVENTORY = "/etc/walguard/prod.yml"
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[pki.Issued, pki.Issued]:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = pki.make_ca(directory)
+    return ca, pki.issue(directory, ca, "report signer")
+
+
+def write_run(
+    root: Path,
+    name: str,
+    verdicts: dict[tuple[str, str], str],
+    *,
+    inventory: str = INVENTORY,
+    failed_count: dict[str, int] | None = None,
+    stats_reset: str = "2026-11-01 00:00:00+00",
+    sign: pki.Issued | None = None,
+) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    hosts: dict[str, Any] = {}
+    for (host, control), result in verdicts.items():
+        hosts.setdefault(host, {"controls": []})["controls"].append(
+            {"control": control, "result": result}
+        )
+    doc = {"schema_version": 1, "run": {"id": name, "inventory": {"source": inventory}},
+           "hosts": hosts}  # fmt: skip
+    (run / "results.json").write_text(json.dumps(doc))
+    for host, count in (failed_count or {}).items():
+        (run / "evidence" / host).mkdir(parents=True)
+        archiver = {"failed_count": count, "stats_reset": stats_reset,
+                    "last_failed_wal": "000000010000000000000007" if count else None,
+                    "last_failed_time": "2026-11-26 01:02:03+00" if count else None}  # fmt: skip
+        (run / "evidence" / host / "postgresql.json").write_text(json.dumps({"archiver": archiver}))
+    if sign is not None:
+        sign_run(run, signer.Signer(sign.key, sign.cert), {"run": name})
+    return run
+
+
+def results(verdicts: dict[tuple[str, str], str]) -> list[Result]:
+    return [Result(h, c, "t", "high", r, f"{r} msg", "") for (h, c), r in verdicts.items()]
+
+
+NAMES = [f"20261126T0{i}0000Z-00000{i}" for i in range(1, 8)]
+
+
+def test_the_previous_signed_run_of_the_same_inventory_is_found_and_verified(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
+) -> None:
+    ca, signed_by = keys
+    write_run(tmp_path, NAMES[0], {("db1", "WG-ARC-001"): PASS}, sign=signed_by)
+    write_run(tmp_path, NAMES[1], {("db1", "WG-ARC-001"): PASS}, inventory="/other.yml",
+              sign=signed_by)  # fmt: skip
+    write_run(tmp_path, NAMES[2], {("db1", "WG-ARC-001"): PASS})  # not signed: not evidence
+    current = tmp_path / NAMES[3]
+    found, _ = history.previous_signed(tmp_path, current, INVENTORY, ca.cert_path)
+    assert found is not None and found.path.name == NAMES[0] and found.verified
+    unverified, _ = history.previous_signed(tmp_path, current, INVENTORY, None)
+    assert unverified is not None and not unverified.verified
+    assert "no CA" in unverified.verification
+    none, why = history.previous_signed(tmp_path, tmp_path / NAMES[0], INVENTORY, None)
+    assert none is None and "no earlier signed run" in why
+
+
+def test_a_changed_previous_run_does_not_verify(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
+) -> None:
+    ca, signed_by = keys
+    run = write_run(tmp_path, NAMES[0], {("db1", "WG-ARC-001"): FAIL}, sign=signed_by)
+    doc = json.loads((run / "results.json").read_text())
+    doc["hosts"]["db1"]["controls"][0]["result"] = PASS  # someone makes history look better
+    (run / "results.json").write_text(json.dumps(doc))
+    found, _ = history.previous_signed(tmp_path, tmp_path / NAMES[1], INVENTORY, ca.cert_path)
+    assert found is not None and not found.verified
+    assert "changed: results.json" in found.verification
+    with pytest.raises(history.BaselineError, match="does not verify"):
+        history.load_baseline(run, ca.cert_path)
+
+
+def test_drift_names_what_changed_and_archive_failures_in_between(tmp_path: Path) -> None:
+    before = {("db1", "WG-ARC-001"): PASS, ("db1", "WG-ARC-005"): FAIL,
+              ("db2", "WG-ARC-001"): PASS, ("gone", "WG-ARC-001"): PASS}  # fmt: skip
+    prev_dir = write_run(tmp_path, NAMES[0], before, failed_count={"db1": 2, "db2": 5})
+    now = {("db1", "WG-ARC-001"): FAIL, ("db1", "WG-ARC-005"): PASS,
+           ("db2", "WG-ARC-001"): ERROR, ("new", "WG-ARC-001"): FAIL}  # fmt: skip
+    run_dir = write_run(tmp_path, NAMES[1], now, failed_count={"db1": 4, "db2": 5})
+    previous = history.EarlierRun(prev_dir, history.read_doc(prev_dir) or {}, True, "ok")
+    d = drift.compare(previous, results(now), run_dir)
+    assert [(e["host"], e["control"]) for e in d["newly_failing"]] == [("db1", "WG-ARC-001")]
+    assert [(e["host"], e["before"], e["now"]) for e in d["newly_error"]] == [("db2", PASS, ERROR)]
+    assert [(e["host"], e["control"]) for e in d["fixed"]] == [("db1", "WG-ARC-005")]
+    assert d["hosts_added"] == ["new"] and d["hosts_gone"] == ["gone"]
+    # Archiving may work again today: the count that grew still says it failed in between.
+    assert d["archive_failures"] == [{"host": "db1", "kind": "increase", "failures": 2,
+                                      "before": 2, "after": 4,
+                                      "last_failed_wal": "000000010000000000000007",
+                                      "last_failed_time": "2026-11-26 01:02:03+00"}]  # fmt: skip
+    text = "\n".join(drift.lines(d))
+    assert "newly failing: db1 WG-ARC-001 (PASS -> FAIL)" in text
+    assert "failed_count 2 -> 4" in text
+
+
+def test_reset_or_missing_archiver_statistics_are_said_never_read_as_no_failures(
+    tmp_path: Path,
+) -> None:
+    verdicts = {("db1", "WG-ARC-001"): PASS, ("db2", "WG-ARC-001"): PASS}
+    prev_dir = write_run(tmp_path, NAMES[0], verdicts, failed_count={"db1": 9})
+    run_dir = write_run(tmp_path, NAMES[1], verdicts, failed_count={"db1": 1, "db2": 0},
+                        stats_reset="2026-11-26 03:00:00+00")  # fmt: skip
+    previous = history.EarlierRun(prev_dir, history.read_doc(prev_dir) or {}, True, "ok")
+    d = drift.compare(previous, results(verdicts), run_dir)
+    kinds = {a["host"]: a["kind"] for a in d["archive_failures"]}
+    assert kinds == {"db1": "reset", "db2": "unknown"}
+
+
+def test_the_baseline_gate_fails_only_on_what_is_worse() -> None:
+    base = {("db1", "WG-ARC-001"): FAIL, ("db1", "WG-ARC-005"): ERROR}
+    same = results({("db1", "WG-ARC-001"): FAIL, ("db1", "WG-ARC-005"): ERROR})
+    assert exit_status(same, "low") == 1
+    assert exit_status(same, "low", baseline=base) == 0
+    worse = results({("db1", "WG-ARC-001"): FAIL, ("db1", "WG-ARC-005"): FAIL})
+    assert exit_status(worse, "low", baseline=base) == 1
+    new_error = results({("db1", "WG-ARC-001"): FAIL, ("db2", "WG-ARC-001"): ERROR})
+    assert exit_status(new_error, "low", baseline=base) == 6  # a host the baseline never judged
+    # A baseline never excuses results that are missing altogether.
+    assert exit_status(same, "low", baseline=base, complete=False) == 6
+    waived = results({("db1", "WG-ARC-001"): WAIVED})
+    assert exit_status(waived, "low", baseline={}) == 0
+
+
+def test_a_baseline_must_be_a_walguard_run(tmp_path: Path) -> None:
+    with pytest.raises(history.BaselineError, match="not a directory"):
+        history.load_baseline(tmp_path / "nope", None)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(history.BaselineError, match=r"no readable walguard results\.json"):
+        history.load_baseline(tmp_path / "empty", None)
+    run = write_run(tmp_path, NAMES[0], {("db1", "WG-ARC-001"): FAIL})
+    loaded = history.load_baseline(run, None)
+    assert loaded.verdicts() == {("db1", "WG-ARC-001"): FAIL} and not loaded.verified
+
+
+def test_retention_keeps_the_newest_n_and_the_newest_signed_run(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
+) -> None:
+    _, signed_by = keys
+    v = {("db1", "WG-ARC-001"): PASS}
+    write_run(tmp_path, NAMES[0], v, sign=signed_by)
+    write_run(tmp_path, NAMES[1], v, sign=signed_by)  # the newest signed one
+    for name in NAMES[2:5]:
+        write_run(tmp_path, name, v)
+    write_run(tmp_path, NAMES[5], v, inventory="/other.yml")  # another inventory's
+    (tmp_path / "notes").mkdir()  # not a run
+    current = write_run(tmp_path, NAMES[6], v)
+    removed = retention.prune(tmp_path, current, INVENTORY, 2)
+    assert sorted(p.name for p in removed) == [NAMES[0], NAMES[2], NAMES[3]]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [NAMES[1], NAMES[4], NAMES[5], NAMES[6], "notes"]
+    with pytest.raises(ValueError, match="keep at least"):
+        retention.prune(tmp_path, current, INVENTORY, 0)

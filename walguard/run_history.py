@@ -1,0 +1,162 @@
+"""What a run takes from before and leaves for after: waivers, `--baseline`, drift against the
+previous signed run, retention. The plugin calls these; the rules live in walguard.waivers,
+walguard.history, walguard.drift and walguard.retention.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from walguard import drift, history, retention
+from walguard.results import Result, badness
+from walguard.waivers import WaiverError, Waivers, load
+
+WAIVERS_COPY = "waivers.yml"  # the waivers file as this run used it, covered by the manifest
+
+
+def add_options(group: Any) -> None:
+    group.addoption(
+        "--waivers",
+        default=os.environ.get("WALGUARD_WAIVERS"),
+        metavar="FILE",
+        help="accepted risks (YAML: control, hosts, reason, author, approver, expires, ticket); "
+        "a waived failure is WAIVED and does not fail the gate (env WALGUARD_WAIVERS)",
+    )
+    group.addoption(
+        "--baseline",
+        default=None,
+        metavar="RUN_DIR",
+        help="fail only on what is worse than this earlier run (a pre-change gate for an estate "
+        "that is not clean yet); with --verify-ca it must verify",
+    )
+    group.addoption(
+        "--verify-ca",
+        default=os.environ.get("WALGUARD_VERIFY_CA"),
+        metavar="CA.pem",
+        help="CA that earlier runs (drift's previous run, --baseline) must verify against "
+        "(env WALGUARD_VERIFY_CA)",
+    )
+    group.addoption(
+        "--keep-runs",
+        type=int,
+        # argparse converts a string default with `type` too: a bad value is a usage error.
+        default=os.environ.get("WALGUARD_KEEP_RUNS") or None,
+        metavar="N",
+        help="after the run, remove this inventory's runs in the reports directory beyond the "
+        "newest N (never the newest signed one; env WALGUARD_KEEP_RUNS; default: keep all)",
+    )
+
+
+@dataclass
+class RunHistory:
+    waivers: Waivers | None = None
+    baseline: history.EarlierRun | None = None
+    verify_ca: Path | None = None
+    keep_runs: int | None = None
+    drift: dict[str, Any] | None = None
+    removed: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def from_config(
+        cls, config: pytest.Config, known_controls: set[str], *, controller: bool
+    ) -> RunHistory:
+        """Every input checked before any host is touched: a bad one is a usage error."""
+        out = cls()
+        ca = config.getoption("verify_ca")
+        if ca:
+            out.verify_ca = Path(ca)
+            if not out.verify_ca.is_file():
+                raise pytest.UsageError(f"--verify-ca {ca}: no such file")
+        waivers = config.getoption("waivers")
+        if waivers:
+            try:
+                out.waivers = load(Path(waivers), known_controls)
+            except WaiverError as exc:
+                raise pytest.UsageError(f"waivers: {exc}") from None
+        keep = config.getoption("keep_runs")
+        if keep is not None and keep < 1:
+            raise pytest.UsageError(f"--keep-runs {keep}: keep at least 1 run (this one)")
+        out.keep_runs = keep
+        baseline = config.getoption("baseline")
+        if baseline and controller:
+            try:
+                out.baseline = history.load_baseline(Path(baseline), out.verify_ca)
+            except history.BaselineError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return out
+
+    def baseline_verdicts(self) -> dict[tuple[str, str], str] | None:
+        return self.baseline.verdicts() if self.baseline is not None else None
+
+    def compare(self, results: list[Result], run_dir: Path, inventory: str) -> None:
+        """Drift against the previous signed run of this inventory. A previous run that a CA
+        was given for and that does not verify is not compared with: it is reported."""
+        previous, why = history.previous_signed(run_dir.parent, run_dir, inventory, self.verify_ca)
+        if previous is None:
+            self.drift = drift.none_found(why)
+        elif self.verify_ca is not None and not previous.verified:
+            self.drift = {"previous": previous.as_dict(), "error": previous.verification}
+        else:
+            self.drift = drift.compare(previous, results, run_dir)
+
+    def record(self, results: list[Result], run_dir: Path) -> dict[str, Any]:
+        """The drift, waivers and baseline sections of results.json; the waivers file is
+        copied into the run so that the signed manifest covers what was waived, and by what."""
+        doc: dict[str, Any] = {"drift": self.drift}
+        if self.waivers is not None:
+            shutil.copyfile(self.waivers.path, run_dir / WAIVERS_COPY)
+            doc["waivers"] = {**self.waivers.record(results), "copied_as": WAIVERS_COPY}
+        if self.baseline is not None:
+            before = self.baseline.verdicts()
+            worse = [
+                {"host": r.host, "control": r.control, "before": before.get((r.host, r.control)),
+                 "now": r.result}
+                for r in results
+                if badness(r.result) > badness(before.get((r.host, r.control), "PASS"))
+            ]  # fmt: skip
+            doc["baseline"] = {**self.baseline.as_dict(), "worse": worse}
+        return doc
+
+    def prune(self, run_dir: Path, inventory: str) -> None:
+        if self.keep_runs is not None:
+            self.removed = retention.prune(run_dir.parent, run_dir, inventory, self.keep_runs)
+
+    def lines(self, doc: dict[str, Any]) -> list[str]:
+        """For the terminal summary."""
+        found = doc.get("drift") or {}
+        if found.get("error"):
+            prev = found["previous"]
+            out = [f"drift: NOT COMPARED: previous run {prev['run']} {found['error']}"]
+        else:
+            out = drift.lines(found or None)
+        for w in doc.get("waivers", {}).get("entries", []):
+            if w["status"] == "expired":
+                still = ", ".join(w["no_longer_waived"]) or "nothing failing now"
+                out.append(
+                    f"EXPIRED WAIVER line {w['line']} ({w['control']}, {w['ticket']}, expired "
+                    f"{w['expires']}): no longer waives; {still}"
+                )
+            elif not w["waived"]:
+                out.append(
+                    f"waiver line {w['line']} ({w['control']}, {w['ticket']}) waived nothing "
+                    "in this run"
+                )
+        base = doc.get("baseline")
+        if base:
+            trust = "verified" if base["verified"] else f"not verified: {base['verification']}"
+            out.append(
+                f"baseline run {base['run']} ({trust}): {len(base['worse'])} result(s) worse "
+                "than it"
+            )
+            out += [
+                f"  worse: {w['host']} {w['control']} ({w['before'] or 'not judged'} -> {w['now']})"
+                for w in base["worse"]
+            ]
+        out += [f"retention: removed {p}" for p in self.removed]
+        return out
