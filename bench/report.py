@@ -3,7 +3,7 @@ walguard's real writers, beside stock pytest-html on a pytest run of the same sh
 
 Prints, for each: the time writing the report adds to the run, the report's size, and the time
 headless Chromium takes to render it (wall time of `chromium --screenshot`, and the same less a
-blank page's, which is Chromium's own start-up). Targets for walguard (issue 11): at most 10 s,
+blank page's, which is Chromium's own start-up). Targets for walguard's report: at most 10 s,
 10 MB and 3 s.
 
     .venv/bin/python bench/report.py [--hosts 1000] [--controls 40] [--no-stock]
