@@ -61,6 +61,8 @@ def inventory(tmp_path: Path, hosts: dict[str, int]) -> Path:
 
 def audit(tmp_path: Path, inv: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     root = tmp_path / "reports"
+    # An audit of its own: not one of this test run's xdist workers (which it would say it is).
+    env = {k: v for k, v in (env or os.environ).items() if not k.startswith("PYTEST_XDIST")}
     done = subprocess.run(
         [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inv),
          "--report-root", str(root), *args],
