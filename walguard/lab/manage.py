@@ -125,7 +125,11 @@ def up(count: int, selinux: bool = False) -> None:
             _say(f"{selinux_guest.NAME}: stopping (no --selinux)")
             selinux_guest.destroy()
         for host in booting:
-            hosts.wait_ready(host)
+            try:
+                hosts.wait_ready(host)
+            except hosts.BootFailed as failed:
+                _say(f"{failed}; booting {host.name} once more")
+                hosts.reset(host, img, again=False)
             _say(f"{host.name}: ready")
         if guest_booting:
             took = selinux_guest.wait_ready()
