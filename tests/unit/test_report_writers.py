@@ -130,7 +130,7 @@ def test_every_control_with_a_collector_source_names_real_sections() -> None:
     from walguard.report.evidence import SOURCES
 
     script = (Path(__file__).resolve().parents[2] / "walguard/collector/collect.sh").read_text()
-    printed = set(re.findall(r"^\s*section (\w+)", script, re.M))
+    printed = set(re.findall(r"^\s*(?:pg_)?section (\w+)", script, re.M))
     for control, sources in SOURCES.items():
         for kind, name in sources:
             if kind == "c":

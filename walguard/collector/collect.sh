@@ -119,22 +119,45 @@ IDENT='n=$(hostname); printf "name %s\n" "$n"; printf "fqdn %s\n" "$(hostname -f
   done'
 section identity /bin/sh -c "$IDENT"
 # Configuration as the server sees it (pg_file_settings is readable by superusers only: asked as
-# the cluster's owner over its Unix socket), the files' modification times, and TLS.
+# the cluster's owner over its Unix socket), the files' modification times, and TLS. One psql run
+# for all four queries (each psql start and server backend costs the host about 50 ms of CPU);
+# its parts are framed by the token, and each becomes the section it always was.
+# shellcheck disable=SC2016  # SQL dollar quotes, not shell expansions
+PGOUT=$(timeout "$WG_T" runuser -u "$WG_PG_OWNER" -- psql -XAtq -v ON_ERROR_STOP=1 -F "|" \
+  -h "$WG_PG_SOCKET_DIR" -p "$WG_PG_PORT" -d postgres \
+  -c "\\echo $WG_TOKEN PART load" \
+  -c "SELECT extract(epoch FROM pg_conf_load_time())" \
+  -c "\\echo $WG_TOKEN PART settings" \
+  -c "SELECT seqno, sourcefile, sourceline, name, applied, coalesce(error, '') FROM pg_file_settings ORDER BY seqno" \
+  -c "\\echo $WG_TOKEN PART files" \
+  -c 'SELECT DISTINCT sourcefile FROM pg_file_settings WHERE sourcefile IS NOT NULL
+      UNION SELECT setting FROM pg_settings WHERE name IN ($$hba_file$$, $$ident_file$$)' \
+  -c "\\echo $WG_TOKEN PART cert" \
+  -c 'SELECT CASE WHEN current_setting($$ssl$$) = $$on$$ THEN
+      CASE WHEN current_setting($$ssl_cert_file$$) LIKE $$/%$$ THEN current_setting($$ssl_cert_file$$)
+      ELSE current_setting($$data_directory$$) || $$/$$ || current_setting($$ssl_cert_file$$) END END' \
+  -c "\\echo $WG_TOKEN PART end" 2>&1)
+PGRC=$?
+# One part of psql's output: the lines between its marker and the next.
+pg_part() {
+  printf '%s\n' "$PGOUT" | awk -v want="$WG_TOKEN PART $1" -v mark="$WG_TOKEN PART " \
+    'index($0, mark) == 1 { on = ($0 == want); next } on'
+}
+# A section from a part: what the part's command printed, or psql's failure for every part.
+pg_section() {
+  name=$1; shift
+  if [ "$PGRC" -ne 0 ]; then
+    printf '%s BEGIN %s\n%s\n%s END %s %s\n' "$WG_TOKEN" "$name" "$PGOUT" "$WG_TOKEN" "$name" "$PGRC"
+    return
+  fi
+  section "$name" "$@"
+}
+pg_section pg_load_time printf '%s\n' "$(pg_part load)"
+pg_section pg_file_settings printf '%s\n' "$(pg_part settings)"
 # shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
-PSQL='runuser -u "$WG_PG_OWNER" -- psql -XAtq -v ON_ERROR_STOP=1 -F "|" \
-  -h "$WG_PG_SOCKET_DIR" -p "$WG_PG_PORT" -d postgres -c "$1"'
-section pg_load_time /bin/sh -c "$PSQL" sh "SELECT extract(epoch FROM pg_conf_load_time())"
-section pg_file_settings /bin/sh -c "$PSQL" sh \
-  "SELECT seqno, sourcefile, sourceline, name, applied, coalesce(error, '') FROM pg_file_settings ORDER BY seqno"
+STATS='printf "%s\n" "$1" | while IFS= read -r f; do [ -z "$f" ] || stat -c "%Y|%n" -- "$f"; done'
+pg_section pg_config_files /bin/sh -c "$STATS" sh "$(pg_part files)"
 # shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
-FILES='/bin/sh -c "$1" sh "SELECT DISTINCT sourcefile FROM pg_file_settings WHERE sourcefile IS NOT NULL
-    UNION SELECT setting FROM pg_settings WHERE name IN (\$\$hba_file\$\$, \$\$ident_file\$\$)" |
-  while IFS= read -r f; do stat -c "%Y|%n" -- "$f"; done'
-section pg_config_files /bin/sh -c "$FILES" sh "$PSQL"
-# shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
-CERT='f=$(/bin/sh -c "$1" sh "SELECT CASE WHEN current_setting(\$\$ssl\$\$) = \$\$on\$\$ THEN
-      CASE WHEN current_setting(\$\$ssl_cert_file\$\$) LIKE \$\$/%\$\$ THEN current_setting(\$\$ssl_cert_file\$\$)
-      ELSE current_setting(\$\$data_directory\$\$) || \$\$/\$\$ || current_setting(\$\$ssl_cert_file\$\$) END END")
-  [ -n "$f" ] || { echo "ssl off"; exit 0; }
-  head -c 65536 -- "$f"'
-section tls_cert /bin/sh -c "$CERT" sh "$PSQL"
+CERT='[ -n "$1" ] || { echo "ssl off"; exit 0; }
+  head -c 65536 -- "$1"'
+pg_section tls_cert /bin/sh -c "$CERT" sh "$(pg_part cert)"
