@@ -1,17 +1,28 @@
-"""Lab integration tests: they bring the lab up once per session (root only) and use real hosts."""
+"""Lab integration tests: they bring the lab up once per session (root only) and use real hosts.
+
+The SELinux guest (a QEMU VM under TCG: about a minute to boot) serves two modules; it boots
+once for both, and its tests run last so that no other test sees it in the inventory. When
+tests without the lab (the unit tests, in `make test`) run before them, it boots meanwhile.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from walguard.lab import manage, settings
+from walguard.lab import manage, selinux_guest, settings
 from walguard.lab.hosts import Host
+
+if TYPE_CHECKING:
+    from tests.lab.test_selinux_guest import Guest
 
 HOST_COUNT = 3
 
@@ -68,3 +79,122 @@ def lab() -> Iterator[Lab]:
     lab.walguard("lab", "up", "--hosts", str(HOST_COUNT))
     yield lab
     # The lab stays up for the next run (`.ci/run` and `walguard lab down` tear it down).
+
+
+# The guest's own story runs first: it ends with a reset, which leaves the guest pristine for the
+# audits on it, so the two modules need one boot between them, not two.
+GUEST_MODULES = ("test_selinux_guest.py", "test_selinux_audit.py")
+
+
+@dataclass
+class EarlyBoot:
+    """The guest's boot, started in the background once the last test that needs the lab without
+    the guest has run (any `lab up` without --selinux would stop it, and lab commands wait for a
+    booting `up`): what runs next and needs no lab (the unit tests, in `make test`) overlaps it."""
+
+    after: str  # the node id of the test after which it starts
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    before: int | None = None  # the guest's QEMU pid before it started (None: not running)
+    used: bool = False  # the guest fixture took it over (and stops the guest at the end)
+
+
+EARLY_BOOT = pytest.StashKey[EarlyBoot]()
+
+
+def _uses(item: pytest.Item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m have deselected what will not run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test on the SELinux guest last, in one stretch, in GUEST_MODULES order (the others
+    keep their order); and where tests without the lab run between the last other lab test and
+    the guest's, the guest boots meanwhile (EarlyBoot)."""
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        if not _uses(item, "guest"):
+            return (0, 0)
+        name = item.path.name
+        return (1, GUEST_MODULES.index(name) if name in GUEST_MODULES else len(GUEST_MODULES))
+
+    items.sort(key=rank)  # stable
+    first = next((i for i, item in enumerate(items) if _uses(item, "guest")), None)
+    if first is None or first == 0 or _uses(items[first - 1], "lab"):
+        return  # nothing to overlap the boot with
+    lab_tests = [item for item in items[:first] if _uses(item, "lab")]
+    if lab_tests:
+        config.stash[EARLY_BOOT] = EarlyBoot(after=lab_tests[-1].nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    result = yield
+    early = item.config.stash.get(EARLY_BOOT, None)
+    if early is not None and early.proc is None and item.nodeid == early.after:
+        early.before = selinux_guest.qemu_pid()
+        early.log = Path(tempfile.mkstemp(prefix="walguard-guest-boot-", suffix=".log")[1])
+        with early.log.open("wb") as log:
+            early.proc = subprocess.Popen(
+                [sys.executable, "-m", "walguard.cli", "lab", "up", "--hosts", str(HOST_COUNT),
+                 "--selinux"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )  # fmt: skip
+    return result
+
+
+def _early_boot_done(early: EarlyBoot) -> str:
+    """Wait for the background boot; its output if it failed, "" if it succeeded."""
+    assert early.proc is not None and early.log is not None
+    try:
+        rc = early.proc.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+        early.proc.kill()
+        rc = early.proc.wait()
+    output = early.log.read_text(errors="replace")
+    early.log.unlink(missing_ok=True)
+    return "" if rc == 0 else f"exit {rc}: {output.strip()}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A session that ended before the guest's tests (-x, an interrupt) stops the guest it
+    started booting: the lab is left as the other tests expect it."""
+    early = session.config.stash.get(EARLY_BOOT, None)
+    if early is not None and early.proc is not None and not early.used:
+        early.used = True
+        _early_boot_done(early)
+        if early.before is None:
+            subprocess.run(
+                [sys.executable, "-m", "walguard.cli", "lab", "up", "--hosts", str(HOST_COUNT)],
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+
+
+@pytest.fixture(scope="session")
+def guest(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Guest]:
+    """selinux1, pristine when first used. It is booted with `walguard lab up --hosts N
+    --selinux` (N: the lab fixture's hosts, which that leaves as they are; in the background if
+    EarlyBoot started it) and stopped at the end with `walguard lab up --hosts N`; its tests run
+    last (pytest_collection_modifyitems)."""
+    from tests.lab.test_selinux_guest import Guest
+
+    count = str(len(lab.hosts))
+    before = selinux_guest.qemu_pid()
+    early = request.config.stash.get(EARLY_BOOT, None)
+    if early is not None and early.proc is not None and not early.used:
+        early.used = True
+        before = early.before
+        failed = _early_boot_done(early)
+        if failed:
+            lab.walguard("lab", "up", "--hosts", count, check=False)  # no half-booted guest left
+            pytest.fail(f"booting {selinux_guest.NAME} in the background failed ({failed})")
+    lab.walguard("lab", "up", "--hosts", count, "--selinux")  # a no-op once booted early
+    if before is not None and before == selinux_guest.qemu_pid():
+        # It was already up (and may have been fixed by an earlier run): start from pristine.
+        lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
+    yield Guest(lab)
+    lab.walguard("lab", "up", "--hosts", count)

@@ -102,8 +102,14 @@ def broken_host(lab: Lab) -> Any:
     lab.reset_applied()
 
 
-def test_pristine_lab_passes_the_gate(lab: Lab, tmp_path: Path) -> None:
-    result = audit(tmp_path)
+@pytest.fixture(scope="module")
+def pristine(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Audit:
+    """One plain audit of the pristine lab, for the tests that only read it."""
+    return audit(tmp_path_factory.mktemp("pristine"))
+
+
+def test_pristine_lab_passes_the_gate(lab: Lab, pristine: Audit) -> None:
+    result = pristine
     assert result.exit_status == 0, result.stdout + result.stderr
     for host in lab.hosts:
         info = result.doc["hosts"][host.name]
@@ -389,10 +395,11 @@ def test_bad_inventory_is_a_usage_error_before_any_host_is_touched(
     assert result.doc == {}
 
 
-def test_active_probe_is_opt_in_and_proves_archiving(lab: Lab, tmp_path: Path) -> None:
-    plain = audit(tmp_path)
+def test_active_probe_is_opt_in_and_proves_archiving(
+    lab: Lab, pristine: Audit, tmp_path: Path
+) -> None:
     assert all(
-        c["control"] != "WG-ACT-006" for h in plain.doc["hosts"].values() for c in h["controls"]
+        c["control"] != "WG-ACT-006" for h in pristine.doc["hosts"].values() for c in h["controls"]
     )
     probed = audit(tmp_path, "--active-probe", "-k", "WG-ACT-006")
     assert probed.exit_status == 0, probed.stdout

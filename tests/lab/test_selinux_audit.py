@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.lab.test_audit_controls import Audit, audit
-from tests.lab.test_selinux_guest import Guest, guest  # noqa: F401  (the guest fixture)
+from tests.lab.test_selinux_guest import Guest
 from walguard.lab import selinux_guest
 
 HOST = selinux_guest.NAME
@@ -33,7 +33,7 @@ def _archiving_fails(g: Guest) -> None:
     g.wait_for("an AVC denial for postgresql_t", g.avc_denials)
 
 
-def test_unlabelled_archive_is_reported_with_its_cause(guest: Guest, tmp_path: Path) -> None:  # noqa: F811
+def test_unlabelled_archive_is_reported_with_its_cause(guest: Guest, tmp_path: Path) -> None:
     _archiving_fails(guest)
     result = _audit(tmp_path)
     failed = result.by_result(HOST, "FAIL")
@@ -50,7 +50,7 @@ def test_unlabelled_archive_is_reported_with_its_cause(guest: Guest, tmp_path: P
     assert result.exit_status == 1
 
 
-def test_remediation_fixes_it_and_archiving_resumes(guest: Guest, tmp_path: Path) -> None:  # noqa: F811
+def test_remediation_fixes_it_and_archiving_resumes(guest: Guest, tmp_path: Path) -> None:
     # The default flow: every failed control of the host that has a paired script, in one batch
     # (a relabel and a reload), each under its own timeout, verified under the host's lock.
     fixed = _audit(tmp_path, "--remediate=apply", "--change-ref", "CHG-SEED", "--fail-on", "low")
@@ -72,7 +72,7 @@ def test_remediation_fixes_it_and_archiving_resumes(guest: Guest, tmp_path: Path
     assert after.exit_status == 0
 
 
-def test_chcon_only_fix_is_not_persistent(guest: Guest, tmp_path: Path) -> None:  # noqa: F811
+def test_chcon_only_fix_is_not_persistent(guest: Guest, tmp_path: Path) -> None:
     guest.lab.walguard("lab", "scenario", "reset", HOST)
     guest.ssh("sudo -n chcon -R -t postgresql_db_t /pg_archive")
     result = _audit(tmp_path, select="WG-SEL")

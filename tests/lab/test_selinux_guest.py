@@ -3,21 +3,20 @@ postgresql_t, and the seed's story end to end: the unlabelled /pg_archive makes 
 with Permission denied and an AVC denial, until `semanage fcontext` + `restorecon` label it; a
 reset brings the unlabelled archive back.
 
-The module boots the guest with `walguard lab up --hosts N --selinux` (N: the lab fixture's hosts,
-which that leaves as they are) and, at its end, stops it again with `walguard lab up --hosts N`,
-so the other lab tests never see an extra host in the inventory. The tests run in file order:
-the archive is broken, then fixed, then reset.
+The `guest` fixture (conftest.py) boots the guest once for this module and test_selinux_audit.py,
+runs their tests last and stops the guest at the end, so the other lab tests never see an extra
+host in the inventory. The tests run in file order: the archive is broken, then fixed, then
+reset, which leaves the guest pristine for test_selinux_audit.py.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.lab.conftest import Lab
@@ -79,18 +78,6 @@ class Guest:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{selinux_guest.NAME}: {what} not within {timeout:.0f} s")
             time.sleep(2)
-
-
-@pytest.fixture(scope="module")
-def guest(lab: Lab) -> Iterator[Guest]:
-    count = str(len(lab.hosts))
-    before = selinux_guest.qemu_pid()
-    lab.walguard("lab", "up", "--hosts", count, "--selinux")
-    if before is not None and before == selinux_guest.qemu_pid():
-        # It was already up (and may have been fixed by an earlier run): start from pristine.
-        lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
-    yield Guest(lab)
-    lab.walguard("lab", "up", "--hosts", count)
 
 
 def _unlabelled(context: str) -> bool:
