@@ -102,5 +102,5 @@ unit: venv
 # Every test: lint, unit tests and the lab integration tests (which bring the lab up themselves).
 # pytest's exit code 5 (no test ran) is a failure, never a green run.
 test: deps lint
-	@$(PY) -m pytest tests; rc=$$?; \
+	@$(PY) -m pytest tests --durations=25; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "walguard: no tests ran" >&2; exit 1; fi; exit $$rc
