@@ -53,13 +53,19 @@ def prefetch(
     if not targets:
         return
     progress = Progress(terminal, len(targets))
-    fanout = cache.prefetch(
-        list(targets.values()),
-        forks=forks,
-        zones=any(i.reads_zones for i in controls),
-        on_done=progress.host_done,
-    )
     try:
+        fanout = cache.prefetch(
+            list(targets.values()),
+            forks=forks,
+            zones=any(i.reads_zones for i in controls),
+            on_done=progress.host_done,
+        )
         fanout.wait()
+    except BaseException:
+        # An interrupt can land the moment the first thread starts its ssh, before wait() is
+        # reached: the connections are ended from here too, or the threads would keep the
+        # process alive until the hosts' own timeouts (an hour, for some inventories).
+        cache.cancel()
+        raise
     finally:
         progress.clear()
