@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,8 @@ from report import render_seconds  # noqa: E402  (bench/report.py)
 from scale_baseline import pytest_cost  # noqa: E402
 from scale_cpu import PeakMemory, lab_cpu_s, machine_busy_s  # noqa: E402
 from scale_inventory import scaled_inventory  # noqa: E402
+
+from walguard.inventory import InventoryError, VaultOptions, read_inventory  # noqa: E402
 
 RUNNER = BENCH / "scale_runner.py"
 RELAY = BENCH / "delay_relay.py"
@@ -154,6 +157,24 @@ def print_table(runs: list[Run]) -> None:
               f"{r.size_mb('junit.xml'):8.1f} {render}")  # fmt: skip
 
 
+def require_hosts(inventory: Path) -> None:
+    """Every database host of the inventory answers on its SSH port, or the benchmark stops
+    now: a lab that is down would otherwise be measured as 1,000 connect timeouts."""
+    try:
+        found = read_inventory(str(inventory), VaultOptions((), ()))
+    except InventoryError as exc:
+        raise SystemExit(f"bench: {exc}") from None
+    down = []
+    for target in (t for t in found.targets if t.policy.zone is None):
+        try:
+            socket.create_connection((target.address, target.port), timeout=3).close()
+        except OSError as exc:
+            down.append(f"{target.name} ({target.address}: {exc.strerror or exc})")
+    if down or not found.targets:
+        raise SystemExit(f"bench: not reachable: {', '.join(down) or 'no hosts'}; is the lab up? "
+                         "(make lab-up, or walguard lab up)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--inventory", type=Path, default=ROOT / "inventories" / "lab.yml")
@@ -169,13 +190,16 @@ def main() -> int:
     ap.add_argument("--lock", type=Path, default=None, help="flock this file around each audit")
     ap.add_argument("--keep", action="store_true", help="keep the run directories")
     args = ap.parse_args()
+    require_hosts(args.inventory)
     sizes = [int(n) for n in args.sizes.split(",") if n]
     old_sizes = [int(n) for n in args.old_sizes.split(",") if n]
     work = Path(tempfile.mkdtemp(prefix="walguard-scale-"))
     runs: list[Run] = []
     kex_sizes = [int(n) for n in args.kex_sizes.split(",") if n]
     fan = ["--forks", str(args.forks)]
-    plan = [(f"fan-out --forks {args.forks}", n, fan, ROOT, None) for n in sizes]
+    plan: list[tuple[str, int, list[str], Path, str | None]] = [
+        (f"fan-out --forks {args.forks}", n, fan, ROOT, None) for n in sizes
+    ]
     plan += [(f"old: xdist -n {args.old_n}", n, ["-n", str(args.old_n)], args.old_tree, None)
              for n in old_sizes]  # fmt: skip
     plan += [(f"fan-out, {CLASSICAL.split('=')[1]}", n, fan, ROOT, f"-o {CLASSICAL}")
