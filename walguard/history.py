@@ -64,9 +64,16 @@ def read_doc(run_dir: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("hosts"), dict) else None
 
 
+def selection_key(source: str, limit: str | None) -> str:
+    """Which runs are runs of the same hosts: the inventory's source, and the --limit if any
+    (a pre-change gate's limited run beside the nightly's is neither's previous run)."""
+    return source if limit is None else f"{source} --limit {limit}"
+
+
 def inventory_of(doc: dict[str, Any]) -> str | None:
-    source = doc.get("run", {}).get("inventory", {}).get("source")
-    return str(source) if source is not None else None
+    inventory = doc.get("run", {}).get("inventory", {})
+    source = inventory.get("source")
+    return selection_key(str(source), inventory.get("limit")) if source is not None else None
 
 
 def runs_in(root: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from walguard import extra_checks, paths, prefetch
+from walguard import history as history_module
 from walguard.controls import SEVERITIES, Control, ControlsError, load_all
 from walguard.fanout import DEFAULT_FORKS, MAX_FORKS
 from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
@@ -225,6 +226,8 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = AuditPlugin(config, run, bool(workerinput), inventory.listing, probes)
     plugin.history = history
     plugin.inventory_source = source
+    # Drift and retention keep to runs of the same hosts: the inventory and its --limit.
+    plugin.inventory_key = history_module.selection_key(source, config.getoption("limit"))
     if run_dir is not None and not workerinput:
         plugin.signer = signing
         plugin.info = RunInfo.start(
@@ -237,6 +240,7 @@ def pytest_configure(config: pytest.Config) -> None:
             remediate=config.getoption("remediate"),
             change_ref=config.getoption("change_ref"),
             active_probe=bool(config.getoption("active_probe")),
+            limit=config.getoption("limit"),
         )
     config.pluginmanager.register(plugin, PLUGIN_NAME)
 
@@ -270,6 +274,7 @@ class AuditPlugin:
         self.signer: writer.Signing | None = None
         self.history = RunHistory()
         self.inventory_source = ""
+        self.inventory_key = ""
         self.history_doc: dict[str, Any] = {}
 
     # -- what exists, what is selected --
@@ -429,7 +434,7 @@ class AuditPlugin:
         if self.info is None:
             return
         results = self.run.complete(why)
-        self.history.compare(results, self.run.run_dir, self.inventory_source)
+        self.history.compare(results, self.run.run_dir, self.inventory_key)
         self.history_doc = self.history.record(results, self.run.run_dir)
         failed = writer.write_run(
             self.run,
@@ -445,7 +450,7 @@ class AuditPlugin:
             tr = self.config.pluginmanager.get_plugin("terminalreporter")
             (tr.write_line if tr is not None else print)(f"walguard: {failed}")
             session.exitstatus = writer.EXIT_NOT_SIGNED
-        self.history.prune(self.run.run_dir, self.inventory_source)
+        self.history.prune(self.run.run_dir, self.inventory_key)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.run.run_dir is None:

@@ -31,6 +31,7 @@ def write_run(
     verdicts: dict[tuple[str, str], str],
     *,
     inventory: str = INVENTORY,
+    limit: str | None = None,
     failed_count: dict[str, int] | None = None,
     stats_reset: str = "2026-11-01 00:00:00+00",
     sign: pki.Issued | None = None,
@@ -42,8 +43,8 @@ def write_run(
         hosts.setdefault(host, {"controls": []})["controls"].append(
             {"control": control, "result": result}
         )
-    doc = {"schema_version": 1, "run": {"id": name, "inventory": {"source": inventory}},
-           "hosts": hosts}  # fmt: skip
+    record = {"source": inventory, **({"limit": limit} if limit is not None else {})}
+    doc = {"schema_version": 1, "run": {"id": name, "inventory": record}, "hosts": hosts}
     (run / "results.json").write_text(json.dumps(doc))
     for host, count in (failed_count or {}).items():
         (run / "evidence" / host).mkdir(parents=True)
@@ -79,6 +80,35 @@ def test_the_previous_signed_run_of_the_same_inventory_is_found_and_verified(
     assert "no CA" in unverified.verification
     none, why = history.previous_signed(tmp_path, tmp_path / NAMES[0], INVENTORY, None)
     assert none is None and "no earlier signed run" in why
+
+
+def test_a_limited_run_and_a_whole_run_are_not_each_others_previous_run(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
+) -> None:
+    """A pre-change gate's `--limit` run written beside the nightly runs: the nightly's previous
+    run is the previous nightly (not a run of three hosts, which would make the rest "gone"),
+    the gate's is the previous run of the same limit, and retention counts each apart."""
+    ca, signed_by = keys
+    write_run(tmp_path, NAMES[0], {("db1", "WG-ARC-001"): PASS}, sign=signed_by)
+    write_run(tmp_path, NAMES[1], {("db1", "WG-ARC-001"): PASS}, limit="web", sign=signed_by)
+    write_run(tmp_path, NAMES[2], {("db1", "WG-ARC-001"): PASS}, limit="db1", sign=signed_by)
+    current = tmp_path / NAMES[3]
+    whole, _ = history.previous_signed(tmp_path, current, INVENTORY, ca.cert_path)
+    assert whole is not None and whole.path.name == NAMES[0]
+    key = history.selection_key(INVENTORY, "web")
+    limited, _ = history.previous_signed(tmp_path, current, key, ca.cert_path)
+    assert limited is not None and limited.path.name == NAMES[1]
+    none, why = history.previous_signed(
+        tmp_path, current, history.selection_key(INVENTORY, "db2"), None
+    )
+    assert none is None and f"inventory {INVENTORY} --limit db2" in why
+    current.mkdir()
+    assert retention.prune(tmp_path, current, INVENTORY, 1) == []  # the whole run is signed
+    for name in NAMES[4:6]:
+        write_run(tmp_path, name, {("db1", "WG-ARC-001"): PASS}, limit="db1")
+    key = history.selection_key(INVENTORY, "db1")
+    removed = retention.prune(tmp_path, tmp_path / NAMES[5], key, 1)
+    assert [d.name for d in removed] == [NAMES[4]]  # unsigned; the newest signed db1 run stays
 
 
 def test_a_changed_previous_run_does_not_verify(

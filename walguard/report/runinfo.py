@@ -85,7 +85,9 @@ def inventory_files(source: str) -> list[Path]:
     return found
 
 
-def inventory_record(source: str, listing: str | None) -> dict[str, Any]:
+def inventory_record(
+    source: str, listing: str | None, limit: str | None = None
+) -> dict[str, Any]:
     files = [{"path": str(p), "sha256": sha256_file(p)} for p in inventory_files(source)]
     digest = hashlib.sha256()
     for f in files:
@@ -93,7 +95,11 @@ def inventory_record(source: str, listing: str | None) -> dict[str, Any]:
     if listing is not None:
         # What ansible-inventory answered (it may differ from the files: plugins, Vault).
         digest.update(listing.encode())
-    return {"source": source, "sha256": digest.hexdigest(), "files": files}
+    record: dict[str, Any] = {"source": source, "sha256": digest.hexdigest(), "files": files}
+    if limit is not None:
+        # A run of some of the inventory's hosts is compared with runs of the same selection.
+        record["limit"] = limit
+    return record
 
 
 def policy_of(target: Target) -> dict[str, Any]:
@@ -145,6 +151,7 @@ class RunInfo:
         remediate: str | None = None,
         change_ref: str | None = None,
         active_probe: bool = False,
+        limit: str | None = None,
     ) -> RunInfo:
         commit, dirty = git_commit()
         return cls(
@@ -154,7 +161,7 @@ class RunInfo:
             pytest_args=list(pytest_args),
             operator=operator(),
             controller=socket.gethostname(),
-            inventory=inventory_record(inventory_source, listing),
+            inventory=inventory_record(inventory_source, listing, limit),
             policy_sha256=run_policy_sha256(targets),
             fail_on=fail_on,
             remediate=remediate,
