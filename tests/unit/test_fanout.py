@@ -198,10 +198,14 @@ def test_an_interrupt_ends_the_hosts_being_collected(tmp_path: Path, silent_port
     inv = inventory(tmp_path, {"hung": silent_port})
     inv.write_text(inv.read_text().replace("walguard_connect_timeout_s: 2",
                                            "walguard_connect_timeout_s: 3600"))  # fmt: skip
+    # Ctrl-C comes from a terminal. A test run started as a background job (as CI runners and
+    # `cmd &` in a script start it) has SIGINT ignored, which the audit would inherit, and a
+    # Python started with SIGINT ignored never raises KeyboardInterrupt: restore the default.
     proc = subprocess.Popen(
         [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inv),
          "--report-root", str(tmp_path / "reports")],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     port = f"-p\0{silent_port}\0"
     for _ in range(3000):  # until its ssh master is connecting (at most a minute)
