@@ -167,3 +167,25 @@ def test_lab_ssh_runs_a_command_and_rejects_unknown_hosts(lab: Lab) -> None:
     bad = lab.walguard("lab", "ssh", "db99", "--", "true", check=False)
     assert bad.returncode == 1
     assert "unknown or stopped lab host 'db99'" in bad.stderr and "db1, db2, db3" in bad.stderr
+
+
+def test_a_host_with_a_failed_unit_is_booted_once_more_and_the_journal_kept(lab: Lab) -> None:
+    """What `lab up` and `lab scenario reset` do when a host comes up with a failed unit (CI saw
+    systemd-sysusers.service fail at a boot): the host is booted again from scratch, the failed
+    unit's journal is kept, and the host is pristine afterwards."""
+    from walguard.lab import image
+
+    db3 = lab.hosts[2]
+    log = hosts.Host(db3.name).dir / "boot-failures.log"
+    log.unlink(missing_ok=True)
+    lab.walguard("lab", "scenario", "apply", db3.name, "failed-unit")
+    try:
+        hosts.ready_or_boot_again(hosts.Host(db3.name), image.ensure_image())
+        kept = log.read_text()
+        assert f"{db3.name}: failed during boot:" in kept and ".service" in kept
+        failed = hosts.exec_in(hosts.Host(db3.name), ["systemctl", "--failed", "--plain",
+                                                      "--no-legend"], check=False)  # fmt: skip
+        assert failed.stdout.strip() == ""
+    finally:
+        lab.reset_applied()
+        log.unlink(missing_ok=True)

@@ -536,24 +536,31 @@ def leftovers(host: Host) -> bool:
     return host.running() or _is_mounted(host.merged) or _is_mounted(archive)
 
 
-def reset(host: Host, image: Path, *, again: bool = True) -> None:
-    """Back to the pristine host: fresh overlay layer from the template, fresh archive volume.
-
-    A boot with a failed unit is booted once more, from scratch (the journal of the failure is
-    kept in the host's boot-failures.log and printed); a second one is an error."""
+def _fresh_boot(host: Host, image: Path) -> None:
+    """Boot from a fresh overlay layer (from the template) and a fresh archive volume."""
     stop(host, clean=False)
     shutil.rmtree(host.dir / "upper", ignore_errors=True)
     (host.dir / "scenarios").unlink(missing_ok=True)
     if not host.is_probe:
         _make_archive_volume(host)
     start(host, image)
+
+
+def ready_or_boot_again(host: Host, image: Path) -> None:
+    """wait_ready; a boot with a failed unit is booted once more, from scratch (the failure's
+    journal is kept in the host's boot-failures.log and printed), and a second one is an error."""
     try:
         wait_ready(host)
     except BootFailed as failed:
-        if not again:
-            raise
         print(f"walguard lab: {failed}; booting {host.name} once more", file=sys.stderr)
-        reset(host, image, again=False)
+        _fresh_boot(host, image)
+        wait_ready(host)
+
+
+def reset(host: Host, image: Path) -> None:
+    """Back to the pristine host: fresh overlay layer from the template, fresh archive volume."""
+    _fresh_boot(host, image)
+    ready_or_boot_again(host, image)
 
 
 def destroy(host: Host) -> None:

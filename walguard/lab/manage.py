@@ -125,11 +125,7 @@ def up(count: int, selinux: bool = False) -> None:
             _say(f"{selinux_guest.NAME}: stopping (no --selinux)")
             selinux_guest.destroy()
         for host in booting:
-            try:
-                hosts.wait_ready(host)
-            except hosts.BootFailed as failed:
-                _say(f"{failed}; booting {host.name} once more")
-                hosts.reset(host, img, again=False)
+            hosts.ready_or_boot_again(host, img)
             _say(f"{host.name}: ready")
         if guest_booting:
             took = selinux_guest.wait_ready()
