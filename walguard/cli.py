@@ -8,12 +8,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from walguard.exit_codes import Exit
 from walguard.lab.errors import LabError
 
-# Exit codes (documented in the README).
-EXIT_OK = 0
-EXIT_LAB_ERROR = 1
-EXIT_USAGE = 2  # argparse exits with 2 on bad usage
+# Exit codes: walguard.exit_codes holds the one table every subcommand keeps to.
+EXIT_OK = int(Exit.OK)
+EXIT_LAB_ERROR = int(Exit.LAB_FAILED)
+EXIT_USAGE = int(Exit.USAGE)
 
 
 SIGN_OPTIONS = {
@@ -177,7 +178,7 @@ def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="check a signed run: signature, certificate chain, timestamp, every file",
         description="Checks RUN_DIR's manifest.p7s and its certificate chain against --ca "
         "(with the openssl tool), its timestamp if any, then every file against the manifest. "
-        "Exit status: 0 verified, 2 usage, 3 not signed, 10 bad signature, 11 untrusted "
+        "Exit status: 0 verified, 4 usage, 9 not signed, 10 bad signature, 11 untrusted "
         "certificate, 12 expired certificate, 13 bad timestamp, 14 file changed, "
         "15 file missing, 16 file added.",
     )
@@ -224,6 +225,17 @@ def _merge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except SystemExit as exc:
+        # argparse's own status for a bad command line is 2, which is pytest's and walguard's
+        # "interrupted": walguard's usage error is 4 in every subcommand.
+        if exc.code == 2:
+            return EXIT_USAGE
+        raise
+
+
+def _main(argv: list[str] | None) -> int:
     args, extra = _parser().parse_known_args(argv)
     if args.command == "audit":
         vault = [f"--vault-password-file={f}" for f in args.vault_password_file]
@@ -247,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"walguard: {exc}", file=sys.stderr)
         return EXIT_LAB_ERROR
     except KeyboardInterrupt:
-        return 130
+        return int(Exit.INTERRUPTED)
 
 
 def _audit(inventory: str | None, pytest_args: list[str]) -> int:

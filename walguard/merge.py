@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from walguard.exit_codes import Exit
 from walguard.report import html, results_json
 from walguard.report.runinfo import operator, utc_now
 from walguard.results import Result, exit_status
@@ -34,8 +35,8 @@ from walguard.signing import signer as signing
 from walguard.signing.sign_run import manifest_metadata, sign_run
 from walguard.signing.tsa import TimestampError
 
-EXIT_USAGE = 4  # as `walguard audit`: nothing was merged
-EXIT_NOT_SIGNED = 7  # merged and written, but the signature could not be made (no timestamp)
+EXIT_USAGE = int(Exit.USAGE)  # nothing was merged
+EXIT_NOT_SIGNED = int(Exit.NOT_SIGNED)  # merged and written, but not signed (no timestamp)
 SHARDS_DIR = "shards"
 # What must be the same in every shard for them to be one audit, and how to say it.
 ALIKE = (

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from walguard.controls import severity_rank
+from walguard.exit_codes import Exit
 
 PASS = "PASS"
 FAIL = "FAIL"
@@ -19,12 +20,12 @@ REMEDIATION_REFUSED = "REMEDIATION REFUSED"
 # does not fail the gate.
 WAIVED = "WAIVED"
 
-# Exit codes (README): pytest's own 4 (usage) and 5 (no tests) are kept as they are.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 4
-EXIT_NO_CONTROLS = 5
-EXIT_ERRORS = 6
+# Exit codes: walguard.exit_codes holds the one table (pytest's own 4 and 5 among them).
+EXIT_OK = int(Exit.OK)
+EXIT_FAILED = int(Exit.FAILED)
+EXIT_USAGE = int(Exit.USAGE)
+EXIT_NO_CONTROLS = int(Exit.NO_CONTROLS)
+EXIT_ERRORS = int(Exit.ERRORS)
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ def test_status_lists_hosts_and_zones(lab: Lab) -> None:
 def test_lab_ssh_runs_a_command_and_rejects_unknown_hosts(lab: Lab) -> None:
     assert lab.walguard("lab", "ssh", "db1", "--", "hostname").stdout.strip() == "db1"
     bad = lab.walguard("lab", "ssh", "db99", "--", "true", check=False)
-    assert bad.returncode == 1
+    assert bad.returncode == 8  # walguard.exit_codes: the lab command failed
     assert "unknown or stopped lab host 'db99'" in bad.stderr and "db1, db2, db3" in bad.stderr
 
 

@@ -235,5 +235,5 @@ def test_walguard_prints_its_examples() -> None:
     for name in listed:
         assert run(name).stdout == (EXAMPLES / name).read_text(), name
     missing = run("systemd/nothing.service")
-    assert missing.returncode == 2
+    assert missing.returncode == 4  # walguard.exit_codes: usage
     assert "no example 'systemd/nothing.service'" in missing.stderr

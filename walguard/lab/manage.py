@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from walguard.exit_codes import Exit
 from walguard.lab import hosts, image, inventory, network, selinux_guest, settings
 from walguard.lab.errors import LabError
 from walguard.lab.hosts import Host
@@ -167,7 +168,7 @@ def status() -> int:
     guest = selinux_guest.state_dir().is_dir()
     if not all_hosts and not guest:
         print("lab: no hosts (run `walguard lab up`)")
-        return 1
+        return int(Exit.LAB_FAILED)
     ok = True
     if guest:
         where = f"127.0.0.1:{selinux_guest.SSH_PORT}"
@@ -183,7 +184,7 @@ def status() -> int:
         present = Path("/run/netns", zone.netns).exists()
         print(f"{zone.name:6} {zone.inner_addr:13} {'present' if present else 'missing'}")
         ok &= present
-    return 0 if ok else 1
+    return int(Exit.OK if ok else Exit.LAB_FAILED)
 
 
 def ssh_argv(host: LabHost, command: list[str]) -> list[str]:

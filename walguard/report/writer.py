@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from walguard.exit_codes import Exit
 from walguard.report import html, results_json
 from walguard.report.runinfo import RunInfo
 from walguard.results import Result
@@ -17,7 +18,7 @@ from walguard.signing.sign_run import manifest_metadata, sign_run
 from walguard.signing.tsa import TimestampError
 
 # The audit's verdicts were written but the run could not be signed (README: Exit codes).
-EXIT_NOT_SIGNED = 7
+EXIT_NOT_SIGNED = int(Exit.NOT_SIGNED)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from walguard.exit_codes import Exit
 from walguard.signing import manifest, signer, verify
 from walguard.signing.sign_run import manifest_metadata, sign_run
 from walguard.signing.tsa import TimestampError
 
-EXIT_SIGN_FAILED = 1
+EXIT_SIGN_FAILED = int(Exit.NOT_SIGNED)  # signed, but without the timestamp asked for
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,4 +62,4 @@ def _sign(args: argparse.Namespace) -> int:
         print(f"walguard: signed, but without a timestamp: {exc}", file=sys.stderr)
         return EXIT_SIGN_FAILED
     print(f"signed: {run_dir / manifest.SIGNATURE}")
-    return 0
+    return int(Exit.OK)

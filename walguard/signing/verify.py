@@ -2,10 +2,10 @@
 command-line tool, the same commands the README shows), the timestamp when there is one, then
 every file against the manifest. Every problem is named; the exit status says the most basic one.
 
-Exit statuses (README: Verifying a signed run):
+Exit statuses (walguard.exit_codes; README: Exit codes):
   0  signature, certificate chain, timestamp (if any) and every file verified
-  2  bad command line, or RUN_DIR / CA file unreadable, or no openssl
-  3  not a signed run: no manifest or manifest.p7s
+  4  bad command line, or RUN_DIR / CA file unreadable, or no openssl
+  9  not a signed run: no manifest or manifest.p7s
   10 bad signature: manifest.p7s is not a valid signature of the manifest (the manifest was
      changed, or the signature was made by a key other than its certificate's)
   11 untrusted certificate: the signer's certificate does not chain to --ca
@@ -26,18 +26,19 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from walguard.exit_codes import Exit
 from walguard.signing import manifest, tsa
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_UNSIGNED = 3
-EXIT_BAD_SIGNATURE = 10
-EXIT_UNTRUSTED = 11
-EXIT_EXPIRED = 12
-EXIT_BAD_TIMESTAMP = 13
-EXIT_CHANGED = 14
-EXIT_MISSING = 15
-EXIT_ADDED = 16
+EXIT_OK = int(Exit.OK)
+EXIT_USAGE = int(Exit.USAGE)
+EXIT_UNSIGNED = int(Exit.UNSIGNED)
+EXIT_BAD_SIGNATURE = int(Exit.BAD_SIGNATURE)
+EXIT_UNTRUSTED = int(Exit.UNTRUSTED)
+EXIT_EXPIRED = int(Exit.EXPIRED)
+EXIT_BAD_TIMESTAMP = int(Exit.BAD_TIMESTAMP)
+EXIT_CHANGED = int(Exit.CHANGED)
+EXIT_MISSING = int(Exit.MISSING)
+EXIT_ADDED = int(Exit.ADDED)
 
 # The most basic problem decides the exit status: nothing a file check says can be trusted
 # while the signature over the list itself does not hold.
