@@ -28,7 +28,7 @@ from walguard.inventory_ansible import targets_from_listing
 from walguard.items import ControlItem, FactsCache
 from walguard.judge import unknown_parameters
 from walguard.limit import LimitError, select
-from walguard.report import terminal, writer
+from walguard.report import permissions, terminal, writer
 from walguard.report.runinfo import RunInfo
 from walguard.results import ERROR, WAIVED, Result
 from walguard.run import AuditRun, Pair, pair_of_nodeid
@@ -210,6 +210,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Waivers, --baseline and the CA for earlier runs, also checked before any host is touched.
     history = RunHistory.from_config(config, set(load_all(CHECKS_DIR)), controller=not workerinput)
     prefetch.forks_option(config)
+    try:
+        permissions.restrict()  # before the run directory is made: 0750, its files 0640
+    except permissions.UmaskError as exc:
+        raise pytest.UsageError(str(exc)) from None
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
