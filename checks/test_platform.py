@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
+from walguard.boot_facts import PERSISTENT, BootPath
 from walguard.controls import control, fail
 from walguard.facts import Postgres
 from walguard.inventory import Target
@@ -14,31 +15,56 @@ from walguard.journal import new_errors
 from walguard.platform_facts import PlatformFacts
 from walguard.policy import Policy
 
-# Unit file states that start the unit at boot (a Debian cluster is enabled through the
-# postgresql-generator, which shows as enabled-runtime).
-ENABLED = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias")
-
 
 @control(
     "WG-SYS-001",
-    "the PostgreSQL unit is active and enabled",
+    "the PostgreSQL unit is active and started at boot",
     severity="critical",
     refs=("BSI APP.4.3", "BSI SYS.1.1"),
-    rationale="A stopped cluster archives nothing; one that is not enabled does not come back "
-    "after a reboot, and the archive silently stops growing.",
+    rationale="A stopped cluster archives nothing; one that nothing starts at boot does not come "
+    "back after a reboot, and the archive silently stops growing.",
 )
 def test_postgres_unit_active_enabled(platform: PlatformFacts, policy: Policy) -> str:
+    service = policy.postgres_service
     unit = platform.unit.get()
     if unit.load_state != "loaded":
-        fail(f"{policy.postgres_service} is not loaded ({unit.load_state or 'no such unit'})")
+        fail(f"{service} is not loaded ({unit.load_state or 'no such unit'})")
     if unit.active_state != "active":
-        fail(f"{policy.postgres_service} is {unit.active_state} ({unit.sub_state}), not active")
-    if unit.unit_file_state not in ENABLED:
+        fail(f"{service} is {unit.active_state} ({unit.sub_state}), not active")
+    return f"{unit.id} active ({unit.sub_state}); {_started_at_boot(platform.boot.get(), service)}"
+
+
+def _started_at_boot(boot: BootPath, service: str) -> str:
+    """How the service is started at boot, or a FAIL naming the link that is missing."""
+    if boot.start_conf is not None and boot.start_conf != "auto":
         fail(
-            f"{policy.postgres_service} is active but {unit.unit_file_state or 'not enabled'}: "
-            "it will not start at the next boot"
+            f"{service} is active but its cluster's start.conf says {boot.start_conf!r}: "
+            "Debian's postgresql generator does not start it at boot (set it to auto, then "
+            "`systemctl daemon-reload`)"
         )
-    return f"{unit.id} active ({unit.sub_state}), {unit.unit_file_state}"
+    chain = boot.chain(service)
+    if not chain:
+        tops = [u for u in boot.units.values() if not u.pulled_by]
+        found = ", ".join(f"{u.id} ({u.unit_file_state})" for u in tops) or service
+        fix = [u.id for u in tops if not u.id.endswith(".target")]
+        hint = f": `systemctl enable {' '.join(fix)}`" if fix else ""
+        fail(
+            f"{service} is active but nothing starts it at boot: the units that pull it in stop "
+            f"at {found}, not the default target {boot.default_target}{hint}"
+        )
+    described = []
+    for name in chain:
+        state = boot.units[name].unit_file_state if name in boot.units else "?"
+        generated = name == service and boot.generated_by_debian(service, chain)
+        if not name.endswith(".target") and state not in PERSISTENT and not generated:
+            fail(
+                f"{name} is {state or 'in no known state'}: its link does not survive a reboot, "
+                f"so {service} is not started at boot (chain {' <- '.join(reversed(chain))}); "
+                f"`systemctl enable {name}`"
+            )
+        note = ", Debian's generator: start.conf auto" if generated else ""
+        described.append(f"{name} ({state}{note})" if not name.endswith(".target") else name)
+    return "started at boot by " + " <- ".join(reversed(described))
 
 
 @control(

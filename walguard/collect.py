@@ -12,6 +12,7 @@ from types import MappingProxyType
 from psycopg.conninfo import make_conninfo
 
 from walguard import collector, pgfacts
+from walguard.boot_facts import start_conf_path
 from walguard.errors import FactUnavailable
 from walguard.facts import ArchiveDir, HostFacts, Part, Postgres, ProbeResult, parse_archive_dir
 from walguard.inventory import Target
@@ -37,6 +38,9 @@ def collector_command(policy: Policy, connect: Connect, token: str) -> str:
     }
     if policy.archive_check_command:
         env["WG_ARCHIVE_CHECK"] = policy.archive_check_command
+    start_conf = start_conf_path(policy.postgres_service)
+    if start_conf:
+        env["WG_START_CONF"] = start_conf
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     return f"env {assignments} /bin/sh -c {shlex.quote(collector.script())}"
 

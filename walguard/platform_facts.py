@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from walguard.boot_facts import BootPath, parse_boot
 from walguard.errors import FactUnavailable
 from walguard.facts import Part
 from walguard.sections import Section, need
@@ -100,6 +101,7 @@ class ConfigState:
 @dataclass(frozen=True)
 class PlatformFacts:
     unit: Part[Unit] = field(default_factory=lambda: Part(error="not collected"))
+    boot: Part[BootPath] = field(default_factory=lambda: Part(error="not collected"))
     exe: Part[str] = field(default_factory=lambda: Part(error="not collected"))
     package: Part[Package] = field(default_factory=lambda: Part(error="not collected"))
     failed_units: Part[tuple[str, ...]] = field(default_factory=lambda: Part(error="not collected"))
@@ -330,6 +332,7 @@ def parse_tls_cert(sections: dict[str, Section]) -> str:
 def parse_platform(sections: dict[str, Section]) -> PlatformFacts:
     return PlatformFacts(
         unit=_part(parse_unit, sections),
+        boot=_part(parse_boot, sections),
         exe=_part(parse_exe, sections),
         package=_part(parse_package, sections),
         failed_units=_part(parse_failed_units, sections),

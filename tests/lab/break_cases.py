@@ -72,6 +72,8 @@ CASES = [
     Case("segment-foreign", {"WG-ACT-007"}),
     # The validation matrix.
     Case("postgresql-disabled", {"WG-SYS-001"}),
+    Case("postgresql-parent-disabled", {"WG-SYS-001"}),
+    Case("postgresql-enabled-runtime", {"WG-SYS-001"}),
     Case("package-half-configured", {"WG-SYS-002"}),
     Case("failed-unit", {"WG-SYS-003"}),
     Case("config-changed-not-reloaded", {"WG-SYS-005"}),

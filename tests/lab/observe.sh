@@ -42,6 +42,7 @@ while read -r f; do
   fi
 done' sh "$(q "SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")" "$(q 'SELECT system_identifier FROM pg_control_system()')")"
 echo "unit_file_state=$(systemctl show -p UnitFileState --value postgresql@15-main.service)"
+echo "parent_unit_file_state=$(systemctl show -p UnitFileState --value postgresql.service)"
 echo "dpkg_status=$(dpkg-query -W -f '${db:Status-Abbrev}' postgresql-15 | tr -d ' ')"
 echo "lab_change_conf=$(test -f /etc/postgresql/15/main/conf.d/40-walguard-lab-change.conf && echo yes || echo no)"
 echo "log_min_duration=$(q 'SHOW log_min_duration_statement')"

@@ -80,6 +80,7 @@ def assert_pristine(facts: dict[str, str], host: Host) -> None:
     assert facts["timeline"] == "00000001"
     # The validation matrix's facts.
     assert facts["unit_file_state"] == "enabled-runtime"
+    assert facts["parent_unit_file_state"] == "enabled"
     assert facts["dpkg_status"] == "ii"
     assert facts["lab_change_conf"] == "no"
     assert facts["need_daemon_reload"] == "no"
@@ -401,6 +402,17 @@ def _disabled(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["pg_active"] == "active"
 
 
+def _parent_disabled(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["parent_unit_file_state"] == "disabled"
+    assert facts["unit_file_state"] == "enabled-runtime"  # what the old check read as enabled
+    assert facts["pg_active"] == "active"
+
+
+def _enabled_runtime(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["parent_unit_file_state"] == "enabled-runtime"
+    assert facts["pg_active"] == "active"
+
+
 def _half_configured(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["dpkg_status"] == "iF"
 
@@ -447,6 +459,8 @@ def _cert_expiring(lab: Lab, host: Host, facts: dict[str, str]) -> None:
 
 EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "postgresql-disabled": _disabled,
+    "postgresql-parent-disabled": _parent_disabled,
+    "postgresql-enabled-runtime": _enabled_runtime,
     "package-half-configured": _half_configured,
     "config-changed-not-reloaded": _config_not_reloaded,
     "unit-changed-no-reload": _unit_not_reloaded,

@@ -4,7 +4,8 @@
 # interprets nothing. Parameters arrive as environment variables (already shell-quoted by the
 # controller): WG_TOKEN, WG_ARCHIVE_DIR, WG_SERVICE, WG_T (per-command timeout, seconds),
 # WG_HEADERS (how many of the newest segments' headers to read), WG_ARCHIVE_CHECK (optional: the
-# archiving tool's repository check from the policy) and WG_PG_OWNER (who runs it).
+# archiving tool's repository check from the policy), WG_PG_OWNER (who runs it) and
+# WG_START_CONF (optional: Debian's start.conf of the cluster).
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH LC_ALL=C
@@ -77,6 +78,17 @@ fi
 # the listeners and the firewall, the clock and the host's name. Raw outputs, judged elsewhere.
 section unit systemctl show --no-pager -p Id -p LoadState -p ActiveState -p SubState \
   -p UnitFileState -p NeedDaemonReload -p MainPID -p FragmentPath -- "$WG_SERVICE"
+# What starts it at boot: the default target, and every unit from the service up (their unit
+# file states and the units that want or require them); Debian's start.conf for the cluster.
+section boot_default systemctl get-default
+# shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+BOOT='systemctl list-dependencies --reverse --all --plain --no-pager -- "$1" |
+  sed "s/^[^A-Za-z0-9@_.\\-]*//" |
+  xargs -r systemctl show --no-pager -p Id -p UnitFileState -p WantedBy -p RequiredBy --'
+section boot_units /bin/sh -c "$BOOT" sh "$WG_SERVICE"
+if [ -n "${WG_START_CONF:-}" ]; then
+  section start_conf cat -- "$WG_START_CONF"
+fi
 # The running server binary (" (deleted)" once an upgrade replaced it) and the package owning it.
 # shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
 EXE='pid=$(systemctl show -p MainPID --value -- "$1")

@@ -49,7 +49,10 @@ SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "WG-SEL-004": (("c", "archive_context"), ("c", "archive_file_contexts")),
     "WG-SEL-005": (("c", "matchpathcon"), ("c", "restorecon_dryrun")),
     "WG-SEL-006": (("c", "avc"),),
-    "WG-SYS-001": (("c", "unit"), ("c", "service_active")),
+    "WG-SYS-001": (
+        ("c", "unit"), ("c", "service_active"), ("c", "boot_default"), ("c", "boot_units"),
+        ("c", "start_conf"),
+    ),
     "WG-SYS-002": (("c", "postgres_package"),),
     "WG-SYS-003": (("c", "failed_units"),),
     "WG-SYS-004": (("c", "journal_errors"),),
