@@ -146,6 +146,15 @@ def test_last_archived_present(pg: Postgres, archive: ArchiveDir, policy: Policy
     if via_tool:
         return via_tool
     last = pg.archiver.last_archived_wal
+    if archive.archived_before is not None:
+        # The server's statistics as they were when the directory was listed: what the listing
+        # must hold. Whatever was archived later is judged by the next audit.
+        if last and archive.archived_before.last_archived_wal is None:
+            raise FactUnavailable(
+                f"{archived_while_reading(pg, archive)}: nothing had been archived when the "
+                "directory was listed; audit again"
+            )
+        last = archive.archived_before.last_archived_wal
     if not last:
         fail("pg_stat_archiver reports no last archived segment")
     if not archive.exists:
@@ -171,10 +180,25 @@ def test_last_archived_present(pg: Postgres, archive: ArchiveDir, policy: Policy
     return None
 
 
+def archived_while_reading(pg: Postgres, archive: ArchiveDir) -> str:
+    """What the archiver did between the listing and the server's statistics, in words."""
+    before = archive.archived_before
+    count = pg.archiver.archived_count - before.archived_count if before else 0
+    was = (before.last_archived_wal if before else None) or "none"
+    return (
+        f"archiving went on while the audit read the host ({count} archived after "
+        f"{archive.where} was listed: last archived {was} then, "
+        f"{pg.archiver.last_archived_wal or 'none'} when the server was asked)"
+    )
+
+
 def _archived_after_listing(pg: Postgres, archive: ArchiveDir, last: str) -> str | None:
     """The segment before `last` when `last` may have been archived after the directory was
-    listed (the listing and the server's statistics are read a moment apart)."""
+    listed (the listing and the server's statistics are read a moment apart), for a collector
+    that did not read the statistics before the listing."""
     when = pg.archiver.last_archived_epoch
+    if archive.archived_before is not None:
+        return None
     if not is_segment(last) or when is None or archive.listed_at is None:
         return None
     if when < archive.listed_at:
@@ -224,6 +248,12 @@ def _local_chain(
         fail(f"{archive.path} does not exist")
     names = [f.name for f in archive.files]
     ranges = chain_ranges(names, pg.timeline, _chain(pg, archive, names), pg.segment_size)
+    before = archive.archived_before
+    if not ranges and before and pg.archiver.archived_count > before.archived_count:
+        raise FactUnavailable(
+            f"{archived_while_reading(pg, archive)}: the listing holds no segment of timeline "
+            f"{pg.timeline} yet; audit again"
+        )
     if not ranges:
         fail(
             f"{archive.where} holds no segment of timeline {pg.timeline} or its history: "
@@ -270,6 +300,18 @@ def _segment_problems(
     return problems
 
 
+def _archived_when_listed(
+    pg: Postgres, archive: ArchiveDir, ranges: list[tuple[int, int, int]]
+) -> list[tuple[int, int, int]]:
+    """The ranges up to the segment the server had archived when the directory was listed: a
+    newer one may have been in the middle of its copy then, which is no partial segment."""
+    last = archive.archived_before.last_archived_wal if archive.archived_before else None
+    if not last or not is_segment(last):
+        return ranges
+    tli, number = timeline(last), segment_number(last, pg.segment_size)
+    return [(t, lo, min(hi, number) if t == tli else hi) for t, lo, hi in ranges]
+
+
 @control(
     "WG-ACT-007",
     "archived segments are whole segments of this cluster",
@@ -283,7 +325,7 @@ def test_segments_whole_and_ours(pg: Postgres, archive: ArchiveDir, policy: Poli
     local = _local_chain(pg, archive, policy)
     if isinstance(local, str):
         return local
-    problems = _segment_problems(pg, archive, local[1])
+    problems = _segment_problems(pg, archive, _archived_when_listed(pg, archive, local[1]))
     if problems:
         fail(
             f"{len(problems)} archived segments in {archive.where} are not whole segments of "

@@ -45,6 +45,12 @@ class ArchiveFile:
 
 
 @dataclass(frozen=True)
+class ArchivedBefore:
+    archived_count: int
+    last_archived_wal: str | None
+
+
+@dataclass(frozen=True)
 class Mount:
     """One line of `findmnt -P -o TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN,FSROOT`."""
 
@@ -99,6 +105,9 @@ class ArchiveDir:
     histories: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     check: tuple[int, str] | None = None  # the policy's archive check: exit status, output
     listed_at: float | None = None  # epoch seconds just before the directory was listed
+    # pg_stat_archiver as read just before the listing (None: not read): what the listing must
+    # hold, whatever is archived while the host is read.
+    archived_before: ArchivedBefore | None = None
 
     @property
     def where(self) -> str:
@@ -282,7 +291,19 @@ def parse_archive_dir(sections: Mapping[str, Section], path: str) -> ArchiveDir:
         histories=MappingProxyType(parse_histories(need(dict(sections), "history_files"))),
         check=_check(sections.get("archive_check")),
         listed_at=_epoch(sections.get("date")),
+        archived_before=_archived_before(sections.get("archiver_before")),
     )
+
+
+def _archived_before(section: Section | None) -> ArchivedBefore | None:
+    """`archived_count|last_archived_wal` from the collector's psql run; None when psql could
+    not say (the controls then judge as if it had not been asked)."""
+    if section is None or section.rc != 0:
+        return None
+    count, sep, wal = section.output.strip().partition("|")
+    if not sep or not count.isdigit():
+        return None
+    return ArchivedBefore(int(count), wal or None)
 
 
 def _epoch(section: Section | None) -> float | None:

@@ -12,6 +12,7 @@ import pytest
 
 from walguard.controls import FUNCTIONS, load_all
 from walguard.facts import (
+    ArchivedBefore,
     ArchiveDir,
     ArchiveFile,
     Archiver,
@@ -246,3 +247,51 @@ def test_tool_archiving_needs_the_tools_check() -> None:
     assert ok.result == "PASS" and "pgbackrest --stanza=main check passed" in ok.message
     bad = verdict("WG-ACT-005", archive([], check=(82, "ERROR: [082]: WAL segment ...")), p, named)
     assert bad.result == "FAIL" and "exit 82" in bad.message
+
+
+# Archiving that goes on while the host is read: the collector reads pg_stat_archiver before it
+# lists the directory, and the server's statistics are read again a moment later (round trip 2).
+# Three segments archived in between (the SELinux guest, right after the seed's fix) made
+# WG-ACT-004/005/007 FAIL although every file was there.
+RACE_CONTROLS = ("WG-ACT-004", "WG-ACT-005", "WG-ACT-007")
+
+
+def test_segments_archived_after_the_listing_are_not_missing() -> None:
+    listed = archive(names(1, range(1, 3)), archived_before=ArchivedBefore(2, names(1, [2])[0]))
+    later = pg()  # five archived by the time the server was asked, the newest 05
+    for control in RACE_CONTROLS:
+        v = verdict(control, listed, later)
+        assert v.result == "PASS", (control, v.message)
+
+
+def test_without_the_reading_before_the_listing_the_race_fails() -> None:
+    """What the collector before this change gave: the same moment, judged FAIL."""
+    listed = archive(names(1, range(1, 3)))
+    assert verdict("WG-ACT-004", listed, pg()).result == "FAIL"
+
+
+def test_archiving_that_resumes_while_the_host_is_read_is_an_honest_error() -> None:
+    empty = archive([], archived_before=ArchivedBefore(0, None))
+    for control in RACE_CONTROLS:
+        v = verdict(control, empty, pg())
+        assert v.result == "ERROR", (control, v.message)
+        assert "archiving went on while the audit read the host (5 archived after" in v.message
+
+
+def test_a_segment_missing_before_the_listing_still_fails() -> None:
+    listed = archive(names(1, [1, 2, 3, 4]), archived_before=ArchivedBefore(5, names(1, [5])[0]))
+    v = verdict("WG-ACT-004", listed, pg())
+    assert v.result == "FAIL" and "000000010000000000000005 is reported archived" in v.message
+    empty = archive([], archived_before=ArchivedBefore(5, names(1, [5])[0]))
+    assert verdict("WG-ACT-005", empty, pg()).result == "FAIL"  # nothing raced: it is empty
+
+
+def test_a_segment_copied_while_listed_is_not_called_partial() -> None:
+    whole = tuple(ArchiveFile(n, "f", SEG, 0.0) for n in names(1, range(1, 4)))
+    files = (*whole, ArchiveFile(names(1, [4])[0], "f", SEG // 4, 0.0))
+    in_copy = archive([], files=files, archived_before=ArchivedBefore(3, names(1, [3])[0]))
+    assert verdict("WG-ACT-007", in_copy, pg()).result == "PASS"
+    # The same partial file older than what the server had archived is a partial segment.
+    done = archive([], files=files, archived_before=ArchivedBefore(4, names(1, [4])[0]))
+    v = verdict("WG-ACT-007", done, pg())
+    assert v.result == "FAIL" and "(partial)" in v.message

@@ -33,6 +33,45 @@ section archive_mount findmnt -n -P -T "$R" -o TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:
 section root_mount findmnt -n -P -T / -o TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN,FSROOT
 section mounts findmnt -n -P -o TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN,FSROOT
 section archive_df df -P -B1 -- "$R"
+# The archiver's statistics, read before the archive is listed (a segment archived while the
+# host is read is then newer than the listing, never missing from it); configuration as the
+# server sees it (pg_file_settings is readable by superusers only: asked as the cluster's owner
+# over its Unix socket), the files' modification times, and TLS. One psql run for all five
+# queries (each psql start and server backend costs the host about 50 ms of CPU);
+# its parts are framed by the token, and each becomes the section it always was.
+# shellcheck disable=SC2016  # SQL dollar quotes, not shell expansions
+PGOUT=$(timeout "$WG_T" runuser -u "$WG_PG_OWNER" -- psql -XAtq -v ON_ERROR_STOP=1 -F "|" \
+  -h "$WG_PG_SOCKET_DIR" -p "$WG_PG_PORT" -d postgres \
+  -c "\\echo $WG_TOKEN PART archiver" \
+  -c "SELECT archived_count, coalesce(last_archived_wal, '') FROM pg_stat_archiver" \
+  -c "\\echo $WG_TOKEN PART load" \
+  -c "SELECT extract(epoch FROM pg_conf_load_time())" \
+  -c "\\echo $WG_TOKEN PART settings" \
+  -c "SELECT seqno, sourcefile, sourceline, name, applied, coalesce(error, '') FROM pg_file_settings ORDER BY seqno" \
+  -c "\\echo $WG_TOKEN PART files" \
+  -c 'SELECT DISTINCT sourcefile FROM pg_file_settings WHERE sourcefile IS NOT NULL
+      UNION SELECT setting FROM pg_settings WHERE name IN ($$hba_file$$, $$ident_file$$)' \
+  -c "\\echo $WG_TOKEN PART cert" \
+  -c 'SELECT CASE WHEN current_setting($$ssl$$) = $$on$$ THEN
+      CASE WHEN current_setting($$ssl_cert_file$$) LIKE $$/%$$ THEN current_setting($$ssl_cert_file$$)
+      ELSE current_setting($$data_directory$$) || $$/$$ || current_setting($$ssl_cert_file$$) END END' \
+  -c "\\echo $WG_TOKEN PART end" 2>&1)
+PGRC=$?
+# One part of psql's output: the lines between its marker and the next.
+pg_part() {
+  printf '%s\n' "$PGOUT" | awk -v want="$WG_TOKEN PART $1" -v mark="$WG_TOKEN PART " \
+    'index($0, mark) == 1 { on = ($0 == want); next } on'
+}
+# A section from a part: what the part's command printed, or psql's failure for every part.
+pg_section() {
+  name=$1; shift
+  if [ "$PGRC" -ne 0 ]; then
+    printf '%s BEGIN %s\n%s\n%s END %s %s\n' "$WG_TOKEN" "$name" "$PGOUT" "$WG_TOKEN" "$name" "$PGRC"
+    return
+  fi
+  section "$name" "$@"
+}
+pg_section archiver_before printf '%s\n' "$(pg_part archiver)"
 section archive_files find "$R" -mindepth 1 -maxdepth 1 -printf '%f|%y|%s|%T@\n'
 # The first 40 bytes of the newest segments (the WAL long page header: timeline, address,
 # system identifier, segment size), as hex: a partial copy or another cluster's file shows here.
@@ -130,40 +169,6 @@ IDENT='n=$(hostname); printf "name %s\n" "$n"; printf "fqdn %s\n" "$(hostname -f
     printf "forward %s\n" "$a"; getent hosts "$a" | sed "s/^/reverse /"
   done'
 section identity /bin/sh -c "$IDENT"
-# Configuration as the server sees it (pg_file_settings is readable by superusers only: asked as
-# the cluster's owner over its Unix socket), the files' modification times, and TLS. One psql run
-# for all four queries (each psql start and server backend costs the host about 50 ms of CPU);
-# its parts are framed by the token, and each becomes the section it always was.
-# shellcheck disable=SC2016  # SQL dollar quotes, not shell expansions
-PGOUT=$(timeout "$WG_T" runuser -u "$WG_PG_OWNER" -- psql -XAtq -v ON_ERROR_STOP=1 -F "|" \
-  -h "$WG_PG_SOCKET_DIR" -p "$WG_PG_PORT" -d postgres \
-  -c "\\echo $WG_TOKEN PART load" \
-  -c "SELECT extract(epoch FROM pg_conf_load_time())" \
-  -c "\\echo $WG_TOKEN PART settings" \
-  -c "SELECT seqno, sourcefile, sourceline, name, applied, coalesce(error, '') FROM pg_file_settings ORDER BY seqno" \
-  -c "\\echo $WG_TOKEN PART files" \
-  -c 'SELECT DISTINCT sourcefile FROM pg_file_settings WHERE sourcefile IS NOT NULL
-      UNION SELECT setting FROM pg_settings WHERE name IN ($$hba_file$$, $$ident_file$$)' \
-  -c "\\echo $WG_TOKEN PART cert" \
-  -c 'SELECT CASE WHEN current_setting($$ssl$$) = $$on$$ THEN
-      CASE WHEN current_setting($$ssl_cert_file$$) LIKE $$/%$$ THEN current_setting($$ssl_cert_file$$)
-      ELSE current_setting($$data_directory$$) || $$/$$ || current_setting($$ssl_cert_file$$) END END' \
-  -c "\\echo $WG_TOKEN PART end" 2>&1)
-PGRC=$?
-# One part of psql's output: the lines between its marker and the next.
-pg_part() {
-  printf '%s\n' "$PGOUT" | awk -v want="$WG_TOKEN PART $1" -v mark="$WG_TOKEN PART " \
-    'index($0, mark) == 1 { on = ($0 == want); next } on'
-}
-# A section from a part: what the part's command printed, or psql's failure for every part.
-pg_section() {
-  name=$1; shift
-  if [ "$PGRC" -ne 0 ]; then
-    printf '%s BEGIN %s\n%s\n%s END %s %s\n' "$WG_TOKEN" "$name" "$PGOUT" "$WG_TOKEN" "$name" "$PGRC"
-    return
-  fi
-  section "$name" "$@"
-}
 pg_section pg_load_time printf '%s\n' "$(pg_part load)"
 pg_section pg_file_settings printf '%s\n' "$(pg_part settings)"
 # shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
