@@ -205,9 +205,11 @@ def _merge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "or controllers) into one run directory: results.json, junit.xml, report.html, evidence, "
         "and with signing options one signed manifest listing the shards. Shards that overlap in "
         "hosts or differ in selected controls, --fail-on, remediation mode or walguard are "
-        "refused. With --ca every shard's signature is verified first. Exit status: the merged "
-        "gate's (as audit's), 4 when the shards cannot be merged, 7 signed without the "
-        "timestamp asked for, or walguard verify's status for a shard that does not verify.",
+        "refused, as is a shard holding a symbolic link, FIFO or device. With --ca every "
+        "shard's signature is verified first; without it, --no-verify must say to merge them "
+        "unverified, and the merged run says so. Exit status: the merged gate's (as audit's), "
+        "4 when the shards cannot be merged, 7 signed without the timestamp asked for, or "
+        "walguard verify's status for a shard that does not verify.",
     )
     merge.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     merge.add_argument(
@@ -218,6 +220,11 @@ def _merge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     merge.add_argument(
         "--tsa-ca", default=None, metavar="CA.pem", help="CA of the TSA (default: --ca)"
+    )
+    merge.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="merge shards without verifying their signatures (the merged run says so)",
     )
     for name, what in SIGN_OPTIONS.items():
         merge.add_argument(f"--sign-{name}", default=None, metavar="FILE", help=what)

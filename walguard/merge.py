@@ -1,7 +1,7 @@
-"""`walguard merge RUN_DIR... [--out DIR]`: the run directories of one audit's shards (the
-inventory split across CI jobs or controllers) made into one run directory, as if one controller
-had audited every host: results.json, junit.xml, report.html and every host's evidence, and with
-signing options one signed manifest that lists the shards.
+"""`walguard merge RUN_DIR... (--ca CA.pem | --no-verify) [--out DIR]`: the run directories of
+one audit's shards (the inventory split across CI jobs or controllers) made into one run
+directory, as if one controller had audited every host: results.json, junit.xml, report.html
+and every host's evidence, and with signing options one signed manifest that lists the shards.
 
 Shards are refused, with the reason, when they cannot be one audit: a host audited in two of
 them, different controls selected, a different gate (`--fail-on`), remediation mode or active
@@ -9,7 +9,12 @@ probe, or another walguard. With `--ca`, every shard's signature is verified fir
 verify` does) and a shard that does not verify is refused; the merged manifest then says each
 shard was verified. A signed shard's own manifest and signature are kept in `shards/<run id>/`,
 so its signer's word stays checkable: the shard's manifest lists its evidence files by the same
-paths they have in the merged directory.
+paths they have in the merged directory. Without `--ca` the shards are refused unless
+`--no-verify` says to merge them unchecked, and the merged run then says so in results.json
+(`run.merged`), on its page and in its manifest.
+
+Shards are hostile input (walguard.merge_shards): merge follows no link in them, builds no path
+from a name it has not checked, and checks that every path it writes stays under --out.
 """
 
 from __future__ import annotations
@@ -21,136 +26,38 @@ import shutil
 import socket
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from walguard.exit_codes import Exit
+from walguard.inventory_model import bad_name
+from walguard.merge_shards import (
+    EXIT_USAGE,
+    MergeError,
+    Shard,
+    check_request,
+    read_shards,
+    result_of,
+)
 from walguard.report import html, results_json
 from walguard.report.runinfo import operator, utc_now
-from walguard.results import Result, exit_status
-from walguard.signing import manifest, verify
+from walguard.results import exit_status
+from walguard.signing import manifest
 from walguard.signing import signer as signing
 from walguard.signing.sign_run import manifest_metadata, sign_run
 from walguard.signing.tsa import TimestampError
 
-EXIT_USAGE = int(Exit.USAGE)  # nothing was merged
 EXIT_NOT_SIGNED = int(Exit.NOT_SIGNED)  # merged and written, but not signed (no timestamp)
 SHARDS_DIR = "shards"
-# What must be the same in every shard for them to be one audit, and how to say it.
-ALIKE = (
-    ("fail_on", "gate (--fail-on)", lambda d: d["fail_on"]),
-    ("controls", "selected controls", lambda d: sorted(d["controls"])),
-    ("remediate", "remediation mode", lambda d: d["run"]["remediate"]),
-    ("active_probe", "--active-probe", lambda d: d["run"]["active_probe"]),
-    ("walguard", "walguard version and commit",
-     lambda d: (d["run"]["walguard"]["version"], d["run"]["walguard"]["commit"])),
-)  # fmt: skip
-
-
-class MergeError(Exception):
-    """The shards cannot be merged; `code` is the exit status, the message says why."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Shard:
-    dir: Path
-    doc: dict[str, Any]
-    verified: bool | None = None  # None: not checked (no --ca)
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return str(self.doc["run"]["id"])
-
-    @property
-    def signed(self) -> bool:
-        return (self.dir / manifest.SIGNATURE).is_file()
-
-    def record(self) -> dict[str, Any]:
-        run = self.doc["run"]
-        return {
-            "id": self.id,
-            "started": run["started"],
-            "finished": run["finished"],
-            "controller": run["controller"],
-            "operator": run["operator"],
-            "inventory_sha256": run["inventory"]["sha256"],
-            "hosts": len(self.doc["hosts"]),
-            "exit_status": self.doc["exit_status"],
-            "gate": self.doc["gate"],
-            "signer": (run.get("signing") or {}).get("subject") if self.signed else None,
-            "verified": self.verified,
-        }
-
-
-def read_shards(run_dirs: list[Path], ca: Path | None, tsa_ca: Path | None) -> list[Shard]:
-    """Each shard's results.json, its signature verified first when `ca` is given."""
-    if not run_dirs:
-        raise MergeError("name the run directories to merge")
-    if len({d.resolve() for d in run_dirs}) < len(run_dirs):
-        raise MergeError("a run directory is named twice")
-    shards = []
-    for run_dir in run_dirs:
-        if not (run_dir / "results.json").is_file():
-            raise MergeError(f"{run_dir}: no results.json there: not a walguard run directory")
-        shard = Shard(run_dir, {})
-        if ca is not None:
-            found = verify.verify(run_dir, ca, tsa_ca)
-            shard.lines = found.lines
-            if found.code != verify.EXIT_OK:
-                why = "; ".join(ln.removeprefix("FAIL  ") for ln in found.lines if "FAIL" in ln)
-                raise MergeError(f"{run_dir}: does not verify against {ca}: {why}", found.code)
-            shard.verified = True
-        try:
-            shard.doc = results_json.read(run_dir)
-        except (OSError, ValueError) as exc:
-            raise MergeError(f"{run_dir}/results.json cannot be read: {exc}") from None
-        version = shard.doc.get("schema_version")
-        if version != results_json.SCHEMA_VERSION:
-            raise MergeError(f"{run_dir}: results.json has schema version {version}, "
-                             f"not {results_json.SCHEMA_VERSION}")  # fmt: skip
-        shards.append(shard)
-    check_alike(shards)
-    return shards
-
-
-def check_alike(shards: list[Shard]) -> None:
-    """Refuses shards that cannot be one audit, naming what differs."""
-    problems = []
-    first = shards[0]
-    for _, what, value in ALIKE:
-        for other in shards[1:]:
-            if value(other.doc) != value(first.doc):
-                problems.append(f"{what} differ: {first.dir} has {_show(value(first.doc))}, "
-                                f"{other.dir} has {_show(value(other.doc))}")  # fmt: skip
-    owner: dict[str, Path] = {}
-    for shard in shards:
-        for host in shard.doc["hosts"]:
-            if host in owner:
-                problems.append(f"host {host} is in both {owner[host]} and {shard.dir}")
-            owner.setdefault(host, shard.dir)
-    if len({s.id for s in shards}) < len(shards):
-        problems.append("two run directories hold the same run (the same run id)")
-    if problems:
-        more = [f"... and {len(problems) - 10} more"] if len(problems) > 10 else []
-        shown = problems[:10] + more
-        raise MergeError("the shards cannot be merged: " + "; ".join(shown))
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list) and len(value) > 6:
-        return f"{len(value)} ({', '.join(map(str, value[:3]))}, ...)"
-    return json.dumps(value) if not isinstance(value, str) else value
+# The shards' private copies, inside --out while merging (so their evidence moves into place
+# without being copied twice) and removed before anything is written or signed.
+STAGING = ".merge-staging"
+__all__ = ["EXIT_USAGE", "MergeError", "command", "merge"]
 
 
 def merged_doc(
-    shards: list[Shard], run_id: str, signing_info: dict[str, Any] | None
+    shards: list[Shard], run_id: str, signing_info: dict[str, Any] | None, ca: Path | None
 ) -> dict[str, Any]:
     """One results.json over every shard's hosts, with the gate recomputed from all results."""
     docs = [s.doc for s in shards]
@@ -161,9 +68,7 @@ def merged_doc(
         hosts.update(doc["hosts"])
         controls.update(doc["controls"])
     missing = [m for doc in docs for m in doc["missing"]]
-    results = [Result(**{k: r[k] for k in ("host", "control", "title", "severity", "result",
-                                            "message", "nodeid", "remediation")})
-               for h in hosts.values() for r in h["controls"]]  # fmt: skip
+    results = [result_of(r) for h in hosts.values() for r in h["controls"]]
     gate = exit_status(results, first["fail_on"], complete=not missing)
     # A shard that pytest itself ended early (interrupt, internal error) keeps its status.
     kept = [d["exit_status"] for d in docs if d["exit_status"] not in (d["gate"], EXIT_NOT_SIGNED)]
@@ -182,6 +87,7 @@ def merged_doc(
         "policy_sha256": hashlib.sha256(json.dumps(per_host, sort_keys=True).encode()).hexdigest(),
         "signing": signing_info,
         "shards": [s.record() for s in shards],
+        "merged": verification(ca),
     })  # fmt: skip
     return {
         "schema_version": results_json.SCHEMA_VERSION,
@@ -217,37 +123,79 @@ def _inventory(docs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def copy_evidence(shard: Shard, out: Path) -> None:
-    """The shard's evidence at the same paths (a probe host's, which every shard has, under the
-    shard's run id)."""
-    source = shard.dir / "evidence"
-    if not source.is_dir():
-        return
-    for directory in sorted(p for p in source.iterdir() if p.is_dir()):
-        if directory.name in shard.doc["hosts"]:
-            shutil.copytree(directory, out / "evidence" / directory.name)
-        else:
-            shutil.copytree(directory, out / "evidence" / directory.name / shard.id)
+def verification(ca: Path | None) -> dict[str, Any]:
+    """Whether the shards' signatures were checked before merging, as the merged run says it
+    (results.json, report.html and the signed manifest)."""
+    if ca is not None:
+        why = f"every shard's signature was verified against {ca} before merging"
+    else:
+        why = (
+            "merged with --no-verify: no shard's signature was checked, so their results and "
+            "evidence are only as sound as every hand their run directories passed through"
+        )
+    return {"shards_verified": ca is not None, "why": why}
+
+
+def inside(out: Path, path: Path) -> Path:
+    """`path`, refused unless it is under `out`: a second line of defence after the names in
+    a shard have been checked."""
+    if not path.resolve().is_relative_to(out.resolve()) or path.resolve() == out.resolve():
+        raise MergeError(f"{path} would be outside {out}: refused")
+    return path
+
+
+def placements(shards: list[Shard], out: Path) -> list[tuple[Path, Path]]:
+    """Where each shard's evidence (and a signed shard's manifest, signature and timestamp)
+    goes: a host's evidence at the same path, a probe host's (which every shard has) under the
+    shard's run id. Anything that has no place is refused, never left behind silently."""
+    hosts = {host for shard in shards for host in shard.doc["hosts"]}
+    moves = []
+    for shard in shards:
+        source = shard.copy / "evidence"
+        if source.exists() and not source.is_dir():
+            raise MergeError(f"{shard.dir}/evidence is a file, not a directory of evidence")
+        for entry in sorted(source.iterdir()) if source.is_dir() else []:
+            where = f"{shard.dir}/evidence/{entry.name}"
+            if not entry.is_dir():
+                raise MergeError(f"{where}: a file where walguard writes a directory per host")
+            if entry.name in shard.doc["hosts"]:
+                dest = out / "evidence" / entry.name
+            elif entry.name in hosts:
+                raise MergeError(f"{where}: evidence of a host that another shard audited")
+            elif why := bad_name(entry.name):
+                raise MergeError(f"{where}: not a host name ({why})")
+            else:
+                dest = out / "evidence" / entry.name / shard.id
+            moves.append((entry, inside(out, dest)))
+        if shard.signed:
+            kept = out / SHARDS_DIR / shard.id
+            for name in (manifest.MANIFEST, manifest.SIGNATURE, manifest.TIMESTAMP):
+                if (shard.copy / name).is_file():
+                    moves.append((shard.copy / name, inside(out, kept / name)))
+    return moves
 
 
 def merge_junit(shards: list[Shard], out: Path) -> None:
     """One junit.xml holding every shard's test suite (named by its run id)."""
     merged = ET.Element("testsuites", {"name": "pytest tests"})
     for shard in shards:
-        path = shard.dir / "junit.xml"
+        path = shard.copy / "junit.xml"
         if not path.is_file():
             continue
-        root = ET.parse(path).getroot()
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as exc:
+            raise MergeError(f"{shard.dir}/junit.xml cannot be read: {exc}") from None
         for suite in [root] if root.tag == "testsuite" else root.findall("testsuite"):
             suite.set("name", f"{suite.get('name', 'pytest')} ({shard.id})")
             merged.append(suite)
     ET.ElementTree(merged).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
 
 
-def new_out(shards: list[Shard]) -> Path:
+def new_out(first: Path) -> Path:
     """Beside the first shard, named as a run directory is (UTC start, random hex)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return shards[0].dir.resolve().parent / f"{stamp}-{secrets.token_hex(3)}"
+    return first.resolve().parent / f"{stamp}-{secrets.token_hex(3)}"
 
 
 def merge(
@@ -256,33 +204,30 @@ def merge(
     *,
     ca: Path | None = None,
     tsa_ca: Path | None = None,
+    no_verify: bool = False,
     signer: signing.Signer | None = None,
     tsa_url: str | None = None,
 ) -> tuple[Path, dict[str, Any], str | None]:
     """Writes the merged run; returns its directory, its results.json and why it could not be
-    signed (None when it was, or when no signer was given)."""
-    shards = read_shards(run_dirs, ca, tsa_ca)
-    out = out or new_out(shards)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MergeError(f"{out} exists and is not an empty directory")
+    signed (None when it was, or when no signer was given). Shards are verified against `ca`;
+    without it they are refused unless `no_verify`, and the merged run then says so. When the
+    shards are refused nothing is left behind."""
+    if not run_dirs:
+        raise MergeError("name the run directories to merge")
+    out = out or new_out(run_dirs[0])
+    check_request(run_dirs, out, ca, no_verify)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    info = signer.describe(tsa_url) if signer is not None else None
-    doc = merged_doc(shards, out.name, info)
-    for shard in shards:
-        copy_evidence(shard, out)
-        if shard.signed:
-            kept = out / SHARDS_DIR / shard.id
-            kept.mkdir(parents=True)
-            for name in (manifest.MANIFEST, manifest.SIGNATURE, manifest.TIMESTAMP):
-                if (shard.dir / name).is_file():
-                    shutil.copy2(shard.dir / name, kept / name)
-    merge_junit(shards, out)
-    doc["run"]["finished"] = doc["run"]["finished"] or utc_now()
-    results_json.write(doc, out)
-    html.write(doc, out)
+    try:
+        doc = _write(run_dirs, out, ca, tsa_ca, signer.describe(tsa_url) if signer else None)
+    except BaseException:
+        _empty(out, remove=created)
+        raise
     if signer is None:
         return out, doc, None
-    metadata = {**manifest_metadata(doc), "shards": doc["run"]["shards"]}
+    metadata = {**manifest_metadata(doc), "shards": doc["run"]["shards"],
+                "shards_verified": doc["run"]["merged"]["shards_verified"],
+                "shards_verification": doc["run"]["merged"]["why"]}  # fmt: skip
     try:
         sign_run(out, signer, metadata, tsa_url)
     except TimestampError as exc:
@@ -292,10 +237,46 @@ def merge(
     return out, doc, None
 
 
+def _write(
+    run_dirs: list[Path],
+    out: Path,
+    ca: Path | None,
+    tsa_ca: Path | None,
+    info: dict[str, Any] | None,
+) -> dict[str, Any]:
+    staging = out / STAGING
+    staging.mkdir()
+    shards = read_shards(run_dirs, staging, ca, tsa_ca)
+    doc = merged_doc(shards, out.name, info, ca)
+    for source, dest in placements(shards, out):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            raise MergeError(f"{dest} would be written twice")
+        source.rename(dest)
+    merge_junit(shards, out)
+    shutil.rmtree(staging)
+    doc["run"]["finished"] = doc["run"]["finished"] or utc_now()
+    results_json.write(doc, out)
+    html.write(doc, out)
+    return doc
+
+
+def _empty(out: Path, *, remove: bool) -> None:
+    """Undoes a merge that was refused: `out` removed when merge made it, else emptied."""
+    if remove:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def command(args: Any) -> int:
     """`walguard merge`: prints what it merged and the merged gate; exits with the merged run's
-    exit status (README: Exit codes), 4 when the shards cannot be merged, or `walguard verify`'s
-    status when a shard does not verify against --ca."""
+    exit status (README: Exit codes), 4 when the shards cannot be merged (or neither --ca nor
+    --no-verify was given), or `walguard verify`'s status when a shard does not verify."""
     opts = signing.SignOptions.resolve(
         key=args.sign_key, cert=args.sign_cert, chain=args.sign_chain, pkcs12=args.sign_pkcs12,
         password_file=args.sign_password_file, tsa_url=args.tsa_url,
@@ -311,6 +292,7 @@ def command(args: Any) -> int:
             Path(args.out) if args.out else None,
             ca=Path(args.ca) if args.ca else None,
             tsa_ca=Path(args.tsa_ca) if args.tsa_ca else None,
+            no_verify=args.no_verify,
             signer=key,
             tsa_url=opts.tsa_url,
         )
@@ -321,9 +303,11 @@ def command(args: Any) -> int:
         print(f"walguard: {exc}", file=sys.stderr)
         return exc.code
     for shard in doc["run"]["shards"]:
-        verified = {True: ", signature verified", False: "", None: ""}[shard["verified"]]
+        verified = ", signature verified" if shard["verified"] else ", NOT verified (--no-verify)"
         print(f"shard {shard['id']}: {shard['hosts']} hosts, exit status {shard['exit_status']}"
               f"{verified}")  # fmt: skip
+    if not doc["run"]["merged"]["shards_verified"]:
+        print(f"walguard: warning: {doc['run']['merged']['why']}", file=sys.stderr)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(doc["summary"]["by_result"].items()))
     print(f"merged {len(doc['hosts'])} hosts: {counts}")
     print(f"gate (--fail-on {doc['fail_on']}): exit status {doc['exit_status']}")

@@ -5,10 +5,13 @@ and shards that cannot be one audit are refused with the reason."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +19,14 @@ import jsonschema
 import pytest
 
 from tests import pki
-from walguard import merge
+from walguard import merge, merge_shards, untrusted_copy
 from walguard.controls import Control
 from walguard.inventory import Target
 from walguard.report import results_json, synthetic, writer
 from walguard.report.runinfo import RunInfo
 from walguard.run import AuditRun
 from walguard.signing import manifest, signer, verify
+from walguard.signing.sign_run import manifest_metadata, sign_run
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = jsonschema.Draft202012Validator(json.loads(results_json.SCHEMA_PATH.read_text()))
@@ -92,7 +96,7 @@ def test_two_shards_make_the_run_one_controller_would(tmp_path: Path) -> None:
     single = write_run(tmp_path / "single", range(HOSTS))
     a = write_run(tmp_path / "a", range(0, 4))
     b = write_run(tmp_path / "b", range(4, HOSTS))
-    out, doc, unsigned = merge.merge([a, b], tmp_path / "merged")
+    out, doc, unsigned = merge.merge([a, b], tmp_path / "merged", no_verify=True)
     assert unsigned is None
     SCHEMA.validate(doc)
     assert doc == results_json.read(out)
@@ -120,7 +124,7 @@ def test_shards_that_overlap_are_refused(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", range(0, 4))
     b = write_run(tmp_path / "b", range(3, HOSTS))
     with pytest.raises(merge.MergeError, match=f"host db0003 is in both {a} and {b}"):
-        merge.merge([a, b], tmp_path / "merged")
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
     assert not (tmp_path / "merged").exists()
 
 
@@ -129,14 +133,18 @@ def test_shards_of_different_audits_are_refused(tmp_path: Path) -> None:
     gate = write_run(tmp_path / "b", range(3, HOSTS), fail_on="high")
     differ = r"gate \(--fail-on\) differ: .* has medium, .* has high"
     with pytest.raises(merge.MergeError, match=differ):
-        merge.merge([a, gate], tmp_path / "merged")
+        merge.merge([a, gate], tmp_path / "merged", no_verify=True)
     fewer = write_run(tmp_path / "c", range(3, HOSTS), metas=synthetic.controls(12)[:5])
     with pytest.raises(merge.MergeError, match="selected controls differ"):
-        merge.merge([a, fewer], tmp_path / "merged")
+        merge.merge([a, fewer], tmp_path / "merged", no_verify=True)
     with pytest.raises(merge.MergeError, match="named twice"):
-        merge.merge([a, a], tmp_path / "merged")
+        merge.merge([a, a], tmp_path / "merged", no_verify=True)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(merge.MergeError, match="not a walguard run directory"):
-        merge.merge([a, tmp_path], tmp_path / "merged")
+        merge.merge([a, tmp_path / "empty"], tmp_path / "merged", no_verify=True)
+    with pytest.raises(merge.MergeError, match="inside one another"):
+        merge.merge([a, gate], a / "merged", no_verify=True)
+    assert not (tmp_path / "merged").exists() and not (a / "merged").exists()
 
 
 def test_signed_shards_are_verified_then_listed_in_the_signed_manifest(
@@ -151,9 +159,11 @@ def test_signed_shards_are_verified_then_listed_in_the_signed_manifest(
     assert verify.verify(out, ca.cert_path).code == verify.EXIT_OK
     listed = manifest.parse((out / manifest.MANIFEST).read_bytes())
     assert [(s["id"], s["verified"]) for s in listed.metadata["shards"]] == [
-        (a.name, True), (b.name, True)
+        (a.name, True),
+        (b.name, True),
     ]
     assert listed.metadata["hosts_audited"] == sorted(doc["hosts"])
+    assert listed.metadata["shards_verified"] is doc["run"]["merged"]["shards_verified"] is True
     page = (out / "report.html").read_text()
     assert page.count("walguard tests, signature verified before merging") == 2
     for shard in (a, b):
@@ -185,23 +195,207 @@ def test_a_shard_that_does_not_verify_is_refused(
     assert not (tmp_path / "merged").exists()
 
 
+def walguard_merge(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "walguard.cli", "merge", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
 def test_the_merge_command_exits_with_the_merged_gate(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", range(0, 3))
     b = write_run(tmp_path / "b", range(3, HOSTS))
-
-    def walguard(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "walguard.cli", "merge", *args], cwd=REPO,
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-
-    done = walguard(str(a), str(b), "--out", str(tmp_path / "merged"))
+    done = walguard_merge(str(a), str(b), "--no-verify", "--out", str(tmp_path / "merged"))
     doc = results_json.read(tmp_path / "merged")
     assert done.returncode == doc["gate"] == 1, done.stderr
     assert f"gate (--fail-on medium): exit status {doc['gate']}" in done.stdout
-    refused = walguard(str(a), str(a))
+    refused = walguard_merge(str(a), str(a), "--no-verify")
     assert refused.returncode == merge.EXIT_USAGE
     assert "named twice" in refused.stderr
     shutil.rmtree(tmp_path / "merged")
     busy = tmp_path / "merged"
     busy.mkdir()
     (busy / "x").write_text("x")
-    assert walguard(str(a), str(b), "--out", str(busy)).returncode == merge.EXIT_USAGE
+    assert walguard_merge(str(a), str(b), "--no-verify", "--out", str(busy)).returncode == 4
+    assert sorted(p.name for p in busy.iterdir()) == ["x"]
+
+
+def sign_again(run_dir: Path, issued: pki.Issued) -> None:
+    """The run signed as it now is (a shard's signer signs whatever its directory holds)."""
+    sign_run(run_dir, key_of(issued), manifest_metadata(results_json.read(run_dir)))
+
+
+def edit_doc(run_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    doc = results_json.read(run_dir)
+    change(doc)
+    results_json.write(doc, run_dir)
+
+
+@pytest.mark.parametrize("target", ["file", "directory"])
+def test_a_link_in_a_verified_shard_is_refused_and_nothing_is_written(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued], target: str
+) -> None:
+    """A link to a file of the controller, signed through by the shard's signer, or a link to
+    a directory (which the manifest does not list): both verify, and both would have put the
+    controller's key into the merged, signed run."""
+    ca, issued = keys
+    secrets_dir = tmp_path / "controller"
+    secrets_dir.mkdir()
+    (secrets_dir / "merger.key").write_text("-----BEGIN PRIVATE KEY----- controller's own\n")
+    a = write_run(tmp_path / "a", range(0, 3), key=key_of(issued))
+    b = write_run(tmp_path / "b", range(3, HOSTS), key=key_of(issued))
+    link = b / "evidence" / "db0004" / "extra"
+    link.symlink_to(secrets_dir / "merger.key" if target == "file" else secrets_dir)
+    if target == "file":
+        sign_again(b, issued)
+    assert verify.verify(b, ca.cert_path).code == verify.EXIT_OK  # the signature does not help
+    out = tmp_path / "merged"
+    refused = f"{b}: refused: evidence/db0004/extra is a symbolic link"
+    with pytest.raises(merge.MergeError, match=refused) as caught:
+        merge.merge([a, b], out, ca=ca.cert_path, signer=key_of(issued))
+    assert caught.value.code == merge.EXIT_USAGE
+    assert not out.exists()
+    done = walguard_merge(str(a), str(b), "--ca", str(ca.cert_path), "--out", str(out))
+    assert done.returncode == merge.EXIT_USAGE
+    assert done.stderr.count("\n") == 1 and refused in done.stderr, done.stderr
+    assert not out.exists()
+
+
+def test_a_fifo_in_a_shard_is_refused_not_waited_on(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", range(0, 3))
+    b = write_run(tmp_path / "b", range(3, HOSTS))
+    os.mkfifo(b / "evidence" / "db0004" / "pipe")
+    with pytest.raises(merge.MergeError, match=f"{b}: refused: evidence/db0004/pipe is a FIFO"):
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_a_run_id_that_climbs_out_of_out_is_refused(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
+) -> None:
+    """A signed shard's files are kept in shards/RUN-ID/: `../../x` would have put them beside
+    --out."""
+    _, issued = keys
+    a = write_run(tmp_path / "a", range(0, 3), key=key_of(issued))
+    b = write_run(tmp_path / "b", range(3, HOSTS), key=key_of(issued))
+    edit_doc(b, lambda doc: doc["run"].update(id="../../x"))
+    out = tmp_path / "merged"
+    with pytest.raises(merge.MergeError, match=r"run\.id '\.\./\.\./x' is not a run name"):
+        merge.merge([a, b], out, no_verify=True)
+    assert not (tmp_path / "x").exists() and not out.exists()
+
+
+def test_a_host_name_that_is_a_path_is_refused(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", range(0, 3))
+    b = write_run(tmp_path / "b", range(3, HOSTS))
+
+    def rename(doc: dict[str, Any]) -> None:
+        host = doc["hosts"].pop("db0004")
+        for record in host["controls"]:
+            record["host"] = "../../etc"
+        doc["hosts"]["../../etc"] = host
+
+    edit_doc(b, rename)
+    with pytest.raises(merge.MergeError, match=re.escape("host name '../../etc' is refused")):
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_a_results_json_not_as_walguard_writes_it_is_refused_in_one_line(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", range(0, 3))
+    b = write_run(tmp_path / "b", range(3, HOSTS))
+    edit_doc(b, lambda doc: doc["run"].pop("operator"))
+    with pytest.raises(merge.MergeError) as caught:
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
+    assert str(caught.value) == (f"{b}/results.json: $.run: 'operator' is a required property")
+
+
+def test_evidence_with_no_place_in_the_merged_run_is_refused(tmp_path: Path) -> None:
+    """Evidence a shard holds for a host another shard audited, or a loose file: it would be
+    mixed into another shard's evidence or left behind, so the merge stops instead."""
+    a = write_run(tmp_path / "a", range(0, 3))
+    b = write_run(tmp_path / "b", range(3, HOSTS))
+    (b / "evidence" / "db0001").mkdir()
+    (b / "evidence" / "db0001" / "collector.txt").write_text("not what db0001 said\n")
+    with pytest.raises(merge.MergeError, match="evidence of a host that another shard audited"):
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
+    shutil.rmtree(b / "evidence" / "db0001")
+    (b / "evidence" / "loose.txt").write_text("x\n")
+    with pytest.raises(merge.MergeError, match="a file where walguard writes a directory"):
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_unverified_shards_need_no_verify_and_the_merged_run_says_so(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
+) -> None:
+    _, issued = keys
+    a = write_run(tmp_path / "a", range(0, 3))
+    b = write_run(tmp_path / "b", range(3, HOSTS))
+    out = tmp_path / "merged"
+    with pytest.raises(merge.MergeError, match=re.escape(merge_shards.NEED_CA)) as caught:
+        merge.merge([a, b], out)
+    assert caught.value.code == merge.EXIT_USAGE
+    refused = walguard_merge(str(a), str(b), "--out", str(out))
+    assert refused.returncode == merge.EXIT_USAGE
+    assert refused.stderr == f"walguard: {merge_shards.NEED_CA}\n"
+    assert not out.exists()
+
+    done = walguard_merge(str(a), str(b), "--no-verify", "--out", str(out))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.count("NOT verified (--no-verify)") == 2
+    assert "no shard's signature was checked" in done.stderr
+    doc = results_json.read(out)
+    SCHEMA.validate(doc)
+    assert doc["run"]["merged"]["shards_verified"] is False
+    assert "--no-verify" in doc["run"]["merged"]["why"]
+    assert [s["verified"] for s in doc["run"]["shards"]] == [None, None]
+    page = (out / "report.html").read_text()
+    assert 'id="shards-unverified">Merged from shards that were not verified' in page
+    assert page.count("<b>not verified</b>") == 2
+
+    signed = tmp_path / "signed"
+    merge.merge([a, b], signed, no_verify=True, signer=key_of(issued))
+    listed = manifest.parse((signed / manifest.MANIFEST).read_bytes())
+    assert listed.metadata["shards_verified"] is False
+    assert "--no-verify" in listed.metadata["shards_verification"]
+
+
+def test_a_file_swapped_for_a_link_while_being_copied_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race between looking at an entry and opening it: the file is a file when looked at
+    and a link to a key of the controller when opened; O_NOFOLLOW refuses to follow it."""
+    a = write_run(tmp_path / "a", range(0, 3))
+    b = write_run(tmp_path / "b", range(3, HOSTS))
+    key = tmp_path / "merger.key"
+    key.write_text("the controller's key\n")
+    target = b / "evidence" / "db0004" / "collector.txt"
+    looked = os.stat
+
+    def look_then_swap(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        seen = looked(path, *args, **kwargs)
+        if path == target.name and not target.is_symlink() and seen.st_ino == looked(target).st_ino:
+            target.unlink()
+            target.symlink_to(key)
+        return seen
+
+    monkeypatch.setattr(untrusted_copy.os, "stat", look_then_swap)
+    changed = f"{b}: refused: evidence/db0004/collector.txt changed while being copied"
+    with pytest.raises(merge.MergeError, match=changed):
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
+    assert target.is_symlink()  # the swap did happen
+    assert not (tmp_path / "merged").exists()
+
+
+def test_names_that_are_not_utf8_and_trees_too_deep_are_refused(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", range(0, 3))
+    b = write_run(tmp_path / "b", range(3, HOSTS))
+    odd = os.fsencode(b / "evidence" / "db0004") + b"/\xff.txt"
+    os.close(os.open(odd, os.O_WRONLY | os.O_CREAT, 0o644))
+    with pytest.raises(merge.MergeError, match="a name that is not UTF-8"):
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
+    os.unlink(odd)
+    deep = b / "evidence" / "db0004" / "/".join(["d"] * (untrusted_copy.MAX_DEPTH + 2))
+    deep.mkdir(parents=True)
+    with pytest.raises(merge.MergeError, match="directories deep"):
+        merge.merge([a, b], tmp_path / "merged", no_verify=True)
+    assert not (tmp_path / "merged").exists()
