@@ -4,6 +4,7 @@ by its port, and a streaming standby that is promoted to a new timeline."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,3 +245,40 @@ def test_a_segment_copied_from_another_lab_host_is_foreign(
     result = audit(tmp_path)
     _only_db3_fails(result, {"WG-ACT-007"})
     assert f"{dst} comes from another cluster" in result.message("db3", "WG-ACT-007")
+
+
+PSQL = "sudo -n -u postgres psql -XAtq"
+ACTIVITY = {"WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}
+
+
+def _set_archive_command(lab: Lab, host: Any, command: str) -> None:
+    lab.ssh(host, f"{PSQL} -c \"ALTER SYSTEM SET archive_command = '{command}'\" "
+                  "-c 'SELECT pg_reload_conf()'")  # fmt: skip
+
+
+def _archived_counts(run_dir: Path, host: str) -> tuple[int, int]:
+    """pg_stat_archiver's archived_count before the listing (the collector's reading) and a
+    moment later (the server's statistics, round trip 2), from the run's evidence."""
+    collector = (run_dir / "evidence" / host / "collector.txt").read_text()
+    before = collector.split(" BEGIN archiver_before\n", 1)[1].split("|", 1)[0]
+    after = json.loads((run_dir / "evidence" / host / "postgresql.json").read_text())
+    return int(before), int(after["archiver"]["archived_count"])
+
+
+def test_archiving_that_goes_on_while_the_host_is_read_never_fails(
+    lab: Lab, db3: Any, tmp_path: Path
+) -> None:
+    """A backlog drains while the audit reads the host (each copy a little slow): segments are
+    archived between the archive's listing and the server's statistics. The archiver's activity
+    controls PASS (or say ERROR, naming the race); they never FAIL a complete archive."""
+    for attempt in range(3):
+        _set_archive_command(lab, db3, "false")
+        lab.ssh(db3, f"for i in $(seq 12); do {SWITCH}; done >/dev/null")
+        _set_archive_command(lab, db3, "sleep 0.4; test -f /pg_archive/%f || cp %p /pg_archive/%f")
+        root = tmp_path / f"race-{attempt}"
+        result = audit(tmp_path, "-k", "db3 and ACT", root=root)
+        assert not ACTIVITY & result.by_result("db3", "FAIL"), result.stdout
+        before, after = _archived_counts(next(root.iterdir()), "db3")
+        if after > before:
+            return  # the race happened, and nothing FAILed
+    pytest.fail("no segment was archived between the listing and the statistics in 3 tries")
