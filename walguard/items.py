@@ -27,7 +27,7 @@ from walguard.controls import Control
 from walguard.facts import HostFacts
 from walguard.fanout import Done, FanOut
 from walguard.inventory import Target
-from walguard.journal import previous_baseline
+from walguard.journal import Baselines, not_looked_up
 from walguard.judge import Verdict, judge
 from walguard.results import ERROR, NOT_APPLICABLE, PASS, Result
 from walguard.run import item_name
@@ -67,6 +67,9 @@ class FactsCache:
         self.collections: dict[str, int] = {}  # host -> collections made (should be 1)
         self.timing: dict[str, dict[str, Any]] = {}  # host -> when its facts were collected
         self.cancel = Cancel()  # ends the connections of an interrupted run
+        # WG-SYS-004's baselines from the previous verified run, set once by the plugin (on a
+        # worker, from what the controller found); until then every host's is unknown.
+        self.journal_baselines: Baselines = not_looked_up("the previous run was not looked up")
         self._fanout: FanOut | None = None
         # Per host, so hosts are collected side by side; re-entrant, as get() holds its host's
         # lock while it collects a host nobody prefetched.
@@ -153,15 +156,10 @@ class FactsCache:
     def _with_history(self, found: HostFacts) -> HostFacts:
         """The previous run's journal errors for this host: the baseline WG-SYS-004 compares."""
         platform = found.platform
-        if not found.reachable or platform is None or self.run_dir is None:
+        if not found.reachable or platform is None:
             return found
-        previous = previous_baseline(self.run_dir, found.host)
-        if previous is None:
-            return found
-        return replace(
-            found,
-            platform=replace(platform, journal_baseline=previous[0], baseline_run=previous[1]),
-        )
+        baseline = self.journal_baselines.for_host(found.host)
+        return replace(found, platform=replace(platform, journal_baseline=baseline))
 
     def _write_zone_evidence(self) -> None:
         if self.run_dir is None:

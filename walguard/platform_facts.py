@@ -16,6 +16,7 @@ from typing import TypeVar
 from walguard.boot_facts import BootPath, parse_boot
 from walguard.errors import FactUnavailable
 from walguard.facts import Part
+from walguard.journal import Baseline
 from walguard.sections import Section, need
 
 T = TypeVar("T")
@@ -114,9 +115,10 @@ class PlatformFacts:
     identity: Part[Identity] = field(default_factory=lambda: Part(error="not collected"))
     config: Part[ConfigState] = field(default_factory=lambda: Part(error="not collected"))
     tls_cert: Part[str] = field(default_factory=lambda: Part(error="not collected"))
-    # The previous run's journal errors for this host (None: no previous run), set by the run.
-    journal_baseline: tuple[str, ...] | None = None
-    baseline_run: str | None = None
+    # This host's journal errors in the previous verified run (walguard.journal), set by the run.
+    journal_baseline: Part[Baseline] = field(
+        default_factory=lambda: Part(error="the previous run was not looked up")
+    )
 
 
 def _part(parse: Callable[[dict[str, Section]], T], sections: dict[str, Section]) -> Part[T]:

@@ -233,6 +233,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Drift and retention keep to runs of the same hosts: the inventory and its --limit.
     plugin.inventory_key = history_module.selection_key(source, config.getoption("limit"))
     if run_dir is not None and not workerinput:
+        # The previous verified run, found once here: drift and WG-SYS-004 read the same one.
+        history.look_back(run_dir, plugin.inventory_key)
+    plugin.cache.journal_baselines = history.journal
+    if run_dir is not None and not workerinput:
         plugin.signer = signing
         plugin.info = RunInfo.start(
             run_dir.name,
@@ -328,14 +332,16 @@ class AuditPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """(xdist) tell each worker to group by host, where the run's evidence goes, and what
-        ansible-inventory answered (never written to disk: it may hold decrypted values)."""
+        """(xdist) tell each worker to group by host, where the run's evidence goes, what
+        ansible-inventory answered (never written to disk: it may hold decrypted values), and
+        the previous run the controller found (WG-SYS-004's baselines)."""
         if node.config.getoption("dist") == "loadgroup":
             node.workerinput["walguard_loadgroup"] = True
         if self.run.run_dir is not None:
             node.workerinput["walguard_run_dir"] = str(self.run.run_dir)
         if self.listing is not None:
             node.workerinput["walguard_inventory_listing"] = self.listing
+        node.workerinput.update(self.history.worker_input())
 
     # -- results --
 
@@ -438,7 +444,7 @@ class AuditPlugin:
         if self.info is None:
             return
         results = self.run.complete(why)
-        self.history.compare(results, self.run.run_dir, self.inventory_key)
+        self.history.compare(results, self.run.run_dir)
         self.history_doc = self.history.record(results, self.run.run_dir)
         failed = writer.write_run(
             self.run,

@@ -1,6 +1,7 @@
-"""What a run takes from before and leaves for after: waivers, `--baseline`, drift against the
-previous signed run, retention. The plugin calls these; the rules live in walguard.waivers,
-walguard.history, walguard.drift and walguard.retention.
+"""What a run takes from before and leaves for after: waivers, `--baseline`, the previous
+verified run (which drift and WG-SYS-004's journal baseline both read), retention. The plugin
+calls these; the rules live in walguard.waivers, walguard.history, walguard.drift,
+walguard.journal and walguard.retention.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any
 import pytest
 
 from walguard import drift, history, retention
+from walguard.journal import Baselines, not_looked_up
 from walguard.results import Result, badness
 from walguard.waivers import WaiverError, Waivers, load
 
 WAIVERS_COPY = "waivers.yml"  # the waivers file as this run used it, covered by the manifest
+# How the controller's previous run reaches xdist workers (which judge WG-SYS-004).
+PREVIOUS_RUN_KEY = "walguard_previous_run"
 
 
 def add_options(group: Any) -> None:
@@ -39,8 +43,8 @@ def add_options(group: Any) -> None:
         "--verify-ca",
         default=os.environ.get("WALGUARD_VERIFY_CA"),
         metavar="CA.pem",
-        help="CA that earlier runs (drift's previous run, --baseline) must verify against "
-        "(env WALGUARD_VERIFY_CA)",
+        help="CA that earlier runs (the previous run of drift and WG-SYS-004, --baseline) must "
+        "verify against; without it there is no previous run (env WALGUARD_VERIFY_CA)",
     )
     group.addoption(
         "--keep-runs",
@@ -61,6 +65,12 @@ class RunHistory:
     keep_runs: int | None = None
     drift: dict[str, Any] | None = None
     removed: list[Path] = field(default_factory=list)
+    # The one previous run of this audit (look_back, on the controller), and the journal
+    # baselines taken from it (on a worker, as the controller sent them).
+    previous: history.Previous | None = None
+    journal: Baselines = field(
+        default_factory=lambda: not_looked_up("the previous run was not looked up")
+    )
 
     @classmethod
     def from_config(
@@ -83,6 +93,12 @@ class RunHistory:
         if keep is not None and keep < 1:
             raise pytest.UsageError(f"--keep-runs {keep}: keep at least 1 run (this one)")
         out.keep_runs = keep
+        if not controller:
+            wire = getattr(config, "workerinput", {}).get(PREVIOUS_RUN_KEY)
+            if wire is not None:
+                out.journal = Baselines.from_wire(wire)
+            else:
+                out.journal = not_looked_up("the controller sent no previous run to this worker")
         baseline = config.getoption("baseline")
         if baseline and controller:
             try:
@@ -94,16 +110,19 @@ class RunHistory:
     def baseline_verdicts(self) -> dict[tuple[str, str], str] | None:
         return self.baseline.verdicts() if self.baseline is not None else None
 
-    def compare(self, results: list[Result], run_dir: Path, inventory: str) -> None:
-        """Drift against the previous signed run of this inventory. A previous run that a CA
-        was given for and that does not verify is not compared with: it is reported."""
-        previous, why = history.previous_signed(run_dir.parent, run_dir, inventory, self.verify_ca)
-        if previous is None:
-            self.drift = drift.none_found(why)
-        elif self.verify_ca is not None and not previous.verified:
-            self.drift = {"previous": previous.as_dict(), "error": previous.verification}
-        else:
-            self.drift = drift.compare(previous, results, run_dir)
+    def look_back(self, run_dir: Path, inventory: str) -> None:
+        """(controller) The previous verified run of this inventory and --limit, once, before
+        any control is judged: drift and WG-SYS-004 read the same one."""
+        self.previous = history.find_previous(run_dir.parent, run_dir, inventory, self.verify_ca)
+        self.journal = Baselines.of(self.previous)
+
+    def worker_input(self) -> dict[str, Any]:
+        return {PREVIOUS_RUN_KEY: self.journal.to_wire()}
+
+    def compare(self, results: list[Result], run_dir: Path) -> None:
+        """Drift against the previous run look_back found (and the runs it passed over)."""
+        previous = self.previous or history.Previous(None, "the previous run was not looked up")
+        self.drift = drift.section(previous, results, run_dir)
 
     def record(self, results: list[Result], run_dir: Path) -> dict[str, Any]:
         """The drift, waivers and baseline sections of results.json; the waivers file is
@@ -129,12 +148,7 @@ class RunHistory:
 
     def lines(self, doc: dict[str, Any]) -> list[str]:
         """For the terminal summary."""
-        found = doc.get("drift") or {}
-        if found.get("error"):
-            prev = found["previous"]
-            out = [f"drift: NOT COMPARED: previous run {prev['run']} {found['error']}"]
-        else:
-            out = drift.lines(found or None)
+        out = drift.lines(doc.get("drift"))
         for w in doc.get("waivers", {}).get("entries", []):
             if w["status"] == "expired":
                 still = ", ".join(w["no_longer_waived"]) or "nothing failing now"

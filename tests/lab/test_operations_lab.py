@@ -27,12 +27,17 @@ waivers:
 """
 
 
-@pytest.fixture
-def signing(tmp_path: Path) -> list[str]:
-    ca = pki.make_ca(tmp_path)
-    signer = pki.issue(tmp_path, ca, "nightly report signer")
+def signing_args(directory: Path) -> list[str]:
+    """Sign every run, and verify earlier runs against the same CA."""
+    ca = pki.make_ca(directory)
+    signer = pki.issue(directory, ca, "nightly report signer")
     return ["--sign-key", str(signer.key_path), "--sign-cert", str(signer.cert_path),
             "--verify-ca", str(ca.cert_path)]  # fmt: skip
+
+
+@pytest.fixture
+def signing(tmp_path: Path) -> list[str]:
+    return signing_args(tmp_path)
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ def test_drift_between_signed_runs_then_a_changed_previous_run_is_not_trusted(
     root = tmp_path / "nightly"
     first = audit(tmp_path, *signing, root=root)
     assert first.doc["drift"]["previous"] is None
-    assert "no earlier signed run" in first.doc["drift"]["note"]
+    assert "no earlier run of inventory" in first.doc["drift"]["note"]
 
     lab.walguard("lab", "scenario", "apply", db3.name, "archive-timeout-off")
     second = audit(tmp_path, *signing, root=root)
@@ -75,14 +80,19 @@ def test_drift_between_signed_runs_then_a_changed_previous_run_is_not_trusted(
     fixed = third.doc["drift"]["fixed"]
     assert [(e["host"], e["control"], e["now"]) for e in fixed] == [("db3", "WG-ARC-005", "PASS")]
 
-    # Someone edits the last signed run to hide a failure: the next run does not compare with
-    # it, and says why.
-    edited = root / third.doc["run"]["id"] / "results.json"
+    # Someone edits the last signed run to hide a failure: the next run passes over it, says
+    # why, and compares with the newest run that verifies (the second: db3 is fixed since).
+    third_id = third.doc["run"]["id"]
+    edited = root / third_id / "results.json"
     edited.write_text(edited.read_text().replace('"FAIL"', '"PASS"'))
     fourth = audit(tmp_path, *signing, root=root)
-    assert "changed: results.json" in fourth.doc["drift"]["error"]
-    assert "drift: NOT COMPARED" in fourth.stdout
-    assert 'id="drift-error"' in (root / fourth.doc["run"]["id"] / "report.html").read_text()
+    drift = fourth.doc["drift"]
+    assert drift["previous"]["run"] == second.doc["run"]["id"] and drift["previous"]["verified"]
+    [skipped] = drift["skipped"]
+    assert skipped["run"] == third_id and "changed: results.json" in skipped["why"]
+    assert [(e["host"], e["control"]) for e in drift["fixed"]] == [("db3", "WG-ARC-005")]
+    assert f"passed over run {third_id}: does not verify" in fourth.stdout
+    assert 'id="drift-skipped"' in (root / fourth.doc["run"]["id"] / "report.html").read_text()
 
 
 def _fail_then_recover_archiving(lab: Lab, host: Any) -> int:

@@ -12,40 +12,53 @@ import yaml
 
 from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import audit
+from tests.lab.test_operations_lab import signing_args
 from walguard.lab import settings
 
-NOISE_FREE = "first run: baseline recorded"
+ALONE = "no verified earlier run of this inventory: judged against the noise list alone"
 
 
-def test_journal_errors_are_judged_against_the_previous_run(lab: Lab, tmp_path: Path) -> None:
+def test_journal_errors_are_judged_against_the_previous_verified_run(
+    lab: Lab, tmp_path: Path
+) -> None:
     root = tmp_path / "reports"
+    signing = signing_args(tmp_path)
     runs = []
 
-    def run() -> Any:
-        result = audit(tmp_path, "-k", "WG-SYS-004", root=root)
+    def run(*extra: str) -> Any:
+        result = audit(tmp_path, "-k", "WG-SYS-004", *extra, root=root)
         runs.append(result)
         return result
 
-    first = run()
+    # No previous run: a pristine host's errors at boot are all known noise.
+    first = run(*signing)
     for host in lab.hosts:
         assert first.by_result(host.name, "PASS") == {"WG-SYS-004"}, first.stdout
-        assert first.message(host.name, "WG-SYS-004").startswith(NOISE_FREE)
+        assert ALONE in first.message(host.name, "WG-SYS-004")
+    first_id = first.doc["run"]["id"]
     db3 = lab.hosts[2]
     lab.walguard("lab", "scenario", "apply", db3.name, "journal-error")
     try:
-        second = run()
+        second = run(*signing)
         assert second.by_result(db3.name, "FAIL") == {"WG-SYS-004"}, second.stdout
         message = second.message(db3.name, "WG-SYS-004")
-        assert "1 new journal error(s)" in message and "simulated I/O error on /dev/sdb" in message
+        assert f"1 new journal error(s) (compared with run {first_id})" in message
+        assert "simulated I/O error on /dev/sdb" in message
         for other in lab.hosts[:2]:
             assert second.by_result(other.name, "PASS") == {"WG-SYS-004"}
-            assert "no error beyond the baseline of run" in second.message(other.name, "WG-SYS-004")
-        # The error is in the previous run's evidence now: the same error again is not new.
-        third = run()
+            assert f"compared with run {first_id}" in second.message(other.name, "WG-SYS-004")
+        # WG-SYS-004 and drift name the same previous run.
+        assert second.doc["drift"]["previous"]["run"] == first_id
+        # The error is in the previous verified run's evidence now: the same error is not new.
+        third = run(*signing)
         assert third.by_result(db3.name, "PASS") == {"WG-SYS-004"}, third.stdout
+        # Without a CA nothing earlier is evidence: the error is judged on the noise list.
+        unverified = run()
+        assert unverified.by_result(db3.name, "FAIL") == {"WG-SYS-004"}, unverified.stdout
+        assert ALONE in unverified.message(db3.name, "WG-SYS-004")
     finally:
         lab.walguard("lab", "scenario", "reset", db3.name)
-    assert len(list(root.iterdir())) == 3
+    assert len(list(root.iterdir())) == 4
 
 
 def test_the_zone_matrix_is_recorded_per_host(lab: Lab, tmp_path: Path) -> None:

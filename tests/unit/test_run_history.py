@@ -1,5 +1,6 @@
-"""Looking back at earlier runs: finding the previous signed run of an inventory and trusting it
-only when it verifies, drift, `--baseline` and retention, on real signed run directories."""
+"""Looking back at earlier runs: the previous run of an inventory is the newest that verifies
+(runs that do not are named and passed over, and without a CA there is none), drift,
+`--baseline` and retention, on real signed run directories."""
 
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ from walguard.signing.sign_run import sign_run
 INVENTORY = "/etc/walguard/prod.yml"
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[pki.Issued, pki.Issued]:
-    directory = tmp_path_factory.mktemp("pki")
+def make_keys(directory: Path) -> tuple[pki.Issued, pki.Issued]:
+    """A CA and a report signer it issued."""
     ca = pki.make_ca(directory)
     return ca, pki.issue(directory, ca, "report signer")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[pki.Issued, pki.Issued]:
+    return make_keys(tmp_path_factory.mktemp("pki"))
 
 
 def write_run(
@@ -34,6 +39,7 @@ def write_run(
     limit: str | None = None,
     failed_count: dict[str, int] | None = None,
     stats_reset: str = "2026-11-01 00:00:00+00",
+    journal: dict[str, str] | None = None,
     sign: pki.Issued | None = None,
 ) -> Path:
     run = root / name
@@ -47,14 +53,23 @@ def write_run(
     doc = {"schema_version": 1, "run": {"id": name, "inventory": record}, "hosts": hosts}
     (run / "results.json").write_text(json.dumps(doc))
     for host, count in (failed_count or {}).items():
-        (run / "evidence" / host).mkdir(parents=True)
+        (run / "evidence" / host).mkdir(parents=True, exist_ok=True)
         archiver = {"failed_count": count, "stats_reset": stats_reset,
                     "last_failed_wal": "000000010000000000000007" if count else None,
                     "last_failed_time": "2026-11-26 01:02:03+00" if count else None}  # fmt: skip
         (run / "evidence" / host / "postgresql.json").write_text(json.dumps({"archiver": archiver}))
+    for host, text in (journal or {}).items():
+        (run / "evidence" / host).mkdir(parents=True, exist_ok=True)
+        (run / "evidence" / host / "journal_errors.txt").write_text(text)
     if sign is not None:
         sign_run(run, signer.Signer(sign.key, sign.cert), {"run": name})
     return run
+
+
+def verified(run_dir: Path, ca: pki.Issued) -> history.EarlierRun:
+    found = history.load_verified(run_dir, ca.cert_path)
+    assert isinstance(found, history.EarlierRun), found
+    return found
 
 
 def results(verdicts: dict[tuple[str, str], str]) -> list[Result]:
@@ -64,7 +79,7 @@ def results(verdicts: dict[tuple[str, str], str]) -> list[Result]:
 NAMES = [f"20261126T0{i}0000Z-00000{i}" for i in range(1, 8)]
 
 
-def test_the_previous_signed_run_of_the_same_inventory_is_found_and_verified(
+def test_the_previous_run_is_the_newest_verified_run_of_the_same_inventory(
     tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
 ) -> None:
     ca, signed_by = keys
@@ -72,14 +87,17 @@ def test_the_previous_signed_run_of_the_same_inventory_is_found_and_verified(
     write_run(tmp_path, NAMES[1], {("db1", "WG-ARC-001"): PASS}, inventory="/other.yml",
               sign=signed_by)  # fmt: skip
     write_run(tmp_path, NAMES[2], {("db1", "WG-ARC-001"): PASS})  # not signed: not evidence
-    current = tmp_path / NAMES[3]
-    found, _ = history.previous_signed(tmp_path, current, INVENTORY, ca.cert_path)
-    assert found is not None and found.path.name == NAMES[0] and found.verified
-    unverified, _ = history.previous_signed(tmp_path, current, INVENTORY, None)
-    assert unverified is not None and not unverified.verified
-    assert "no CA" in unverified.verification
-    none, why = history.previous_signed(tmp_path, tmp_path / NAMES[0], INVENTORY, None)
-    assert none is None and "no earlier signed run" in why
+    (tmp_path / NAMES[3]).mkdir()  # no results.json: not a run of anything
+    current = tmp_path / NAMES[4]
+    found = history.find_previous(tmp_path, current, INVENTORY, ca.cert_path)
+    assert found.run is not None and found.run.path.name == NAMES[0] and found.run.verified
+    # Passed over and named: this inventory's run that is not evidence; not other inventories'.
+    assert [(s.path.name, s.why) for s in found.skipped] == [(NAMES[2], "not signed")]
+    # Without a CA nothing verifies: there is no previous run, and it says why.
+    none = history.find_previous(tmp_path, current, INVENTORY, None)
+    assert none.run is None and "no CA to verify earlier runs with" in none.note
+    first = history.find_previous(tmp_path, tmp_path / NAMES[0], INVENTORY, ca.cert_path)
+    assert first.run is None and f"no earlier run of inventory {INVENTORY}" in first.note
 
 
 def test_a_limited_run_and_a_whole_run_are_not_each_others_previous_run(
@@ -93,15 +111,15 @@ def test_a_limited_run_and_a_whole_run_are_not_each_others_previous_run(
     write_run(tmp_path, NAMES[1], {("db1", "WG-ARC-001"): PASS}, limit="web", sign=signed_by)
     write_run(tmp_path, NAMES[2], {("db1", "WG-ARC-001"): PASS}, limit="db1", sign=signed_by)
     current = tmp_path / NAMES[3]
-    whole, _ = history.previous_signed(tmp_path, current, INVENTORY, ca.cert_path)
-    assert whole is not None and whole.path.name == NAMES[0]
+    whole = history.find_previous(tmp_path, current, INVENTORY, ca.cert_path)
+    assert whole.run is not None and whole.run.path.name == NAMES[0] and whole.skipped == ()
     key = history.selection_key(INVENTORY, "web")
-    limited, _ = history.previous_signed(tmp_path, current, key, ca.cert_path)
-    assert limited is not None and limited.path.name == NAMES[1]
-    none, why = history.previous_signed(
-        tmp_path, current, history.selection_key(INVENTORY, "db2"), None
+    limited = history.find_previous(tmp_path, current, key, ca.cert_path)
+    assert limited.run is not None and limited.run.path.name == NAMES[1]
+    none = history.find_previous(
+        tmp_path, current, history.selection_key(INVENTORY, "db2"), ca.cert_path
     )
-    assert none is None and f"inventory {INVENTORY} --limit db2" in why
+    assert none.run is None and f"inventory {INVENTORY} --limit db2" in none.note
     current.mkdir()
     assert retention.prune(tmp_path, current, INVENTORY, 1) == []  # the whole run is signed
     for name in NAMES[4:6]:
@@ -111,30 +129,41 @@ def test_a_limited_run_and_a_whole_run_are_not_each_others_previous_run(
     assert [d.name for d in removed] == [NAMES[4]]  # unsigned; the newest signed db1 run stays
 
 
-def test_a_changed_previous_run_does_not_verify(
+def test_a_changed_run_is_named_and_passed_over_for_the_older_verified_one(
     tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
 ) -> None:
     ca, signed_by = keys
-    run = write_run(tmp_path, NAMES[0], {("db1", "WG-ARC-001"): FAIL}, sign=signed_by)
+    write_run(tmp_path, NAMES[0], {("db1", "WG-ARC-001"): FAIL}, sign=signed_by)
+    run = write_run(tmp_path, NAMES[1], {("db1", "WG-ARC-001"): FAIL}, sign=signed_by)
     doc = json.loads((run / "results.json").read_text())
     doc["hosts"]["db1"]["controls"][0]["result"] = PASS  # someone makes history look better
     (run / "results.json").write_text(json.dumps(doc))
-    found, _ = history.previous_signed(tmp_path, tmp_path / NAMES[1], INVENTORY, ca.cert_path)
-    assert found is not None and not found.verified
-    assert "changed: results.json" in found.verification
+    found = history.find_previous(tmp_path, tmp_path / NAMES[2], INVENTORY, ca.cert_path)
+    assert found.run is not None and found.run.path.name == NAMES[0]
+    [skipped] = found.skipped
+    assert skipped.path == run and "changed: results.json" in skipped.why
+    section = drift.section(found, results({("db1", "WG-ARC-001"): FAIL}), tmp_path / NAMES[2])
+    assert section["previous"]["run"] == NAMES[0]
+    assert section["skipped"] == [{"run": NAMES[1], "dir": str(run), "why": skipped.why}]
+    text = "\n".join(drift.lines(section))
+    assert f"drift since run {NAMES[0]} (signature and every file verified" in text
+    assert f"passed over run {NAMES[1]}: does not verify" in text
     with pytest.raises(history.BaselineError, match="does not verify"):
         history.load_baseline(run, ca.cert_path)
 
 
-def test_drift_names_what_changed_and_archive_failures_in_between(tmp_path: Path) -> None:
+def test_drift_names_what_changed_and_archive_failures_in_between(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
+) -> None:
+    ca, signed_by = keys
     before = {("db1", "WG-ARC-001"): PASS, ("db1", "WG-ARC-005"): FAIL,
               ("db2", "WG-ARC-001"): PASS, ("gone", "WG-ARC-001"): PASS}  # fmt: skip
-    prev_dir = write_run(tmp_path, NAMES[0], before, failed_count={"db1": 2, "db2": 5})
+    prev_dir = write_run(tmp_path, NAMES[0], before, failed_count={"db1": 2, "db2": 5},
+                         sign=signed_by)  # fmt: skip
     now = {("db1", "WG-ARC-001"): FAIL, ("db1", "WG-ARC-005"): PASS,
            ("db2", "WG-ARC-001"): ERROR, ("new", "WG-ARC-001"): FAIL}  # fmt: skip
     run_dir = write_run(tmp_path, NAMES[1], now, failed_count={"db1": 4, "db2": 5})
-    previous = history.EarlierRun(prev_dir, history.read_doc(prev_dir) or {}, True, "ok")
-    d = drift.compare(previous, results(now), run_dir)
+    d = drift.compare(verified(prev_dir, ca), results(now), run_dir)
     assert [(e["host"], e["control"]) for e in d["newly_failing"]] == [("db1", "WG-ARC-001")]
     assert [(e["host"], e["before"], e["now"]) for e in d["newly_error"]] == [("db2", PASS, ERROR)]
     assert [(e["host"], e["control"]) for e in d["fixed"]] == [("db1", "WG-ARC-005")]
@@ -149,17 +178,29 @@ def test_drift_names_what_changed_and_archive_failures_in_between(tmp_path: Path
     assert "failed_count 2 -> 4" in text
 
 
-def test_reset_or_missing_archiver_statistics_are_said_never_read_as_no_failures(
-    tmp_path: Path,
+def test_reset_missing_or_swapped_archiver_statistics_are_said_never_read_as_no_failures(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
 ) -> None:
-    verdicts = {("db1", "WG-ARC-001"): PASS, ("db2", "WG-ARC-001"): PASS}
-    prev_dir = write_run(tmp_path, NAMES[0], verdicts, failed_count={"db1": 9})
-    run_dir = write_run(tmp_path, NAMES[1], verdicts, failed_count={"db1": 1, "db2": 0},
+    ca, signed_by = keys
+    verdicts = {("db1", "WG-ARC-001"): PASS, ("db2", "WG-ARC-001"): PASS,
+                ("db3", "WG-ARC-001"): PASS}  # fmt: skip
+    prev_dir = write_run(tmp_path, NAMES[0], verdicts, failed_count={"db1": 9, "db3": 4},
+                         sign=signed_by)  # fmt: skip
+    run_dir = write_run(tmp_path, NAMES[1], verdicts, failed_count={"db1": 1, "db2": 0, "db3": 4},
                         stats_reset="2026-11-26 03:00:00+00")  # fmt: skip
-    previous = history.EarlierRun(prev_dir, history.read_doc(prev_dir) or {}, True, "ok")
+    previous = verified(prev_dir, ca)
+    # After the run verified, someone lowers db3's earlier count: an increase would hide.
+    swapped = prev_dir / "evidence" / "db3" / "postgresql.json"
+    swapped.write_text(swapped.read_text().replace('"failed_count": 4', '"failed_count": 0'))
     d = drift.compare(previous, results(verdicts), run_dir)
-    kinds = {a["host"]: a["kind"] for a in d["archive_failures"]}
-    assert kinds == {"db1": "reset", "db2": "unknown"}
+    found = {a["host"]: (a["kind"], a.get("why", "")) for a in d["archive_failures"]}
+    assert {host: kind for host, (kind, _) in found.items()} == {
+        "db1": "reset",
+        "db2": "unknown",
+        "db3": "unknown",
+    }
+    assert found["db2"][1] == "no pg_stat_archiver reading in the previous run"
+    assert "changed since its run was verified" in found["db3"][1]
 
 
 def test_the_baseline_gate_fails_only_on_what_is_worse() -> None:
@@ -177,15 +218,24 @@ def test_the_baseline_gate_fails_only_on_what_is_worse() -> None:
     assert exit_status(waived, "low", baseline={}) == 0
 
 
-def test_a_baseline_must_be_a_walguard_run(tmp_path: Path) -> None:
+def test_a_baseline_must_be_a_walguard_run_that_verifies(
+    tmp_path: Path, keys: tuple[pki.Issued, pki.Issued]
+) -> None:
+    ca, signed_by = keys
     with pytest.raises(history.BaselineError, match="not a directory"):
-        history.load_baseline(tmp_path / "nope", None)
+        history.load_baseline(tmp_path / "nope", ca.cert_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(history.BaselineError, match=r"no readable walguard results\.json"):
-        history.load_baseline(tmp_path / "empty", None)
-    run = write_run(tmp_path, NAMES[0], {("db1", "WG-ARC-001"): FAIL})
-    loaded = history.load_baseline(run, None)
-    assert loaded.verdicts() == {("db1", "WG-ARC-001"): FAIL} and not loaded.verified
+        history.load_baseline(tmp_path / "empty", ca.cert_path)
+    unsigned = write_run(tmp_path, NAMES[0], {("db1", "WG-ARC-001"): FAIL})
+    with pytest.raises(history.BaselineError, match=f"--baseline {unsigned}: not signed"):
+        history.load_baseline(unsigned, ca.cert_path)
+    run = write_run(tmp_path, NAMES[1], {("db1", "WG-ARC-001"): FAIL}, sign=signed_by)
+    # A baseline excuses failures: without a CA to verify it with, it is refused.
+    with pytest.raises(history.BaselineError, match="needs --verify-ca"):
+        history.load_baseline(run, None)
+    loaded = history.load_baseline(run, ca.cert_path)
+    assert loaded.verdicts() == {("db1", "WG-ARC-001"): FAIL} and loaded.verified
 
 
 def test_retention_keeps_the_newest_n_and_the_newest_signed_run(

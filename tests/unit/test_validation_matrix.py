@@ -15,6 +15,7 @@ from tests.unit.test_platform_facts import pristine, with_section
 from walguard.controls import FUNCTIONS, load_all
 from walguard.facts import HostFacts, Part, Setting
 from walguard.inventory import Target
+from walguard.journal import Baseline
 from walguard.judge import judge
 from walguard.platform_facts import ConfigState, FileSetting, PlatformFacts, parse_platform
 from walguard.policy import Policy
@@ -73,15 +74,26 @@ def test_the_pristine_lab_host_passes(control: str) -> None:
     assert v.result == "PASS", v.message
 
 
-def test_first_run_records_the_journal_baseline_then_compares() -> None:
-    first = verdict("WG-SYS-004")
-    assert first.result == "PASS" and first.message.startswith("first run: baseline recorded")
+def test_journal_errors_are_judged_against_the_previous_run_or_the_noise_list_alone() -> None:
     p = parse_platform(pristine())
-    later = dataclasses.replace(p, journal_baseline=(), baseline_run="R1")
-    v = verdict("WG-SYS-004", later)
+    # Nobody looked up the previous run: nothing to judge against, never a pass.
+    unknown = verdict("WG-SYS-004", p)
+    assert unknown.result == "ERROR" and "not looked up" in unknown.message
+    alone = dataclasses.replace(p, journal_baseline=Part(Baseline(None, None, "no verified run")))
+    v = verdict("WG-SYS-004", alone)
     assert v.result == "FAIL" and "kex_exchange_identification" in v.message
-    noisy = verdict("WG-SYS-004", later, policy=Policy(zones=ZONES, journal_noise=("kex_",)))
+    assert "(no verified run)" in v.message
+    noisy = verdict("WG-SYS-004", alone, policy=Policy(zones=ZONES, journal_noise=("kex_",)))
     assert noisy.result == "PASS"
+    line = p.journal.get()[0].replace("sshd[80]", "sshd[81]").replace("01:40:58", "02:00:00")
+    later = dataclasses.replace(p, journal_baseline=Part(Baseline((line,), "R1")))
+    same = verdict("WG-SYS-004", later)
+    assert same.result == "PASS" and same.message.endswith("(compared with run R1)")
+    fresh = dataclasses.replace(p, journal_baseline=Part(Baseline((), "R1")))
+    v = verdict("WG-SYS-004", fresh)
+    assert v.result == "FAIL" and v.message.startswith(
+        "1 new journal error(s) (compared with run R1)"
+    )
 
 
 @pytest.mark.parametrize(

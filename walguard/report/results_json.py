@@ -125,7 +125,7 @@ def build(
         "summary": summary(hosts),
         "controls": dict(sorted(controls.items())),
         "hosts": hosts,
-        # What changed since the previous signed run (walguard.drift); the plugin fills it in.
+        # What changed since the previous verified run (walguard.drift); the plugin fills it in.
         "drift": None,
     }
 
