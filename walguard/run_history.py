@@ -15,8 +15,8 @@ import pytest
 from walguard import drift, history, retention
 from walguard.controls import REGISTRY
 from walguard.results import Result, badness
+from walguard.waiver_approval import check_max_days
 from walguard.waiver_approval import load as load_waivers
-from walguard.waiver_approval import max_days
 from walguard.waivers import CRITICAL, MAX_DAYS, WaiverError, Waivers
 
 WAIVERS_COPY = "waivers.yml"  # the waivers file as this run used it, covered by the manifest
@@ -196,7 +196,7 @@ def _approved_waivers(
     # to them too. load_all has put every known control in the registry.
     severities = {c: REGISTRY[c].severity if c in REGISTRY else CRITICAL for c in known_controls}
     try:
-        days = max_days(config.getoption("waiver_max_days"), "--waiver-max-days")
+        days = check_max_days(config.getoption("waiver_max_days"), "--waiver-max-days")
         return load_waivers(path, severities, Path(ca), max_days=days)
     except WaiverError as exc:
         raise pytest.UsageError(f"waivers: {exc}") from None

@@ -56,7 +56,7 @@ def cms_command(signature: Path, content: Path, ca: Path) -> list[str]:
             "-purpose", "any", "-out", "/dev/null"]  # fmt: skip
 
 
-def max_days(value: int, where: str) -> int:
+def check_max_days(value: int, where: str) -> int:
     if not 1 <= value <= MAX_DAYS_LIMIT:
         raise WaiverError(
             f"{where} {value}: a critical control's waiver expires within 1 to {MAX_DAYS_LIMIT} "
@@ -159,10 +159,13 @@ def approve(path: Path, key: signer.Signer, rules: Rules) -> Approval:
     signature = key.sign(data)
     out = signature_path(path)
     # Whole or not at all: an audit reading a half-written approval would refuse the file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(signature)
-    os.replace(tmp, out)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(signature)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise WaiverError(f"{out}: cannot write the approval: {exc.strerror}") from None
     return Approval(approver, key.cert, signature, "")
 
 
@@ -181,7 +184,7 @@ def command(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         given = args.waiver_max_days
-        days = max_days(MAX_DAYS if given is None else given, "--waiver-max-days")
+        days = check_max_days(MAX_DAYS if given is None else given, "--waiver-max-days")
         key = signer.load(opts)
         every = load_all(CHECKS_DIR, [Path(d) for d in args.checks])
         severities = {c.id: c.severity for c in every.values()}

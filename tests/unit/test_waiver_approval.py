@@ -126,6 +126,8 @@ def _changed(path: Path) -> None:
         ("the CA itself", "approved with the CA certificate CN=walguard test CA,O=walguard tests: "
          "an approval is signed with a person's own certificate"),
         ("garbage", "waivers.yml.p7s is not an approval of this file"),
+        ("critical for ever", "waivers.yml:9: key 'hosts': WG-ARC-001 is a critical control: "
+         "its waiver names each host"),
     ],
     ids=lambda v: v if len(v) < 30 else "-",
 )  # fmt: skip
@@ -141,6 +143,10 @@ def test_an_approval_that_does_not_hold_is_refused(
         "cyrillic approver": lambda: signed_anyway(tmp_path, people.cyrillic),
         "the CA itself": lambda: signed_anyway(tmp_path, people.ca),
         "garbage": lambda: write(tmp_path),
+        # Signed, but a rule the approval cannot lift: every host, for ever, on a critical one.
+        "critical for ever": lambda: signed_anyway(
+            tmp_path, people.jones, WAIVERS.replace("[db1, db2]", '"*"').replace(SOON, "9999-12-31")
+        ),
     }[case]()
     if case == "changed after approval":
         _changed(path)
@@ -263,7 +269,7 @@ def audit(tmp_path: Path, inventory: Path, *args: str) -> tuple[Any, Any]:
     return done, (runs[-1].parent if runs else None)
 
 
-@pytest.mark.parametrize("case", ["unapproved", "changed", "another CA", "no CA"])
+@pytest.mark.parametrize("case", ["unapproved", "changed", "another CA", "no CA", "max days"])
 def test_the_audit_stops_before_any_host_on_a_waiver_file_that_does_not_hold(
     tmp_path: Path, people: People, inventory: Path, case: str
 ) -> None:
@@ -272,13 +278,19 @@ def test_the_audit_stops_before_any_host_on_a_waiver_file_that_does_not_hold(
         _changed(path)
     ca = people.other_ca if case == "another CA" else people.ca
     trust = [] if case == "no CA" else ["--approver-ca", str(ca.cert_path)]
+    if case == "max days":
+        trust += ["--waiver-max-days", "400"]
     done, run = audit(tmp_path, inventory, "--waivers", str(path), *trust)
     assert done.returncode == 4, done.stdout + done.stderr
     assert run is None and not (tmp_path / "reports").exists()  # nothing started
     (line,) = [x for x in done.stderr.splitlines() if "waivers:" in x]
-    assert f"waivers: {path}" in line
+    assert f"waivers: {path}" in line or case == "max days"
     if case == "no CA":
         assert "give the approvers' CA with --approver-ca CA.pem" in line
+    if case == "max days":
+        assert line.endswith("--waiver-max-days 400: a critical control's waiver expires within "
+                             "1 to 365 days (a critical risk is accepted again at least once a "
+                             "year)")  # fmt: skip
 
 
 def test_the_run_keeps_the_file_and_its_approval_under_its_signature(
