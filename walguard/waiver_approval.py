@@ -115,18 +115,22 @@ def verify(path: Path, data: bytes, ca: Path) -> Approval:
 
 
 def _approver(path: Path, cert: x509.Certificate) -> Approver:
+    subject = cert.subject.rfc4514_string()
     try:
         basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if basic.ca:
-            raise WaiverError(
-                f"{path}: approved with the CA certificate {cert.subject.rfc4514_string()}: an "
-                "approval is signed with a person's own certificate"
-            )
+        ca = basic.ca
     except x509.ExtensionNotFound:
-        pass
+        ca = False
+    except ValueError as exc:  # cryptography parses extensions only when asked for them
+        raise WaiverError(f"{path}: the approver's certificate {subject}: {exc}") from None
+    if ca:
+        raise WaiverError(
+            f"{path}: approved with the CA certificate {subject}: an approval is signed with a "
+            "person's own certificate"
+        )
     try:
         return approver_of(cert)
-    except IdentityError as exc:
+    except ValueError as exc:  # IdentityError, or an extension that cannot be parsed
         raise WaiverError(f"{path}: {exc}") from None
 
 
