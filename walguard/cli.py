@@ -1,5 +1,6 @@
 """The `walguard` command: `walguard audit` audits, `walguard verify` checks a signed run,
-`walguard sign` signs a written run, `walguard lab ...` manages the local lab."""
+`walguard sign` signs a written run, `walguard waivers approve` approves a waivers file,
+`walguard lab ...` manages the local lab."""
 
 from __future__ import annotations
 
@@ -125,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         "name", nargs="?", metavar="NAME", help="e.g. systemd/walguard-audit@.service"
     )
     _merge_command(sub)
+    _waivers_command(sub)
     return parser
 
 
@@ -231,6 +233,45 @@ def _merge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     merge.add_argument("--tsa-url", default=None, metavar="URL")
 
 
+def _waivers_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    waivers = sub.add_parser("waivers", help="approve a waivers file (accepted risks)")
+    waivers_sub = waivers.add_subparsers(dest="waivers_command", required=True)
+    approve = waivers_sub.add_parser(
+        "approve",
+        help="sign FILE as its approver: writes FILE.p7s, which `walguard audit --waivers FILE` "
+        "requires",
+        description="Checks FILE as the audit will (every key, control ids, the rules for "
+        "critical controls) and that no waiver's author is the approver (the certificate's "
+        "holder), then signs FILE's exact bytes with the approver's key: a detached CMS "
+        "signature, FILE.p7s. Any later change to FILE voids the approval. Exit status: 0 "
+        "approved, 2 refused (the reason on one line).",
+    )
+    approve.add_argument("file", metavar="FILE")
+    for name, what in SIGN_OPTIONS.items():
+        what = what.replace("signs the run's manifest", "approves the waivers")
+        approve.add_argument(f"--sign-{name}", default=None, metavar="FILE", help=what)
+    approve.add_argument(
+        "--checks",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of your own controls that FILE waives (repeatable; as for audit)",
+    )
+    approve.add_argument(
+        "--waiver-max-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a critical control's waiver expires within N days (as for audit; default 90)",
+    )
+    approve.add_argument(
+        "--approver-ca",
+        default=None,
+        metavar="CA.pem",
+        help="also verify the new approval against this CA, as the audit will",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -260,6 +301,10 @@ def _main(argv: list[str] | None) -> int:
         from walguard.merge import command
 
         return command(args)
+    if args.command == "waivers":
+        from walguard import waiver_approval
+
+        return waiver_approval.command(args)
     try:
         return _dispatch(args)
     except LabError as exc:

@@ -7,7 +7,6 @@ walguard.journal and walguard.retention.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,23 +14,41 @@ from typing import Any
 import pytest
 
 from walguard import drift, history, retention
+from walguard.controls import REGISTRY
 from walguard.journal import Baselines, not_looked_up
 from walguard.results import Result, badness
-from walguard.waivers import WaiverError, Waivers, load
+from walguard.waiver_approval import check_max_days
+from walguard.waiver_approval import load as load_waivers
+from walguard.waivers import CRITICAL, MAX_DAYS, WaiverError, Waivers
 
 WAIVERS_COPY = "waivers.yml"  # the waivers file as this run used it, covered by the manifest
 # How the controller's previous run reaches xdist workers (which judge WG-SYS-004).
 PREVIOUS_RUN_KEY = "walguard_previous_run"
+APPROVAL_COPY = "waivers.yml.p7s"  # and its approval, beside it
+
+
+# The waivers' options, each also from the environment: (option, variable, metavar, help).
+WAIVER_OPTIONS = (
+    ("--waivers", "WALGUARD_WAIVERS", "FILE",
+     "accepted risks (YAML: control, hosts, reason, author, expires, ticket), approved by "
+     "FILE.p7s (`walguard waivers approve`); a waived failure is WAIVED and does not fail the "
+     "gate"),
+    ("--approver-ca", "WALGUARD_APPROVER_CA", "CA.pem",
+     "CA that the waivers file's approval must verify against, and only it; when not "
+     "given, --verify-ca"),
+    ("--waiver-max-days", "WALGUARD_WAIVER_MAX_DAYS", "N",
+     f"a waiver of a critical control expires within N days of today, 1 to 365, by "
+     f"default {MAX_DAYS}"),
+)  # fmt: skip
 
 
 def add_options(group: Any) -> None:
-    group.addoption(
-        "--waivers",
-        default=os.environ.get("WALGUARD_WAIVERS"),
-        metavar="FILE",
-        help="accepted risks (YAML: control, hosts, reason, author, approver, expires, ticket); "
-        "a waived failure is WAIVED and does not fail the gate (env WALGUARD_WAIVERS)",
-    )
+    for flag, env, metavar, what in WAIVER_OPTIONS:
+        days = flag == "--waiver-max-days"
+        # argparse converts a string default with `type` too: a bad value is a usage error.
+        default = os.environ.get(env) or (MAX_DAYS if days else None)
+        kind = {"type": int} if days else {}
+        group.addoption(flag, **kind, default=default, metavar=metavar, help=f"{what} (env {env})")
     group.addoption(
         "--baseline",
         default=None,
@@ -85,10 +102,7 @@ class RunHistory:
                 raise pytest.UsageError(f"--verify-ca {ca}: no such file")
         waivers = config.getoption("waivers")
         if waivers:
-            try:
-                out.waivers = load(Path(waivers), known_controls)
-            except WaiverError as exc:
-                raise pytest.UsageError(f"waivers: {exc}") from None
+            out.waivers = _approved_waivers(config, Path(waivers), known_controls, ca)
         keep = config.getoption("keep_runs")
         if keep is not None and keep < 1:
             raise pytest.UsageError(f"--keep-runs {keep}: keep at least 1 run (this one)")
@@ -129,8 +143,13 @@ class RunHistory:
         copied into the run so that the signed manifest covers what was waived, and by what."""
         doc: dict[str, Any] = {"drift": self.drift}
         if self.waivers is not None:
-            shutil.copyfile(self.waivers.path, run_dir / WAIVERS_COPY)
-            doc["waivers"] = {**self.waivers.record(results), "copied_as": WAIVERS_COPY}
+            # The bytes that were verified and read, not the file again: it may have changed.
+            (run_dir / WAIVERS_COPY).write_bytes(self.waivers.data)
+            record = self.waivers.record(results)
+            if self.waivers.approval is not None:
+                (run_dir / APPROVAL_COPY).write_bytes(self.waivers.approval.signature)
+                record["approval"]["copied_as"] = APPROVAL_COPY
+            doc["waivers"] = {**record, "copied_as": WAIVERS_COPY}
         if self.baseline is not None:
             before = self.baseline.verdicts()
             worse = [
@@ -174,3 +193,24 @@ class RunHistory:
             ]
         out += [f"retention: removed {p}" for p in self.removed]
         return out
+
+
+def _approved_waivers(
+    config: pytest.Config, path: Path, known_controls: set[str], verify_ca: str | None
+) -> Waivers:
+    """The waivers file, its approval verified against --approver-ca (else --verify-ca): with
+    neither, nothing could tell who approved it, so that is a usage error too."""
+    ca = config.getoption("approver_ca") or verify_ca
+    if not ca:
+        raise pytest.UsageError(
+            f"waivers: {path}: its approval cannot be checked: give the approvers' CA with "
+            "--approver-ca CA.pem (or WALGUARD_APPROVER_CA, or --verify-ca)"
+        )
+    # Severity decides the rules for critical controls; a control of unknown severity is held
+    # to them too. load_all has put every known control in the registry.
+    severities = {c: REGISTRY[c].severity if c in REGISTRY else CRITICAL for c in known_controls}
+    try:
+        days = check_max_days(config.getoption("waiver_max_days"), "--waiver-max-days")
+        return load_waivers(path, severities, Path(ca), max_days=days)
+    except WaiverError as exc:
+        raise pytest.UsageError(f"waivers: {exc}") from None
