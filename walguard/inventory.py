@@ -76,6 +76,7 @@ from walguard.inventory_model import (
     fail,
     host_names,
     kind,
+    shown,
 )
 from walguard.inventory_yaml import VAULT_FILE_HEADER, YamlMap, layer, read_yaml
 
@@ -209,7 +210,7 @@ class _YamlReader:
                 f"'all' group), got {got}"
             )
         if "all" not in doc:
-            found = ", ".join(repr(key) for key in doc) or "nothing"
+            found = ", ".join(shown(str(key)) for key in doc) or "nothing"
             fail(self.inv.origin(doc.line), "top level", f"expected an 'all' group, found {found}")
         for name, body in doc.items():
             # Other top-level groups are children of all, as in Ansible.
@@ -246,7 +247,7 @@ class _YamlReader:
                 fail(
                     self.inv.origin(key_line),
                     key_where,
-                    f"unexpected key {key!r} in group {name!r}; "
+                    f"unexpected key {shown(str(key))} in group {shown(str(name))}; "
                     "expected only hosts, vars and children",
                 )
 
@@ -284,4 +285,4 @@ class _YamlReader:
             names = host_names(pattern, host_where, origin)
             found = layer(host_vars, host_where, origin)
             for name in names:
-                self.inv.add_host(name, group, found)
+                self.inv.add_host(name, group, found, origin, host_where)
