@@ -54,7 +54,13 @@ Anything walguard cannot be sure it reads as Ansible would (duplicate keys, Vaul
 unknown group keys, two files for the same group_vars name, a malformed range) is an error, and
 every host's walguard_* policy is validated at load time, so that a bad inventory fails before
 any host is contacted. Ansible's password variables (``ansible_become_password`` ...) are kept
-as `Secret`s, shown as a placeholder; walguard never needs them.
+as `Secret`s, shown as a placeholder; walguard never needs them, and an error that quotes
+inventory text hides what follows their names.
+
+Whatever the source, its values are data: every host and group name is one plain name
+(`walguard.inventory_model.bad_name`: it becomes a directory name and an ssh destination),
+the ssh arguments are an allow-list of options (`walguard.inventory_ssh`), YAML aliases expand
+to a bounded size (`walguard.yaml_limit`) and so do the hosts' copies of their variables.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from walguard.inventory_model import (
     Target,
     check_host_name,
     fail,
+    masked,
 )
 
 INSTALL_HINT = "pip install 'walguard[ansible]'"
@@ -138,7 +139,8 @@ def _why(stderr: str, returncode: int) -> str:
     refusals = [f"{plugin}: {reason}" for plugin, reason in _PLUGIN_FAILED.findall(stderr)]
     if refusals:
         text += f" (plugins tried: {'; '.join(refusals)})"
-    text = " ".join(text.split())
+    # Ansible's own messages may quote an inventory line: a password in it is hidden.
+    text = masked(" ".join(text.split()))
     return text if len(text) <= 800 else text[:797] + "..."
 
 

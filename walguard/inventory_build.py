@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from walguard.inventory_copy import CopyBudget, plain
 from walguard.inventory_model import (
     DIGITS,
     Connection,
-    CopyBudget,
     InventoryError,
     Layer,
     Origin,
@@ -27,7 +27,6 @@ from walguard.inventory_model import (
     fail,
     is_secret_name,
     kind,
-    plain,
     shown,
 )
 from walguard.inventory_yaml import layer, read_yaml

@@ -14,7 +14,7 @@ import yaml
 from walguard.facts import HostFacts
 from walguard.inventory import InventoryError, load_inventory
 from walguard.inventory_ansible import find_ansible_inventory, targets_from_listing
-from walguard.inventory_model import MAX_VALUES
+from walguard.inventory_copy import MAX_VALUES
 from walguard.items import write_evidence
 from walguard.yaml_limit import MAX_NODES, BoundedSafeLoader
 
