@@ -54,7 +54,13 @@ Anything walguard cannot be sure it reads as Ansible would (duplicate keys, Vaul
 unknown group keys, two files for the same group_vars name, a malformed range) is an error, and
 every host's walguard_* policy is validated at load time, so that a bad inventory fails before
 any host is contacted. Ansible's password variables (``ansible_become_password`` ...) are kept
-as `Secret`s, shown as a placeholder; walguard never needs them.
+as `Secret`s, shown as a placeholder; walguard never needs them, and an error that quotes
+inventory text hides what follows their names.
+
+Whatever the source, its values are data: every host and group name is one plain name
+(`walguard.inventory_model.bad_name`: it becomes a directory name and an ssh destination),
+the ssh arguments are an allow-list of options (`walguard.inventory_ssh`), YAML aliases expand
+to a bounded size (`walguard.yaml_limit`) and so do the hosts' copies of their variables.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ from walguard.inventory_model import (
     fail,
     host_names,
     kind,
+    shown,
 )
 from walguard.inventory_yaml import VAULT_FILE_HEADER, YamlMap, layer, read_yaml
 
@@ -209,7 +216,7 @@ class _YamlReader:
                 f"'all' group), got {got}"
             )
         if "all" not in doc:
-            found = ", ".join(repr(key) for key in doc) or "nothing"
+            found = ", ".join(shown(str(key)) for key in doc) or "nothing"
             fail(self.inv.origin(doc.line), "top level", f"expected an 'all' group, found {found}")
         for name, body in doc.items():
             # Other top-level groups are children of all, as in Ansible.
@@ -246,7 +253,7 @@ class _YamlReader:
                 fail(
                     self.inv.origin(key_line),
                     key_where,
-                    f"unexpected key {key!r} in group {name!r}; "
+                    f"unexpected key {shown(str(key))} in group {shown(str(name))}; "
                     "expected only hosts, vars and children",
                 )
 
@@ -284,4 +291,4 @@ class _YamlReader:
             names = host_names(pattern, host_where, origin)
             found = layer(host_vars, host_where, origin)
             for name in names:
-                self.inv.add_host(name, group, found)
+                self.inv.add_host(name, group, found, origin, host_where)

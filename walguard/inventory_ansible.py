@@ -33,8 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from walguard.inventory_build import Builder, Group
-from walguard.inventory_model import InventoryError, Layer, Origin, Secret, Target, fail
+from walguard.inventory_build import Builder
+from walguard.inventory_model import (
+    InventoryError,
+    Layer,
+    Origin,
+    Secret,
+    Target,
+    check_host_name,
+    fail,
+    masked,
+)
 
 INSTALL_HINT = "pip install 'walguard[ansible]'"
 TIMEOUT_S = 300
@@ -130,7 +139,8 @@ def _why(stderr: str, returncode: int) -> str:
     refusals = [f"{plugin}: {reason}" for plugin, reason in _PLUGIN_FAILED.findall(stderr)]
     if refusals:
         text += f" (plugins tried: {'; '.join(refusals)})"
-    text = " ".join(text.split())
+    # Ansible's own messages may quote an inventory line: a password in it is hidden.
+    text = masked(" ".join(text.split()))
     return text if len(text) <= 800 else text[:797] + "..."
 
 
@@ -150,9 +160,9 @@ def targets_from_listing(listing: str, source: str) -> list[Target]:
     groups = {name: _mapping(body or {}, origin, name) for name, body in doc.items()}
     groups.pop("_meta", None)
     for name, body in groups.items():
-        parent = inv.groups.setdefault(name, Group(name))
+        parent = inv.group(name, origin, name)
         for child in _names(body.get("children"), origin, f"{name}.children"):
-            inv.add_child(parent, inv.groups.setdefault(child, Group(child)), origin, name)
+            inv.add_child(parent, inv.group(child, origin, f"{name}.children"), origin, name)
     # Hosts in the order of a walk from all, children in Ansible's order, as it lists hosts.
     queue, seen = ["all"], set()
     for name in groups:
@@ -165,11 +175,12 @@ def targets_from_listing(listing: str, source: str) -> list[Target]:
         body = groups[name]
         queue[0:0] = _names(body.get("children"), origin, f"{name}.children")
         for host in _names(body.get("hosts"), origin, f"{name}.hosts"):
-            if not host:
-                fail(origin, f"{name}.hosts", "expected host names, got an empty one")
+            # Checked before its name is used in any message or path (an inventory script or
+            # plugin may answer with any string, ../../x included).
+            check_host_name(host, f"{name}.hosts", origin)
             found = _mapping(hostvars.get(host) or {}, origin, f"_meta.hostvars.{host}")
             layer: Layer = {key: (_value(value), origin) for key, value in found.items()}
-            inv.add_host(host, inv.groups[name], layer)
+            inv.add_host(host, inv.groups[name], layer, origin, f"{name}.hosts")
     return inv.targets()
 
 

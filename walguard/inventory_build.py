@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from walguard.inventory_copy import CopyBudget, plain
 from walguard.inventory_model import (
     DIGITS,
     Connection,
@@ -22,10 +23,11 @@ from walguard.inventory_model import (
     Secret,
     Target,
     bad_name,
+    check_host_name,
     fail,
     is_secret_name,
     kind,
-    plain,
+    shown,
 )
 from walguard.inventory_yaml import layer, read_yaml
 from walguard.policy import PolicyError, settings_for
@@ -58,6 +60,7 @@ class Builder:
         self.groups: dict[str, Group] = {"all": Group("all")}
         self.hosts: dict[str, Host] = {}  # in order of first appearance
         self.files: dict[tuple[str, str], Layer] = {}
+        self.copies = CopyBudget()
 
     def origin(self, line: int | None) -> Origin:
         return Origin(self.path, line)
@@ -68,7 +71,7 @@ class Builder:
         if not isinstance(name, str):
             fail(origin, where, f"group name {name!r}: expected a string")
         if (why := bad_name(name)) is not None:
-            fail(origin, where, f"group name {name!r} has {why}; expected a plain name")
+            fail(origin, where, f"group name {shown(name)} has {why}; expected a plain name")
         return self.groups.setdefault(name, Group(name))
 
     def add_child(self, parent: Group, child: Group, origin: Origin, where: str) -> None:
@@ -93,7 +96,8 @@ class Builder:
             group.priority = priority
         group.vars.update(found)
 
-    def add_host(self, name: str, group: Group, found: Layer) -> None:
+    def add_host(self, name: str, group: Group, found: Layer, origin: Origin, where: str) -> None:
+        check_host_name(name, where, origin)  # every reader's hosts, whatever it checked
         host = self.hosts.setdefault(name, Host(name))
         host.groups.add(group.name)
         host.vars.update(found)
@@ -108,7 +112,21 @@ class Builder:
         # Memberships first: they may add the implicit group ungrouped, which needs a depth too.
         memberships = {name: self.host_groups(host) for name, host in self.hosts.items()}
         depths = self.depths()
-        return [self.target(host, memberships[name], depths) for name, host in self.hosts.items()]
+        merged = {
+            name: self.merged(host, memberships[name], depths) for name, host in self.hosts.items()
+        }
+        # Every host's copy is counted before any is made, so that too much fails at once.
+        for name, found in merged.items():
+            for key, (value, origin) in found.items():
+                try:
+                    self.copies.spend(value)
+                except RecursionError:
+                    fail(origin, f"host {name}: {key}", "expected a value, got a recursive alias")
+                except ValueError as exc:
+                    fail(origin, f"host {name}: {key}", str(exc))
+        return [
+            self.target(host, memberships[name], merged[name]) for name, host in self.hosts.items()
+        ]
 
     def depths(self) -> dict[str, int]:
         """Each group's depth below all (its longest path), refusing loops of children."""
@@ -176,7 +194,8 @@ class Builder:
             return _dir_vars_files(found[0])
         return found
 
-    def target(self, host: Host, groups: set[str], depths: dict[str, int]) -> Target:
+    def merged(self, host: Host, groups: set[str], depths: dict[str, int]) -> Layer:
+        """The host's variables, each with where it was set, in Ansible's precedence."""
         ordered = sorted(groups - {"all"}, key=lambda g: (depths[g], self.groups[g].priority, g))
         merged: Layer = dict(self.groups["all"].vars)
         for name in ordered:
@@ -186,13 +205,12 @@ class Builder:
             merged.update(self.vars_files("group_vars", name))
         merged.update(host.vars)
         merged.update(self.vars_files("host_vars", host.name))
+        return merged
 
+    def target(self, host: Host, groups: set[str], merged: Layer) -> Target:
         values: dict[str, Any] = {}
-        for key, (value, origin) in merged.items():
-            try:
-                values[key] = plain(value, set())
-            except RecursionError:
-                fail(origin, f"host {host.name}: {key}", "expected a value, got a recursive alias")
+        for key, (value, _) in merged.items():
+            values[key] = plain(value, set())  # no loop: `targets` has measured every value
             if is_secret_name(key) and not isinstance(values[key], Secret):
                 values[key] = Secret(values[key])
         conn = Connection(host.name, merged)
@@ -206,9 +224,9 @@ class Builder:
             ) from None
         return Target(
             name=host.name,
-            address=conn.text("ansible_host", "ansible_ssh_host") or host.name,
+            address=conn.address(host.name),
             port=conn.port(),
-            user=conn.text("ansible_user", "ansible_ssh_user"),
+            user=conn.user(),
             key_file=conn.text("ansible_ssh_private_key_file", "ansible_private_key_file"),
             become=conn.become(),
             groups=tuple(sorted(groups)),

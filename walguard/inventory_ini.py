@@ -34,6 +34,7 @@ section is a host named ``ansible_user=x`` to Ansible), walguard refuses it.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import shlex
 import warnings
@@ -41,7 +42,17 @@ from pathlib import Path
 from typing import Any
 
 from walguard.inventory_build import Builder, Group
-from walguard.inventory_model import InventoryError, Layer, Origin, Target, fail, host_names
+from walguard.inventory_model import (
+    HIDDEN,
+    InventoryError,
+    Layer,
+    Origin,
+    Target,
+    fail,
+    host_names,
+    masked,
+    shown,
+)
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _SEMICOLON = re.compile(r"^\[[^\]]*\]\s*;")
@@ -150,8 +161,8 @@ class _IniReader:
                 fail(
                     origin,
                     "section header",
-                    f"cannot read {line!r}; expected [group], [group:vars] or [group:children] "
-                    f"with no spaces{hint}",
+                    f"cannot read {shown(line)}; expected [group], [group:vars] or "
+                    f"[group:children] with no spaces{hint}",
                 )
             elif state == "hosts":
                 self.host_line(line, group, origin, where)
@@ -198,7 +209,7 @@ class _IniReader:
             fail(
                 origin,
                 where,
-                f"{first!r} is a variable where a host name was expected; set group variables "
+                f"{shown(first)} is a variable where a host name was expected; set group variables "
                 "in a [group:vars] section, host variables after the host name on its line",
             )
         if first == "---":
@@ -213,32 +224,34 @@ class _IniReader:
             fail(
                 origin,
                 where,
-                f"host {first!r} ends in ':'; expected host or host:port (a YAML inventory "
+                f"host {shown(first)} ends in ':'; expected host or host:port (a YAML inventory "
                 "needs the extension .yml)",
             )
         found: Layer = {}
         if port is not None:
             found["ansible_port"] = (port, origin)
-        for token in tokens[1:]:
+        for before, token in itertools.pairwise(tokens):
             key, sep, text = token.partition("=")
             if not sep:
+                # `ansible_password= S3CRET` splits into two words: the second is the secret.
+                got = shown(token) if masked(before) == before else HIDDEN
                 fail(
                     origin,
                     where,
-                    f"expected key=value host variables after the host name, got {token!r}",
+                    f"expected key=value host variables after the host name, got {got}",
                 )
             if not key:
-                fail(origin, where, f"expected a variable name before '=', got {token!r}")
+                fail(origin, where, f"expected a variable name before '=', got {shown(token)}")
             found[key] = (ini_value(text, origin, f"{where}: {key}"), origin)
         for name in host_names(pattern, where, origin):
-            self.inv.add_host(name, group, found)
+            self.inv.add_host(name, group, found, origin, where)
 
     def vars_line(self, line: str, group: Group, origin: Origin, where: str) -> None:
         key, sep, text = (part.strip() for part in line.partition("="))
         if not sep:
-            fail(origin, where, f"expected key=value, got {line!r}")
+            fail(origin, where, f"expected key=value, got {shown(line)}")
         if not key:
-            fail(origin, where, f"expected a variable name before '=', got {line!r}")
+            fail(origin, where, f"expected a variable name before '=', got {shown(line)}")
         self.inv.set_group_vars(group, {key: (ini_value(text, origin, f"{where}: {key}"), origin)})
 
     def child_line(self, line: str, group: Group, origin: Origin, where: str) -> None:
@@ -247,7 +260,7 @@ class _IniReader:
             fail(
                 origin,
                 where,
-                f"expected a group name, got {line!r} (hosts go in a [group] section)",
+                f"expected a group name, got {shown(line)} (hosts go in a [group] section)",
             )
         child = self.inv.group(match.group(1), origin, where)
         self.inv.add_child(group, child, origin, where)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from walguard.inventory_ssh import SshOptionError, check_ssh_args
 from walguard.policy import Connect, Policy
 
 
@@ -39,7 +40,8 @@ class Target:
     # Built once from the vars when the inventory is read: what to expect, how to connect.
     policy: Policy = field(default_factory=Policy, hash=False)
     connect: Connect = field(default_factory=Connect, hash=False)
-    # ansible_ssh_common_args as an argument list (never through a shell).
+    # ansible_ssh_common_args and ansible_ssh_extra_args as an argument list (never through a
+    # shell), each option allowed by `walguard.inventory_ssh`.
     ssh_args: tuple[str, ...] = ()
 
 
@@ -66,6 +68,25 @@ def is_secret_name(name: str) -> bool:
     return _SECRET_NAME.fullmatch(name) is not None
 
 
+_IDENTIFIER = re.compile(r"ansible_\w+")
+HIDDEN = "<hidden>"
+
+
+def masked(text: str) -> str:
+    """`text` with whatever follows a password variable's name hidden: inventory text quoted in
+    an error (an INI line, a mistaken host name, a string where a mapping belongs) may hold
+    `ansible_become_password=...`. A name with nothing after it is left as it is."""
+    for match in _IDENTIFIER.finditer(text):
+        if is_secret_name(match.group()) and match.end() < len(text):
+            return f"{text[: match.end()]}={HIDDEN}"
+    return text
+
+
+def shown(text: str) -> str:
+    """`text` quoted for a message, secrets `masked`."""
+    return repr(masked(text))
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a value was set: a file and line, or a whole source (line None)."""
@@ -82,7 +103,10 @@ Layer = dict[str, tuple[Any, Origin]]
 
 
 def fail(origin: Origin, where: str, problem: str) -> NoReturn:
-    raise InventoryError(f"{origin}: {where}: {problem}")
+    # `where` may hold a name as written (a YAML host key "db1 ansible_password=...", a
+    # terminal's escape sequence): secrets masked, control characters escaped.
+    shown_where = "".join(c if c.isprintable() else repr(c)[1:-1] for c in masked(where))
+    raise InventoryError(f"{origin}: {shown_where}: {problem}")
 
 
 def kind(value: Any) -> str:
@@ -100,7 +124,7 @@ def kind(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
-        return f"a string ({value!r})"
+        return f"a string ({shown(value)})"
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, int):
@@ -109,16 +133,41 @@ def kind(value: Any) -> str:
 
 
 def bad_name(name: str) -> str | None:
-    """Why `name` cannot be a host or group name, or None; names become file names."""
+    """Why `name` cannot be a host or group name, or None. Names become file and directory
+    names (evidence/<host>/, group_vars/<group>) and ssh destinations: one path component that
+    is no option, nothing hidden, nothing a terminal would act on."""
     if not name:
         return "an empty name"
+    if len(name.encode("utf-8", errors="surrogateescape")) > _NAME_MAX:
+        return f"more than {_NAME_MAX} bytes"
     if any(c.isspace() for c in name):
         return "whitespace"
+    if not name.isprintable():
+        return "a control character"
     if "/" in name or "\\" in name:
         return "a path separator"
     if name.startswith("."):
         return "a leading dot"
+    if name.startswith("-"):
+        return "a leading '-'"
     return None
+
+
+# The longest file name Linux file systems take (NAME_MAX).
+_NAME_MAX = 255
+
+
+def check_host_name(name: str, where: str, origin: Origin) -> None:
+    """InventoryError unless `name` can be a host's name; every reader's hosts pass here."""
+    if (why := bad_name(name)) is not None:
+        fail(origin, where, f"host name {shown(name)} has {why}; expected a host name")
+    if ":" in name and not is_ipv6(name):
+        fail(
+            origin,
+            where,
+            f"host name {shown(name)}: host:port is not supported; expected the port in "
+            "ansible_port",
+        )
 
 
 def is_ipv6(name: str) -> bool:
@@ -127,18 +176,6 @@ def is_ipv6(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def plain(value: Any, active: set[int]) -> Any:
-    """A private copy, made of plain dicts and lists, so no host can change another's vars."""
-    if isinstance(value, dict | list):
-        if id(value) in active:
-            raise RecursionError
-        active = active | {id(value)}
-        if isinstance(value, dict):
-            return {key: plain(item, active) for key, item in value.items()}
-        return [plain(item, active) for item in value]
-    return value
 
 
 # --- host ranges ------------------------------------------------------------------------------
@@ -212,15 +249,7 @@ def host_names(pattern: str, where: str, origin: Origin) -> list[str]:
     except ValueError as exc:
         fail(origin, where, str(exc))
     for name in names:
-        if (why := bad_name(name)) is not None:
-            fail(origin, where, f"host name {name!r} has {why}; expected a host name")
-        if ":" in name and not is_ipv6(name):
-            fail(
-                origin,
-                where,
-                f"host name {name!r}: host:port is not supported; expected the port in "
-                "ansible_port",
-            )
+        check_host_name(name, where, origin)
     return names
 
 
@@ -276,27 +305,55 @@ class Connection:
             self.fail(picked, "a port number from 1 to 65535")
         return value
 
+    def address(self, name: str) -> str:
+        """ansible_host (else the host's name), checked as a name: it becomes ssh's destination."""
+        address = self.text("ansible_host", "ansible_ssh_host")
+        if address is None:
+            return name
+        if (why := bad_name(address)) is not None:
+            picked = self.pick("ansible_host", "ansible_ssh_host")
+            assert picked is not None  # text() found it
+            fail(picked[2], f"host {self.host}: {picked[0]}", f"{shown(address)} has {why}")
+        return address
+
+    def user(self) -> str | None:
+        """ansible_user: the part before '@' of ssh's destination, never an option."""
+        user = self.text("ansible_user", "ansible_ssh_user")
+        if user is not None and (user.startswith("-") or not user.isprintable() or " " in user):
+            picked = self.pick("ansible_user", "ansible_ssh_user")
+            assert picked is not None  # text() found it
+            self.fail(picked, "a user name (no leading '-', whitespace or control characters)")
+        return user
+
     def ssh_args(self) -> tuple[str, ...]:
-        """ansible_ssh_common_args, split as a shell would but never run by one: a value that
-        needs a shell to mean what it says ($(...), `...`, ;, |, &, <, >) is refused."""
-        picked = self.pick("ansible_ssh_common_args")
-        if picked is None:
-            return ()
-        key, value, origin = picked
-        if not isinstance(value, str):
-            self.fail(picked, "a string of ssh options")
-        bad = sorted({c for c in value if c in _SHELL_META})
-        if bad:
-            fail(
-                origin,
-                f"host {self.host}: {key}",
-                f"shell metacharacters {' '.join(bad)} are not allowed (walguard passes ssh "
-                "options as arguments, never through a shell)",
-            )
-        try:
-            return tuple(shlex.split(value))
-        except ValueError as exc:
-            fail(origin, f"host {self.host}: {key}", f"cannot split {value!r}: {exc}")
+        """ansible_ssh_common_args, then ansible_ssh_extra_args (as Ansible passes them to ssh),
+        split as a shell would but never run by one, each option checked against the
+        allow-list of `walguard.inventory_ssh`. A value that needs a shell to mean what it
+        says ($(...), `...`, ;, |, &, <, >) is refused with its own message."""
+        args: list[str] = []
+        for name in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+            picked = self.pick(name)
+            if picked is None:
+                continue
+            key, value, origin = picked
+            where = f"host {self.host}: {key}"
+            if not isinstance(value, str):
+                self.fail(picked, "a string of ssh options")
+            bad = sorted({c for c in value if c in _SHELL_META})
+            if bad:
+                fail(
+                    origin,
+                    where,
+                    f"shell metacharacters {' '.join(bad)} are not allowed (walguard passes ssh "
+                    "options as arguments, never through a shell)",
+                )
+            try:
+                args += check_ssh_args(shlex.split(value))
+            except SshOptionError as exc:
+                fail(origin, where, str(exc))
+            except ValueError as exc:
+                fail(origin, where, f"cannot split {value!r}: {exc}")
+        return tuple(args)
 
     def become(self) -> bool:
         picked = self.pick("ansible_become")

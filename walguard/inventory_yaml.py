@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import yaml
 
 from walguard.inventory_model import InventoryError, Layer, Origin, fail, kind
+from walguard.yaml_limit import BoundedSafeLoader
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 VAULT_TAG = "!vault"
@@ -41,8 +42,9 @@ class YamlMap(dict[Any, Any]):
     key_lines: dict[Any, int]
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and Vault values and records line numbers."""
+class _Loader(BoundedSafeLoader):
+    """SafeLoader that refuses duplicate keys, Vault values and documents whose aliases expand
+    past `walguard.yaml_limit.MAX_NODES`, and records line numbers."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}

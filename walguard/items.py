@@ -27,6 +27,7 @@ from walguard.controls import Control
 from walguard.facts import HostFacts
 from walguard.fanout import Done, FanOut
 from walguard.inventory import Target
+from walguard.inventory_model import bad_name
 from walguard.journal import Baselines, not_looked_up
 from walguard.judge import Verdict, judge
 from walguard.results import ERROR, NOT_APPLICABLE, PASS, Result
@@ -165,7 +166,7 @@ class FactsCache:
         if self.run_dir is None:
             return
         for probe, raw in self.zones.evidence.items():
-            path = self.run_dir / "evidence" / probe / "zone_probe.txt"
+            path = evidence_dir(self.run_dir, probe) / "zone_probe.txt"
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(raw, errors="replace")
@@ -176,10 +177,21 @@ def utc_ms() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def evidence_dir(run_dir: Path, host: str) -> Path:
+    """run_dir/evidence/<host>. The inventory readers refuse a host name that is not one plain
+    path component; checked again here, where the name becomes a path, so that no name
+    however it arrived writes outside the run directory."""
+    base = (run_dir / "evidence").resolve()
+    directory = base / host
+    if bad_name(host) is not None or directory.resolve().parent != base:
+        raise ValueError(f"host name {host!r} is not a directory name inside {base}")
+    return directory
+
+
 def write_evidence(run_dir: Path, found: HostFacts) -> None:
     """The raw outputs the results were read from, one file each, beside the report. Remote
     output is kept as the bytes it was, even where it is not UTF-8."""
-    directory = run_dir / "evidence" / found.host
+    directory = evidence_dir(run_dir, found.host)
     directory.mkdir(parents=True, exist_ok=True)
     suffix = {"postgresql": ".json"}
     for name, text in found.evidence.items():

@@ -11,7 +11,11 @@ in force.
 Variables (type, default: meaning)
 ----------------------------------
 walguard_archive_dir (absolute path, "/pg_archive")
-    The directory ``archive_command`` copies WAL segments into.
+    The directory ``archive_command`` copies WAL segments into. Written normalised (no ``.``,
+    ``..``, ``//`` or trailing ``/``), and never a system directory (``/``, ``/var/lib``,
+    ``/srv``, a home directory, anything under ``/etc``, ``/usr``, ``/tmp`` ...): ``--remediate``
+    makes it the policy's owner and mode. ``/srv/pg_archive`` or ``/var/lib/pgsql/archive``
+    will do.
 walguard_archive_owner (user name, "postgres")
     The user that must own the archive directory.
 walguard_archive_group (group name, "postgres")
@@ -127,6 +131,7 @@ from typing import Any
 from walguard.policy_values import (
     Invalid,
     absolute_path_value,
+    archive_dir_value,
     boolean,
     check_command_value,
     integer,
@@ -216,7 +221,7 @@ class Connect:
 
 
 _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "archive_dir": absolute_path_value,
+    "archive_dir": archive_dir_value,
     "archive_owner": word_value,
     "archive_group": word_value,
     "archive_allowed_modes": modes_value,

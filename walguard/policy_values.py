@@ -68,6 +68,47 @@ def absolute_path_value(value: Any) -> str:
     return value
 
 
+# Directories --remediate would chown, chmod and relabel if the archive directory were one of
+# them: the system's own (never an archive), and the parents an archive is made in.
+_SYSTEM_DIRS = frozenset(
+    {
+        "/", "/home", "/media", "/mnt", "/opt", "/srv", "/var", "/var/lib", "/var/local",
+        "/var/opt", "/var/log", "/var/cache", "/var/spool", "/var/mail", "/var/backups",
+        "/var/lib/postgresql", "/var/lib/pgsql", "/usr/local",
+    }
+)  # fmt: skip
+# ... and the trees no archive directory belongs in, at any depth.
+_SYSTEM_TREES = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+    "/run", "/sbin", "/sys", "/tmp", "/usr", "/var/run", "/var/lock", "/var/tmp",
+)  # fmt: skip
+
+
+def archive_dir_value(value: Any) -> str:
+    """An absolute, normalised path that is not a system directory: --remediate makes the
+    archive directory the policy's owner and mode, so `/`, `/etc` or `/x/..` must never get
+    that far."""
+    path = absolute_path_value(value)
+    if path != "/" and any(part in ("", ".", "..") for part in path.split("/")[1:]):
+        raise Invalid(
+            f"expected a normalised absolute path (no '.', '..', '//' or trailing '/'), "
+            f"got {path!r}"
+        )
+    if any(not c.isprintable() for c in path):
+        raise Invalid(f"expected a path without control characters, got {path!r}")
+    home = path.count("/") == 2 and path.startswith("/home/")
+    tree = next((t for t in _SYSTEM_TREES if path == t or path.startswith(f"{t}/")), None)
+    if path in _SYSTEM_DIRS or home or tree is not None:
+        what = f"in the system tree {tree}" if tree and tree != path else "a system directory"
+        if home:
+            what = "a user's home directory"
+        raise Invalid(
+            f"{path} is {what}, which --remediate would chown and chmod; expected the archive's "
+            "own directory, such as /pg_archive, /srv/pg_archive or /var/lib/pgsql/archive"
+        )
+    return path
+
+
 def optional_value(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def optional(value: Any) -> Any:
         return None if value is None else check(value)

@@ -3,9 +3,9 @@
 - Strict host-key checking always, against the inventory's known_hosts file when it names one,
   else the user's own; a new key is never accepted. Agent and X11 forwarding are off, whatever
   `~/.ssh/config` says, because remediation runs as root on the far side.
-- `~/.ssh/config` is otherwise honoured (ProxyJump bastions and the like), and
-  `ansible_ssh_common_args` arrives as an argument list: nothing here goes through a shell on the
-  controller.
+- `~/.ssh/config` is otherwise honoured (ProxyJump bastions and the like), and the inventory's
+  ssh arguments arrive as an argument list of allowed options only (`walguard.inventory_ssh`):
+  nothing here goes through a shell on the controller.
 - The master is our own child process (`ssh -N`, no `-f`, no ControlPersist). With either, ssh
   forks, and the foreground half reconnects to the new master as a multiplexing client before
   returning; when that second handshake fails (seen on a busy machine) ssh exits with "Failed to
@@ -146,7 +146,9 @@ class Connection:
         return opts
 
     def destination(self) -> str:
-        # user@address, never address:port: an IPv6 address is passed as it is.
+        # user@address, never address:port: an IPv6 address is passed as it is. It follows
+        # "--" on every command line: whatever it holds, ssh reads no option from it (nor from
+        # the remote command after it, which ssh would otherwise scan for options too).
         user = f"{self.target.user}@" if self.target.user else ""
         return f"{user}{self.target.address}"
 
@@ -155,11 +157,11 @@ class Connection:
             a for local, remote in self._forwards.items() for a in ("-L", f"{local}:{remote}")
         ]
         return ["ssh", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
-                *self.options(), *forwards, self.destination()]  # fmt: skip
+                *self.options(), *forwards, "--", self.destination()]  # fmt: skip
 
     def command_argv(self, remote_command: str) -> list[str]:
         # ControlMaster=no: a command never opens a connection of its own.
-        return ["ssh", "-o", "ControlMaster=no", *self.options(), self.destination(),
+        return ["ssh", "-o", "ControlMaster=no", *self.options(), "--", self.destination(),
                 remote_command]  # fmt: skip
 
     # -- the master --
@@ -303,7 +305,7 @@ class Connection:
         if self._forwards.get(str(local)) == remote_socket:
             return str(local_dir)  # the master forwards it already (plan_forward)
         argv = ["ssh", "-S", self.control_path, "-O", "forward", "-L",
-                f"{local}:{remote_socket}", *self.options(), self.destination()]  # fmt: skip
+                f"{local}:{remote_socket}", *self.options(), "--", self.destination()]  # fmt: skip
         try:
             done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
         except subprocess.TimeoutExpired:

@@ -359,15 +359,33 @@ def test_no_hosts(tmp_path: Path) -> None:
     )
 
 
-def test_errors_stop_the_audit_before_any_host(tmp_path: Path) -> None:
-    path = ini(tmp_path, "[lab]\ndb1 ansible_host=192.0.2.1\n[lab:vars]\nwalguard_rpo_minute=5\n")
+SECRET = "S3CRET-7f3a9c"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[lab]\ndb1 ansible_host=192.0.2.1\n[lab:vars]\nwalguard_rpo_minute=5\n",
+            "4: host db1: walguard_rpo_minute: unknown walguard setting",
+        ),
+        # An INI line quoted in the error holds a password: shown nowhere (#19).
+        (
+            f"[lab]\ndb1 ansible_host=192.0.2.1\nansible_become_password={SECRET}\n",
+            "3: [lab]: 'ansible_become_password=<hidden>' is a variable where a host name",
+        ),
+    ],
+)
+def test_errors_stop_the_audit_before_any_host(tmp_path: Path, text: str, expected: str) -> None:
+    path = ini(tmp_path, text)
     done = subprocess.run(
         [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(path),
          "--report-root", str(tmp_path / "reports")],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 4, done.stdout + done.stderr
-    assert f"{path}:4: host db1: walguard_rpo_minute: unknown walguard setting" in done.stderr
+    assert f"{path}:{expected}" in done.stderr
+    assert SECRET not in done.stdout + done.stderr
     assert not (tmp_path / "reports").exists()
 
 

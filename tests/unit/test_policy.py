@@ -260,3 +260,39 @@ def test_policy_is_frozen() -> None:
     policy = Policy()
     with pytest.raises(dataclasses.FrozenInstanceError):
         policy.rpo_minutes = 1  # type: ignore[misc]
+
+
+# --remediate makes the archive directory the policy's owner and mode (WG-DIR-001/003/004 chown
+# and chmod it, WG-SEL-00x relabel it): a system directory, or a path that only names one after
+# resolving '..', must fail when the inventory is read.
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("/", "/ is a system directory"),
+        ("/etc", "/etc is a system directory"),
+        ("/var/lib", "/var/lib is a system directory"),
+        ("/srv", "/srv is a system directory"),
+        ("/home/alice", "/home/alice is a user's home directory"),
+        ("/etc/ssh", "/etc/ssh is in the system tree /etc"),
+        ("/usr/lib/postgresql", "is in the system tree /usr"),
+        ("/tmp/archive", "is in the system tree /tmp"),
+        ("/var/run/postgresql", "is in the system tree /var/run"),
+        ("..", "expected an absolute path"),
+        ("/pg_archive/../etc", "expected a normalised absolute path"),
+        ("/srv/./archive", "expected a normalised absolute path"),
+        ("//etc", "expected a normalised absolute path"),
+        ("/pg_archive/", "expected a normalised absolute path"),
+        ("/pg\narchive", "expected a path without control characters"),
+    ],
+)
+def test_archive_dir_is_never_a_system_directory(path: str, fragment: str) -> None:
+    message = str(policy_error({"walguard_archive_dir": path}, host="db1"))
+    assert message.startswith("host db1: walguard_archive_dir: ")
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    "path", ["/pg_archive", "/srv/pg_archive", "/var/lib/pgsql/archive", "/mnt/wal", "/data/wal"]
+)
+def test_archive_dir_of_its_own_is_accepted(path: str) -> None:
+    assert policy_for({"walguard_archive_dir": path}).archive_dir == path
