@@ -36,6 +36,7 @@ import yaml
 
 from walguard.results import FAIL, WAIVED, Result
 from walguard.waiver_identity import Approval, IdentityError, fold
+from walguard.yaml_limit import BoundedSafeLoader
 
 KEYS = ("control", "hosts", "reason", "author", "expires", "ticket")
 # Only a finding can be an accepted risk: ERROR means nobody could tell, and a waiver must not
@@ -171,7 +172,7 @@ def parse(path: Path, data: bytes, rules: Rules) -> Waivers:
     """The waivers in `data` (the bytes of `path`), every rule checked; WaiverError names file,
     line and key. The approval is checked by walguard.waiver_approval."""
     try:
-        root = yaml.compose(data.decode("utf-8"), Loader=yaml.SafeLoader)
+        root = yaml.compose(data.decode("utf-8"), Loader=BoundedSafeLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise WaiverError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     seq = root

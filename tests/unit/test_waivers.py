@@ -205,3 +205,13 @@ def test_an_empty_file_waives_nothing(tmp_path: Path) -> None:
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(WaiverError, match="cannot read"):
         read(tmp_path / "nope.yml")
+
+
+def test_a_waivers_file_of_nested_aliases_is_refused_by_the_size_limit(tmp_path: Path) -> None:
+    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 9):
+        ref = ", ".join([f"*a{i - 1}"] * 10)
+        levels.append(f"a{i}: &a{i} [{ref}]")
+    bomb = "\n".join(levels) + "\nwaivers: []\n"
+    with pytest.raises(WaiverError, match="more than 1,000,000 nodes once its aliases"):
+        load(write(tmp_path, bomb))
