@@ -19,11 +19,10 @@ from walguard.inventory import VaultOptions, read_inventory
 
 
 def scaled_inventory(
-    source: Path, names: int, out: Path, *, ssh_args: str | None = None
+    source: Path, names: int, out: Path
 ) -> list[str]:
     """Writes an inventory of `names` database host names to `out` (the source's variables and
-    probe hosts kept; `ssh_args` as every name's ansible_ssh_common_args) and returns the names,
-    in inventory order."""
+    probe hosts kept) and returns the names, in inventory order."""
     inventory = read_inventory(str(source), VaultOptions((), ()))
     databases = [t for t in inventory.targets if t.policy.zone is None]
     if not databases:
@@ -35,8 +34,6 @@ def scaled_inventory(
         real = databases[i % len(databases)]
         name = f"{real.name}-n{i + 1:0{width}d}"
         hosts[name] = {"ansible_host": real.address, "walguard_tls_name": _tls_name(real)}
-        if ssh_args:
-            hosts[name]["ansible_ssh_common_args"] = ssh_args
     # Every group that held a database host now holds none; one group holds the names, with the
     # variables the first database host had from its groups (the lab's are one group's).
     groups = doc["all"].get("children", {})

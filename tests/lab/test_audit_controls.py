@@ -444,24 +444,23 @@ def test_a_hung_command_makes_only_its_controls_error(
 
 
 def test_audit_through_a_proxyjump_bastion(lab: Lab, tmp_path: Path) -> None:
-    """db2 refuses SSH from this machine; the audit reaches it through db1 as a bastion, with an
-    ssh_config file (-F) as a bank's jump-host setup would have it."""
+    """db2 refuses SSH from this machine; the audit reaches it through db1 as a bastion named in
+    the operator's own ssh configuration, as a bank's jump-host setup would have it (the
+    inventory may only say `-J bastion`: options that read other files are refused)."""
     db1, db2 = lab.hosts[0], lab.hosts[1]
-    cfg = tmp_path / "ssh_config"
+    bastion = "walguard-lab-test-bastion"
+    cfg = Path("/etc/ssh/ssh_config.d") / f"{bastion}.conf"
     cfg.write_text(
-        "Host *\n"
+        f"Host {bastion}\n  HostName {db1.address}\n  User walguard\n"
         f"  UserKnownHostsFile {settings.STATE_DIR / 'known_hosts'}\n"
         f"  IdentityFile {settings.STATE_DIR / 'id_ed25519'}\n"
         "  IdentitiesOnly yes\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
-        f"Host bastion\n  HostName {db1.address}\n  User walguard\n"
     )
     inv = _inventory_with(tmp_path, {})
     import yaml
 
     doc = yaml.safe_load(inv.read_text())
-    doc["all"]["children"]["lab"]["hosts"][db2.name]["ansible_ssh_common_args"] = (
-        f"-F {cfg} -J bastion"
-    )
+    doc["all"]["children"]["lab"]["hosts"][db2.name]["ansible_ssh_common_args"] = f"-J {bastion}"
     inv.write_text(yaml.safe_dump(doc))
     try:
         # New connections only: the session that adds the rule must survive it.
@@ -477,6 +476,7 @@ def test_audit_through_a_proxyjump_bastion(lab: Lab, tmp_path: Path) -> None:
         assert info["reachable"] is True and info["round_trips"] == 2
         assert via.by_result(db2.name, "FAIL") == BASELINE_FAIL
     finally:
+        cfg.unlink(missing_ok=True)
         lab.walguard("lab", "scenario", "reset", db2.name)
 
 
