@@ -4,8 +4,10 @@ that recovered in between included), waivers, the `--baseline` gate and its exit
 from __future__ import annotations
 
 import shlex
+import subprocess
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,6 @@ waivers:
     hosts: "db*"
     reason: the seed archive_command is replaced by pgBackRest in CHG-2211
     author: j.smith
-    approver: {approver}
     expires: {expires}
     ticket: RISK-1042
 """
@@ -155,14 +156,42 @@ def gate(tmp_path: Path, *extra: str, root: Path | None = None) -> Audit:
     return audit(tmp_path, "--fail-on", "low", *extra, root=root)
 
 
-def test_waivers_in_the_gate_including_expiry(lab: Lab, tmp_path: Path) -> None:
+@dataclass
+class Approver:
+    ca: Path
+    key: Path
+    cert: Path
+    issuer: pki.Issued | None = None  # the approvers' CA, to issue another approver
+
+
+@pytest.fixture
+def approver(tmp_path: Path) -> Approver:
+    """A Jones's signing certificate under the approvers' CA (not the reports' CA)."""
+    directory = tmp_path / "approvers"
+    directory.mkdir()
+    ca = pki.make_ca(directory, "walguard test approvers CA")
+    jones = pki.issue(directory, ca, "A Jones")
+    return Approver(ca.cert_path, jones.key_path, jones.cert_path, ca)
+
+
+def approve(lab: Lab, waivers: Path, who: Approver) -> list[str]:
+    """The approver signs the file; the gate's options that check it."""
+    lab.walguard("waivers", "approve", str(waivers), "--sign-key", str(who.key),
+                 "--sign-cert", str(who.cert))  # fmt: skip
+    return ["--waivers", str(waivers), "--approver-ca", str(who.ca)]
+
+
+def test_waivers_in_the_gate_including_expiry(
+    lab: Lab, tmp_path: Path, approver: Approver
+) -> None:
     failing = gate(tmp_path)
     assert failing.exit_status == 1  # the lab's known low finding, WG-ARC-004, on every host
 
     waivers = tmp_path / "waivers.yml"
-    waivers.write_text(WAIVER.format(approver="a.jones", expires="2099-12-31"))
-    waived = gate(tmp_path, "--waivers", str(waivers))
+    waivers.write_text(WAIVER.format(expires="2099-12-31"))
+    waived = gate(tmp_path, *approve(lab, waivers, approver))
     assert waived.exit_status == 0, waived.stdout
+    assert waived.doc["waivers"]["approval"]["approver"] == "A Jones"
     for host in ("db1", "db2", "db3"):
         assert results_of(waived, host, "WAIVED") == {"WG-ARC-004"}
         record = next(c for c in waived.doc["hosts"][host]["controls"]
@@ -172,8 +201,8 @@ def test_waivers_in_the_gate_including_expiry(lab: Lab, tmp_path: Path) -> None:
     assert any("WAIVED (RISK-1042" in (s.get("message") or "")
                for s in ET.parse(junit).iter("skipped"))  # fmt: skip
 
-    waivers.write_text(WAIVER.format(approver="a.jones", expires="2026-01-31"))
-    expired = gate(tmp_path, "--waivers", str(waivers))
+    waivers.write_text(WAIVER.format(expires="2026-01-31"))
+    expired = gate(tmp_path, *approve(lab, waivers, approver))
     assert expired.exit_status == 1
     assert results_of(expired, "db1", "FAIL") == {"WG-ARC-004"}
     entry = expired.doc["waivers"]["entries"][0]
@@ -189,27 +218,44 @@ def test_waivers_in_the_gate_including_expiry(lab: Lab, tmp_path: Path) -> None:
             assert "EXPIRED 2026-01-31: waives nothing" in seen
 
 
+def _signed_by(waivers: Path, who: Approver) -> None:
+    """A detached CMS signature made with plain openssl: an approval the approve command would
+    not have made (it refuses such files), to see the audit refuse them on its own."""
+    subprocess.run(
+        ["openssl", "cms", "-sign", "-binary", "-outform", "DER", "-in", str(waivers),
+         "-signer", str(who.cert), "-inkey", str(who.key), "-out", f"{waivers}.p7s"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("text", "said"),
+    ("case", "said"),
     [
-        (WAIVER.format(approver="j.smith", expires="2099-12-31"), ":6: key 'approver'"),
-        (
-            WAIVER.format(approver="a.jones", expires="2099-12-31").replace("ARC-004", "ARC-404"),
-            ":2: key 'control': no control WG-ARC-404",
-        ),
-        (WAIVER.format(approver="a.jones", expires="someday"), ":7: key 'expires'"),
+        ("unapproved", ": not approved: there is no waivers.yml.p7s beside it"),
+        ("changed-after-approval", "waivers.yml.p7s"),
+        ("approver-is-author", "who signed the file"),
+        ("unknown-control", ":2: key 'control': no control WG-ARC-404"),
+        ("bad-date", ":6: key 'expires'"),
     ],
-    ids=["approver-is-author", "unknown-control", "bad-date"],
 )
 def test_a_bad_waiver_is_a_usage_error_before_any_host_is_touched(
-    lab: Lab, tmp_path: Path, text: str, said: str
+    lab: Lab, tmp_path: Path, approver: Approver, case: str, said: str
 ) -> None:
     waivers = tmp_path / "waivers.yml"
-    waivers.write_text(text)
+    text = WAIVER.format(expires="someday" if case == "bad-date" else "2099-12-31")
+    waivers.write_text(text.replace("ARC-004", "ARC-404") if case == "unknown-control" else text)
+    if case == "approver-is-author":
+        assert approver.issuer is not None
+        smith = pki.issue(tmp_path / "approvers", approver.issuer, "J Smith")
+        _signed_by(waivers, Approver(approver.ca, smith.key_path, smith.cert_path))
+    elif case != "unapproved":
+        _signed_by(waivers, approver)
+    if case == "changed-after-approval":
+        waivers.write_text(text.replace("2099-12-31", "2099-12-30"))
     root = tmp_path / "reports"
-    done = gate(tmp_path, "--waivers", str(waivers), root=root)
-    assert done.exit_status == 4
-    assert f"{waivers}{said}" in done.stderr
+    done = gate(tmp_path, "--waivers", str(waivers), "--approver-ca", str(approver.ca), root=root)
+    assert done.exit_status == 4, done.stdout + done.stderr
+    assert f"{waivers}" in done.stderr and said in done.stderr, done.stderr
     assert not root.exists()  # no run directory: nothing was audited
 
 
