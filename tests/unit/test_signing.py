@@ -14,10 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tests import pki
-from walguard.report import results_json, synthetic, writer
+from tests import pki, signed_runs
+from walguard.report import synthetic, writer
 from walguard.signing import manifest, signer, verify
-from walguard.signing.sign_run import manifest_metadata, sign_run
 
 
 @dataclass(frozen=True)
@@ -47,54 +46,13 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def template_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An unsigned synthetic run, copied for each test."""
-    run_dir = synthetic.new_run_dir(tmp_path_factory.mktemp("runs"))
-    run, _, info = synthetic.make_run(run_dir, 6, 25)
-    assert writer.write_run(run, run.complete("x"), info, code=1, gate=1, signing=None) is None
-    return run_dir
+    return signed_runs.template_run(tmp_path_factory.mktemp("runs"))
 
 
-def _signed(template: Path, tmp: Path, key: signer.Signer, tsa_url: str | None = None) -> Path:
-    run_dir = tmp / template.name
-    shutil.copytree(template, run_dir)
-    doc = results_json.read(run_dir)
-    doc["run"]["signing"] = key.describe(tsa_url)
-    sign_run(run_dir, key, manifest_metadata(doc), tsa_url)
-    return run_dir
-
-
-def _signer(issued: pki.Issued) -> signer.Signer:
-    return signer.Signer(issued.key, issued.cert)
-
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def readme_commands() -> str:
-    """Steps 1 to 3 of the README's "Without walguard" block, as they are printed there."""
-    text = README.read_text()
-    block = text[text.index("**Without walguard**") :]
-    block = block[block.index("```\n") + 4 :]
-    block = block[: block.index("```")]
-    return block[: block.index("# 4.")]
-
-
-def openssl_verdict(run_dir: Path, ca: Path) -> bool:
-    """The README's commands, exactly (with this CA): the signature and chain, every file's
-    SHA-256, and no file added (the `comm` line prints any)."""
-    script = readme_commands().replace("cd reports/RUN\n", "").replace("bank-ca.pem", str(ca))
-    done = subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", script],
-        cwd=run_dir, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    return done.returncode == 0 and not done.stdout.strip()
-
-
-def walguard_verify(run_dir: Path, ca: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "walguard.cli", "verify", str(run_dir), "--ca", str(ca)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+_signed = signed_runs.signed
+_signer = signed_runs.signer_of
+openssl_verdict = signed_runs.openssl_verdict
+walguard_verify = signed_runs.walguard_verify
 
 
 def test_a_signed_run_verifies_with_walguard_and_openssl(
