@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,19 +206,14 @@ def _rewrite_status(reply: Path, text: str) -> None:
     assert original in reply.read_bytes()
 
 
-@pytest.fixture(scope="module")
-def tsa_url(keys: Keys) -> Iterator[str]:
-    with pki.local_tsa(keys.dir / "tsa", keys.ca) as url:
-        yield url
-
-
 def test_a_rewritten_time_in_the_replys_text_is_not_believed(
-    keys: Keys, template: Path, tmp_path: Path, tsa_url: str
+    keys: Keys, template: Path, tmp_path: Path
 ) -> None:
     """Signed now by a certificate that expired yesterday; the reply's status text claims a time
     ten days ago, when it was valid. The token says now: expired."""
     lapsed = pki.issue(tmp_path, keys.ca, "lapsed signer", days=(-30, -1))
-    run_dir = signed(template, tmp_path, signer_of(lapsed), tsa_url)
+    with pki.local_tsa(tmp_path / "tsa", keys.ca) as url:
+        run_dir = signed(template, tmp_path, signer_of(lapsed), url)
     reply = run_dir / manifest.TIMESTAMP
     then = (datetime.now(UTC) - timedelta(days=10)).strftime("%b %d %H:%M:%S %Y GMT")
     _rewrite_status(reply, f"ok\nTime stamp: {then}")
