@@ -27,6 +27,7 @@ class Pki:
     other_ca: pki.Issued
     stranger: pki.Issued  # a signer certified by the other CA
     expired: pki.Issued
+    server: pki.Issued  # a TLS server certificate of the same CA: may not sign
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         other,
         pki.issue(d, other, "someone else"),
         pki.issue(d, ca, "expired signer", days=(-30, -1)),
+        pki.issue(d, ca, "db1.bank.internal", profile="server"),
     )
 
 
@@ -306,6 +308,7 @@ def test_manifest_paths_with_odd_characters_agree_with_sha256sum(tmp_path: Path)
         (["--sign-key", "/nonexistent/signer.key", "--sign-cert", "CERT"], "no such file"),
         (["--sign-key", "OTHER_KEY", "--sign-cert", "CERT"], "does not belong"),
         (["--sign-key", "EXPIRED_KEY", "--sign-cert", "EXPIRED_CERT"], "expired on"),
+        (["--sign-key", "SERVER_KEY", "--sign-cert", "SERVER_CERT"], "key usage serverAuth"),
         (["--tsa-url", "http://127.0.0.1:9/tsa"], "give a signing key too"),
     ],
 )
@@ -321,6 +324,8 @@ def test_audit_with_unusable_key_stops_before_any_host(
         "OTHER_KEY": keys.stranger.key_path,
         "EXPIRED_KEY": keys.expired.key_path,
         "EXPIRED_CERT": keys.expired.cert_path,
+        "SERVER_KEY": keys.server.key_path,
+        "SERVER_CERT": keys.server.cert_path,
     }
     argv = [str(paths.get(a, a)) for a in args]
     done = subprocess.run(
