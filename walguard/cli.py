@@ -182,7 +182,9 @@ def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "15 file missing, 16 file added.",
     )
     verify.add_argument("run_dir", metavar="RUN_DIR")
-    verify.add_argument("--ca", required=True, metavar="CA.pem", help="trusted CA certificate(s)")
+    verify.add_argument(
+        "--ca", required=True, metavar="CA.pem", help="the only CA certificate(s) trusted"
+    )
     verify.add_argument(
         "--tsa-ca", default=None, metavar="CA.pem", help="CA of the TSA (default: --ca)"
     )
