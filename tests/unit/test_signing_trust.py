@@ -18,6 +18,7 @@ from asn1crypto import tsp
 
 from tests import pki
 from tests.signed_runs import (
+    README,
     openssl_verdict,
     run_readme,
     signed,
@@ -191,6 +192,20 @@ def test_the_makefiles_demo_signer_may_sign_and_an_old_one_is_issued_anew(tmp_pa
     make()
     assert "CN=walguard lab CA" in signer.load(opts).cert.issuer.rfc4514_string()
     assert (pki_dir / "ca.pem").read_bytes() == ca
+
+
+def test_the_readmes_way_to_issue_a_signer_makes_one_that_may_sign(
+    keys: Keys, tmp_path: Path
+) -> None:
+    text = README.read_text()
+    block = text[text.index("The bank's CA issues one like this:") :]
+    block = block[block.index("```\n") + 4 :]
+    script = block[: block.index("```")]
+    script = script.replace("bank-ca.pem", str(keys.ca.cert_path))
+    script = script.replace("bank-ca.key", str(keys.ca.key_path))
+    subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, check=True, capture_output=True)
+    opts = signer.SignOptions(key=str(tmp_path / "signer.key"), cert=str(tmp_path / "signer.pem"))
+    assert "walguard report signer" in signer.load(opts).cert.subject.rfc4514_string()
 
 
 # -- 3. the timestamp's time is the one the TSA signed --

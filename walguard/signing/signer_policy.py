@@ -69,7 +69,10 @@ def problem(cert: x509.Certificate, allowed_ekus: Iterable[x509.ObjectIdentifier
     who = f"the signing certificate {cert.subject.rfc4514_string()}"
     ok = tuple(allowed_ekus)
     may = ", ".join(_name(o) for o in ok)
-    ext = cert.extensions
+    try:
+        ext = cert.extensions
+    except ValueError as exc:  # a duplicate or undecodable extension
+        return f"{who} has malformed extensions ({exc})"
     try:
         basic = ext.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:

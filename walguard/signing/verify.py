@@ -49,8 +49,8 @@ PRECEDENCE = (
     EXIT_USAGE, EXIT_UNSIGNED, EXIT_BAD_SIGNATURE, EXIT_BAD_TIMESTAMP, EXIT_EXPIRED,
     EXIT_UNTRUSTED, EXIT_CHANGED, EXIT_MISSING, EXIT_ADDED,
 )  # fmt: skip
-# Only the CA files named are trusted: OpenSSL 3 would otherwise also load its default
-# directory and store (SSL_CERT_DIR, SSL_CERT_FILE, the system's roots) besides -CAfile.
+# Only the CA files named are trusted: beside -CAfile, OpenSSL 3 would also look up issuers in
+# its default certificate directory (the system's roots, or SSL_CERT_DIR) and default store.
 # `openssl ts -verify` loads no default (it takes only what -CAfile/-CApath/-CAstore name).
 ONLY_NAMED_CAS = ("-no-CApath", "-no-CAstore")
 # openssl verify's error numbers (X509_V_ERR_*) that mean "outside its validity period".
@@ -185,9 +185,11 @@ def _signature(v: Verdict, run_dir: Path, trust: Trust, tmp: Path) -> None:
     # 2. The timestamp, when there is one (or promised): the time the chain is judged at.
     attime = _timestamp(v, run_dir, trust.tsa_ca, tmp)
     # 3. Only a signing certificate signs (not a CA's, a TLS server's, a TSA's).
-    refused = signer_policy.problem(
-        x509.load_pem_x509_certificate(signer_pem.read_bytes()), trust.signer_ekus
-    )
+    try:
+        cert = x509.load_pem_x509_certificate(signer_pem.read_bytes())
+        refused = signer_policy.problem(cert, trust.signer_ekus)
+    except ValueError as exc:  # what openssl reads but cryptography finds malformed
+        refused = f"the signer's certificate cannot be read ({exc})"
     if refused:
         v.bad(EXIT_UNTRUSTED, f"untrusted certificate: {refused}")
         return
