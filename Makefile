@@ -37,16 +37,24 @@ LAB_STATE ?= $(or $(WALGUARD_LAB_STATE),/var/lib/walguard/lab)
 DEMO_PKI ?= $(LAB_STATE)/signing
 DEMO_INVENTORY ?= inventories/lab.yml
 
+# The signer is a document-signing certificate (walguard refuses any other kind to sign). One
+# issued before that was required (no documentSigning usage) is issued anew under the same CA,
+# so that the demo's earlier runs still verify against ca.pem.
+ifneq ($(wildcard $(DEMO_PKI)/signer.pem),)
+ifeq ($(shell openssl x509 -in $(DEMO_PKI)/signer.pem -noout -ext extendedKeyUsage 2>/dev/null | grep -c 1.3.6.1.5.5.7.3.36),0)
+.PHONY: $(DEMO_PKI)/signer.pem
+endif
+endif
 $(DEMO_PKI)/signer.pem:
 	@command -v openssl >/dev/null || { echo "walguard: needs openssl (make deps)"; exit 1; }
 	install -d -m 700 $(DEMO_PKI)
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+	test -f $(DEMO_PKI)/ca.pem || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
 	  -keyout $(DEMO_PKI)/ca.key -out $(DEMO_PKI)/ca.pem -subj "/O=walguard lab/CN=walguard lab CA" \
 	  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	  -keyout $(DEMO_PKI)/signer.key -out $(DEMO_PKI)/signer.csr \
 	  -subj "/O=walguard lab/CN=walguard lab report signer" 2>/dev/null
-	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n' \
+	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\nextendedKeyUsage=1.3.6.1.5.5.7.3.36\n' \
 	  > $(DEMO_PKI)/signer.ext
 	openssl x509 -req -in $(DEMO_PKI)/signer.csr -CA $(DEMO_PKI)/ca.pem -CAkey $(DEMO_PKI)/ca.key \
 	  -CAcreateserial -days 825 -extfile $(DEMO_PKI)/signer.ext -out $@ 2>/dev/null
@@ -64,7 +72,8 @@ demo: lab-up $(DEMO_PKI)/signer.pem
 	  echo "  $(VENV)/bin/walguard verify $$run --ca $(DEMO_PKI)/ca.pem"; \
 	  echo "or with plain OpenSSL and coreutils:"; \
 	  echo "  cd $$run && openssl cms -verify -binary -inform DER -in manifest.p7s -content manifest \\"; \
-	  echo "      -CAfile $(DEMO_PKI)/ca.pem -purpose any -out /dev/null && sha256sum -c --strict --quiet manifest"; \
+	  echo "      -CAfile $(DEMO_PKI)/ca.pem -no-CApath -no-CAstore -purpose any -out /dev/null && sha256sum -c --strict --quiet manifest"; \
+	  echo "  (README, Signing and verifying: the whole plain check, signer, added files and timestamp too)"; \
 	  $(VENV)/bin/walguard verify $$run --ca $(DEMO_PKI)/ca.pem
 
 # Regenerates requirements.txt (hash-pinned, no index or find-links lines) from pyproject.toml.

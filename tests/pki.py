@@ -1,5 +1,6 @@
 """A throwaway PKI for the signing tests: a CA, signer certificates (valid, expired, from another
-CA) and a time-stamping authority answering `openssl ts -reply` over HTTP on localhost."""
+CA), the other kinds of certificate a CA issues (which may not sign), CRLs and a time-stamping
+authority answering `openssl ts -reply` over HTTP on localhost."""
 
 from __future__ import annotations
 
@@ -58,27 +59,75 @@ def make_ca(directory: Path, cn: str = "walguard test CA") -> Issued:
     return _write(directory, cn.replace(" ", "-"), key, cert)
 
 
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")  # RFC 9336
+
+
+def _usage(sign: bool, encipher: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=sign, content_commitment=sign and not encipher,
+                         key_encipherment=encipher, data_encipherment=False, key_agreement=False,
+                         key_cert_sign=cert_sign, crl_sign=cert_sign, encipher_only=False,
+                         decipher_only=False)  # fmt: skip
+
+
+# What each kind of certificate is for: (CA?, key usage, extended key usages, EKU critical?).
+# Only "signer" may sign a run; the others are what a CA also issues, and must be refused.
+PROFILES: dict[str, tuple[bool, x509.KeyUsage, list[x509.ObjectIdentifier], bool]] = {
+    "signer": (False, _usage(True), [DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION],
+               False),
+    "tsa": (False, _usage(True), [ExtendedKeyUsageOID.TIME_STAMPING], True),
+    "server": (False, _usage(True, encipher=True), [ExtendedKeyUsageOID.SERVER_AUTH], False),
+    "client": (False, _usage(True, encipher=True), [ExtendedKeyUsageOID.CLIENT_AUTH], False),
+    # A sub-CA whose key usage and extended key usage would allow signing: CA:TRUE alone refuses.
+    "sub-ca": (True, _usage(True, cert_sign=True), [ExtendedKeyUsageOID.EMAIL_PROTECTION], False),
+}  # fmt: skip
+
+
 def issue(directory: Path, ca: Issued, cn: str, *, days: tuple[int, int] = (-1, 365),
-          tsa: bool = False) -> Issued:  # fmt: skip
-    """A leaf certificate valid from now+days[0] to now+days[1] (days may lie in the past)."""
+          profile: str = "signer") -> Issued:  # fmt: skip
+    """A certificate of `profile` (PROFILES) valid from now+days[0] to now+days[1] (days may
+    lie in the past)."""
+    is_ca, usage, ekus, eku_critical = PROFILES[profile]
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
-    eku = ExtendedKeyUsageOID.TIME_STAMPING if tsa else ExtendedKeyUsageOID.EMAIL_PROTECTION
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(cn)).issuer_name(ca.cert.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now + timedelta(days=days[0]))
         .not_valid_after(now + timedelta(days=days[1]))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-                       critical=True)
-        .add_extension(x509.ExtendedKeyUsage([eku]), critical=tsa)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage(ekus), critical=eku_critical)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
                        critical=False)
         .sign(ca.key, hashes.SHA256())
     )  # fmt: skip
     return _write(directory, cn.replace(" ", "-"), key, cert)
+
+
+def crl(directory: Path, ca: Issued, revoked: list[Issued], *, days: tuple[int, int] = (-1, 7),
+        name: str = "ca.crl") -> Path:  # fmt: skip
+    """A PEM CRL of `ca` listing `revoked`, current from now+days[0] to now+days[1]."""
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now + timedelta(days=days[0])).next_update(now + timedelta(days=days[1]))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+                       critical=False)
+    )  # fmt: skip
+    for issued in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(issued.cert.serial_number)
+            .revocation_date(now - timedelta(hours=1)).build()
+        )  # fmt: skip
+    path = directory / name
+    path.write_bytes(builder.sign(ca.key, hashes.SHA256()).public_bytes(
+        serialization.Encoding.PEM))  # fmt: skip
+    return path
 
 
 TSA_CONFIG = """\
@@ -105,7 +154,7 @@ def local_tsa(directory: Path, ca: Issued, *, ago: str | None = None) -> Iterato
     With `ago` (e.g. "2 days ago"), its clock is set back with faketime: a token from the past,
     as an old run's would be."""
     directory.mkdir(parents=True, exist_ok=True)
-    tsa = issue(directory, ca, "walguard test TSA", tsa=True, days=(-10, 365))
+    tsa = issue(directory, ca, "walguard test TSA", profile="tsa", days=(-10, 365))
     clock = ["faketime", ago] if ago else []
     (directory / "serial").write_text("01\n")
     config = directory / "tsa.cnf"

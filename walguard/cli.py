@@ -185,10 +185,21 @@ def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "15 file missing, 16 file added.",
     )
     verify.add_argument("run_dir", metavar="RUN_DIR")
-    verify.add_argument("--ca", required=True, metavar="CA.pem", help="trusted CA certificate(s)")
+    verify.add_argument(
+        "--ca", required=True, metavar="CA.pem", help="the only CA certificate(s) trusted"
+    )
     verify.add_argument(
         "--tsa-ca", default=None, metavar="CA.pem", help="CA of the TSA (default: --ca)"
     )
+    verify.add_argument(
+        "--crl", action="append", default=[], metavar="CRL.pem",
+        help="PEM CRL of the signer's CA: a revoked signer does not verify (repeatable)",
+    )  # fmt: skip
+    eku_help = (
+        "extended key usage (OID or name) a signing certificate may have; repeatable "
+        "(env WALGUARD_SIGNER_EKU; default documentSigning, emailProtection)"
+    )
+    verify.add_argument("--signer-eku", action="append", default=[], metavar="OID", help=eku_help)
     sign = sub.add_parser(
         "sign",
         help="sign a run written without a signature (key and certificate as for audit)",
@@ -197,6 +208,7 @@ def _signing_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     for name, what in SIGN_OPTIONS.items():
         sign.add_argument(f"--sign-{name}", default=None, metavar="FILE", help=what)
     sign.add_argument("--tsa-url", default=None, metavar="URL")
+    sign.add_argument("--signer-eku", action="append", default=[], metavar="OID", help=eku_help)
 
 
 def _merge_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -233,9 +233,9 @@ def edit_doc(run_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:
 def test_a_link_in_a_verified_shard_is_refused_and_nothing_is_written(
     tmp_path: Path, keys: tuple[pki.Issued, pki.Issued], target: str
 ) -> None:
-    """A link to a file of the controller, signed through by the shard's signer, or a link to
-    a directory (which the manifest does not list): both verify, and both would have put the
-    controller's key into the merged, signed run."""
+    """A link to a file of the controller, or to a directory, added to a signed shard: merge
+    refuses it before anything is verified or written (it would have put the controller's key
+    into the merged, signed run), and walguard verify names it too."""
     ca, issued = keys
     secrets_dir = tmp_path / "controller"
     secrets_dir.mkdir()
@@ -244,9 +244,7 @@ def test_a_link_in_a_verified_shard_is_refused_and_nothing_is_written(
     b = write_run(tmp_path / "b", range(3, HOSTS), key=key_of(issued))
     link = b / "evidence" / "db0004" / "extra"
     link.symlink_to(secrets_dir / "merger.key" if target == "file" else secrets_dir)
-    if target == "file":
-        sign_again(b, issued)
-    assert verify.verify(b, ca.cert_path).code == verify.EXIT_OK  # the signature does not help
+    assert verify.verify(b, ca.cert_path).code == verify.EXIT_ADDED
     out = tmp_path / "merged"
     refused = f"{b}: refused: evidence/db0004/extra is a symbolic link"
     with pytest.raises(merge.MergeError, match=refused) as caught:

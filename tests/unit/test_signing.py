@@ -14,10 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tests import pki
-from walguard.report import results_json, synthetic, writer
+from tests import pki, signed_runs
+from walguard.report import synthetic, writer
 from walguard.signing import manifest, signer, verify
-from walguard.signing.sign_run import manifest_metadata, sign_run
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,7 @@ class Pki:
     other_ca: pki.Issued
     stranger: pki.Issued  # a signer certified by the other CA
     expired: pki.Issued
+    server: pki.Issued  # a TLS server certificate of the same CA: may not sign
 
 
 @pytest.fixture(scope="module")
@@ -42,59 +42,19 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         other,
         pki.issue(d, other, "someone else"),
         pki.issue(d, ca, "expired signer", days=(-30, -1)),
+        pki.issue(d, ca, "db1.bank.internal", profile="server"),
     )
 
 
 @pytest.fixture(scope="module")
 def template_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An unsigned synthetic run, copied for each test."""
-    run_dir = synthetic.new_run_dir(tmp_path_factory.mktemp("runs"))
-    run, _, info = synthetic.make_run(run_dir, 6, 25)
-    assert writer.write_run(run, run.complete("x"), info, code=1, gate=1, signing=None) is None
-    return run_dir
+    return signed_runs.template_run(tmp_path_factory.mktemp("runs"))
 
 
-def _signed(template: Path, tmp: Path, key: signer.Signer, tsa_url: str | None = None) -> Path:
-    run_dir = tmp / template.name
-    shutil.copytree(template, run_dir)
-    doc = results_json.read(run_dir)
-    doc["run"]["signing"] = key.describe(tsa_url)
-    sign_run(run_dir, key, manifest_metadata(doc), tsa_url)
-    return run_dir
-
-
-def _signer(issued: pki.Issued) -> signer.Signer:
-    return signer.Signer(issued.key, issued.cert)
-
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def readme_commands() -> str:
-    """Steps 1 to 3 of the README's "Without walguard" block, as they are printed there."""
-    text = README.read_text()
-    block = text[text.index("**Without walguard**") :]
-    block = block[block.index("```\n") + 4 :]
-    block = block[: block.index("```")]
-    return block[: block.index("# 4.")]
-
-
-def openssl_verdict(run_dir: Path, ca: Path) -> bool:
-    """The README's commands, exactly (with this CA): the signature and chain, every file's
-    SHA-256, and no file added (the `comm` line prints any)."""
-    script = readme_commands().replace("cd reports/RUN\n", "").replace("bank-ca.pem", str(ca))
-    done = subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", script],
-        cwd=run_dir, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    return done.returncode == 0 and not done.stdout.strip()
-
-
-def walguard_verify(run_dir: Path, ca: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "walguard.cli", "verify", str(run_dir), "--ca", str(ca)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+_signed = signed_runs.signed
+_signer = signed_runs.signer_of
+openssl_verdict = signed_runs.openssl_verdict
+walguard_verify = signed_runs.walguard_verify
 
 
 def test_a_signed_run_verifies_with_walguard_and_openssl(
@@ -348,6 +308,7 @@ def test_manifest_paths_with_odd_characters_agree_with_sha256sum(tmp_path: Path)
         (["--sign-key", "/nonexistent/signer.key", "--sign-cert", "CERT"], "no such file"),
         (["--sign-key", "OTHER_KEY", "--sign-cert", "CERT"], "does not belong"),
         (["--sign-key", "EXPIRED_KEY", "--sign-cert", "EXPIRED_CERT"], "expired on"),
+        (["--sign-key", "SERVER_KEY", "--sign-cert", "SERVER_CERT"], "key usage serverAuth"),
         (["--tsa-url", "http://127.0.0.1:9/tsa"], "give a signing key too"),
     ],
 )
@@ -363,6 +324,8 @@ def test_audit_with_unusable_key_stops_before_any_host(
         "OTHER_KEY": keys.stranger.key_path,
         "EXPIRED_KEY": keys.expired.key_path,
         "EXPIRED_CERT": keys.expired.cert_path,
+        "SERVER_KEY": keys.server.key_path,
+        "SERVER_CERT": keys.server.cert_path,
     }
     argv = [str(paths.get(a, a)) for a in args]
     done = subprocess.run(
@@ -417,8 +380,7 @@ def test_a_timestamp_keeps_a_run_verifiable_after_its_signer_certificate_expired
     assert not openssl_verdict(run_dir, keys.ca.cert_path)  # at now: expired
     from walguard.signing import tsa
 
-    when = tsa.token_time(run_dir / manifest.TIMESTAMP)
-    assert when is not None
+    when = tsa.token_time(tsa.token((run_dir / manifest.TIMESTAMP).read_bytes(), "reply"))
     attime = subprocess.run(
         ["openssl", *verify.cms_command(run_dir, keys.ca.cert_path, int(when.timestamp()))],
         capture_output=True, check=False,

@@ -16,12 +16,19 @@ EXIT_SIGN_FAILED = int(Exit.NOT_SIGNED)  # signed, but without the timestamp ask
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "verify":
-        return _verify(Path(args.run_dir), Path(args.ca), args.tsa_ca and Path(args.tsa_ca))
+        return _verify(args)
     return _sign(args)
 
 
-def _verify(run_dir: Path, ca: Path, tsa_ca: Path | None) -> int:
-    found = verify.verify(run_dir, ca, tsa_ca)
+def _verify(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    found = verify.verify(
+        run_dir,
+        Path(args.ca),
+        args.tsa_ca and Path(args.tsa_ca),
+        crls=tuple(Path(c) for c in args.crl),
+        signer_ekus=args.signer_eku or None,
+    )
     for line in found.lines:
         print(line)
     if found.code == verify.EXIT_OK:
@@ -46,6 +53,7 @@ def _sign(args: argparse.Namespace) -> int:
     opts = signer.SignOptions.resolve(
         key=args.sign_key, cert=args.sign_cert, chain=args.sign_chain, pkcs12=args.sign_pkcs12,
         password_file=args.sign_password_file, tsa_url=args.tsa_url,
+        signer_eku=",".join(args.signer_eku) or None,
     )  # fmt: skip
     try:
         key = signer.load(opts)
@@ -60,6 +68,9 @@ def _sign(args: argparse.Namespace) -> int:
         sign_run(run_dir, key, manifest_metadata(doc), opts.tsa_url)
     except TimestampError as exc:
         print(f"walguard: signed, but without a timestamp: {exc}", file=sys.stderr)
+        return EXIT_SIGN_FAILED
+    except OSError as exc:
+        print(f"walguard: cannot sign: {exc}", file=sys.stderr)
         return EXIT_SIGN_FAILED
     print(f"signed: {run_dir / manifest.SIGNATURE}")
     return int(Exit.OK)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,16 +33,70 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+class StrayEntry(OSError):
+    """The directory to sign holds something other than regular files and their directories
+    (an OSError: the callers that sign already report those as "could not be signed")."""
+
+
+@dataclass
+class Contents:
+    files: list[str]  # every regular file, relative, sorted (the manifest's own files left out)
+    strays: dict[str, str]  # anything else -> what it is: never listed, never followed
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def scan(run_dir: Path) -> Contents:
+    """What the run directory holds, by lstat: nothing is followed through a symlink. A signed
+    run is exactly its regular files: a symlink (to anything, or dangling), FIFO, socket or
+    device, and a directory with no regular file beneath it, are strays."""
+    found = Contents([], {})
+
+    def walk(directory: Path, rel: str) -> bool:
+        """Records directory's entries; True when a regular file lies beneath it."""
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            found.strays[rel or "."] = f"an unreadable directory ({exc.strerror})"
+            return True  # named already: its parent is not an empty directory on top of that
+        holds_file = False
+        for entry in entries:
+            path = f"{rel}{entry.name}"
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISREG(mode):
+                holds_file = True
+                if path not in UNLISTED:
+                    found.files.append(path)
+            elif stat.S_ISDIR(mode):
+                if walk(Path(entry.path), f"{path}/"):
+                    holds_file = True
+                else:
+                    found.strays[f"{path}/"] = "a directory holding no file"
+            else:
+                found.strays[path] = _kind(mode)
+                holds_file = True  # named already, as above
+        return holds_file
+
+    walk(run_dir, "")
+    # A directory reported as holding no file says it all: its empty subdirectories are noise.
+    empty = [p for p in found.strays if p.endswith("/")]
+    for path in empty:
+        if any(path != other and path.startswith(other) for other in empty):
+            del found.strays[path]
+    found.files.sort()
+    return found
+
+
 def run_files(run_dir: Path) -> list[str]:
-    """Every regular file under the run directory (symlinks are listed as files and hashed
-    through; a symlink out of the directory would be noticed as changed content)."""
-    found = []
-    for path in run_dir.rglob("*"):
-        rel = path.relative_to(run_dir).as_posix()
-        if rel in UNLISTED or path.is_dir():
-            continue
-        found.append(rel)
-    return sorted(found)
+    """Every regular file under the run directory, as the manifest lists them."""
+    return scan(run_dir).files
 
 
 def _escape(rel: str) -> str:
@@ -64,11 +120,16 @@ def _unescape(rel: str, escaped: bool) -> str:
 
 
 def render(run_dir: Path, metadata: dict[str, Any]) -> bytes:
-    """The manifest's bytes for the directory as it is now."""
+    """The manifest's bytes for the directory as it is now. StrayEntry when it holds anything
+    but regular files: walguard writes only those, so anything else is not its output."""
+    contents = scan(run_dir)
+    if contents.strays:
+        what = "; ".join(f"{p} is {k}" for p, k in contents.strays.items())
+        raise StrayEntry(f"{run_dir}: {what}: a signed run holds only regular files")
     lines = [f"# {FORMAT}"]
     for key, value in metadata.items():
         lines.append(f"# {key}: {json.dumps(value, ensure_ascii=False)}")
-    for rel in run_files(run_dir):
+    for rel in contents.files:
         name = _escape(rel)
         prefix = "\\" if name.startswith("\\") else ""
         lines.append(f"{prefix}{sha256_file(run_dir / rel)}  {name.removeprefix(chr(92))}")
@@ -122,21 +183,23 @@ def parse(data: bytes) -> Manifest:
 class FileCheck:
     changed: list[str]
     missing: list[str]
-    added: list[str]
+    added: list[str]  # regular files the manifest does not list
+    strays: dict[str, str] = field(default_factory=dict)  # added, and not even a regular file
 
     def ok(self) -> bool:
-        return not (self.changed or self.missing or self.added)
+        return not (self.changed or self.missing or self.added or self.strays)
 
 
 def check(run_dir: Path, manifest: Manifest) -> FileCheck:
-    """Every listed file against its hash, and every file present against the list."""
-    present = set(run_files(run_dir))
+    """Every listed file against its hash, and everything present against the list. A listed
+    path that is now a symlink is missing (the file is gone) and the symlink a stray."""
+    contents = scan(run_dir)
+    present = set(contents.files)
     changed, missing = [], []
     for rel, digest in sorted(manifest.files.items()):
-        path = run_dir / rel
-        if rel not in present or not path.is_file():
+        if rel not in present:
             missing.append(rel)
-        elif sha256_file(path) != digest:
+        elif sha256_file(run_dir / rel) != digest:
             changed.append(rel)
     added = sorted(present - set(manifest.files))
-    return FileCheck(changed, missing, added)
+    return FileCheck(changed, missing, added, contents.strays)

@@ -13,6 +13,9 @@ Environment variables (an option given on the command line wins):
   WALGUARD_SIGN_PASSWORD       the password itself (for CI secret stores); never an option, so
                                that it does not show in the process list or shell history
   WALGUARD_TSA_URL             RFC 3161 time-stamping authority to timestamp the signature
+  WALGUARD_SIGNER_EKU          extended key usages a signing certificate may have (comma-separated
+                               OIDs or names; default documentSigning, emailProtection): see
+                               walguard.signing.signer_policy
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
+from walguard.signing import signer_policy
+
 ENV = {
     "key": "WALGUARD_SIGN_KEY",
     "cert": "WALGUARD_SIGN_CERT",
@@ -35,6 +40,7 @@ ENV = {
     "pkcs12": "WALGUARD_SIGN_PKCS12",
     "password_file": "WALGUARD_SIGN_PASSWORD_FILE",
     "tsa_url": "WALGUARD_TSA_URL",
+    "signer_eku": signer_policy.ENV,
 }
 PASSWORD_ENV = "WALGUARD_SIGN_PASSWORD"
 
@@ -51,6 +57,7 @@ class SignOptions:
     pkcs12: str | None = None
     password_file: str | None = None
     tsa_url: str | None = None
+    signer_eku: str | None = None  # comma-separated: the purposes that may sign
 
     @classmethod
     def resolve(cls, **given: str | None) -> SignOptions:
@@ -186,6 +193,12 @@ def load(opts: SignOptions) -> Signer:
         raise SignerError(
             f"the signing key does not belong to the certificate {cert.subject.rfc4514_string()}"
         )
+    try:
+        refused = signer_policy.problem(cert, signer_policy.allowed([opts.signer_eku or ""]))
+    except signer_policy.PolicyError as exc:
+        raise SignerError(str(exc)) from None
+    if refused:
+        raise SignerError(refused)
     now = datetime.now(UTC)
     if cert.not_valid_after_utc < now:
         raise SignerError(

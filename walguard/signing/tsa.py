@@ -1,11 +1,15 @@
 """RFC 3161 timestamps of the signature (manifest.p7s), through the openssl command-line tool:
 the request is `openssl ts -query`, sent by HTTP POST to the TSA, the reply is checked to be
 granted and kept whole as manifest.p7s.tsr. It proves the signature existed at the TSA's time,
-so the signer's certificate can be judged at that time even after it expires."""
+so the signer's certificate can be judged at that time even after it expires.
+
+The reply is read with asn1crypto, never from `openssl ts -reply -text`: that text also prints
+the reply's status string, which is outside the TSA's signature, so anyone could write a
+"Time stamp:" line of their choosing into it. The time is the genTime of the signed TSTInfo,
+read from the very token bytes that `openssl ts -verify` checks (verify.py)."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import tempfile
 import urllib.error
@@ -13,7 +17,19 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from asn1crypto import cms, core, tsp
+
 TIMEOUT_S = 30
+
+
+class _Reply(core.Sequence):  # type: ignore[misc]  # asn1crypto has no type hints
+    """RFC 3161 TimeStampResp. asn1crypto's own tsp.TimeStampResp requires the token, which a
+    refusal does not carry, so a refusal would read as garbage instead of saying why."""
+
+    _fields = [  # noqa: RUF012 (asn1crypto's declaration style)
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
 
 
 class TimestampError(Exception):
@@ -48,24 +64,40 @@ def request(url: str, signature: Path) -> bytes:
                 reply = bytes(response.read())
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise TimestampError(f"time-stamping authority {url}: {exc}") from None
-        path = Path(tmp) / "reply.tsr"
-        path.write_bytes(reply)
-        text = _openssl(["ts", "-reply", "-in", str(path), "-text"])
-        status = text.stdout.decode(errors="replace")
-        if text.returncode != 0 or not re.search(r"Status: Granted", status):
-            first = (status or text.stderr.decode(errors="replace")).strip().splitlines()[:3]
-            raise TimestampError(f"time-stamping authority {url} did not grant: {' '.join(first)}")
+        token(reply, f"time-stamping authority {url}")
     return reply
 
 
-def token_time(reply: Path) -> datetime | None:
-    """The time the TSA put in its token, or None when the reply cannot be read."""
-    done = _openssl(["ts", "-reply", "-in", str(reply), "-text"])
-    m = re.search(r"^Time stamp: (.+)$", done.stdout.decode(errors="replace"), re.M)
-    if done.returncode != 0 or m is None:
-        return None
-    text = re.sub(r"\.\d+", "", m.group(1).strip())  # fractions of a second, when the TSA adds them
+def token(reply: bytes, source: str) -> bytes:
+    """The timestamp token (DER ContentInfo) of a granted reply; TimestampError otherwise."""
     try:
-        return datetime.strptime(text, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+        resp = _Reply.load(reply, strict=True)
+        status = resp["status"]["status"].native
+        found = resp["time_stamp_token"]
+        data: bytes | None = None if isinstance(found, core.Void) else bytes(found.dump())
+    except (ValueError, TypeError, KeyError) as exc:
+        why = " ".join(str(exc).split())
+        raise TimestampError(f"{source}: not an RFC 3161 timestamp reply ({why})") from None
+    if status not in ("granted", "granted_with_mods"):
+        said = resp["status"]["status_string"].native or []
+        raise TimestampError(f"{source} did not grant: status {status} {' '.join(said)}".strip())
+    if data is None:
+        raise TimestampError(f"{source}: the reply says granted but holds no token")
+    return data
+
+
+def token_time(token_der: bytes) -> datetime:
+    """The genTime of the TSTInfo signed in `token_der` (a token from token()); TimestampError
+    when the token holds none."""
+    try:
+        signed = cms.ContentInfo.load(token_der, strict=True)["content"]
+        content = signed["encap_content_info"]
+        if content["content_type"].native != "tst_info":
+            raise ValueError(f"content type {content['content_type'].native}, not TSTInfo")
+        when = content["content"].parsed["gen_time"].native
+    except (ValueError, TypeError, KeyError) as exc:
+        why = " ".join(str(exc).split())
+        raise TimestampError(f"the timestamp token holds no readable time ({why})") from None
+    if not isinstance(when, datetime):
+        raise TimestampError("the timestamp token holds no readable time")
+    return when.astimezone(UTC)

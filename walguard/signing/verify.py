@@ -8,7 +8,9 @@ Exit statuses (walguard.exit_codes; README: Exit codes):
   9  not a signed run: no manifest or manifest.p7s
   10 bad signature: manifest.p7s is not a valid signature of the manifest (the manifest was
      changed, or the signature was made by a key other than its certificate's)
-  11 untrusted certificate: the signer's certificate does not chain to --ca
+  11 untrusted certificate: the signer's certificate does not chain to --ca (and only to it:
+     the machine's own trust store is never consulted), is revoked by a --crl, or is not a
+     signing certificate (signer_policy)
   12 expired certificate: the signer's certificate was not valid at the time that counts (the
      timestamp's, else now)
   13 bad timestamp: manifest.p7s.tsr does not verify against the signature and --tsa-ca, or the
@@ -26,8 +28,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography import x509
+
 from walguard.exit_codes import Exit
-from walguard.signing import manifest, tsa
+from walguard.signing import manifest, signer_policy, tsa
 
 EXIT_OK = int(Exit.OK)
 EXIT_USAGE = int(Exit.USAGE)
@@ -46,6 +50,10 @@ PRECEDENCE = (
     EXIT_USAGE, EXIT_UNSIGNED, EXIT_BAD_SIGNATURE, EXIT_BAD_TIMESTAMP, EXIT_EXPIRED,
     EXIT_UNTRUSTED, EXIT_CHANGED, EXIT_MISSING, EXIT_ADDED,
 )  # fmt: skip
+# Only the CA files named are trusted: beside -CAfile, OpenSSL 3 would also look up issuers in
+# its default certificate directory (the system's roots, or SSL_CERT_DIR) and default store.
+# `openssl ts -verify` loads no default (it takes only what -CAfile/-CApath/-CAstore name).
+ONLY_NAMED_CAS = ("-no-CApath", "-no-CAstore")
 # openssl verify's error numbers (X509_V_ERR_*) that mean "outside its validity period".
 _EXPIRED_ERRORS = {9, 10}  # certificate is not yet valid, certificate has expired
 
@@ -93,19 +101,43 @@ def cms_command(run_dir: Path, ca: Path, attime: int | None = None) -> list[str]
     """The plain OpenSSL check of the signature and chain (the README shows the same)."""
     argv = ["cms", "-verify", "-binary", "-inform", "DER",
             "-in", str(run_dir / manifest.SIGNATURE), "-content", str(run_dir / manifest.MANIFEST),
-            "-CAfile", str(ca), "-purpose", "any", "-out", "/dev/null"]  # fmt: skip
+            "-CAfile", str(ca), *ONLY_NAMED_CAS, "-purpose", "any",
+            "-out", "/dev/null"]  # fmt: skip
     if attime is not None:
         argv[-2:-2] = ["-attime", str(attime)]
     return argv
 
 
-def verify(run_dir: Path, ca: Path, tsa_ca: Path | None = None) -> Verdict:
+@dataclass(frozen=True)
+class Trust:
+    """What the operator trusts: the CA files, the CRLs, the purposes that may sign."""
+
+    ca: Path
+    tsa_ca: Path
+    crls: tuple[Path, ...] = ()
+    signer_ekus: tuple[x509.ObjectIdentifier, ...] = signer_policy.DEFAULT
+
+
+def verify(
+    run_dir: Path,
+    ca: Path,
+    tsa_ca: Path | None = None,
+    *,
+    crls: tuple[Path, ...] = (),
+    signer_ekus: list[str] | None = None,
+) -> Verdict:
+    """The verdict on a signed run. `signer_ekus` None: WALGUARD_SIGNER_EKU, else the default
+    policy (signer_policy)."""
     v = Verdict()
-    for path, what in ((run_dir, "run directory"), (ca, "CA file")):
+    named = [(run_dir, "run directory"), (ca, "CA file")]
+    named += [(tsa_ca, "TSA CA file")] if tsa_ca is not None else []
+    for path, what in [*named, *((crl, "CRL file") for crl in crls)]:
         if not path.exists():
             v.bad(EXIT_USAGE, f"{what} {path} does not exist")
-    if tsa_ca is not None and not tsa_ca.exists():
-        v.bad(EXIT_USAGE, f"TSA CA file {tsa_ca} does not exist")
+    try:
+        trust = Trust(ca, tsa_ca or ca, tuple(crls), signer_policy.allowed(signer_ekus))
+    except signer_policy.PolicyError as exc:
+        v.bad(EXIT_USAGE, str(exc))
     if v.codes:
         return v
     sig, man = run_dir / manifest.SIGNATURE, run_dir / manifest.MANIFEST
@@ -116,7 +148,7 @@ def verify(run_dir: Path, ca: Path, tsa_ca: Path | None = None) -> Verdict:
         return v
     try:
         with tempfile.TemporaryDirectory(prefix="walguard-verify-") as tmp:
-            _signature(v, run_dir, ca, tsa_ca or ca, Path(tmp))
+            _signature(v, run_dir, trust, Path(tmp))
     except FileNotFoundError:
         v.bad(EXIT_USAGE, "the openssl command is not installed")
         return v
@@ -130,12 +162,14 @@ def verify(run_dir: Path, ca: Path, tsa_ca: Path | None = None) -> Verdict:
         v.bad(EXIT_MISSING, f"missing: {rel} is listed in the manifest but not there")
     for rel in found.added:
         v.bad(EXIT_ADDED, f"added: {rel} is not listed in the manifest")
+    for rel, kind in found.strays.items():
+        v.bad(EXIT_ADDED, f"added: {rel} is {kind}: a signed run holds only its listed files")
     if found.ok() and not listed.malformed:
         v.ok(f"files: all {len(listed.files)} files match the manifest, none added")
     return v
 
 
-def _signature(v: Verdict, run_dir: Path, ca: Path, tsa_ca: Path, tmp: Path) -> None:
+def _signature(v: Verdict, run_dir: Path, trust: Trust, tmp: Path) -> None:
     sig, man = run_dir / manifest.SIGNATURE, run_dir / manifest.MANIFEST
     signer_pem, certs_pem = tmp / "signer.pem", tmp / "certs.pem"
     # 1. The signature itself, its chain left aside: does it sign these manifest bytes?
@@ -150,48 +184,68 @@ def _signature(v: Verdict, run_dir: Path, ca: Path, tsa_ca: Path, tmp: Path) -> 
     subject = _openssl("x509", "-in", str(signer_pem), "-noout", "-subject").stdout.strip()
     v.ok(f"signature: manifest.p7s signs the manifest ({subject})")
     # 2. The timestamp, when there is one (or promised): the time the chain is judged at.
-    attime = _timestamp(v, run_dir, tsa_ca)
-    # 3. The signer's certificate against the CA, at that time.
+    attime = _timestamp(v, run_dir, trust.tsa_ca, tmp)
+    # 3. Only a signing certificate signs (not a CA's, a TLS server's, a TSA's).
+    try:
+        cert = x509.load_pem_x509_certificate(signer_pem.read_bytes())
+        refused = signer_policy.problem(cert, trust.signer_ekus)
+    except ValueError as exc:  # what openssl reads but cryptography finds malformed
+        refused = f"the signer's certificate cannot be read ({exc})"
+    if refused:
+        v.bad(EXIT_UNTRUSTED, f"untrusted certificate: {refused}")
+        return
+    # 4. The signer's certificate against the CA (and the CRLs), at that time.
     _openssl("pkcs7", "-inform", "DER", "-in", str(sig), "-print_certs", "-out", str(certs_pem))
-    args = ["verify", "-CAfile", str(ca), "-purpose", "any"]
+    args = ["verify", "-CAfile", str(trust.ca), *ONLY_NAMED_CAS, "-purpose", "any"]
     if certs_pem.is_file() and certs_pem.stat().st_size:
         args += ["-untrusted", str(certs_pem)]
     if attime is not None:
         args += ["-attime", str(attime)]
+    if trust.crls:
+        args += ["-crl_check", *(a for crl in trust.crls for a in ("-CRLfile", str(crl)))]
     chain = _openssl(*args, str(signer_pem))
     when = "at the timestamp's time" if attime is not None else "now"
     if chain.returncode != 0:
         code = EXIT_EXPIRED if _verify_error(chain) in _EXPIRED_ERRORS else EXIT_UNTRUSTED
         what = "expired certificate" if code == EXIT_EXPIRED else "untrusted certificate"
         why = _why(chain)
-        v.bad(code, f"{what}: the signer's certificate does not verify against {ca} {when} ({why})")
+        v.bad(code, f"{what}: the signer's certificate does not verify against {trust.ca} "
+              f"{when} ({why})")  # fmt: skip
         return
-    # 4. The whole check as one plain command (the README's): it must agree.
-    full = _openssl(*cms_command(run_dir, ca, attime))
+    # 5. The whole check as one plain command (the README's): it must agree.
+    full = _openssl(*cms_command(run_dir, trust.ca, attime))
     if full.returncode != 0:
         v.bad(EXIT_UNTRUSTED, f"openssl cms -verify refuses the signature: {_why(full)}")
         return
-    v.ok(f"certificate: the signer's certificate chains to {ca} and is valid {when}")
+    revoked = f", not revoked ({len(trust.crls)} CRL file(s))" if trust.crls else ""
+    v.ok(f"certificate: the signer's certificate chains to {trust.ca} and is valid {when}"
+         f"{revoked}")  # fmt: skip
 
 
-def _timestamp(v: Verdict, run_dir: Path, tsa_ca: Path) -> int | None:
-    token = run_dir / manifest.TIMESTAMP
+def _timestamp(v: Verdict, run_dir: Path, tsa_ca: Path, tmp: Path) -> int | None:
+    reply = run_dir / manifest.TIMESTAMP
     promised = manifest.parse((run_dir / manifest.MANIFEST).read_bytes()).metadata.get("tsa_url")
-    if not token.is_file():
+    if not reply.is_file():
         if promised:
             v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: the manifest says one was requested from "
-                  f"{promised}, but {token.name} is missing")  # fmt: skip
+                  f"{promised}, but {reply.name} is missing")  # fmt: skip
         return None
-    done = _openssl("ts", "-verify", "-data", str(run_dir / manifest.SIGNATURE),
-                    "-in", str(token), "-CAfile", str(tsa_ca))  # fmt: skip
+    # The token is taken out of the reply once; openssl verifies these bytes and the time is
+    # read from these bytes, so the time used is the one the TSA signed.
+    try:
+        token = tsa.token(reply.read_bytes(), reply.name)
+        when = tsa.token_time(token)
+    except tsa.TimestampError as exc:
+        v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: {exc}")
+        return None
+    token_der = tmp / "token.der"
+    token_der.write_bytes(token)
+    done = _openssl("ts", "-verify", "-token_in", "-in", str(token_der),
+                    "-data", str(run_dir / manifest.SIGNATURE), "-CAfile", str(tsa_ca))  # fmt: skip
     if done.returncode != 0:
         why = _why(done)
-        v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: {token.name} does not verify for manifest.p7s "
+        v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: {reply.name} does not verify for manifest.p7s "
               f"against {tsa_ca} ({why})")  # fmt: skip
         return None
-    when = tsa.token_time(token)
-    if when is None:
-        v.bad(EXIT_BAD_TIMESTAMP, f"timestamp: {token.name} verifies but holds no readable time")
-        return None
-    v.ok(f"timestamp: manifest.p7s existed at {when.isoformat()} (RFC 3161, {token.name})")
+    v.ok(f"timestamp: manifest.p7s existed at {when.isoformat()} (RFC 3161, {reply.name})")
     return int(when.timestamp())
