@@ -26,7 +26,6 @@ from walguard.report import results_json, synthetic, writer
 from walguard.report.runinfo import RunInfo
 from walguard.run import AuditRun
 from walguard.signing import manifest, signer, verify
-from walguard.signing.sign_run import manifest_metadata, sign_run
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = jsonschema.Draft202012Validator(json.loads(results_json.SCHEMA_PATH.read_text()))
@@ -216,11 +215,6 @@ def test_the_merge_command_exits_with_the_merged_gate(tmp_path: Path) -> None:
     (busy / "x").write_text("x")
     assert walguard_merge(str(a), str(b), "--no-verify", "--out", str(busy)).returncode == 4
     assert sorted(p.name for p in busy.iterdir()) == ["x"]
-
-
-def sign_again(run_dir: Path, issued: pki.Issued) -> None:
-    """The run signed as it now is (a shard's signer signs whatever its directory holds)."""
-    sign_run(run_dir, key_of(issued), manifest_metadata(results_json.read(run_dir)))
 
 
 def edit_doc(run_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:
