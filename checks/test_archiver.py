@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from walguard.archive_ownership import FileMode, RestoreUser
 from walguard.archive_scope import repository_verdict, require_archiver
 from walguard.controls import control, fail
 from walguard.errors import FactUnavailable
@@ -351,3 +354,64 @@ def test_active_probe(pg: Postgres, policy: Policy, probe: ProbeResult) -> None:
             f"pg_switch_wal() closed {probe.segment}, but it was not archived within "
             f"{probe.waited_s:.0f} s (last archived: {probe.last_archived_wal or 'none'})"
         )
+
+
+@control(
+    "WG-ACT-008",
+    "archived files are the archive owner's, read by the restore user, written by no one else",
+    severity="critical",
+    refs=REFS,
+    remediation="WG-ACT-008.sh",
+    rationale="Recovery's restore_command runs as the cluster's owner, not as root: a segment "
+    "it cannot read stops the restore there. A segment the archive's group or anyone may write "
+    "can be replaced by WAL that a recovery would replay.",
+)
+def test_archived_files_owner_and_modes(
+    pg: Postgres, archive: ArchiveDir, policy: Policy
+) -> str | None:
+    local = _local_chain(pg, archive, policy)
+    if isinstance(local, str):
+        return f"{local} (the repository's files are the tool's to keep)"
+    names, ranges = local
+    if isinstance(archive.ownership, str):
+        raise FactUnavailable(f"the archived files' owners and modes: {archive.ownership}")
+    files, restore = archive.ownership.files, archive.ownership.restore
+    checked = [n for n in names if _in_ranges(n, ranges, pg.segment_size) or n.endswith(".history")]
+    problems: dict[str, list[str]] = {}
+    for name in checked:
+        f = files.get(name)
+        if f is None:
+            continue  # archived after the owners were listed: the next audit reads it
+        for why in _wrong(f, policy, restore):
+            problems.setdefault(why, []).append(name)
+    if problems:
+        fail("; ".join(f"{len(v)} {_few(v, files)} {why}" for why, v in problems.items()))
+    return (
+        f"{len(checked)} archived files: owned by {policy.archive_owner}, written by no one "
+        f"else, readable by {restore.name}"
+    )
+
+
+def _wrong(f: FileMode, policy: Policy, restore: RestoreUser) -> list[str]:
+    found = []
+    if f.owner != policy.archive_owner:
+        found.append(f"owned by {f.owner}:{f.group}, not {policy.archive_owner}")
+    if f.mode & 0o022:
+        found.append(f"writable by {'others' if f.mode & 0o002 else 'its group'}")
+    if not restore.can_read(f):
+        found.append(f"not readable by {restore.name}, whom the restore runs as")
+    return found
+
+
+def _in_ranges(name: str, ranges: list[tuple[int, int, int]], segment_size: int) -> bool:
+    if not is_segment(name):
+        return False
+    n = segment_number(name, segment_size)
+    return any(t == timeline(name) and lo <= n <= hi for t, lo, hi in ranges)
+
+
+def _few(names: list[str], files: Mapping[str, FileMode]) -> str:
+    """The first few files named with their mode, then how many more."""
+    shown = ", ".join(f"{n} ({files[n].mode:04o})" for n in names[:3])
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"archived file{'s' if len(names) > 1 else ''} ({shown}{more})"

@@ -33,6 +33,7 @@ def collector_command(policy: Policy, connect: Connect, token: str) -> str:
         "WG_T": str(max(1, connect.command_timeout_s // 2)),
         "WG_HEADERS": "5",
         "WG_PG_OWNER": policy.archive_owner,
+        "WG_RESTORE_USER": policy.restore_user or policy.archive_owner,
         "WG_PG_SOCKET_DIR": connect.pg_socket_dir,
         "WG_PG_PORT": str(connect.pg_port),
     }

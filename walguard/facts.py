@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from walguard.archive_ownership import Ownership, parse_ownership
 from walguard.errors import FactUnavailable
 from walguard.sections import Section, need
 from walguard.selinux import SelinuxFacts
@@ -108,6 +109,9 @@ class ArchiveDir:
     # pg_stat_archiver as read just before the listing (None: not read): what the listing must
     # hold, whatever is archived while the host is read.
     archived_before: ArchivedBefore | None = None
+    # Who owns each archived file, its mode, and who the restore runs as; a string says why it
+    # is not known (WG-ACT-008 is then ERROR).
+    ownership: Ownership | str = "not collected"
 
     @property
     def where(self) -> str:
@@ -292,7 +296,15 @@ def parse_archive_dir(sections: Mapping[str, Section], path: str) -> ArchiveDir:
         check=_check(sections.get("archive_check")),
         listed_at=_epoch(sections.get("date")),
         archived_before=_archived_before(sections.get("archiver_before")),
+        ownership=_ownership(sections),
     )
+
+
+def _ownership(sections: Mapping[str, Section]) -> Ownership | str:
+    try:
+        return parse_ownership(dict(sections))
+    except FactUnavailable as exc:
+        return str(exc)
 
 
 def _archived_before(section: Section | None) -> ArchivedBefore | None:

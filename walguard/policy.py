@@ -20,6 +20,10 @@ walguard_archive_owner (user name, "postgres")
     The user that must own the archive directory.
 walguard_archive_group (group name, "postgres")
     The group that must own the archive directory.
+walguard_restore_user (user name or null, null)
+    The user ``restore_command`` runs as, who must be able to read every archived segment and
+    history file (WG-ACT-008); null: the archive owner (the cluster's owner, as a stock
+    PostgreSQL host runs recovery).
 walguard_archive_allowed_modes (list of octal modes, ["0700", "0750"])
     The permission modes the archive directory may have. Write them as quoted strings
     (``"0750"``); integers are accepted as numeric modes up to 0777 (YAML reads an unquoted
@@ -176,6 +180,7 @@ class Policy:
     archive_dir: str = "/pg_archive"
     archive_owner: str = "postgres"
     archive_group: str = "postgres"
+    restore_user: str | None = None
     archive_allowed_modes: tuple[str, ...] = ("0700", "0750")
     rpo_minutes: int = 15
     ready_backlog_max: int = 10
@@ -224,6 +229,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "archive_dir": archive_dir_value,
     "archive_owner": word_value,
     "archive_group": word_value,
+    "restore_user": optional_value(word_value),
     "archive_allowed_modes": modes_value,
     "rpo_minutes": integer(minimum=1),
     "ready_backlog_max": integer(minimum=0),

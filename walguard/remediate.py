@@ -152,6 +152,7 @@ def script_env(
         "WG_ARCHIVE_DIR": policy.archive_dir,
         "WG_OWNER": policy.archive_owner,
         "WG_GROUP": policy.archive_group,
+        "WG_RESTORE_USER": policy.restore_user or policy.archive_owner,
         "WG_DIR_MODE": policy.archive_allowed_modes[0],
         "WG_ALLOWED_MODES": " ".join(policy.archive_allowed_modes),
         "WG_RPO_S": str(policy.rpo_minutes * 60),

@@ -4,7 +4,8 @@
 # the environment (set by the runner from the policy, shell-quoted), never from the script text:
 #   WG_RUN        check (print what would change, change nothing) or apply
 #   WG_CONTROL    the control id;  WG_CHANGE_REF  the change ticket ("none" when not given)
-#   WG_ARCHIVE_DIR, WG_OWNER, WG_GROUP, WG_DIR_MODE (the first allowed mode), WG_ALLOWED_MODES,
+#   WG_ARCHIVE_DIR, WG_OWNER, WG_GROUP, WG_RESTORE_USER (who restore_command runs as),
+#   WG_DIR_MODE (the first allowed mode), WG_ALLOWED_MODES,
 #   WG_ARCHIVE_TIMEOUT_S, WG_RPO_S, WG_SERVICE
 # and what the facts read just before the scripts ran say (so that a script can refuse a fix
 # that could make things worse):

@@ -70,6 +70,9 @@ CASES = [
     # The truncated segment is the last archived one until the next switch (then only WG-ACT-007).
     Case("segment-truncated", {"WG-ACT-007"}, frozenset({"WG-ACT-004"})),
     Case("segment-foreign", {"WG-ACT-007"}),
+    # Read as root the segment is whole and ours; only its owner and mode say it is not safe.
+    Case("segment-world-writable", {"WG-ACT-008"}),
+    Case("segment-root-owned", {"WG-ACT-008"}),
     # The validation matrix.
     Case("postgresql-disabled", {"WG-SYS-001"}),
     Case("postgresql-parent-disabled", {"WG-SYS-001"}),

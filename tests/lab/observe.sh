@@ -24,6 +24,9 @@ echo "sysid=$(q 'SELECT system_identifier FROM pg_control_system()')"
 echo "timeline=$(q 'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)')"
 echo "in_recovery=$(q 'SELECT pg_is_in_recovery()')"
 echo "archive_link=$(readlink /pg_archive)"
+# The newest archived segment's owner and mode (WG-ACT-008's scenarios change them).
+# shellcheck disable=SC2016
+echo "newest_segment_perms=$(sudo -n sh -c 'f=$(find /pg_archive -maxdepth 1 -type f -regextype posix-extended -regex ".*/[0-9A-F]{24}" -printf "%f\n" | sort | tail -n 1); [ -n "$f" ] && stat -c "%U:%G %a" -- "/pg_archive/$f"')"
 echo "is_mountpoint=$(mountpoint -q /pg_archive && echo yes || echo no)"
 echo "same_dev_as_root=$([ "$(stat -L -c %d /pg_archive 2>/dev/null)" = "$(stat -c %d /)" ] && echo yes || echo no)"
 # Archived segments (in the directory /pg_archive leads to) that are not whole segments of this

@@ -56,10 +56,12 @@ CASES = [
     ("archive-timeout-off", "WG-ARC-005"),
     ("archive-dir-owner-root", "WG-DIR-003"),
     ("archive-dir-mode-0777", "WG-DIR-004"),
+    ("segment-world-writable", "WG-ACT-008"),
+    ("segment-root-owned", "WG-ACT-008"),
 ]
 
 
-@pytest.mark.parametrize(("scenario", "control"), CASES, ids=[c for _, c in CASES])
+@pytest.mark.parametrize(("scenario", "control"), CASES, ids=[f"{c}-{s}" for s, c in CASES])
 def test_remediate_apply_fixes_and_verifies(
     lab: Lab, host: Any, tmp_path: Path, scenario: str | None, control: str
 ) -> None:

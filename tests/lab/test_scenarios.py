@@ -74,6 +74,7 @@ def assert_pristine(facts: dict[str, str], host: Host) -> None:
     assert SEGMENT.fullmatch(last) or re.fullmatch(r"[0-9A-F]{24}\.[0-9A-F]{8}\.backup", last), last
     assert facts["odd_segments"].strip() == ""  # whole segments of this cluster, no links
     assert facts["archive_link"] == ""
+    assert facts["newest_segment_perms"].split(":")[0] == "postgres", facts["newest_segment_perms"]
     assert facts["is_mountpoint"] == "yes"
     assert facts["same_dev_as_root"] == "no"
     assert facts["in_recovery"] == "f"
@@ -402,6 +403,14 @@ def _disabled(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["pg_active"] == "active"
 
 
+def _segment_world_writable(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["newest_segment_perms"].endswith(" 666")
+
+
+def _segment_root_owned(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    assert facts["newest_segment_perms"] == "root:root 600"
+
+
 def _parent_disabled(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["parent_unit_file_state"] == "disabled"
     assert facts["unit_file_state"] == "enabled-runtime"  # what the old check read as enabled
@@ -460,6 +469,8 @@ def _cert_expiring(lab: Lab, host: Host, facts: dict[str, str]) -> None:
 EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "postgresql-disabled": _disabled,
     "postgresql-parent-disabled": _parent_disabled,
+    "segment-world-writable": _segment_world_writable,
+    "segment-root-owned": _segment_root_owned,
     "postgresql-enabled-runtime": _enabled_runtime,
     "package-half-configured": _half_configured,
     "config-changed-not-reloaded": _config_not_reloaded,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from walguard.archive_ownership import FileMode, Ownership, RestoreUser
 from walguard.controls import FUNCTIONS, load_all
 from walguard.facts import (
     ArchivedBefore,
@@ -295,3 +296,25 @@ def test_a_segment_copied_while_listed_is_not_called_partial() -> None:
     done = archive([], files=files, archived_before=ArchivedBefore(4, names(1, [4])[0]))
     v = verdict("WG-ACT-007", done, pg())
     assert v.result == "FAIL" and "(partial)" in v.message
+
+
+def _owned(names_modes: dict[str, tuple[str, int]]) -> Ownership:
+    files = {
+        n: FileMode(n, owner, owner, 102 if owner == "postgres" else 0, 105, mode)
+        for n, (owner, mode) in names_modes.items()
+    }
+    return Ownership(files, RestoreUser("postgres", 102, frozenset({105})))
+
+
+def test_archived_files_are_the_owners_read_by_the_restore_user_written_by_no_one_else() -> None:
+    segments = names(1, range(1, 6))
+    good = {n: ("postgres", 0o600) for n in segments}
+    assert verdict("WG-ACT-008", archive(segments, ownership=_owned(good)), pg()).result == "PASS"
+    writable = {**good, segments[-1]: ("postgres", 0o666)}
+    v = verdict("WG-ACT-008", archive(segments, ownership=_owned(writable)), pg())
+    assert v.result == "FAIL" and f"{segments[-1]} (0666)) writable by others" in v.message
+    root = {**good, segments[-1]: ("root", 0o600)}
+    v = verdict("WG-ACT-008", archive(segments, ownership=_owned(root)), pg())
+    assert v.result == "FAIL" and "not readable by postgres, whom the restore runs as" in v.message
+    unknown = archive(segments, ownership="the restore user is unknown on the host: id: no user")
+    assert verdict("WG-ACT-008", unknown, pg()).result == "ERROR"

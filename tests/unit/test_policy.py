@@ -57,6 +57,7 @@ OVERRIDES: dict[str, Any] = {
     "archive_dir": "/srv/wal",
     "archive_owner": "pgarchive",
     "archive_group": "backup",
+    "restore_user": "pgrestore",
     "archive_allowed_modes": ["0700"],
     "rpo_minutes": 5,
     "ready_backlog_max": 0,

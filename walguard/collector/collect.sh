@@ -4,8 +4,8 @@
 # interprets nothing. Parameters arrive as environment variables (already shell-quoted by the
 # controller): WG_TOKEN, WG_ARCHIVE_DIR, WG_SERVICE, WG_T (per-command timeout, seconds),
 # WG_HEADERS (how many of the newest segments' headers to read), WG_ARCHIVE_CHECK (optional: the
-# archiving tool's repository check from the policy), WG_PG_OWNER (who runs it) and
-# WG_START_CONF (optional: Debian's start.conf of the cluster).
+# archiving tool's repository check from the policy), WG_PG_OWNER (who runs it), WG_RESTORE_USER
+# (who restore_command runs as) and WG_START_CONF (optional: Debian's start.conf of the cluster).
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH LC_ALL=C
@@ -73,6 +73,9 @@ pg_section() {
 }
 pg_section archiver_before printf '%s\n' "$(pg_part archiver)"
 section archive_files find "$R" -mindepth 1 -maxdepth 1 -printf '%f|%y|%s|%T@\n'
+# Who owns each archived file and its mode, and who the restore runs as (WG-ACT-008).
+section archive_perms find "$R" -mindepth 1 -maxdepth 1 -printf '%f|%u|%g|%U|%G|%m\n'
+section restore_user id -- "$WG_RESTORE_USER"
 # The first 40 bytes of the newest segments (the WAL long page header: timeline, address,
 # system identifier, segment size), as hex: a partial copy or another cluster's file shows here.
 # shellcheck disable=SC2016  # expanded by the inner sh, from its arguments

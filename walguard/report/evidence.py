@@ -35,7 +35,11 @@ SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "WG-ACT-001": (("p", "archiver"),),
     "WG-ACT-002": (("p", "archiver"),),
     "WG-ACT-003": (("p", "status_files"),),
-    "WG-ACT-004": (("p", "archiver"), ("c", "archive_files"), ("c", "archive_check")),
+    "WG-ACT-004": (
+        ("p", "archiver"), ("c", "archiver_before"), ("c", "archive_files"),
+        ("c", "archive_check"),
+    ),
+    "WG-ACT-008": (("c", "archive_perms"), ("c", "restore_user"), ("c", "archive_files")),
     "WG-ACT-005": (("p", "timeline"), ("c", "history_files"), ("c", "archive_check")),
     "WG-ACT-007": (
         ("p", "system_identifier"),
