@@ -48,11 +48,15 @@ CASES = [
             "WG-ACT-004",
             "WG-ACT-005",
             "WG-ACT-007",
+            "WG-ACT-008",
         },
         frozenset({"WG-ACT-002"}),
     ),
     # An empty directory on the root filesystem: nothing archived there vouches for anything.
-    Case("archive-dir-not-a-mount", {"WG-DIR-002", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}),
+    Case(
+        "archive-dir-not-a-mount",
+        {"WG-DIR-002", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007", "WG-ACT-008"},
+    ),
     Case("archive-dir-owner-root", {"WG-DIR-003"}, frozenset({"WG-ACT-002"})),
     Case("archive-dir-mode-0777", {"WG-DIR-004"}),
     # Once a switch is attempted on the full volume (the scenario's effect check does one), the

@@ -318,3 +318,11 @@ def test_archived_files_are_the_owners_read_by_the_restore_user_written_by_no_on
     assert v.result == "FAIL" and "not readable by postgres, whom the restore runs as" in v.message
     unknown = archive(segments, ownership="the restore user is unknown on the host: id: no user")
     assert verdict("WG-ACT-008", unknown, pg()).result == "ERROR"
+
+
+def test_a_symlinked_segment_is_not_judged_by_its_links_mode() -> None:
+    segments = names(1, range(1, 6))
+    files = tuple(ArchiveFile(n, "l" if n == segments[1] else "f", SEG, 0.0) for n in segments)
+    own = _owned({n: ("postgres", 0o777 if n == segments[1] else 0o600) for n in segments})
+    v = verdict("WG-ACT-008", archive([], files=files, ownership=own), pg())
+    assert v.result == "PASS", v.message  # the link is WG-ACT-004/007's finding
