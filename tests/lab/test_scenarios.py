@@ -551,15 +551,15 @@ def test_scenario_effect_and_reset(lab: Lab, scenario_host: Host, name: str) -> 
 
 def test_unknown_scenario_and_unknown_host_are_refused_with_the_valid_names(lab: Lab) -> None:
     bad = lab.walguard("lab", "scenario", "apply", "db1", "no-such-thing", check=False)
-    assert bad.returncode == 1
+    assert bad.returncode == 8  # walguard.exit_codes: the lab command failed
     assert "unknown scenario 'no-such-thing'" in bad.stderr and "archive-fs-full" in bad.stderr
     bad = lab.walguard("lab", "scenario", "reset", "db42", check=False)
-    assert bad.returncode == 1
+    assert bad.returncode == 8  # walguard.exit_codes: the lab command failed
     assert "unknown or stopped lab host 'db42'" in bad.stderr
     # Several hosts: every name is checked before any host is reset.
     db3 = lab.hosts[2]
     running = db3.nspawn_pid()
     bad = lab.walguard("lab", "scenario", "reset", db3.name, "db42", check=False)
-    assert bad.returncode == 1
+    assert bad.returncode == 8  # walguard.exit_codes: the lab command failed
     assert "unknown or stopped lab host 'db42'" in bad.stderr
     assert db3.nspawn_pid() == running
