@@ -7,7 +7,9 @@
 # disruptive: no (chown, chmod of archived files)
 # refuses: when the archive owner, its group or the restore user is unknown on the host, or the
 #   restore user is neither the archive owner nor in its group (only a decision can say how it
-#   should read the archive: widening the files to everyone would let anyone read the WAL).
+#   should read the archive: widening the files to everyone would let anyone read the WAL), or
+#   when the archive holds no segment or history file at all (their absence, WG-ACT-005/007's
+#   finding, is no owner or mode to fix).
 [ -d "$WG_ARCHIVE_DIR" ] || die "$WG_ARCHIVE_DIR is not a directory"
 id -u -- "$WG_OWNER" >/dev/null 2>&1 ||
   die "the archive owner $WG_OWNER is not a user on this host: who should own the archive is unknown"
@@ -21,6 +23,9 @@ if [ "$restore" != "$WG_OWNER" ] && [ "$(id -u -- "$restore")" != 0 ]; then
     die "the restore user $restore is neither the archive owner $WG_OWNER nor in its group $WG_GROUP"
   read_bit=0440
 fi
+found=$(find "$WG_ARCHIVE_DIR" -mindepth 1 -maxdepth 1 -type f -regextype posix-extended \
+  -regex '.*/([0-9A-F]{24}|[0-9A-F]{8}\.history)' -print -quit)
+[ -n "$found" ] || die "$WG_ARCHIVE_DIR holds no archived segment or history file: their absence is no owner or mode to fix (WG-ACT-005/007 say why)"
 while IFS= read -r -d '' f; do
   owner=$(stat -c '%U:%G' -- "$f")
   if [ "$owner" != "$WG_OWNER:$WG_GROUP" ]; then

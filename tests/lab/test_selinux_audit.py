@@ -56,6 +56,12 @@ def test_remediation_fixes_it_and_archiving_resumes(guest: Guest, tmp_path: Path
     fixed = _audit(tmp_path, "--remediate=apply", "--change-ref", "CHG-SEED", "--fail-on", "low")
     records = {c["control"]: c for c in fixed.doc["hosts"][HOST]["controls"] if c["remediation"]}
     assert {"WG-ARC-004", "WG-SEL-003", "WG-SEL-004", "WG-SEL-005"} <= set(records), fixed.stdout
+    # The unlabelled archive holds no segment yet: WG-ACT-008 fails with WG-ACT-005/007, and its
+    # script refuses, since their absence is no owner or mode to fix.
+    refused = records.pop("WG-ACT-008", None)
+    if refused is not None:
+        assert refused["result"] == "REMEDIATION REFUSED", refused
+        assert "holds no archived segment or history file" in refused["remediation"]["output"]
     for control, res in records.items():
         assert res["result"] == "REMEDIATED", (control, res)
         assert res["remediation"]["duration_s"] is not None
