@@ -304,7 +304,7 @@ def _main(argv: list[str] | None) -> int:
     if extra:
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in ("verify", "sign"):
-        from walguard.signing import commands
+        from walguard import sign_commands as commands
 
         return commands.run(args)
     if args.command == "examples":

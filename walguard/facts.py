@@ -11,10 +11,11 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from walguard.archive_ownership import Ownership, parse_ownership
 from walguard.errors import FactUnavailable
+from walguard.part import Part as Part  # re-exported: facts' Parts are imported from here
 from walguard.sections import Section, need
 from walguard.selinux import SelinuxFacts
 
@@ -22,19 +23,6 @@ if TYPE_CHECKING:
     from walguard.platform_facts import PlatformFacts
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Part(Generic[T]):
-    """Parsed facts, or why there are none."""
-
-    value: T | None = None
-    error: str | None = None
-
-    def get(self) -> T:
-        if self.value is None:
-            raise FactUnavailable(self.error or "fact not collected")
-        return self.value
 
 
 @dataclass(frozen=True)

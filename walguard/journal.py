@@ -18,8 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from walguard.facts import Part
 from walguard.history import ChangedSinceVerified, Previous, read_as_listed
+from walguard.part import Part
 
 EVIDENCE_NAME = "journal_errors.txt"
 ALONE = "judged against the noise list alone"

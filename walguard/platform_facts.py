@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from walguard.boot_facts import BootPath, parse_boot
 from walguard.errors import FactUnavailable
-from walguard.facts import Part
 from walguard.journal import Baseline
+from walguard.part import Part
 from walguard.sections import Section, need
 
 T = TypeVar("T")

@@ -1,4 +1,5 @@
-"""`walguard verify` and `walguard sign`."""
+"""`walguard verify` and `walguard sign`: the subcommands, above both the report writers (sign
+writes the page and results.json again with the signer's name) and the signing package."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from walguard.exit_codes import Exit
+from walguard.report import html, results_json
 from walguard.signing import manifest, signer, verify
 from walguard.signing.sign_run import manifest_metadata, sign_run
 from walguard.signing.tsa import TimestampError
@@ -41,8 +43,6 @@ def _verify(args: argparse.Namespace) -> int:
 def _sign(args: argparse.Namespace) -> int:
     """Signs a run written without a signature: the page and results.json are written again
     with the signer's name, then the manifest is made and signed."""
-    from walguard.report import html, results_json
-
     run_dir = Path(args.run_dir)
     if not (run_dir / "results.json").is_file():
         print(f"walguard: {run_dir} holds no results.json: not a walguard run", file=sys.stderr)
