@@ -30,9 +30,9 @@ import paramiko
 import testinfra
 from testinfra.backend.paramiko import ParamikoBackend
 
-from walguard.collect import collect
-from walguard.inventory import Target, load_inventory
-from walguard.policy import Policy, policy_for
+from walguard.facts.collect import collect
+from walguard.inventory.load import Target, load_inventory
+from walguard.policy.model import Policy, policy_for
 
 RELAY = Path(__file__).with_name("delay_relay.py")
 # The SSH ProxyCommand that adds latency for the second measurement (None: direct).

@@ -48,7 +48,7 @@ from scale_baseline import pytest_cost  # noqa: E402
 from scale_cpu import PeakMemory, lab_cpu_s, machine_busy_s  # noqa: E402
 from scale_inventory import scaled_inventory  # noqa: E402
 
-from walguard.inventory import InventoryError, VaultOptions, read_inventory  # noqa: E402
+from walguard.inventory.load import InventoryError, VaultOptions, read_inventory  # noqa: E402
 
 RUNNER = BENCH / "scale_runner.py"
 RELAY = BENCH / "delay_relay.py"

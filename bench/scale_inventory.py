@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from walguard.inventory import VaultOptions, read_inventory
+from walguard.inventory.load import VaultOptions, read_inventory
 
 
 def scaled_inventory(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from walguard.controls import NotApplicable, control, fail
 from walguard.errors import FactUnavailable
-from walguard.facts import ArchiveDir, Postgres
-from walguard.policy import Policy
+from walguard.facts.host import ArchiveDir, Postgres
+from walguard.policy.model import Policy
 
 REFS = ("BSI APP.4.3.A24", "CIS PostgreSQL 3.1")
 

@@ -3,10 +3,10 @@ enough for the RPO?"""
 
 from __future__ import annotations
 
-from walguard.archive_reading import reading_of
+from walguard.archive.command import reading_of
 from walguard.controls import control, fail
-from walguard.facts import Postgres
-from walguard.policy import Policy
+from walguard.facts.host import Postgres
+from walguard.policy.model import Policy
 
 REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
 

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from walguard.archive_ownership import FileMode, RestoreUser
-from walguard.archive_scope import repository_verdict, require_archiver
-from walguard.controls import control, fail
-from walguard.errors import FactUnavailable
-from walguard.facts import ArchiveDir, HostFacts, Postgres, ProbeResult, SegmentHeader
-from walguard.policy import Policy
-from walguard.walnames import (
+from walguard.archive.scope import repository_verdict, require_archiver
+from walguard.archive.walnames import (
     chain_ranges,
     history_name,
     is_segment,
@@ -20,6 +15,11 @@ from walguard.walnames import (
     segment_number,
     timeline,
 )
+from walguard.controls import control, fail
+from walguard.errors import FactUnavailable
+from walguard.facts.archive_ownership import FileMode, RestoreUser
+from walguard.facts.host import ArchiveDir, HostFacts, Postgres, ProbeResult, SegmentHeader
+from walguard.policy.model import Policy
 
 REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from walguard.controls import NotApplicable, control, fail
 from walguard.errors import FactUnavailable
-from walguard.facts import Postgres
-from walguard.inventory import Target
-from walguard.platform_facts import PlatformFacts
-from walguard.policy import Policy
-from walguard.tls_check import judge_certificate, load_ca
-from walguard.zones import tls_name
+from walguard.facts.host import Postgres
+from walguard.facts.network import tls_name
+from walguard.facts.platform import PlatformFacts
+from walguard.facts.tls import judge_certificate, load_ca
+from walguard.inventory.load import Target
+from walguard.policy.model import Policy
 
 LOOPBACK_PREFIXES = ("127.", "::1")
 

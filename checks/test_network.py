@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from walguard.controls import control, fail
 from walguard.errors import FactUnavailable
-from walguard.inventory import Target
-from walguard.platform_facts import PlatformFacts
-from walguard.policy import Policy
-from walguard.zones import BLOCKED, REACHED, TLS_FAILED, UNKNOWN, ZoneAttempt
+from walguard.facts.network import BLOCKED, REACHED, TLS_FAILED, UNKNOWN, ZoneAttempt
+from walguard.facts.platform import PlatformFacts
+from walguard.inventory.load import Target
+from walguard.policy.model import Policy
 
 ANY = {"0.0.0.0", "::", "*"}
 LOOPBACK = "localhost"

@@ -7,13 +7,13 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from walguard.boot_facts import PERSISTENT, BootPath
 from walguard.controls import control, fail
-from walguard.facts import Postgres
-from walguard.inventory import Target
-from walguard.journal import new_errors
-from walguard.platform_facts import PlatformFacts
-from walguard.policy import Policy
+from walguard.facts.boot import PERSISTENT, BootPath
+from walguard.facts.host import Postgres
+from walguard.facts.platform import PlatformFacts
+from walguard.history.journal_baseline import new_errors
+from walguard.inventory.load import Target
+from walguard.policy.model import Policy
 
 
 @control(

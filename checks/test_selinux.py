@@ -5,9 +5,9 @@ enough: the label must be set, and set persistently (semanage fcontext + restore
 from __future__ import annotations
 
 from walguard.controls import NotApplicable, control, fail
-from walguard.facts import ArchiveDir
-from walguard.policy import Policy
-from walguard.selinux import SelinuxFacts, rule_covers
+from walguard.facts.host import ArchiveDir
+from walguard.facts.selinux import SelinuxFacts, rule_covers
+from walguard.policy.model import Policy
 
 REFS = ("BSI SYS.1.3.A10", "CIS RHEL 1.6", "DORA Art. 9")
 

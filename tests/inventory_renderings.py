@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from walguard.inventory_model import expand_range
+from walguard.inventory.model import expand_range
 
 
 def _groups(name: str, body: Any) -> Iterator[tuple[str, dict[str, Any]]]:

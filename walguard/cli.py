@@ -144,7 +144,6 @@ class _AuditHelp(argparse.Action):
         # Imported only here: importing the plugin before pytest does would keep pytest from
         # rewriting its asserts in a real run.
         from walguard import plugin
-
         group = parser.add_argument_group(
             "audit options (walguard's pytest plugin: also for `pytest checks`)"
         )
@@ -304,18 +303,16 @@ def _main(argv: list[str] | None) -> int:
     if extra:
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in ("verify", "sign"):
-        from walguard import sign_commands as commands
-
+        from walguard.commands import signing as commands
         return commands.run(args)
     if args.command == "examples":
         return _examples(args.name)
     if args.command == "merge":
-        from walguard.merge import command
+        from walguard.commands.merge import command
 
         return command(args)
     if args.command == "waivers":
-        from walguard import waiver_approval
-
+        from walguard.history import waiver_approval
         return waiver_approval.command(args)
     try:
         return _dispatch(args)

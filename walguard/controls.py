@@ -26,7 +26,7 @@ from walguard.paths import CHECKS_DIR
 
 SEVERITIES = ("critical", "high", "medium", "low")
 # A control id: WG-, a three-letter area, a number (results.schema.json's pattern; and
-# walguard.run.pair_of_nodeid finds a result's control by `::WG-` in its node id).
+# walguard.audit.run.pair_of_nodeid finds a result's control by `::WG-` in its node id).
 CONTROL_ID = re.compile(r"WG-[A-Z]{3}-[0-9]{3}")
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from walguard.controls import ControlFailed, NotApplicable
 from walguard.errors import FactUnavailable
-from walguard.facts import HostFacts
-from walguard.inventory import Target
-from walguard.platform_facts import PlatformFacts
+from walguard.facts.host import HostFacts
+from walguard.facts.platform import PlatformFacts
+from walguard.inventory.load import Target
 from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS
 
 Provider = Callable[[HostFacts, Target], Any]

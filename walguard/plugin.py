@@ -1,5 +1,7 @@
-"""The walguard pytest plugin: hooks only. Controls become items (walguard.items), the run's state
-lives in one AuditRun (walguard.run) held by one plugin object, verdicts come from the one judge
+"""The walguard pytest plugin: hooks only. Controls become items (walguard.audit.items), the run's
+state
+lives in one AuditRun (walguard.audit.run) held by one plugin object, verdicts come from the one
+judge
 (walguard.judge), and the writers of results.json, report.html and the terminal summary live in
 walguard.report; signing lives in walguard.signing.
 
@@ -19,22 +21,23 @@ from typing import Any
 
 import pytest
 
-from walguard import extra_checks, paths, prefetch
-from walguard import history as history_module
+from walguard import paths
+from walguard.audit import extra_checks, prefetch
+from walguard.audit.items import ControlItem, FactsCache
+from walguard.audit.run import AuditRun, Pair, pair_of_nodeid
 from walguard.controls import SEVERITIES, Control, ControlsError, load_all
-from walguard.fanout import DEFAULT_FORKS, MAX_FORKS
-from walguard.inventory import Inventory, InventoryError, Target, VaultOptions, read_inventory
-from walguard.inventory_ansible import targets_from_listing
-from walguard.items import ControlItem, FactsCache
+from walguard.facts.fanout import DEFAULT_FORKS, MAX_FORKS
+from walguard.facts.network import ZoneProbes
+from walguard.history import previous as history_module
+from walguard.history.run_inputs import RunHistory
+from walguard.history.run_inputs import add_options as add_history_options
+from walguard.inventory.ansible import targets_from_listing
+from walguard.inventory.limit import LimitError, select
+from walguard.inventory.load import Inventory, InventoryError, Target, VaultOptions, read_inventory
 from walguard.judge import unknown_parameters
-from walguard.limit import LimitError, select
 from walguard.report import permissions, terminal, writer
 from walguard.report.runinfo import RunInfo
 from walguard.results import ERROR, WAIVED, Result
-from walguard.run import AuditRun, Pair, pair_of_nodeid
-from walguard.run_history import RunHistory
-from walguard.run_history import add_options as add_history_options
-from walguard.zones import ZoneProbes
 
 # In a checkout or in the installed package (walguard.paths); the lab's inventory is the
 # default only in a checkout.
@@ -409,7 +412,7 @@ class AuditPlugin:
             self.stop_reason = _stop_reason(session)
             mode = self.config.getoption("remediate")
             if mode and not self.is_worker:
-                from walguard.remediate import remediate_run
+                from walguard.remediate.apply import remediate_run
 
                 tr = self.config.pluginmanager.get_plugin("terminalreporter")
                 remediate_run(

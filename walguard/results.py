@@ -16,7 +16,8 @@ REMEDIATED = "REMEDIATED"
 REMEDIATION_FAILED = "REMEDIATION FAILED"
 # The script saw that its fix could make things worse and changed nothing: the failure stands.
 REMEDIATION_REFUSED = "REMEDIATION REFUSED"
-# An accepted risk (walguard.waivers): the failure stands in the report, with its waiver, and
+# An accepted risk (walguard.history.waivers): the failure stands in the report, with its waiver,
+# and
 # does not fail the gate.
 WAIVED = "WAIVED"
 

@@ -8,7 +8,7 @@ document, and stops with a `yaml.MarkedYAMLError` at the alias that passes the l
 anything is built from it.
 
 Use it as the Loader of `yaml.compose` / `yaml.load`, or as the base class of a loader of one's
-own (`walguard.inventory_yaml` does).
+own (`walguard.inventory.yaml_reader` does).
 """
 
 from __future__ import annotations

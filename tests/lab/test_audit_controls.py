@@ -500,8 +500,8 @@ def test_socket_forward_reads_as_the_login_user_and_cannot_be_postgres(lab: Lab)
     import psycopg
     from psycopg.conninfo import make_conninfo
 
-    from walguard.inventory import load_inventory
-    from walguard.transport import Connection
+    from walguard.facts.transport import Connection
+    from walguard.inventory.load import load_inventory
 
     target = load_inventory(settings.INVENTORY_PATH)[0]
     conn = Connection(target)

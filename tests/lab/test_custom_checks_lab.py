@@ -20,8 +20,8 @@ from walguard.lab import settings
 BANK_CONTROL = textwrap.dedent(
     """\
     from walguard.controls import control, fail
-    from walguard.facts import Postgres
-    from walguard.inventory import Target
+    from walguard.facts.host import Postgres
+    from walguard.inventory.load import Target
 
 
     @control(

@@ -143,7 +143,7 @@ def test_the_installed_tool_audits_the_lab_as_the_checkout_does(
 BANK_CONTROL = textwrap.dedent(
     """\
     from walguard.controls import control, fail
-    from walguard.facts import Postgres
+    from walguard.facts.host import Postgres
 
 
     @control("WG-BNK-001", "archive_timeout is at most 300 s", severity="medium",

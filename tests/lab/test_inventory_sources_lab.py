@@ -18,8 +18,8 @@ import yaml
 from tests.inventory_renderings import to_ini, write_script
 from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import Audit, audit
-from walguard.inventory import Target, VaultOptions, load_inventory
-from walguard.inventory_ansible import find_ansible_inventory
+from walguard.inventory.ansible import find_ansible_inventory
+from walguard.inventory.load import Target, VaultOptions, load_inventory
 from walguard.lab import settings
 
 INLINE_SECRET = "Lab-Inline-Become-1"

@@ -12,11 +12,11 @@ import yaml
 
 from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import Audit, _inventory_with, audit
-from walguard.collect import collect
-from walguard.inventory import load_inventory
+from walguard.facts.collect import collect
+from walguard.facts.transport import Connection
+from walguard.inventory.load import load_inventory
 from walguard.lab import settings
-from walguard.remediate import facts_env, run_scripts, scripts
-from walguard.transport import Connection
+from walguard.remediate.apply import facts_env, run_scripts, scripts
 
 REF = "CHG-4711"
 

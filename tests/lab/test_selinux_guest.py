@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from tests.lab.conftest import Lab
-from walguard.inventory import load_inventory
+from walguard.inventory.load import load_inventory
 from walguard.lab import labhost, selinux_guest, settings
 
 WAIT_S = 120

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from walguard.archive_ownership import (
+from walguard.errors import FactUnavailable
+from walguard.facts.archive_ownership import (
     FileMode,
     parse_modes,
     parse_ownership,
     parse_restore_user,
 )
-from walguard.errors import FactUnavailable
-from walguard.sections import Section
+from walguard.facts.sections import Section
 
 DATA = Path(__file__).parent / "data" / "archive-ownership-root-owned.txt"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from walguard.archive_reading import TOOLS, ArchiveReading, read_archiving
+from walguard.archive.command import TOOLS, ArchiveReading, read_archiving
 
 DIR = "/pg_archive"
 SAFER = "if [ -f /pg_archive/%f ]; then cmp -s %p /pg_archive/%f; else cp %p /pg_archive/%f; fi"

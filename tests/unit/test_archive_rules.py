@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from walguard.archive.walnames import gaps, segment_name, segment_number
 from walguard.results import Result, exit_status
-from walguard.walnames import gaps, segment_name, segment_number
 
 SEG = 16 * 1024 * 1024
 

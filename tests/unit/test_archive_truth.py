@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from walguard.archive_ownership import FileMode, Ownership, RestoreUser
+from walguard.archive.walnames import chain_ranges, missing_in, parse_history, segment_name
 from walguard.controls import FUNCTIONS, load_all
-from walguard.facts import (
+from walguard.facts.archive_ownership import FileMode, Ownership, RestoreUser
+from walguard.facts.host import (
     ArchivedBefore,
     ArchiveDir,
     ArchiveFile,
@@ -24,11 +25,10 @@ from walguard.facts import (
     Setting,
     parse_headers,
 )
-from walguard.inventory import Target
+from walguard.facts.sections import Section
+from walguard.inventory.load import Target
 from walguard.judge import judge
-from walguard.policy import Policy
-from walguard.sections import Section
-from walguard.walnames import chain_ranges, missing_in, parse_history, segment_name
+from walguard.policy.model import Policy
 
 SEG = 16 * 1024 * 1024
 SYSID = 7312345678901234567

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from checks.test_platform import _started_at_boot
-from walguard.boot_facts import BootPath, BootUnit, parse_boot, start_conf_path
 from walguard.controls import ControlFailed
 from walguard.errors import FactUnavailable
-from walguard.sections import Section
+from walguard.facts.boot import BootPath, BootUnit, parse_boot, start_conf_path
+from walguard.facts.sections import Section
 
 DATA = Path(__file__).parent / "data" / "boot"
 SERVICE = "postgresql@15-main.service"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from walguard import pgfacts
 from walguard.errors import FactUnavailable
-from walguard.facts import parse_archive_dir
-from walguard.sections import split_sections
+from walguard.facts import postgres as pgfacts
+from walguard.facts.host import parse_archive_dir
+from walguard.facts.sections import split_sections
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "@@WG-0123456789abcdef@@"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from walguard import controls
+from walguard.audit.extra_checks import from_inventory
 from walguard.controls import ControlsError, load_all
-from walguard.extra_checks import from_inventory
-from walguard.inventory import load_inventory
+from walguard.inventory.load import load_inventory
 from walguard.paths import CHECKS_DIR, REMEDIATION_DIR
-from walguard.remediate import paired_scripts
+from walguard.remediate.apply import paired_scripts
 from walguard.report.results_json import SCHEMA_PATH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def control_file(cid: str, *, remediation: str | None = None, reads: str = "pg: 
     return textwrap.dedent(
         f'''\
         from walguard.controls import control, fail
-        from walguard.facts import Postgres
+        from walguard.facts.host import Postgres
 
 
         @control("{cid}", "archive_timeout is at most 300 s", severity="medium",

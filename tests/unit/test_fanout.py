@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from walguard.facts import HostFacts
-from walguard.fanout import Done, FanOut, forks_value
-from walguard.inventory import Target
+from walguard.facts.fanout import Done, FanOut, forks_value
+from walguard.facts.host import HostFacts
+from walguard.inventory.load import Target
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_fanout import inventory
-from walguard.fanout import Done
+from walguard.facts.fanout import Done
 from walguard.report.progress import Progress
 
 REPO = Path(__file__).resolve().parents[2]

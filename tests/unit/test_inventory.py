@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from walguard.inventory import InventoryError, Target, load_inventory
-from walguard.policy import Policy, connect_for, policy_for
+from walguard.inventory.load import InventoryError, Target, load_inventory
+from walguard.policy.model import Policy, connect_for, policy_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from tests.inventory_renderings import to_ini, write_script
-from walguard import inventory_ansible
-from walguard.inventory import (
+from walguard.inventory import ansible as inventory_ansible
+from walguard.inventory.ansible import find_ansible_inventory, targets_from_listing
+from walguard.inventory.load import (
     InventoryError,
     Secret,
     Target,
@@ -25,7 +26,6 @@ from walguard.inventory import (
     load_inventory,
     read_inventory,
 )
-from walguard.inventory_ansible import find_ansible_inventory, targets_from_listing
 
 ANSIBLE = find_ansible_inventory()
 needs_ansible = pytest.mark.skipif(ANSIBLE is None, reason="ansible-core is not installed")

@@ -17,14 +17,15 @@ from tests import pki
 from tests.unit import test_run_history as runs
 from tests.unit.test_platform_facts import pristine
 from tests.unit.test_validation_matrix import ZONES, verdict
-from walguard import drift, history
-from walguard.facts import HostFacts, Part
-from walguard.items import FactsCache
-from walguard.journal import ALONE, Baselines
-from walguard.platform_facts import parse_platform
-from walguard.policy import Policy
+from walguard.audit.items import FactsCache
+from walguard.facts.host import HostFacts, Part
+from walguard.facts.platform import parse_platform
+from walguard.history import drift
+from walguard.history import previous as history
+from walguard.history.journal_baseline import ALONE, Baselines
+from walguard.history.run_inputs import PREVIOUS_RUN_KEY, RunHistory
+from walguard.policy.model import Policy
 from walguard.results import PASS, Result
-from walguard.run_history import PREVIOUS_RUN_KEY, RunHistory
 
 NAMES = runs.NAMES
 KNOWN = "2026-11-25T01:00:00+0000 db1 kernel: ata2: softreset failed (device not ready)\n"

@@ -12,13 +12,13 @@ from types import MappingProxyType
 
 import pytest
 
+from walguard.audit.run import AuditRun, item_name, pair_of_nodeid
 from walguard.controls import REGISTRY, Control, control, fail, load_all
 from walguard.errors import FactUnavailable
-from walguard.facts import ArchiveDir, HostFacts, Part
-from walguard.inventory import Target
+from walguard.facts.host import ArchiveDir, HostFacts, Part
+from walguard.inventory.load import Target
 from walguard.judge import PROVIDERS, judge, unknown_parameters
 from walguard.results import Result
-from walguard.run import AuditRun, item_name, pair_of_nodeid
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = Target("db1", "10.0.0.1", 22, "walguard", None, True, ("all",), MappingProxyType({}))
@@ -99,8 +99,8 @@ def test_verdicts_hold_with_python_optimisation() -> None:
         import sys
         from types import MappingProxyType
         from walguard.controls import FUNCTIONS, load_all
-        from walguard.facts import ArchiveDir, HostFacts, Part
-        from walguard.inventory import Target
+        from walguard.facts.host import ArchiveDir, HostFacts, Part
+        from walguard.inventory.load import Target
         from walguard.judge import judge
         assert False, "asserts are on"  # dropped under -O: this line must not stop the script
         load_all()

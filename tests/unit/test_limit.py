@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from walguard.inventory import Target, load_inventory
-from walguard.limit import LimitError, matching, select, terms
+from walguard.inventory.limit import LimitError, matching, select, terms
+from walguard.inventory.load import Target, load_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 

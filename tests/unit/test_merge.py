@@ -19,12 +19,14 @@ import jsonschema
 import pytest
 
 from tests import pki
-from walguard import merge, merge_shards, untrusted_copy
+from walguard.audit.run import AuditRun
+from walguard.commands import merge
 from walguard.controls import Control
-from walguard.inventory import Target
+from walguard.inventory.load import Target
+from walguard.merge import shards as merge_shards
+from walguard.merge import untrusted_copy
 from walguard.report import results_json, synthetic, writer
 from walguard.report.runinfo import RunInfo
-from walguard.run import AuditRun
 from walguard.signing import manifest, signer, verify
 
 REPO = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 def _expected_sources() -> dict[str, str]:
     """Each file that must travel: its path in the repository -> its path in the wheel."""
     files = {
-        "walguard/collector/collect.sh": "walguard/collector/collect.sh",
+        "walguard/facts/collector/collect.sh": "walguard/facts/collector/collect.sh",
         "walguard/audit-pytest.ini": "walguard/audit-pytest.ini",
         "walguard/report/results.schema.json": "walguard/report/results.schema.json",
     }

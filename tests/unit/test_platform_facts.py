@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from walguard.journal import new_errors, normalise
-from walguard.platform_facts import parse_platform, split_address
-from walguard.sections import Section, split_sections
-from walguard.zones import ANSWERED, REFUSED, TIMEOUT, TLS_FAILED, UNKNOWN, UNREACHABLE, classify
+from walguard.facts.network import (
+    ANSWERED,
+    REFUSED,
+    TIMEOUT,
+    TLS_FAILED,
+    UNKNOWN,
+    UNREACHABLE,
+    classify,
+)
+from walguard.facts.platform import parse_platform, split_address
+from walguard.facts.sections import Section, split_sections
+from walguard.history.journal_baseline import new_errors, normalise
 
 DATA = Path(__file__).parent / "data" / "platform"
 
@@ -170,7 +178,7 @@ def test_certificates_chain_name_and_expiry(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from walguard.tls_check import judge_certificate
+    from walguard.facts.tls import judge_certificate
 
     now = dt.datetime.now(dt.UTC)
 
@@ -233,8 +241,8 @@ def test_zone_targets_cannot_inject_connection_keywords(address: str) -> None:
     from types import MappingProxyType
 
     from walguard.errors import FactUnavailable
-    from walguard.inventory import Target
-    from walguard.zones import probe_command
+    from walguard.facts.network import probe_command
+    from walguard.inventory.load import Target
 
     probe = Target("probe-a", "10.0.0.2", 22, None, None, False, (), MappingProxyType({}))
     bad = Target("db1", address, 22, None, None, False, (), MappingProxyType({}))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-import walguard.policy
-from walguard.policy import KNOWN_KEYS, Connect, Policy, PolicyError, policy_for, settings_for
+import walguard.policy.model
+from walguard.policy.model import KNOWN_KEYS, Connect, Policy, PolicyError, policy_for, settings_for
 
 FIELDS = [f.name for f in dataclasses.fields(Policy)] + [
     f.name for f in dataclasses.fields(Connect)
@@ -44,12 +44,12 @@ def test_defaults_without_walguard_vars() -> None:
 
 
 def test_known_keys_are_the_fields_plus_the_extras() -> None:
-    # walguard_checks_dirs is read for the whole run (walguard.extra_checks), not per host.
+    # walguard_checks_dirs is read for the whole run (walguard.audit.extra_checks), not per host.
     assert {f"walguard_{name}" for name in FIELDS} | {"walguard_checks_dirs"} == KNOWN_KEYS
 
 
 def test_module_docstring_documents_every_key() -> None:
-    doc = walguard.policy.__doc__ or ""
+    doc = walguard.policy.model.__doc__ or ""
     assert [key for key in sorted(KNOWN_KEYS) if key not in doc] == []
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from walguard.controls import load_all
-from walguard.policy import Policy
-from walguard.remediate import REMEDIATION_DIR, Script, host_command, script_env, scripts
+from walguard.policy.model import Policy
+from walguard.remediate.apply import REMEDIATION_DIR, Script, host_command, script_env, scripts
 
 
 def test_every_remediable_control_has_a_script_and_every_script_a_control() -> None:

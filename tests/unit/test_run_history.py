@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests import pki
-from walguard import drift, history, retention
+from walguard.history import drift, retention
+from walguard.history import previous as history
 from walguard.results import ERROR, FAIL, PASS, WAIVED, Result, exit_status
 from walguard.signing import signer
 from walguard.signing.sign_run import sign_run

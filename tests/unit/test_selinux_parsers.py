@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from walguard.errors import FactUnavailable
-from walguard.selinux import (
+from walguard.facts.selinux import (
     LocalRule,
     context_type,
     parse_avcs,

@@ -26,7 +26,7 @@ from tests.signed_runs import (
     template_run,
     walguard_verify,
 )
-from walguard import history
+from walguard.history import previous as history
 from walguard.signing import manifest, signer, tsa, verify
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from walguard.audit.run import AuditRun
 from walguard.controls import REGISTRY, load_all
-from walguard.inventory import Target
+from walguard.inventory.load import Target
 from walguard.report import terminal
 from walguard.results import ERROR, FAIL, PASS, Result
-from walguard.run import AuditRun
 
 ARC4 = "`test -f /pg_archive/%f || cp` reports success when /pg_archive/%f already exists"
 

@@ -12,10 +12,10 @@ from types import MappingProxyType
 
 import pytest
 
-from walguard.inventory import InventoryError, Target, load_inventory
-from walguard.inventory_ssh import EXPECTED
-from walguard.policy import Connect
-from walguard.transport import Connection
+from walguard.facts.transport import Connection
+from walguard.inventory.load import InventoryError, Target, load_inventory
+from walguard.inventory.ssh_options import EXPECTED
+from walguard.policy.model import Connect
 
 
 def _target(**changes: object) -> Target:

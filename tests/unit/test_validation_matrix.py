@@ -13,13 +13,13 @@ import pytest
 from tests.unit.test_archive_truth import pg
 from tests.unit.test_platform_facts import pristine, with_section
 from walguard.controls import FUNCTIONS, load_all
-from walguard.facts import HostFacts, Part, Setting
-from walguard.inventory import Target
-from walguard.journal import Baseline
+from walguard.facts.host import HostFacts, Part, Setting
+from walguard.facts.network import ANSWERED_TLS, REFUSED, TLS_FAILED, UNKNOWN, ZoneAttempt
+from walguard.facts.platform import ConfigState, FileSetting, PlatformFacts, parse_platform
+from walguard.history.journal_baseline import Baseline
+from walguard.inventory.load import Target
 from walguard.judge import judge
-from walguard.platform_facts import ConfigState, FileSetting, PlatformFacts, parse_platform
-from walguard.policy import Policy
-from walguard.zones import ANSWERED_TLS, REFUSED, TLS_FAILED, UNKNOWN, ZoneAttempt
+from walguard.policy.model import Policy
 
 load_all()
 ZONES = (("zone-a", True), ("zone-b", False))

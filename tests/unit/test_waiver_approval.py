@@ -20,11 +20,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from tests import pki
+from walguard.history.waiver_approval import approve, load, signature_path
+from walguard.history.waivers import Rules, WaiverError
 from walguard.report.results_json import SCHEMA_PATH
 from walguard.results import FAIL, WAIVED, Result
 from walguard.signing.signer import Signer
-from walguard.waiver_approval import approve, load, signature_path
-from walguard.waivers import Rules, WaiverError
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"

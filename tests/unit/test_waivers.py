@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from walguard.history.waiver_identity import Approver, IdentityError, fold
+from walguard.history.waivers import ACTIVE, EXPIRED, Rules, WaiverError, Waivers, parse, read
 from walguard.results import ERROR, FAIL, PASS, WAIVED, Result, exit_status
-from walguard.waiver_identity import Approver, IdentityError, fold
-from walguard.waivers import ACTIVE, EXPIRED, Rules, WaiverError, Waivers, parse, read
 
 KNOWN = {"WG-ARC-004": "low", "WG-ARC-005": "high", "WG-DIR-003": "high", "WG-ARC-001": "critical"}
 TODAY = date(2026, 11, 26)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from walguard.fanout import Done
+from walguard.facts.fanout import Done
 
 MIN_INTERVAL_S = 0.2
 

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from walguard.audit.run import AuditRun
 from walguard.controls import REGISTRY, SEVERITIES, Control
 from walguard.report.evidence import HostEvidence
 from walguard.report.runinfo import RunInfo, policy_of, policy_sha256, utc_now
@@ -26,7 +27,6 @@ from walguard.results import (
     REMEDIATION_REFUSED,
     Result,
 )
-from walguard.run import AuditRun
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
@@ -125,7 +125,8 @@ def build(
         "summary": summary(hosts),
         "controls": dict(sorted(controls.items())),
         "hosts": hosts,
-        # What changed since the previous verified run (walguard.drift); the plugin fills it in.
+        # What changed since the previous verified run (walguard.history.drift); the plugin fills
+        # it in.
         "drift": None,
     }
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from walguard import __version__
-from walguard.inventory import Target
+from walguard.inventory.load import Target
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from walguard.audit.run import AuditRun, item_name
 from walguard.controls import Control, load_all
-from walguard.inventory import Target
+from walguard.inventory.load import Target
 from walguard.report.runinfo import RunInfo
 from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS, REMEDIATED, Result
-from walguard.run import AuditRun, item_name
 
 TOKEN = "@@WG-5ynth371c5ynth3@@"
 FAIL_MESSAGE = (

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from walguard.audit.run import AuditRun, HostInfo
 from walguard.controls import severity_rank
 from walguard.results import (
     ERROR,
@@ -26,7 +27,6 @@ from walguard.results import (
     WAIVED,
     Result,
 )
-from walguard.run import AuditRun, HostInfo
 
 _ORDER = (PASS, FAIL, ERROR, WAIVED, NOT_APPLICABLE, REMEDIATED, REMEDIATION_FAILED,
           REMEDIATION_REFUSED)  # fmt: skip

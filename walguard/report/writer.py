@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from walguard.audit.run import AuditRun
 from walguard.exit_codes import Exit
 from walguard.report import html, results_json
 from walguard.report.runinfo import RunInfo
 from walguard.results import Result
-from walguard.run import AuditRun
 from walguard.signing import signer as signing
 from walguard.signing.sign_run import manifest_metadata, sign_run
 from walguard.signing.tsa import TimestampError
@@ -84,7 +84,7 @@ def write_run(
     if signing is not None:
         info.signing = signing.signer.describe(signing.tsa_url)
     doc = results_json.build(run, results, info, code=code, gate=gate, run_dir=run_dir)
-    # Drift, waivers and baseline (walguard.run_history): before the page and the signature.
+    # Drift, waivers and baseline (walguard.history.run_inputs): before the page and the signature.
     doc.update(extra or {})
     results_json.write(doc, run_dir)
     html.write(doc, run_dir)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from walguard import pgfacts
 from walguard.collect import _pg_conninfo, collector_command
+from walguard.transport import Connection
+
+from walguard.facts import postgres as pgfacts
 from walguard.inventory import load_inventory
 from walguard.lab import settings
-from walguard.transport import Connection
 
 TOKEN = "@@WG-0123456789abcdef@@"
 HERE = Path(__file__).parent

@@ -1,0 +1,1 @@
+"""The `walguard` subcommands, one module each."""

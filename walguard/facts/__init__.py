@@ -1,0 +1,2 @@
+"""Facts first: the SSH transport, the collector, its framed sections, and one module per fact
+family (model and parser)."""

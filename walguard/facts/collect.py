@@ -1,0 +1,192 @@
+"""Facts first: one collector run over SSH per host, then one PostgreSQL query over the same
+connection. Everything that goes wrong becomes part of the snapshot (an ERROR reason), never an
+exception that stops the other hosts."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import time
+from types import MappingProxyType
+
+from psycopg.conninfo import make_conninfo
+
+from walguard.errors import FactUnavailable
+from walguard.facts import collector
+from walguard.facts import postgres as pgfacts
+from walguard.facts.boot import start_conf_path
+from walguard.facts.host import (
+    ArchiveDir,
+    HostFacts,
+    Part,
+    Postgres,
+    ProbeResult,
+    parse_archive_dir,
+)
+from walguard.facts.platform import parse_platform
+from walguard.facts.sections import split_sections
+from walguard.facts.selinux import SelinuxFacts, parse_selinux
+from walguard.facts.transport import Cancel, Connection
+from walguard.inventory.load import Target
+from walguard.policy.model import Connect, Policy
+
+
+def collector_command(policy: Policy, connect: Connect, token: str) -> str:
+    """The remote command line: parameters as quoted env assignments, the script as one quoted
+    argument. Inventory values never reach the remote shell unquoted."""
+    env = {
+        "WG_TOKEN": token,
+        "WG_ARCHIVE_DIR": policy.archive_dir,
+        "WG_SERVICE": policy.postgres_service,
+        "WG_T": str(max(1, connect.command_timeout_s // 2)),
+        "WG_HEADERS": "5",
+        "WG_PG_OWNER": policy.archive_owner,
+        "WG_RESTORE_USER": policy.restore_user or policy.archive_owner,
+        "WG_PG_SOCKET_DIR": connect.pg_socket_dir,
+        "WG_PG_PORT": str(connect.pg_port),
+    }
+    if policy.archive_check_command:
+        env["WG_ARCHIVE_CHECK"] = policy.archive_check_command
+    start_conf = start_conf_path(policy.postgres_service)
+    if start_conf:
+        env["WG_START_CONF"] = start_conf
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return f"env {assignments} /bin/sh -c {shlex.quote(collector.script())}"
+
+
+def collect(
+    target: Target,
+    *,
+    active_probe: bool = False,
+    probe_wait_s: float = 60,
+    conn: Connection | None = None,
+    cancel: Cancel | None = None,
+) -> HostFacts:
+    """This host's facts. With `conn` (already open) the facts are read over it and it is left
+    open; otherwise a connection is opened and closed here (and ended early by `cancel`)."""
+    started = time.monotonic()
+    own = conn is None
+    conn = conn or Connection(target, cancel)
+    policy, connect = target.policy, target.connect
+    evidence: dict[str, str] = {}
+    raw: dict[str, bytes] = {}
+    try:
+        token = f"@@WG-{secrets.token_hex(8)}@@"
+        try:
+            if own:
+                if not connect.pg_dsn:
+                    # The master forwards the server's socket from its start: no ssh process
+                    # of its own for the forward.
+                    conn.plan_forward(*_pg_socket(connect))
+                conn.open()
+            reply = conn.run_raw(collector_command(policy, connect, token), become=target.become)
+        except FactUnavailable as exc:
+            return HostFacts.unreachable(
+                target.name,
+                target.address,
+                f"{target.name}: {exc}",
+                round_trips=conn.round_trips,
+                attempts=tuple(a.as_dict() for a in conn.attempts),
+            )
+        out, err = reply.stdout, reply.stderr
+        evidence["collector"] = out
+        raw["collector"] = reply.raw_stdout
+        if err.strip():
+            evidence["collector_stderr"] = err
+        sections = split_sections(out, token)
+        archive: Part[ArchiveDir]
+        try:
+            archive = Part(parse_archive_dir(sections, policy.archive_dir))
+        except FactUnavailable as exc:
+            archive = Part(error=f"{target.name}: {exc}")
+        selinux: Part[SelinuxFacts]
+        try:
+            selinux = Part(parse_selinux(sections))
+        except FactUnavailable as exc:
+            selinux = Part(error=f"{target.name}: {exc}")
+        platform = parse_platform(sections)
+        if platform.journal.value is not None:
+            evidence["journal_errors"] = "".join(f"{line}\n" for line in platform.journal.value)
+        # The operator's own views, each in its own evidence file (also inside collector.txt).
+        for name in ("service_status", "service_journal", "listeners", "nft_ruleset"):
+            if name in sections:
+                evidence[name] = sections[name].output + "\n"
+        service = sections.get("service_active")
+        service_part: Part[str] = (
+            Part(service.output.strip() or "unknown")
+            if service is not None
+            else Part(error=f"{target.name}: collector output has no service_active section")
+        )
+        pg: Part[Postgres]
+        probe: Part[ProbeResult] = Part(error="--active-probe not given")
+        try:
+            conninfo = _pg_conninfo(conn, target, connect)
+            conn.round_trips += 1
+            try:
+                pg_value, pg_raw = pgfacts.fetch(conninfo, timeout_s=connect.connect_timeout_s)
+            except FactUnavailable as forward_error:
+                if connect.pg_dsn:
+                    raise
+                # The forward can be refused where psql on the host is not (SELinux confines
+                # sshd_t): ask psql over the same connection before calling it an ERROR.
+                try:
+                    pg_value, pg_raw = pgfacts.parse_psql_output(
+                        *conn.run(pgfacts.psql_command(connect))
+                    )
+                except FactUnavailable as psql_error:
+                    raise FactUnavailable(f"{forward_error}; {psql_error}") from None
+                evidence["postgresql_transport"] = f"psql over ssh ({forward_error})"
+            pg = Part(pg_value)
+            evidence["postgresql"] = pg_raw
+            if active_probe:
+                # Opt-in and not a fact: it changes the server's state (a WAL switch).
+                try:
+                    probe = Part(
+                        pgfacts.active_probe(
+                            conninfo, timeout_s=connect.connect_timeout_s, wait_s=probe_wait_s
+                        )
+                    )
+                    evidence["active_probe"] = repr(probe.value)
+                except FactUnavailable as exc:
+                    probe = Part(error=f"{target.name}: {exc}")
+        except FactUnavailable as exc:
+            pg = Part(error=f"{target.name}: {exc}")
+            probe = Part(error=f"{target.name}: {exc}")
+            evidence["postgresql"] = str(exc)
+        evidence["duration_s"] = f"{time.monotonic() - started:.3f}"
+        return HostFacts(
+            target.name,
+            target.address,
+            True,
+            None,
+            archive,
+            pg,
+            service_part,
+            conn.round_trips,
+            MappingProxyType(evidence),
+            probe,
+            selinux,
+            MappingProxyType(raw),
+            tuple(a.as_dict() for a in conn.attempts),
+            platform,
+        )
+    finally:
+        if own:
+            conn.close()
+
+
+def _pg_conninfo(conn: Connection, target: Target, connect: Connect) -> str:
+    if connect.pg_dsn:
+        return connect.pg_dsn
+    local_dir = conn.forward_unix_socket(*_pg_socket(connect))
+    # Peer auth: the forwarded socket reaches the server as the SSH login user.
+    return make_conninfo(
+        host=local_dir, port=connect.pg_port, dbname="postgres", user=target.user or ""
+    )
+
+
+def _pg_socket(connect: Connect) -> tuple[str, str]:
+    """The server's unix socket on the host, and the name its forward has here (libpq finds
+    `.s.PGSQL.PORT` in the directory it is given)."""
+    name = f".s.PGSQL.{connect.pg_port}"
+    return f"{connect.pg_socket_dir.rstrip('/')}/{name}", name

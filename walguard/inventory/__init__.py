@@ -1,0 +1,2 @@
+"""Ansible inventories read as data: the readers (YAML, INI, ansible-inventory), the one builder,
+--limit."""

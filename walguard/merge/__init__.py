@@ -1,0 +1,1 @@
+"""`walguard merge`'s inputs: shards of one audit, read as hostile directories."""

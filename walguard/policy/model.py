@@ -1,0 +1,349 @@
+"""walguard's policy: the values an audit expects on each host, as data.
+
+Every field of `Policy` has a default that suits a stock Debian PostgreSQL host. An inventory
+overrides a field for a host or a group with the variable ``walguard_<field>``, under the usual
+Ansible precedence (see `walguard.inventory.load`). Types are checked strictly: a quoted ``"15"`` is
+not an integer and ``"yes"`` is not a boolean, because an audit that guesses what a policy
+meant can pass a host it should have failed. An unknown ``walguard_*`` variable is an error,
+with the closest known name suggested, because a misspelt override silently leaves the default
+in force.
+
+Variables (type, default: meaning)
+----------------------------------
+walguard_archive_dir (absolute path, "/pg_archive")
+    The directory ``archive_command`` copies WAL segments into. Written normalised (no ``.``,
+    ``..``, ``//`` or trailing ``/``), and never a system directory (``/``, ``/var/lib``,
+    ``/srv``, a home directory, anything under ``/etc``, ``/usr``, ``/tmp`` ...): ``--remediate``
+    makes it the policy's owner and mode. ``/srv/pg_archive`` or ``/var/lib/pgsql/archive``
+    will do.
+walguard_archive_owner (user name, "postgres")
+    The user that must own the archive directory.
+walguard_archive_group (group name, "postgres")
+    The group that must own the archive directory.
+walguard_restore_user (user name or null, null)
+    The user ``restore_command`` runs as, who must be able to read every archived segment and
+    history file (WG-ACT-008); null: the archive owner (the cluster's owner, as a stock
+    PostgreSQL host runs recovery).
+walguard_archive_allowed_modes (list of octal modes, ["0700", "0750"])
+    The permission modes the archive directory may have. Write them as quoted strings
+    (``"0750"``); integers are accepted as numeric modes up to 0777 (YAML reads an unquoted
+    ``0750`` as octal, but ``750`` as decimal, which is why larger integers are refused).
+    Normalised to four-digit octal strings.
+walguard_rpo_minutes (integer > 0, 15)
+    Recovery point objective: the newest archived segment may be at most this old.
+walguard_ready_backlog_max (integer >= 0, 10)
+    The most ``.ready`` files (segments waiting to be archived) tolerated in ``pg_wal``.
+walguard_archive_min_free_percent (integer 0-100, 10)
+    The least free space, in percent, the archive filesystem must have.
+walguard_archive_command_approved (list of strings, [])
+    archive_command values (verbatim) or archive_library names that were reviewed and are
+    accepted although walguard cannot read what they do (an in-house wrapper script). WG-ARC-003
+    and WG-ARC-004 pass them and say in the report that the policy approved them.
+walguard_archive_check_command (command line or null, null)
+    Where WAL is archived by a tool into its own repository (pgBackRest, WAL-G, Barman,
+    pg_probackup), walguard cannot see the segments; this names the tool's own check (e.g.
+    ``pgbackrest --stanza=main check``), run on the host as the archive owner, whose exit status
+    then decides WG-ACT-004, WG-ACT-005 and WG-ACT-007. It must start with one of those tools
+    and hold no shell syntax. Without it those controls are ERROR ("cannot verify").
+walguard_standby_archiving (boolean, false)
+    A standby must archive too (``archive_mode = always``). When false, a standby's archiver
+    controls are NOT APPLICABLE ("standby: the primary archives").
+walguard_require_dedicated_mount (boolean, true)
+    The archive directory must be its own mount point, so a full archive cannot fill the
+    data directory's filesystem (and the other way round).
+walguard_postgres_service (systemd unit, "postgresql.service")
+    The unit that runs the audited cluster, e.g. ``postgresql@15-main.service``.
+walguard_pg_socket_dir (absolute path, "/var/run/postgresql")
+    The directory of the server's Unix socket, forwarded over SSH for SQL checks.
+walguard_pg_port (integer 1-65535, 5432)
+    The server's port (also names the Unix socket file).
+walguard_pg_dsn (string or null, null)
+    A libpq connection string (e.g. with ``sslmode=verify-full``) to use for SQL checks instead
+    of forwarding the Unix socket over SSH.
+walguard_known_hosts_file (path or null, null)
+    The known_hosts file for strict SSH host-key checking; null means the SSH default.
+walguard_connect_timeout_s (integer > 0, 10)
+    Seconds to wait for an SSH (or SQL) connection.
+walguard_command_timeout_s (integer > 0, 60)
+    Seconds any one remote command may run.
+walguard_segment_size_bytes (power of two, 1 MiB-1 GiB, 16777216)
+    The cluster's WAL segment size (``initdb --wal-segsize``).
+walguard_ssh_retries (integer 0-10, 2)
+    How many more times to try establishing a host's SSH master connection after a failed
+    attempt (with backoff). Only the connection is retried, never a command.
+walguard_remediation_timeout_s (integer > 0, 900)
+    Seconds one remediation script may run (a restart or ``restorecon -R`` on a large archive
+    takes longer than an ordinary command); a script that hits it is reported as timed out.
+
+walguard_selinux_required (boolean, true)
+    SELinux must be enforcing on the host. When false, the SELinux controls are NOT APPLICABLE
+    there, and the report says so.
+walguard_selinux_type (policy name, "targeted")
+    The SELinux policy type expected loaded and configured (RHEL: targeted; Debian: default).
+walguard_selinux_archive_type (SELinux type, "postgresql_db_t")
+    The label the archive directory and the archived files must carry.
+walguard_selinux_postgres_domain (SELinux domain, "postgresql_t")
+    The domain PostgreSQL must run confined in.
+
+walguard_zones (mapping of zone name to {expect_postgres: bool}, {})
+    The network zones PostgreSQL is judged from, and whether each must reach it (true) or be
+    refused (false). Each zone needs a probe host in the inventory (``walguard_zone``). Fewer
+    than two zones fails WG-NET-004: one vantage point proves nothing about segmentation.
+walguard_zone (zone name or null, null)
+    Set on a probe host: it is the vantage point of that zone. A probe host is reached over SSH
+    like any host but is not audited as a database host; from it walguard makes a real
+    PostgreSQL connection attempt to every database host.
+walguard_journal_noise (list of regular expressions, [])
+    Known-noise journal errors (matched against the normalised line) that WG-SYS-004 ignores.
+walguard_listen_addresses (list of addresses or null, null)
+    Where PostgreSQL must listen (and nowhere else). null: loopback plus the host's inventory
+    address (``ansible_host``).
+walguard_allowed_listeners (list of PROCESS:PORT, ["sshd:22", "chronyd:323"])
+    Listening sockets other than PostgreSQL's that are expected (PORT may be ``*``).
+walguard_firewall_required (boolean, true)
+    A host firewall (nftables or firewalld) must be active with a ruleset loaded.
+walguard_clock_max_offset_ms (integer > 0, 100)
+    The largest clock offset from the NTP source tolerated, in milliseconds.
+walguard_postgres_package_versions (list of glob patterns, [])
+    Package versions allowed for the server's package (e.g. ``["15.1[0-9]*"]``). Empty: the
+    running server's major version.
+walguard_tls_required (boolean, false)
+    The server must have TLS on; when false and TLS is off, WG-IDN-003 is NOT APPLICABLE.
+walguard_tls_ca_file (absolute path or null, null)
+    The CA certificate (PEM, on the machine running walguard) server certificates must chain to;
+    also used by the zone probes' ``sslmode=verify-full`` connections.
+walguard_tls_name (name or null, null)
+    The name clients use for the server (the certificate must match it); null: the inventory
+    host name.
+walguard_tls_min_days (integer >= 0, 30)
+    The server certificate must stay valid at least this many more days.
+
+walguard_checks_dirs (list of directories, [])
+    Directories of the user's own controls, audited beside the shipped ones (as ``--checks``),
+    relative to the inventory's directory. Controls are collected once per run, so it must be
+    the same for every host: set it for ``all`` (see `walguard.audit.extra_checks`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from walguard.policy.validators import (
+    Invalid,
+    absolute_path_value,
+    archive_dir_value,
+    boolean,
+    check_command_value,
+    integer,
+    listeners_value,
+    modes_value,
+    optional_value,
+    patterns_value,
+    segment_size_value,
+    strings_value,
+    text_value,
+    word_value,
+    zones_value,
+)
+
+_PREFIX = "walguard_"
+
+
+class PolicyError(Exception):
+    """A policy variable with a bad value or an unknown name, in one line.
+
+    The parts are kept as attributes so that `walguard.inventory.load` can point at the file and
+    line
+    where the variable was set.
+    """
+
+    def __init__(self, host: str, key: str, problem: str, source: str | None = None) -> None:
+        self.host = host
+        self.key = key
+        self.problem = problem
+        self.source = source
+        where = f" (set in {source})" if source else ""
+        super().__init__(f"host {host}: {key}{where}: {problem}")
+
+    def __reduce__(self) -> tuple[type[PolicyError], tuple[str, str, str, str | None]]:
+        # The default reduce would call __init__ with the message only; pytest-xdist pickles.
+        return (type(self), (self.host, self.key, self.problem, self.source))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one host is expected to be: see the module docstring for each field."""
+
+    archive_dir: str = "/pg_archive"
+    archive_owner: str = "postgres"
+    archive_group: str = "postgres"
+    restore_user: str | None = None
+    archive_allowed_modes: tuple[str, ...] = ("0700", "0750")
+    rpo_minutes: int = 15
+    ready_backlog_max: int = 10
+    archive_min_free_percent: int = 10
+    archive_command_approved: tuple[str, ...] = ()
+    archive_check_command: str | None = None
+    standby_archiving: bool = False
+    require_dedicated_mount: bool = True
+    postgres_service: str = "postgresql.service"
+    segment_size_bytes: int = 16777216
+    selinux_required: bool = True
+    selinux_type: str = "targeted"
+    selinux_archive_type: str = "postgresql_db_t"
+    selinux_postgres_domain: str = "postgresql_t"
+    # The validation matrix (platform, network, identity).
+    zones: tuple[tuple[str, bool], ...] = ()
+    zone: str | None = None
+    journal_noise: tuple[str, ...] = ()
+    listen_addresses: tuple[str, ...] | None = None
+    allowed_listeners: tuple[str, ...] = ("sshd:22", "chronyd:323")
+    firewall_required: bool = True
+    clock_max_offset_ms: int = 100
+    postgres_package_versions: tuple[str, ...] = ()
+    tls_required: bool = False
+    tls_ca_file: str | None = None
+    tls_name: str | None = None
+    tls_min_days: int = 30
+
+
+@dataclass(frozen=True)
+class Connect:
+    """How to reach one host and its server (not what to expect of them): the transport and
+    the collector take this, never the expectations."""
+
+    pg_socket_dir: str = "/var/run/postgresql"
+    pg_port: int = 5432
+    pg_dsn: str | None = None
+    known_hosts_file: str | None = None
+    connect_timeout_s: int = 10
+    command_timeout_s: int = 60
+    ssh_retries: int = 2
+    remediation_timeout_s: int = 900
+
+
+_FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "archive_dir": archive_dir_value,
+    "archive_owner": word_value,
+    "archive_group": word_value,
+    "restore_user": optional_value(word_value),
+    "archive_allowed_modes": modes_value,
+    "rpo_minutes": integer(minimum=1),
+    "ready_backlog_max": integer(minimum=0),
+    "archive_min_free_percent": integer(minimum=0, maximum=100),
+    "archive_command_approved": strings_value,
+    "archive_check_command": optional_value(check_command_value),
+    "standby_archiving": boolean,
+    "require_dedicated_mount": boolean,
+    "postgres_service": word_value,
+    "pg_socket_dir": absolute_path_value,
+    "pg_port": integer(minimum=1, maximum=65535),
+    "pg_dsn": optional_value(text_value),
+    "known_hosts_file": optional_value(text_value),
+    "connect_timeout_s": integer(minimum=1),
+    "command_timeout_s": integer(minimum=1),
+    "ssh_retries": integer(minimum=0, maximum=10),
+    "remediation_timeout_s": integer(minimum=1),
+    "segment_size_bytes": segment_size_value,
+    "selinux_required": boolean,
+    "selinux_type": word_value,
+    "selinux_archive_type": word_value,
+    "selinux_postgres_domain": word_value,
+    "zones": zones_value,
+    "zone": optional_value(word_value),
+    "journal_noise": patterns_value,
+    "listen_addresses": optional_value(strings_value),
+    "allowed_listeners": listeners_value,
+    "firewall_required": boolean,
+    "clock_max_offset_ms": integer(minimum=1),
+    "postgres_package_versions": strings_value,
+    "tls_required": boolean,
+    "tls_ca_file": optional_value(absolute_path_value),
+    "tls_name": optional_value(word_value),
+    "tls_min_days": integer(minimum=0),
+}
+
+# Read by checks straight from the host's variables; validated here so typos still fail early.
+_EXTRA_CHECKS: dict[str, Callable[[Any], Any]] = {"walguard_checks_dirs": strings_value}
+
+_POLICY_FIELDS = frozenset(f.name for f in dataclasses.fields(Policy))
+_CONNECT_FIELDS = frozenset(f.name for f in dataclasses.fields(Connect))
+
+KNOWN_KEYS: frozenset[str] = frozenset(
+    {_PREFIX + name for name in _POLICY_FIELDS | _CONNECT_FIELDS} | set(_EXTRA_CHECKS)
+)
+
+# Close enough to a known key to be a typo of it (walgaurd_rpo_minutes) rather than a variable
+# of the user's own; well above what unrelated names such as ansible_port score.
+_TYPO_CUTOFF = 0.85
+
+
+def _misspelt_prefix(key: str) -> str | None:
+    matches = difflib.get_close_matches(key.lower(), sorted(KNOWN_KEYS), n=1, cutoff=_TYPO_CUTOFF)
+    return matches[0] if matches else None
+
+
+def policy_for(
+    target_vars: Mapping[str, Any],
+    host: str = "?",
+    *,
+    sources: Mapping[str, str] | None = None,
+) -> Policy:
+    """The expectations for one host (see `settings_for`)."""
+    return settings_for(target_vars, host, sources=sources)[1]
+
+
+def connect_for(target_vars: Mapping[str, Any], host: str = "?") -> Connect:
+    """How to reach one host (see `settings_for`)."""
+    return settings_for(target_vars, host)[0]
+
+
+def settings_for(
+    target_vars: Mapping[str, Any],
+    host: str = "?",
+    *,
+    sources: Mapping[str, str] | None = None,
+) -> tuple[Connect, Policy]:
+    """How to reach one host and what to expect of it, from its merged inventory variables.
+
+    `sources` optionally maps a variable name to where it was set ("group_vars/db.yml:3"), so
+    errors can say which file to fix. Raises PolicyError on the first bad or unknown variable.
+    """
+    sources = sources or {}
+    overrides: dict[str, Any] = {}
+    for key, value in target_vars.items():
+        if not isinstance(key, str):
+            continue
+        if not key.startswith(_PREFIX):
+            # A misspelt prefix (Walguard_, walgaurd_) would otherwise pass as a user variable.
+            guess = _misspelt_prefix(key)
+            if guess is not None:
+                raise PolicyError(
+                    host, key, f"not a walguard setting; did you mean {guess}?", sources.get(key)
+                )
+            continue
+        if key not in KNOWN_KEYS:
+            # Compared without the prefix, which every key shares and would make anything look
+            # close to something.
+            suffixes = sorted(known.removeprefix(_PREFIX) for known in KNOWN_KEYS)
+            close = difflib.get_close_matches(key.removeprefix(_PREFIX), suffixes, n=1)
+            guess = _PREFIX + close[0] if close else None
+            hint = (
+                f"; did you mean {guess}?" if guess else f"; known: {', '.join(sorted(KNOWN_KEYS))}"
+            )
+            raise PolicyError(host, key, f"unknown walguard setting{hint}", sources.get(key))
+        name = key.removeprefix(_PREFIX)
+        check = _FIELD_CHECKS.get(name) or _EXTRA_CHECKS[key]
+        try:
+            checked = check(value)
+        except Invalid as exc:
+            raise PolicyError(host, key, str(exc), sources.get(key)) from None
+        if name in _FIELD_CHECKS:
+            overrides[name] = checked
+    connect = Connect(**{k: v for k, v in overrides.items() if k in _CONNECT_FIELDS})
+    policy = Policy(**{k: v for k, v in overrides.items() if k in _POLICY_FIELDS})
+    return connect, policy

@@ -1,0 +1,1 @@
+"""Paired remediation: plan, apply under the host lock, verify by judging again."""
