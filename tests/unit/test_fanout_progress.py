@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_fanout import inventory
+from walguard.audit.progress import Progress
 from walguard.facts.fanout import Done
-from walguard.report.progress import Progress
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = 4

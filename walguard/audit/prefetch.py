@@ -1,6 +1,6 @@
 """Before pytest judges: the selected hosts' facts, collected many at once (walguard.facts.fanout)
 in
-the process that judges them, with a status line on a terminal (walguard.report.progress).
+the process that judges them, with a status line on a terminal (walguard.audit.progress).
 
 Selection is pytest's: only hosts with at least one item left after `-k`/`-m` are contacted, and
 the zone probes only when a selected control reads them. Under pytest-xdist each worker learns
@@ -14,9 +14,9 @@ import os
 import pytest
 
 from walguard.audit.items import ControlItem, FactsCache
+from walguard.audit.progress import Progress, Terminal
 from walguard.facts.fanout import DEFAULT_FORKS, forks_value
 from walguard.inventory.load import Target
-from walguard.report.progress import Progress, Terminal
 
 FORKS_ENV = "WALGUARD_FORKS"
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from walguard.errors import FactUnavailable
 from walguard.facts.archive_ownership import Ownership, parse_ownership
-from walguard.facts.part import Part as Part  # re-exported: facts' Parts are imported from here
 from walguard.facts.sections import Section, need
 from walguard.facts.selinux import SelinuxFacts
+from walguard.part import Part as Part  # re-exported: facts' Parts are imported from here
 
 if TYPE_CHECKING:
     from walguard.facts.platform import PlatformFacts

@@ -15,9 +15,9 @@ from typing import TypeVar
 
 from walguard.errors import FactUnavailable
 from walguard.facts.boot import BootPath, parse_boot
-from walguard.facts.part import Part
 from walguard.facts.sections import Section, need
 from walguard.history.journal_baseline import Baseline
+from walguard.part import Part
 
 T = TypeVar("T")
 

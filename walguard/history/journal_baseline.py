@@ -19,8 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from walguard.facts.part import Part
 from walguard.history.previous import ChangedSinceVerified, Previous, read_as_listed
+from walguard.part import Part
 
 EVIDENCE_NAME = "journal_errors.txt"
 ALONE = "judged against the noise list alone"
