@@ -7,7 +7,7 @@ APT_PACKAGES := debootstrap systemd-container iproute2 nftables openssh-client e
                 util-linux netcat-openbsd shellcheck qemu-system-x86 openssl chromium faketime
 STAMP_APT := /var/cache/walguard/apt-$(shell echo $(APT_PACKAGES) | sha256sum | cut -c1-12).stamp
 
-.PHONY: deps venv lab-up lab-down demo test lint unit bench bench-report lock
+.PHONY: deps venv lab-up lab-down demo test test-unit lint unit bench bench-report lock
 
 deps: $(STAMP_APT) venv
 
@@ -105,11 +105,17 @@ lint: venv
 	  lab/selinux/setup.sh lab/selinux/files/usr/local/sbin/walguard-fw-cfg-keys \
 	  lab/image/files/usr/local/lib/walguard-lab/audit-host.sh
 
-unit: venv
-	$(PY) -m pytest tests/unit
+# The tests that need no lab (no root, no containers): every test not marked `lab`.
+test-unit: venv
+	@$(PY) -m pytest tests -m "not lab" -n 2; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "walguard: no tests ran" >&2; exit 1; fi; exit $$rc
+
+unit: test-unit
 
 # Every test: lint, unit tests and the lab integration tests (which bring the lab up themselves).
+# Two xdist workers: the lab tests are one group (tests/conftest.py), run in order by one worker,
+# while the other runs the unit tests beside them. The slowest tests are listed at the end.
 # pytest's exit code 5 (no test ran) is a failure, never a green run.
 test: deps lint
-	@$(PY) -m pytest tests --durations=25; rc=$$?; \
+	@$(PY) -m pytest tests -n 2 --dist loadgroup --durations=25; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "walguard: no tests ran" >&2; exit 1; fi; exit $$rc

@@ -8,12 +8,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from tests import pki
 from walguard.report import results_json, synthetic, writer
-from walguard.signing import signer
+from walguard.signing import signer, verify
 from walguard.signing.sign_run import manifest_metadata, sign_run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -93,3 +93,39 @@ def walguard_verify(
 def _base_env() -> dict[str, str]:
     # The machine's own trust settings are not the test's: each test sets those it means.
     return {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_DIR", "SSL_CERT_FILE")}
+
+
+# Ways to tamper with a signed run, each with the exit status and the words `walguard verify`
+# must answer with.
+def _byte(rel: str) -> Callable[[Path], None]:
+    def change(run_dir: Path) -> None:
+        path = run_dir / rel
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    return change
+
+
+def _remove(run_dir: Path) -> None:
+    (run_dir / "report.html").unlink()
+
+
+def _add(run_dir: Path) -> None:
+    (run_dir / "evidence" / "db0001" / "extra.txt").write_text("planted\n")
+
+
+def _manifest_edit(run_dir: Path) -> None:
+    path = run_dir / "manifest"
+    path.write_text(path.read_text().replace('"root"', '"somebody else"', 1) + "\n")
+
+
+TAMPERING = [
+    ("html byte", _byte("report.html"), verify.EXIT_CHANGED, "changed: report.html"),
+    ("json byte", _byte("results.json"), verify.EXIT_CHANGED, "changed: results.json"),
+    ("evidence byte", _byte("evidence/db0002/collector.txt"), verify.EXIT_CHANGED,
+     "changed: evidence/db0002/collector.txt"),
+    ("file removed", _remove, verify.EXIT_MISSING, "missing: report.html"),
+    ("file added", _add, verify.EXIT_ADDED, "added: evidence/db0001/extra.txt"),
+    ("manifest edited", _manifest_edit, verify.EXIT_BAD_SIGNATURE, "signature:"),
+]  # fmt: skip

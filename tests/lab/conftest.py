@@ -2,7 +2,8 @@
 
 The SELinux guest (a QEMU VM under TCG: about a minute to boot) serves two modules; it boots
 once for both, and its tests run last so that no other test sees it in the inventory. When
-tests without the lab (the unit tests, in `make test`) run before them, it boots meanwhile.
+tests without the lab (the unit tests, in a run without xdist) run before them, it boots
+meanwhile.
 """
 
 from __future__ import annotations
@@ -18,55 +19,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from walguard.lab import manage, selinux_guest, settings
+from tests.lab.support import HOST_COUNT, Lab
+from walguard.lab import selinux_guest, settings
 from walguard.lab.hosts import Host
 
 if TYPE_CHECKING:
     from tests.lab.test_selinux_guest import Guest
-
-HOST_COUNT = 3
-
-
-@dataclass(frozen=True)
-class Lab:
-    hosts: list[Host]
-
-    def ssh(
-        self, host: Host, command: str, *, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a shell command on the host as the audit user (real SSH, strict host keys)."""
-        done = subprocess.run(
-            manage.ssh_argv(host, [command]),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"ssh {host.name} {command!r} failed ({done.returncode}): {done.stderr}"
-            )
-        return done
-
-    def walguard(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run the real CLI, as a user would."""
-        done = subprocess.run(
-            [sys.executable, "-m", "walguard.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"walguard {' '.join(args)} failed: {done.stderr}")
-        return done
-
-    def reset_applied(self) -> None:
-        """Reset, together, the hosts that have a scenario applied; a pristine host is left
-        alone (a reset is a reboot)."""
-        broken = [h.name for h in self.hosts if h.applied_scenarios()]
-        if broken:
-            self.walguard("lab", "scenario", "reset", *broken)
 
 
 @pytest.fixture(scope="session")

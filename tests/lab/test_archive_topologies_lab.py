@@ -7,14 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.lab.conftest import Lab
-from tests.lab.test_scenarios import (
-    _row_reaches_standby,
-    _settle_db1,
-    assert_pristine,
-    observe,
-)
+from tests.lab.support import Lab, assert_pristine, observe, row_reaches_standby, settle_db1
 from walguard.lab.hosts import Host
+
+pytestmark = pytest.mark.lab
 
 
 @pytest.fixture
@@ -30,11 +26,11 @@ def test_a_promoted_standby_archives_its_new_timeline_and_leaves_db1_alone(
 ) -> None:
     db1 = lab.hosts[0]
     lab.walguard("lab", "scenario", "apply", db3.name, "standby-of-db1")
-    _settle_db1(lab)
+    settle_db1(lab)
     standby = observe(lab, db3)
     assert standby["in_recovery"] == "t"
     assert standby["sysid"] == observe(lab, db1)["sysid"]
-    _row_reaches_standby(lab, db3)
+    row_reaches_standby(lab, db3)
 
     lab.walguard("lab", "scenario", "apply", db3.name, "standby-promoted")
     promoted = observe(lab, db3)

@@ -13,14 +13,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.lab.conftest import Lab
-from tests.lab.test_audit_controls import BASELINE_FAIL, Audit, _inventory_with, audit
+from tests.lab.support import Audit, Lab, audit, inventory_with
+from tests.lab.test_audit_controls import BASELINE_FAIL
 from walguard.archive.walnames import parse_history, segment_name
 from walguard.facts.collect import collect
 from walguard.facts.transport import Connection
 from walguard.inventory.load import load_inventory
 from walguard.lab import manage
 from walguard.remediate.apply import facts_env, run_scripts, scripts
+
+pytestmark = pytest.mark.lab
 
 REPOSITORY = {"WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}
 ARCHIVER = {"WG-ACT-001", "WG-ACT-002", "WG-ACT-003", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}
@@ -35,7 +37,7 @@ def db3(lab: Lab) -> Iterator[Any]:
 
 
 def _with_vars(tmp_path: Path, host: str, values: dict[str, Any], name: str = "") -> Path:
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     doc = yaml.safe_load(inv.read_text())
     hosts = doc["all"]["children"]["lab"]["hosts"]
     if name:

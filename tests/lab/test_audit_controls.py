@@ -5,93 +5,33 @@ see it pass again. Plus the audit's behaviour as a CI gate: exit codes, selectio
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
 from tests.lab.break_cases import BASELINE_FAIL, CASES, Case, batch_id, batches
-from tests.lab.conftest import HOST_COUNT, Lab
-from tests.lab.test_scenarios import EFFECTS, assert_pristine, observe
+from tests.lab.support import (
+    HOST_COUNT,
+    Audit,
+    Lab,
+    assert_pristine,
+    audit,
+    inventory_with,
+    observe,
+    wait_for_archiver_failure,
+)
+from tests.lab.test_scenarios import EFFECTS
 from walguard.controls import load_all
 from walguard.lab import settings
 from walguard.lab.hosts import Host
-from walguard.report import results_json
 
-SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
-
-
-@dataclass(frozen=True)
-class Audit:
-    exit_status: int
-    doc: dict[str, Any]
-    stdout: str
-    stderr: str
-
-    def by_result(self, host: str, result: str) -> set[str]:
-        return {c["control"] for c in self.doc["hosts"][host]["controls"] if c["result"] == result}
-
-    def message(self, host: str, control: str) -> str:
-        for c in self.doc["hosts"][host]["controls"]:
-            if c["control"] == control:
-                return str(c["message"])
-        raise KeyError(control)
-
-
-SCHEMA = jsonschema.Draft202012Validator(json.loads(results_json.SCHEMA_PATH.read_text()))
-
-
-def audit(
-    tmp_path: Path,
-    *args: str,
-    inventory: Path = settings.INVENTORY_PATH,
-    root: Path | None = None,
-) -> Audit:
-    """One audit; its run directory goes under `root` (by default a fresh one), and its
-    results are the newest run's there."""
-    root = root or tmp_path / f"reports-{time.monotonic_ns()}"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "walguard.cli",
-            "audit",
-            "--inventory",
-            str(inventory),
-            "--report-root",
-            str(root),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    runs = sorted(root.glob("*/results.json")) if root.exists() else []
-    doc = json.loads(runs[-1].read_text()) if runs else {}
-    if doc:
-        # Every run the lab tests make is checked against the documented schema.
-        SCHEMA.validate(doc)
-    return Audit(done.returncode, doc, done.stdout, done.stderr)
-
-
-def _wait_for_archiver_failure(lab: Lab, host_name: str) -> None:
-    host = next(h for h in lab.hosts if h.name == host_name)
-    lab.ssh(host, SWITCH)
-    for _ in range(60):
-        out = lab.ssh(host, "psql -XAt -d postgres -c 'SELECT failed_count FROM pg_stat_archiver'")
-        if int(out.stdout.strip() or 0) > 0:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{host_name}: the archiver recorded no failure within 30 s")
+pytestmark = pytest.mark.lab
 
 
 @pytest.fixture
@@ -187,7 +127,7 @@ def test_break_and_fix(
     def effect(case: Case, host: Host) -> None:
         EFFECTS[case.scenario](lab, host, observe(lab, host))
         if case.wait_for_failure:
-            _wait_for_archiver_failure(lab, host.name)
+            wait_for_archiver_failure(lab, host.name)
 
     effects_missing = _on_each(placed, effect)
     assert not effects_missing, "\n".join(effects_missing)
@@ -283,21 +223,11 @@ def test_postgresql_down_makes_its_controls_error_never_pass(
     assert result.exit_status == 1
 
 
-def _inventory_with(tmp_path: Path, extra_hosts: dict[str, dict[str, Any]]) -> Path:
-    import yaml
-
-    doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
-    doc["all"]["children"]["lab"]["hosts"].update(extra_hosts)
-    path = tmp_path / "inventory.yml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
 def test_unreachable_host_errors_with_one_line_and_others_carry_on(
     lab: Lab, tmp_path: Path
 ) -> None:
     # db9's address answers, but nothing listens on port 2: "connection refused".
-    inv = _inventory_with(
+    inv = inventory_with(
         tmp_path, {"db9": {"ansible_host": lab.hosts[0].address, "ansible_port": 2}}
     )
     result = audit(tmp_path, inventory=inv)
@@ -314,7 +244,7 @@ def test_unreachable_host_errors_with_one_line_and_others_carry_on(
 def test_unknown_host_key_is_an_error_not_a_pass(lab: Lab, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     text = inv.read_text().replace(str(settings.STATE_DIR / "known_hosts"), str(empty))
     inv.write_text(text)
     result = audit(tmp_path, inventory=inv)
@@ -424,7 +354,7 @@ def test_a_hung_command_makes_only_its_controls_error(
     lab: Lab, broken_host: Any, tmp_path: Path
 ) -> None:
     lab.walguard("lab", "scenario", "apply", broken_host.name, "df-hangs")
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     import yaml
 
     doc = yaml.safe_load(inv.read_text())
@@ -456,7 +386,7 @@ def test_audit_through_a_proxyjump_bastion(lab: Lab, tmp_path: Path) -> None:
         f"  IdentityFile {settings.STATE_DIR / 'id_ed25519'}\n"
         "  IdentitiesOnly yes\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
     )
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     import yaml
 
     doc = yaml.safe_load(inv.read_text())
@@ -483,7 +413,7 @@ def test_audit_through_a_proxyjump_bastion(lab: Lab, tmp_path: Path) -> None:
 def test_selinux_disabled_fails_unless_the_policy_opts_out(lab: Lab, tmp_path: Path) -> None:
     import yaml
 
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     doc = yaml.safe_load(inv.read_text())
     doc["all"]["children"]["lab"]["hosts"]["db1"]["walguard_selinux_required"] = True
     inv.write_text(yaml.safe_dump(doc))

@@ -8,12 +8,14 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.lab.conftest import Lab
-from tests.lab.test_audit_controls import Audit, audit
+from tests.lab.support import Audit, Lab, audit
 from walguard.controls import load_all
 from walguard.lab import settings
+
+pytestmark = pytest.mark.lab
 
 # archive_timeout at most the bank's maximum (300 s unless the host says otherwise); the lab's
 # hosts archive at least every minute.

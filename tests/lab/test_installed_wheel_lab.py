@@ -25,9 +25,11 @@ from tests.dist import (
     runtime_requirements,
 )
 from tests.lab.break_cases import BASELINE_FAIL
-from tests.lab.conftest import Lab
+from tests.lab.support import Lab
 from walguard.controls import load_all
 from walguard.lab import settings
+
+pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from tests.inventory_renderings import to_ini, write_script
-from tests.lab.conftest import Lab
-from tests.lab.test_audit_controls import Audit, audit
+from tests.lab.support import Audit, Lab, audit
 from walguard.inventory.ansible import find_ansible_inventory
 from walguard.inventory.load import Target, VaultOptions, load_inventory
 from walguard.lab import settings
+
+pytestmark = pytest.mark.lab
 
 INLINE_SECRET = "Lab-Inline-Become-1"
 FILE_SECRET = "Lab-File-Become-2"

@@ -6,8 +6,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.lab.conftest import Lab
+import pytest
+
+from tests.lab.support import Lab
 from walguard.lab import hosts, labhost, settings
+
+pytestmark = pytest.mark.lab
 
 
 def _ssh_with_known_hosts(host: hosts.Host, known_hosts: Path) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.lab.conftest import Lab
+import pytest
+
+from tests.lab.support import Lab
 from walguard.lab import settings
+
+pytestmark = pytest.mark.lab
 
 
 def _leftovers() -> list[str]:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import Lab
+from tests.lab.support import Lab
 from walguard.lab.hosts import Host
+
+pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "examples" / "systemd"

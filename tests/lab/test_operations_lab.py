@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from tests import browser, pki
-from tests.lab.conftest import Lab
-from tests.lab.test_audit_controls import Audit, audit
+from tests.lab.support import Audit, Lab, audit, signing_args
+
+pytestmark = pytest.mark.lab
 
 WAIVER = """\
 waivers:
@@ -26,14 +27,6 @@ waivers:
     expires: {expires}
     ticket: RISK-1042
 """
-
-
-def signing_args(directory: Path) -> list[str]:
-    """Sign every run, and verify earlier runs against the same CA."""
-    ca = pki.make_ca(directory)
-    signer = pki.issue(directory, ca, "nightly report signer")
-    return ["--sign-key", str(signer.key_path), "--sign-cert", str(signer.cert_path),
-            "--verify-ca", str(ca.cert_path)]  # fmt: skip
 
 
 @pytest.fixture
@@ -181,9 +174,7 @@ def approve(lab: Lab, waivers: Path, who: Approver) -> list[str]:
     return ["--waivers", str(waivers), "--approver-ca", str(who.ca)]
 
 
-def test_waivers_in_the_gate_including_expiry(
-    lab: Lab, tmp_path: Path, approver: Approver
-) -> None:
+def test_waivers_in_the_gate_including_expiry(lab: Lab, tmp_path: Path, approver: Approver) -> None:
     failing = gate(tmp_path)
     assert failing.exit_status == 1  # the lab's known low finding, WG-ARC-004, on every host
 

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.lab.conftest import Lab
-from tests.lab.test_audit_controls import Audit, _inventory_with, audit
+from tests.lab.support import Audit, Lab, audit, inventory_with
 from walguard.facts.collect import collect
 from walguard.facts.transport import Connection
 from walguard.inventory.load import load_inventory
 from walguard.lab import settings
 from walguard.remediate.apply import facts_env, run_scripts, scripts
+
+pytestmark = pytest.mark.lab
 
 REF = "CHG-4711"
 
@@ -157,7 +158,7 @@ def test_a_held_lock_stops_a_second_remediation(lab: Lab, host: Any, tmp_path: P
 def test_hostile_policy_value_executes_nothing_and_one_failure_does_not_stop_others(
     lab: Lab, host: Any, tmp_path: Path
 ) -> None:
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     doc = yaml.safe_load(inv.read_text())
     doc["all"]["children"]["lab"]["hosts"][host.name]["walguard_archive_dir"] = (
         "/pg_archive; touch /tmp/pwned"
@@ -182,7 +183,7 @@ def test_hostile_policy_value_executes_nothing_and_one_failure_does_not_stop_oth
 
 
 def test_unreachable_hosts_are_not_remediated(lab: Lab, tmp_path: Path) -> None:
-    inv = _inventory_with(
+    inv = inventory_with(
         tmp_path, {"db9": {"ansible_host": lab.hosts[0].address, "ansible_port": 2}}
     )
     result = audit(tmp_path, "-k", "db9 or (db1 and WG-ARC-004)", "--remediate=plan", inventory=inv)
@@ -206,7 +207,7 @@ def test_a_missing_archive_volume_is_refused_not_made_on_the_root_filesystem(
     assert lab.ssh(host, "test -e /pg_archive", check=False).returncode == 1
     assert applied.exit_status == 1
 
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     doc = yaml.safe_load(inv.read_text())
     doc["all"]["children"]["lab"]["hosts"][host.name]["walguard_require_dedicated_mount"] = False
     inv.write_text(yaml.safe_dump(doc))

@@ -17,8 +17,7 @@ import yaml
 
 from tests import browser, pki
 from tests.lab.break_cases import BASELINE_FAIL
-from tests.lab.conftest import Lab
-from tests.lab.test_audit_controls import Audit, audit
+from tests.lab.support import Audit, Lab, audit
 from walguard.lab import settings
 from walguard.lab.hosts import Host
 from walguard.report import results_json
@@ -126,7 +125,9 @@ def test_merged_shards_equal_the_single_run(lab: Lab, tmp_path: Path) -> None:
     assert verdicts(as_audit) == verdicts(single)
     assert sorted(merged["hosts"]) == sorted(single.doc["hosts"])
     assert (merged["gate"], merged["selected"], merged["total"]) == (
-        single.doc["gate"], single.doc["selected"], single.doc["total"]
+        single.doc["gate"],
+        single.doc["selected"],
+        single.doc["total"],
     )
     assert merged["run"]["policy_sha256"] == single.doc["run"]["policy_sha256"]
     assert [(s["hosts"], s["verified"]) for s in merged["run"]["shards"]] == [(2, True), (1, True)]

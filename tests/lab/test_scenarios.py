@@ -6,92 +6,33 @@ fact needs it), or a real TCP connection from a probe zone.
 
 from __future__ import annotations
 
-import re
-import secrets
-import shlex
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from tests.lab.break_cases import COVERED
-from tests.lab.conftest import Lab
-from walguard.lab import settings
+from tests.lab.support import (
+    PGBACKREST_CHECK,
+    SEGMENT,
+    SEGMENT_BYTES,
+    SWITCH,
+    Lab,
+    archiver_failures,
+    assert_pristine,
+    observe,
+    row_reaches_standby,
+    settle_db1,
+    switch_and_wait_archived,
+)
 from walguard.lab.hosts import Host
 from walguard.lab.scenarios import all_scenarios
 
-OBSERVE = (Path(__file__).parent / "observe.sh").read_text()
+pytestmark = pytest.mark.lab
 
-SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"
-SEGMENT = re.compile(r"[0-9A-F]{24}")
-SEGMENT_BYTES = 16 * 1024 * 1024
-PGBACKREST_CHECK = "sudo -n -u postgres pgbackrest --stanza=main check"
 # Scenarios that only make sense on top of another one: applied first, in this order.
 PREREQUISITES = {"standby-promoted": ["standby-of-db1"]}
-
-
-def observe(lab: Lab, host: Host) -> dict[str, str]:
-    out = lab.ssh(host, OBSERVE, check=False).stdout
-    facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    facts["zone_b_connects"] = str(_zone_connects(settings.ZONES[1].netns, host.address))
-    facts["zone_a_connects"] = str(_zone_connects(settings.ZONES[0].netns, host.address))
-    return facts
-
-
-def _zone_connects(netns: str, address: str) -> bool:
-    argv = ["ip", "netns", "exec", netns, "nc", "-z", "-w", "3", address, "5432"]
-    return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
-
-
-def _failures(facts: dict[str, str]) -> int:
-    return int(facts["archiver"].split("/")[1])
-
-
-def assert_pristine(facts: dict[str, str], host: Host) -> None:
-    assert facts["archive_mode"] == "on/false"
-    assert facts["archive_command"] == "test -f /pg_archive/%f || cp %p /pg_archive/%f"
-    assert _failures(facts) == 0
-    assert int(facts["archiver"].split("/")[0]) >= 1
-    assert int(facts["ready"]) <= 1
-    assert facts["dir"] == "postgres:postgres 750"
-    assert facts["mount"] == "ext4"
-    assert int(facts["avail"]) > 512 * 1024 * 1024
-    assert facts["pg_active"] == "active"
-    assert facts["failed_units"].strip() == ""
-    assert facts["journal_err"] == "0"
-    assert facts["listen"].split() == sorted(["127.0.0.1:5432", f"{host.address}:5432"])
-    assert facts["zone_a_connects"] == "True"
-    assert facts["zone_b_connects"] == "False"
-    assert facts["wal_level"] == "replica"
-    assert facts["archive_timeout"] == "1min"
-    assert facts["dir_exists"] == "yes"
-    # A base backup taken from this host (standby-of-db1) leaves its .backup file as the last
-    # archived until the next switch: that is still a pristine archive.
-    last = facts["last_archived"]
-    assert SEGMENT.fullmatch(last) or re.fullmatch(r"[0-9A-F]{24}\.[0-9A-F]{8}\.backup", last), last
-    assert facts["odd_segments"].strip() == ""  # whole segments of this cluster, no links
-    assert facts["archive_link"] == ""
-    assert facts["newest_segment_perms"].split(":")[0] == "postgres", facts["newest_segment_perms"]
-    assert facts["is_mountpoint"] == "yes"
-    assert facts["same_dev_as_root"] == "no"
-    assert facts["in_recovery"] == "f"
-    assert facts["timeline"] == "00000001"
-    # The validation matrix's facts.
-    assert facts["unit_file_state"] == "enabled-runtime"
-    assert facts["parent_unit_file_state"] == "enabled"
-    assert facts["dpkg_status"] == "ii"
-    assert facts["lab_change_conf"] == "no"
-    assert facts["need_daemon_reload"] == "no"
-    assert facts["stray_listener"] == ""
-    assert int(facts["nft_lines"]) > 3
-    assert facts["chrony"] == "active"
-    assert facts["hosts_addr"] == host.address
-    assert facts["cert_subject"] == f"CN={host.name}"
-    assert int(facts["cert_days_left"]) > 300
-    assert facts["postgres_exe"] == "/usr/lib/postgresql/15/bin/postgres"
 
 
 def _wait_for_failure(lab: Lab, host: Host) -> dict[str, str]:
@@ -99,24 +40,8 @@ def _wait_for_failure(lab: Lab, host: Host) -> dict[str, str]:
     lab.ssh(host, SWITCH)
     deadline = time.monotonic() + 30
     facts = observe(lab, host)
-    while _failures(facts) == 0 and time.monotonic() < deadline:
+    while archiver_failures(facts) == 0 and time.monotonic() < deadline:
         time.sleep(1)
-        facts = observe(lab, host)
-    return facts
-
-
-def _archived_count(facts: dict[str, str]) -> int:
-    return int(facts["archiver"].split("/")[0])
-
-
-def _switch_and_wait_archived(lab: Lab, host: Host) -> dict[str, str]:
-    """Switch WAL, then wait (bounded) until the archiver has archived one more file."""
-    before = _archived_count(observe(lab, host))
-    lab.ssh(host, SWITCH)
-    deadline = time.monotonic() + 30
-    facts = observe(lab, host)
-    while _archived_count(facts) <= before and time.monotonic() < deadline:
-        time.sleep(0.5)
         facts = observe(lab, host)
     return facts
 
@@ -137,24 +62,24 @@ def _mode_off(lab: Lab, host: Host, facts: dict[str, str]) -> None:
 
 def _unguarded(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["archive_command"] == "cp %p /pg_archive/%f"
-    assert _failures(facts) == 0
+    assert archiver_failures(facts) == 0
 
 
 def _permission_denied(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["dir"] == "postgres:postgres 750"  # the denial is not in the file modes
     facts = _wait_for_failure(lab, host)
-    assert _failures(facts) > 0
+    assert archiver_failures(facts) > 0
     assert int(facts["pg_log_denied"]) > 0
 
 
 def _owner_root(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["dir"] == "root:root 750"
-    assert _failures(_wait_for_failure(lab, host)) > 0
+    assert archiver_failures(_wait_for_failure(lab, host)) > 0
 
 
 def _mode_0777(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["dir"] == "postgres:postgres 777"
-    assert _failures(facts) == 0
+    assert archiver_failures(facts) == 0
 
 
 def _not_a_mount(lab: Lab, host: Host, facts: dict[str, str]) -> None:
@@ -165,7 +90,7 @@ def _not_a_mount(lab: Lab, host: Host, facts: dict[str, str]) -> None:
 def _fs_full(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["avail"] == "0"
     facts = _wait_for_failure(lab, host)
-    assert _failures(facts) > 0
+    assert archiver_failures(facts) > 0
     assert int(facts["pg_log_nospace"]) > 0
 
 
@@ -178,7 +103,7 @@ def _gap(lab: Lab, host: Host, facts: dict[str, str]) -> None:
 
 def _backlog(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert int(facts["ready"]) >= 12
-    assert _failures(facts) == 0
+    assert archiver_failures(facts) == 0
 
 
 def _stopped(lab: Lab, host: Host, facts: dict[str, str]) -> None:
@@ -237,14 +162,14 @@ def _df_hangs(lab: Lab, host: Host, facts: dict[str, str]) -> None:
 
 def _pgbackrest_archiving(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["archive_command"] == "pgbackrest --stanza=main archive-push %p"
-    assert _failures(facts) == 0
+    assert archiver_failures(facts) == 0
     last = facts["last_archived"]
     assert SEGMENT.fullmatch(last), last
     repo = "/pg_archive/pgbackrest/archive/main"
     found = lab.ssh(host, f"sudo -n find {repo} -name '{last}-*'").stdout.split()
     assert len(found) == 1 and found[0].startswith(f"{repo}/15-1/"), found
     assert lab.ssh(host, PGBACKREST_CHECK, check=False).returncode == 0
-    assert _failures(observe(lab, host)) == 0
+    assert archiver_failures(observe(lab, host)) == 0
 
 
 def _pgbackrest_broken(lab: Lab, host: Host, facts: dict[str, str]) -> None:
@@ -252,13 +177,13 @@ def _pgbackrest_broken(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     check = lab.ssh(host, PGBACKREST_CHECK, check=False)
     assert check.returncode != 0
     assert "archive.info" in check.stdout + check.stderr
-    assert _failures(_wait_for_failure(lab, host)) > 0
+    assert archiver_failures(_wait_for_failure(lab, host)) > 0
 
 
 def _segment_truncated(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     newest = facts["segments"].split()[-1]
     assert _odd(facts) == [(newest, "size=8192")]
-    assert _failures(_switch_and_wait_archived(lab, host)) == 0
+    assert archiver_failures(switch_and_wait_archived(lab, host)) == 0
 
 
 def _segment_symlinked(lab: Lab, host: Host, facts: dict[str, str]) -> None:
@@ -268,7 +193,7 @@ def _segment_symlinked(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert target == f"/var/tmp/walguard-lab-segments/{newest}"
     kind = lab.ssh(host, f"sudo -n stat -L -c '%s %F' /pg_archive/{newest}").stdout.strip()
     assert kind == f"{SEGMENT_BYTES} regular file"
-    assert _failures(_switch_and_wait_archived(lab, host)) == 0
+    assert archiver_failures(switch_and_wait_archived(lab, host)) == 0
 
 
 def _segment_foreign(lab: Lab, host: Host, facts: dict[str, str]) -> None:
@@ -278,7 +203,7 @@ def _segment_foreign(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert [name for name, _ in odd] == [newest]
     what = odd[0][1]
     assert what.startswith("sysid=") and what not in ("sysid=", f"sysid={facts['sysid']}")
-    assert _failures(_switch_and_wait_archived(lab, host)) == 0
+    assert archiver_failures(switch_and_wait_archived(lab, host)) == 0
 
 
 def _bind_root(lab: Lab, host: Host, facts: dict[str, str]) -> None:
@@ -288,8 +213,8 @@ def _bind_root(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["dir"] == "postgres:postgres 750"
     assert facts["last_archived"] in facts["segments"].split()
     assert facts["odd_segments"].strip() == ""
-    facts = _switch_and_wait_archived(lab, host)
-    assert _failures(facts) == 0
+    facts = switch_and_wait_archived(lab, host)
+    assert archiver_failures(facts) == 0
     assert facts["last_archived"] in facts["segments"].split()
     on_root = "sudo -n test -f /var/lib/pg_archive_on_root/" + facts["last_archived"]
     assert lab.ssh(host, on_root, check=False).returncode == 0
@@ -301,8 +226,8 @@ def _dir_symlink(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert fstype == "ext4"
     assert facts["same_dev_as_root"] == "no"
     assert facts["odd_segments"].strip() == ""
-    facts = _switch_and_wait_archived(lab, host)
-    assert _failures(facts) == 0
+    facts = switch_and_wait_archived(lab, host)
+    assert archiver_failures(facts) == 0
     there = "sudo -n test -f /srv/pg_archive_vol/" + facts["last_archived"]
     assert lab.ssh(host, there, check=False).returncode == 0
 
@@ -340,54 +265,18 @@ def _second_cluster_broken(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert lab.ssh(host, "sudo -n ls -A /pg_archive/second").stdout.strip() == ""
 
 
-def _settle_db1(lab: Lab) -> None:
-    """pg_basebackup left db1's last archived file a backup history file (NAME.XXXXXXXX.backup):
-    switch once more so that db1 is back to its pristine archiver state."""
-    db1 = lab.hosts[0]
-    deadline = time.monotonic() + 30
-    while not SEGMENT.fullmatch(observe(lab, db1)["last_archived"]):
-        assert time.monotonic() < deadline, "db1 archived no segment after the base backup"
-        _switch_and_wait_archived(lab, db1)
-
-
-def _row_reaches_standby(lab: Lab, standby: Host) -> None:
-    """A row written on db1 appears on the standby (the probe table is dropped again)."""
-    db1 = lab.hosts[0]
-    token = secrets.token_hex(8)
-    table = "walguard_lab_replication_probe"
-
-    def sql(host: Host, *statements: str) -> str:
-        args = " ".join(f"-c {shlex.quote(s)}" for s in statements)
-        return lab.ssh(host, f"sudo -n -u postgres psql -XAtq -v ON_ERROR_STOP=1 {args}").stdout
-
-    sql(db1, f"CREATE TABLE {table} (token text)", f"INSERT INTO {table} VALUES ('{token}')")
-    try:
-        deadline = time.monotonic() + 30
-        query = f"SELECT count(*) FROM {table} WHERE token = '{token}'"
-        while True:
-            seen = lab.ssh(
-                standby, f"sudo -n -u postgres psql -XAtq -c {shlex.quote(query)}", check=False
-            )
-            if seen.stdout.strip() == "1":
-                break
-            assert time.monotonic() < deadline, f"the row never reached {standby.name}"
-            time.sleep(0.5)
-    finally:
-        sql(db1, f"DROP TABLE IF EXISTS {table}")
-
-
 def _standby(lab: Lab, host: Host, facts: dict[str, str]) -> None:
-    _settle_db1(lab)
+    settle_db1(lab)
     assert facts["in_recovery"] == "t"
     receiver = "psql -XAt -d postgres -c 'SELECT status, sender_host FROM pg_stat_wal_receiver'"
     assert lab.ssh(host, receiver).stdout.strip() == f"streaming|{lab.hosts[0].address}"
-    _row_reaches_standby(lab, host)
+    row_reaches_standby(lab, host)
     # The standby archives nothing of its own (archive_mode = on, not always).
     assert observe(lab, host)["archiver"] == facts["archiver"]
 
 
 def _promoted(lab: Lab, host: Host, facts: dict[str, str]) -> None:
-    _settle_db1(lab)
+    settle_db1(lab)
     assert facts["in_recovery"] == "f"
     assert facts["timeline"] == "00000002"
     archive = lab.ssh(host, "sudo -n ls /pg_archive").stdout.split()
@@ -395,7 +284,7 @@ def _promoted(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     # The archiver may still be catching up on the old timeline's files, so what it archived
     # last is not fixed; a whole timeline-2 segment in the archive is.
     assert any(n.startswith("00000002") and len(n) == 24 for n in archive), archive
-    assert _failures(facts) == 0
+    assert archiver_failures(facts) == 0
 
 
 def _disabled(lab: Lab, host: Host, facts: dict[str, str]) -> None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.lab.test_audit_controls import Audit, audit
+import pytest
+
+from tests.lab.support import Audit, audit
 from tests.lab.test_selinux_guest import Guest
 from walguard.lab import selinux_guest
+
+pytestmark = pytest.mark.lab
 
 HOST = selinux_guest.NAME
 SEL = {f"WG-SEL-00{i}" for i in range(1, 7)}

@@ -17,11 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.lab.conftest import Lab
+from tests.lab.support import Lab
 from walguard.inventory.load import load_inventory
 from walguard.lab import labhost, selinux_guest, settings
+
+pytestmark = pytest.mark.lab
 
 WAIT_S = 120
 

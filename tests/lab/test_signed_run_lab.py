@@ -21,9 +21,8 @@ import jsonschema
 import pytest
 
 from tests import browser, pki
-from tests.lab.conftest import Lab
-from tests.signed_runs import openssl_verdict, walguard_verify
-from tests.unit.test_signing import TAMPERING
+from tests.lab.support import Lab
+from tests.signed_runs import TAMPERING, openssl_verdict, walguard_verify
 from walguard.lab import settings
 from walguard.report import results_json
 from walguard.signing import manifest, signer, verify

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.lab.conftest import Lab
-from tests.lab.test_audit_controls import audit
-from tests.lab.test_operations_lab import signing_args
+from tests.lab.support import Lab, audit, signing_args
 from walguard.lab import settings
+
+pytestmark = pytest.mark.lab
 
 ALONE = "no verified earlier run of this inventory: judged against the noise list alone"
 

@@ -10,12 +10,15 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from tests.lab.conftest import Lab
-from tests.lab.test_audit_controls import BASELINE_FAIL, Audit, _inventory_with, audit
+from tests.lab.support import Audit, Lab, audit, inventory_with
+from tests.lab.test_audit_controls import BASELINE_FAIL
 from walguard.controls import load_all
 from walguard.lab import settings
+
+pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
 # Per nspawn host, without --active-probe (opt-in).
@@ -181,7 +184,7 @@ def test_verdicts_do_not_depend_on_python_assertions(lab: Lab, tmp_path: Path) -
 
 def test_shell_metacharacters_in_ssh_args_run_nothing(lab: Lab, tmp_path: Path) -> None:
     marker = tmp_path / "x"
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     doc = yaml.safe_load(inv.read_text())
     doc["all"]["children"]["lab"]["hosts"]["db1"]["ansible_ssh_common_args"] = (
         f"-o ProxyCommand=$(touch {marker})"
@@ -229,7 +232,7 @@ def test_known_hosts_and_strictness_survive_the_new_transport(lab: Lab, tmp_path
     """A run with an empty known_hosts file: every host ERROR, nothing accepted."""
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    inv = _inventory_with(tmp_path, {})
+    inv = inventory_with(tmp_path, {})
     doc = yaml.safe_load(inv.read_text())
     doc["all"]["vars"]["walguard_known_hosts_file"] = str(empty)
     inv.write_text(yaml.safe_dump(doc))

@@ -129,8 +129,9 @@ def test_every_control_with_a_collector_source_names_real_sections() -> None:
     """An evidence reference must point at a section the collector really prints."""
     from walguard.report.evidence import SOURCES
 
-    script = (Path(__file__).resolve().parents[2] /
-    "walguard/facts/collector/collect.sh").read_text()
+    script = (
+        Path(__file__).resolve().parents[2] / "walguard/facts/collector/collect.sh"
+    ).read_text()
     printed = set(re.findall(r"^\s*(?:pg_)?section (\w+)", script, re.M))
     for control, sources in SOURCES.items():
         for kind, name in sources:

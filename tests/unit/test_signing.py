@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tests import pki, signed_runs
+from tests.signed_runs import TAMPERING
 from walguard.report import synthetic, writer
 from walguard.signing import manifest, signer, verify
 
@@ -69,40 +70,6 @@ def test_a_signed_run_verifies_with_walguard_and_openssl(
     assert "# run: " in text and "# operator: " in text and "# inventory_sha256: " in text
     assert "report.html" in text and "evidence/db0000/collector.txt" in text
     assert "manifest.p7s" not in text.split("# tsa_url")[1]
-
-
-def _byte(rel: str) -> Callable[[Path], None]:
-    def change(run_dir: Path) -> None:
-        path = run_dir / rel
-        data = bytearray(path.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
-
-    return change
-
-
-def _remove(run_dir: Path) -> None:
-    (run_dir / "report.html").unlink()
-
-
-def _add(run_dir: Path) -> None:
-    (run_dir / "evidence" / "db0001" / "extra.txt").write_text("planted\n")
-
-
-def _manifest_edit(run_dir: Path) -> None:
-    path = run_dir / "manifest"
-    path.write_text(path.read_text().replace('"root"', '"somebody else"', 1) + "\n")
-
-
-TAMPERING = [
-    ("html byte", _byte("report.html"), verify.EXIT_CHANGED, "changed: report.html"),
-    ("json byte", _byte("results.json"), verify.EXIT_CHANGED, "changed: results.json"),
-    ("evidence byte", _byte("evidence/db0002/collector.txt"), verify.EXIT_CHANGED,
-     "changed: evidence/db0002/collector.txt"),
-    ("file removed", _remove, verify.EXIT_MISSING, "missing: report.html"),
-    ("file added", _add, verify.EXIT_ADDED, "added: evidence/db0001/extra.txt"),
-    ("manifest edited", _manifest_edit, verify.EXIT_BAD_SIGNATURE, "signature:"),
-]  # fmt: skip
 
 
 @pytest.mark.parametrize(("change", "code", "named"), [t[1:] for t in TAMPERING],

@@ -1,0 +1,41 @@
+"""The whole suite: the lab tests (tests/lab) are told apart by their marker and run as one
+xdist group.
+
+Every module under tests/lab carries the `lab` marker (collection refuses one that does not), so
+`-m "not lab"` leaves exactly the tests that need no lab. Under xdist (`make test` runs the
+whole suite with `-n 2 --dist loadgroup`) every lab test joins the group `lab`: one worker runs
+them in order, one at a time, since the lab is one shared thing, while the other worker runs
+the unit tests beside them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+LAB_DIR = Path(__file__).resolve().parent / "lab"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/lab must be marked `lab` (one left unmarked would run in a
+    `-m "not lab"` selection and fail there for want of a lab), and joins the xdist group `lab`."""
+    unmarked = sorted(
+        {
+            item.path.name
+            for item in items
+            if _is_lab(item) and item.get_closest_marker("lab") is None
+        }
+    )
+    if unmarked:
+        raise pytest.UsageError(
+            f"lab test modules without `pytestmark = pytest.mark.lab`: {', '.join(unmarked)}"
+        )
+    for item in items:
+        if _is_lab(item):
+            item.add_marker(pytest.mark.xdist_group("lab"))
+
+
+def _is_lab(item: pytest.Item) -> bool:
+    return LAB_DIR in item.path.parents
