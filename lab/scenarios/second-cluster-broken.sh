@@ -1,46 +1,22 @@
 #!/bin/bash
-# breaks: a second PostgreSQL 15 cluster, 15/second on port 5433, set up exactly as in
-#   second-cluster (own archive directory /pg_archive/second, audit role walguard, archive_command
-#   and archive_timeout set) except that its archive_mode is off: it archives nothing, while the
-#   main cluster on 5432 is untouched.
-# observe: psql -p 5433 as walguard: SHOW archive_mode is off, archived_count is 0 and
-#   /pg_archive/second stays empty after a WAL switch; the main cluster on 5432 is pristine (an
-#   audit by port 5433 fails while 5432 passes).
+# breaks: on top of second-cluster (15/second on port 5433, archiving into /pg_archive/second),
+#   the second cluster's archive_mode is turned off (ALTER SYSTEM, then a restart of
+#   postgresql@15-second): from then on it archives nothing, while the main cluster on 5432 is
+#   untouched.
+# observe: psql -p 5433 as walguard: SHOW archive_mode is off and archive_command shows
+#   (disabled); after a WAL switch no new file reaches /pg_archive/second; the main cluster on
+#   5432 is pristine (an audit by port 5433 fails while 5432 passes).
+# base: second-cluster
 set -euo pipefail
-MODE=off
 q() { runuser -u postgres -- psql -p 5433 -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-pg_createcluster 15 second -p 5433 >/dev/null
-install -d -o postgres -g postgres -m 0750 /pg_archive/second
-conf=/etc/postgresql/15/second/conf.d/10-walguard-archive.conf
-cat > "$conf" <<CONF
-# The second cluster archives into its own directory on the archive volume.
-archive_mode = $MODE
-archive_command = 'test -f /pg_archive/second/%f || cp %p /pg_archive/second/%f'
-archive_timeout = 60
-wal_level = replica
-# TLS with the host's lab certificate (clients name the host, whichever port).
-ssl_cert_file = '/etc/walguard-lab/tls/server.crt'
-ssl_key_file = '/etc/walguard-lab/tls/server.key'
-CONF
-chown postgres:postgres "$conf"
-systemctl start postgresql@15-second.service
+q "ALTER SYSTEM SET archive_mode = off" >/dev/null
+systemctl restart postgresql@15-second.service
 for _ in $(seq 1 100); do
   runuser -u postgres -- pg_isready -q -p 5433 && break
   sleep 0.1
 done
-q "CREATE ROLE walguard LOGIN IN ROLE pg_monitor" >/dev/null
-q "GRANT EXECUTE ON FUNCTION pg_switch_wal() TO walguard" >/dev/null
-q "SELECT txid_current()" >/dev/null
-q "SELECT pg_switch_wal()" >/dev/null
-if [ "$MODE" = on ]; then
-  for _ in $(seq 1 100); do
-    [ "$(q "SELECT archived_count FROM pg_stat_archiver")" -gt 0 ] && break
-    sleep 0.1
-  done
-  last=$(q "SELECT last_archived_wal FROM pg_stat_archiver")
-  if [ -z "$last" ] || [ ! -f "/pg_archive/second/$last" ]; then
-    echo "15/second archived nothing" >&2
-    exit 1
-  fi
-  echo "15/second archived $last into /pg_archive/second"
+if [ "$(q "SHOW archive_mode")" != off ]; then
+  echo "15/second still has archive_mode on" >&2
+  exit 1
 fi
+echo "15/second no longer archives (archive_mode off)"

@@ -1,10 +1,11 @@
 #!/bin/bash
-# breaks: nothing is broken: a standby (apply standby-of-db1 first) is promoted
+# breaks: nothing is broken: a standby (standby-of-db1, its base) is promoted
 #   (pg_promote()): it leaves recovery on timeline 2, archives 00000002.history (and the old
 #   timeline's last segment as NAME.partial) into its own /pg_archive with its unchanged
 #   archive_command, and after a WAL switch a first whole timeline-2 segment.
 # observe: pg_is_in_recovery() is false; pg_walfile_name(pg_current_wal_lsn()) starts with
 #   00000002; /pg_archive holds 00000002.history and a whole 00000002... segment.
+# base: standby-of-db1
 set -euo pipefail
 q() { runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 if [ "$(q "SELECT pg_is_in_recovery()")" != t ]; then

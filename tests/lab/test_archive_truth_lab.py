@@ -165,7 +165,7 @@ def test_a_second_cluster_is_audited_by_its_port(lab: Lab, db3: Any, tmp_path: P
         ids[name] = yaml.safe_load(pg)["system_identifier"]
     assert ids["db3"] != ids["db3-second"]
 
-    lab.walguard("lab", "scenario", "reset", db3.name)
+    # second-cluster-broken is built on second-cluster: applied on top, no reset between.
     lab.walguard("lab", "scenario", "apply", db3.name, "second-cluster-broken")
     broken = audit(tmp_path, "-k", "db3", inventory=inv)
     assert "WG-ARC-001" in broken.by_result("db3-second", "FAIL"), broken.stdout

@@ -18,7 +18,7 @@ from walguard.lab.errors import LabError
 from walguard.lab.hosts import Host
 from walguard.lab.labhost import LabHost, known_hosts_path
 from walguard.lab.proc import require_tools
-from walguard.lab.scenarios import all_scenarios
+from walguard.lab.scenarios import all_scenarios, chain
 
 TOOLS = [
     "debootstrap",
@@ -213,20 +213,25 @@ def scenario_apply(name: str, scenario: str) -> None:
         raise LabError(f"unknown scenario {scenario!r}; valid scenarios: {', '.join(scenarios)}")
     host = host_by_name(name)
     with _locked():
-        started = time.monotonic()
-        done = host.run_as_root(
-            ["env", *scenario_env(), "/bin/bash", "-s"], scenarios[scenario].path.read_text()
-        )
-        if done.returncode != 0:
-            raise LabError(
-                f"scenario {scenario} failed on {name} (exit {done.returncode}): "
-                f"{(done.stderr or done.stdout).strip()[-300:]}"
+        # A scenario's bases first, each unless the host has it already (a base applied twice
+        # would set up what exists: pg_createcluster of an existing cluster fails).
+        for step in chain(scenarios, scenario):
+            if step != scenario and step in host.applied_scenarios():
+                continue
+            started = time.monotonic()
+            done = host.run_as_root(
+                ["env", *scenario_env(), "/bin/bash", "-s"], scenarios[step].path.read_text()
             )
-        host.record_scenario(scenario)
-        _say(
-            f"{name}: applied {scenario} in {time.monotonic() - started:.1f} s "
-            f"({scenarios[scenario].observe})"
-        )
+            if done.returncode != 0:
+                raise LabError(
+                    f"scenario {step} failed on {name} (exit {done.returncode}): "
+                    f"{(done.stderr or done.stdout).strip()[-300:]}"
+                )
+            host.record_scenario(step)
+            _say(
+                f"{name}: applied {step} in {time.monotonic() - started:.1f} s "
+                f"({scenarios[step].observe})"
+            )
 
 
 def scenario_reset(names: Sequence[str]) -> None:
@@ -293,4 +298,5 @@ def _wait_booted(host: Host, before: int | None, reset: Future[str]) -> None:
 
 def scenario_list() -> None:
     for sc in all_scenarios().values():
-        print(f"{sc.name}\n    breaks:  {sc.breaks}\n    observe: {sc.observe}")
+        base = f"\n    base:    {sc.base} (applied first)" if sc.base else ""
+        print(f"{sc.name}\n    breaks:  {sc.breaks}\n    observe: {sc.observe}{base}")

@@ -1,9 +1,12 @@
 """Break/fix scenarios: named, documented ways to break one lab host in one way.
 
 Each scenario is lab/scenarios/NAME.sh, run as root inside the host. Its header says what it
-breaks and what one can observe afterwards:
+breaks and what one can observe afterwards, and may name a base: another scenario it is built
+on, applied first unless the host has it already (pgbackrest-broken breaks what
+pgbackrest-archiving set up, so it says `# base: pgbackrest-archiving` instead of repeating it):
     # breaks: ...
     # observe: ...
+    # base: NAME
 Resetting is the same for every scenario: the host goes back to its pristine layer (hosts.reset).
 """
 
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from walguard.lab import settings
+from walguard.lab.errors import LabError
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,7 @@ class Scenario:
     path: Path
     breaks: str
     observe: str
+    base: str | None = None  # the scenario this one is applied on top of
 
 
 def _header_field(text: str, field: str) -> str:
@@ -48,6 +53,24 @@ def all_scenarios(directory: Path = settings.SCENARIO_DIR) -> dict[str, Scenario
     for path in sorted(directory.glob("*.sh")):
         text = path.read_text()
         found[path.stem] = Scenario(
-            path.stem, path, _header_field(text, "breaks"), _header_field(text, "observe")
+            path.stem,
+            path,
+            _header_field(text, "breaks"),
+            _header_field(text, "observe"),
+            _header_field(text, "base") or None,
         )
+    for name in found:
+        chain(found, name)  # every base exists and none leads back to itself
     return found
+
+
+def chain(scenarios: dict[str, Scenario], name: str) -> list[str]:
+    """The scenarios to apply for `name`, its deepest base first and itself last."""
+    order = [name]
+    while (base := scenarios[order[-1]].base) is not None:
+        if base not in scenarios:
+            raise LabError(f"scenario {order[-1]}: its base {base!r} is not a scenario")
+        if base in order:
+            raise LabError(f"scenario {name}: its bases lead back to {base}")
+        order.append(base)
+    return order[::-1]
