@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from walguard.controls import NotApplicable, control, fail
 from walguard.errors import FactUnavailable
-from walguard.facts.host import ArchiveDir, Postgres
+from walguard.facts.archive_dir import ArchiveDir
+from walguard.facts.postgres_state import Postgres
 from walguard.policy.model import Policy
 
 REFS = ("BSI APP.4.3.A24", "CIS PostgreSQL 3.1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from walguard.archive.command import reading_of
 from walguard.controls import control, fail
-from walguard.facts.host import Postgres
+from walguard.facts.postgres_state import Postgres
 from walguard.policy.model import Policy
 
 REFS = ("BSI APP.4.3.A24", "DORA Art. 12")

@@ -17,8 +17,10 @@ from walguard.archive.walnames import (
 )
 from walguard.controls import control, fail
 from walguard.errors import FactUnavailable
+from walguard.facts.archive_dir import ArchiveDir, SegmentHeader
 from walguard.facts.archive_ownership import FileMode, RestoreUser
-from walguard.facts.host import ArchiveDir, HostFacts, Postgres, ProbeResult, SegmentHeader
+from walguard.facts.host import HostFacts
+from walguard.facts.postgres_state import Postgres, ProbeResult
 from walguard.policy.model import Policy
 
 REFS = ("BSI APP.4.3.A24", "DORA Art. 12")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from walguard.controls import NotApplicable, control, fail
 from walguard.errors import FactUnavailable
-from walguard.facts.host import Postgres
 from walguard.facts.network import tls_name
 from walguard.facts.platform import PlatformFacts
+from walguard.facts.postgres_state import Postgres
 from walguard.facts.tls import judge_certificate, load_ca
 from walguard.inventory.load import Target
 from walguard.policy.model import Policy

@@ -9,8 +9,8 @@ import re
 
 from walguard.controls import control, fail
 from walguard.facts.boot import PERSISTENT, BootPath
-from walguard.facts.host import Postgres
 from walguard.facts.platform import PlatformFacts
+from walguard.facts.postgres_state import Postgres
 from walguard.history.journal_baseline import new_errors
 from walguard.inventory.load import Target
 from walguard.policy.model import Policy

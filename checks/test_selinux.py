@@ -5,7 +5,7 @@ enough: the label must be set, and set persistently (semanage fcontext + restore
 from __future__ import annotations
 
 from walguard.controls import NotApplicable, control, fail
-from walguard.facts.host import ArchiveDir
+from walguard.facts.archive_dir import ArchiveDir
 from walguard.facts.selinux import SelinuxFacts, rule_covers
 from walguard.policy.model import Policy
 

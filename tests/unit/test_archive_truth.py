@@ -12,22 +12,20 @@ import pytest
 
 from walguard.archive.walnames import chain_ranges, missing_in, parse_history, segment_name
 from walguard.controls import FUNCTIONS, load_all
-from walguard.facts.archive_ownership import FileMode, Ownership, RestoreUser
-from walguard.facts.host import (
+from walguard.facts.archive_dir import (
     ArchivedBefore,
     ArchiveDir,
     ArchiveFile,
-    Archiver,
-    HostFacts,
     Mount,
-    Part,
-    Postgres,
-    Setting,
     parse_headers,
 )
+from walguard.facts.archive_ownership import FileMode, Ownership, RestoreUser
+from walguard.facts.host import HostFacts
+from walguard.facts.postgres_state import Archiver, Postgres, Setting
 from walguard.facts.sections import Section
 from walguard.inventory.load import Target
 from walguard.judge import judge
+from walguard.part import Part
 from walguard.policy.model import Policy
 
 SEG = 16 * 1024 * 1024

@@ -10,7 +10,7 @@ import pytest
 
 from walguard.errors import FactUnavailable
 from walguard.facts import postgres as pgfacts
-from walguard.facts.host import parse_archive_dir
+from walguard.facts.archive_dir import parse_archive_dir
 from walguard.facts.sections import split_sections
 
 DATA = Path(__file__).parent / "data"

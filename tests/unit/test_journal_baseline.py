@@ -18,12 +18,13 @@ from tests.unit import test_run_history as runs
 from tests.unit.test_platform_facts import pristine
 from tests.unit.test_validation_matrix import ZONES, verdict
 from walguard.audit.items import FactsCache
-from walguard.facts.host import HostFacts, Part
+from walguard.facts.host import HostFacts
 from walguard.facts.platform import parse_platform
 from walguard.history import drift
 from walguard.history import previous as history
 from walguard.history.journal_baseline import ALONE, Baselines
 from walguard.history.run_inputs import PREVIOUS_RUN_KEY, RunHistory
+from walguard.part import Part
 from walguard.policy.model import Policy
 from walguard.results import PASS, Result
 

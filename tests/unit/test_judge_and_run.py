@@ -15,9 +15,11 @@ import pytest
 from walguard.audit.run import AuditRun, item_name, pair_of_nodeid
 from walguard.controls import REGISTRY, Control, control, fail, load_all
 from walguard.errors import FactUnavailable
-from walguard.facts.host import ArchiveDir, HostFacts, Part
+from walguard.facts.archive_dir import ArchiveDir
+from walguard.facts.host import HostFacts
 from walguard.inventory.load import Target
 from walguard.judge import PROVIDERS, judge, unknown_parameters
+from walguard.part import Part
 from walguard.results import Result
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,12 +13,14 @@ import pytest
 from tests.unit.test_archive_truth import pg
 from tests.unit.test_platform_facts import pristine, with_section
 from walguard.controls import FUNCTIONS, load_all
-from walguard.facts.host import HostFacts, Part, Setting
+from walguard.facts.host import HostFacts
 from walguard.facts.network import ANSWERED_TLS, REFUSED, TLS_FAILED, UNKNOWN, ZoneAttempt
 from walguard.facts.platform import ConfigState, FileSetting, PlatformFacts, parse_platform
+from walguard.facts.postgres_state import Setting
 from walguard.history.journal_baseline import Baseline
 from walguard.inventory.load import Target
 from walguard.judge import judge
+from walguard.part import Part
 from walguard.policy.model import Policy
 
 load_all()

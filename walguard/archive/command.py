@@ -31,7 +31,7 @@ from walguard.archive.shell import (
     unwrap,
 )
 from walguard.archive.tools import TOOLS, read_tool, tool_key
-from walguard.facts.host import Postgres
+from walguard.facts.postgres_state import Postgres
 from walguard.policy.model import Policy
 
 __all__ = ["TOOLS", "ArchiveReading", "Finding", "read_archiving", "reading_of"]

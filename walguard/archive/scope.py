@@ -7,7 +7,8 @@ from __future__ import annotations
 from walguard.archive.command import reading_of
 from walguard.controls import NotApplicable, fail
 from walguard.errors import FactUnavailable
-from walguard.facts.host import ArchiveDir, Postgres
+from walguard.facts.archive_dir import ArchiveDir
+from walguard.facts.postgres_state import Postgres
 from walguard.policy.model import Policy
 
 # Archiving that writes somewhere walguard cannot list: only the tool can check its repository.

@@ -14,20 +14,16 @@ from psycopg.conninfo import make_conninfo
 from walguard.errors import FactUnavailable
 from walguard.facts import collector
 from walguard.facts import postgres as pgfacts
+from walguard.facts.archive_dir import ArchiveDir, parse_archive_dir
 from walguard.facts.boot import start_conf_path
-from walguard.facts.host import (
-    ArchiveDir,
-    HostFacts,
-    Part,
-    Postgres,
-    ProbeResult,
-    parse_archive_dir,
-)
+from walguard.facts.host import HostFacts
 from walguard.facts.platform import parse_platform
+from walguard.facts.postgres_state import Postgres, ProbeResult
 from walguard.facts.sections import split_sections
 from walguard.facts.selinux import SelinuxFacts, parse_selinux
 from walguard.facts.transport import Cancel, Connection
 from walguard.inventory.load import Target
+from walguard.part import Part
 from walguard.policy.model import Connect, Policy
 
 

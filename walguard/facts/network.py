@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from walguard.errors import FactUnavailable
-from walguard.facts.host import Part
 from walguard.facts.sections import split_sections
 from walguard.facts.transport import Cancel, Connection
 from walguard.inventory.load import Target
+from walguard.part import Part
 
 ANSWERED = "answered"  # PostgreSQL answered (authentication refused the probe: expected)
 ANSWERED_TLS = "answered over verified TLS"

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from walguard.errors import FactUnavailable
-from walguard.facts.host import Archiver, Postgres, ProbeResult, ReadyFile, Setting
+from walguard.facts.postgres_state import Archiver, Postgres, ProbeResult, ReadyFile, Setting
 from walguard.policy.model import Connect
 
 SETTINGS = (

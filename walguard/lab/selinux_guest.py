@@ -35,9 +35,9 @@ from pathlib import Path
 
 from walguard.lab import image, labhost, settings
 from walguard.lab.errors import LabError
-from walguard.lab.hosts import passwd_ids
 from walguard.lab.labhost import console_tail, keygen, lab_key, pid_from_file
 from walguard.lab.proc import run
+from walguard.lab.rootfs import passwd_ids
 
 NAME = "selinux1"
 RECIPE_DIR = settings.PROJECT_ROOT / "lab" / "selinux"
