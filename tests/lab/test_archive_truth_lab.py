@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.lab.break_cases import BASELINE_FAIL
 from tests.lab.support import Audit, Lab, audit, inventory_with
-from tests.lab.test_audit_controls import BASELINE_FAIL
 from walguard.archive.walnames import parse_history, segment_name
 from walguard.facts.collect import collect
 from walguard.facts.transport import Connection

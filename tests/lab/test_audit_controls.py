@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.lab.break_cases import BASELINE_FAIL, CASES, Case, batch_id, batches
+from tests.lab.scenario_effects import EFFECTS
 from tests.lab.support import (
     HOST_COUNT,
     Audit,
@@ -26,7 +27,6 @@ from tests.lab.support import (
     observe,
     wait_for_archiver_failure,
 )
-from tests.lab.test_scenarios import EFFECTS
 from walguard.controls import load_all
 from walguard.lab import settings
 from walguard.lab.hosts import Host
@@ -125,7 +125,8 @@ def test_break_and_fix(
         lab.walguard("lab", "scenario", "apply", host.name, case.scenario)
 
     def effect(case: Case, host: Host) -> None:
-        EFFECTS[case.scenario](lab, host, observe(lab, host))
+        if case.scenario in EFFECTS:
+            EFFECTS[case.scenario](lab, host, observe(lab, host))
         if case.wait_for_failure:
             wait_for_archiver_failure(lab, host.name)
 
