@@ -20,7 +20,7 @@ import pytest
 
 from tests import pki
 from walguard.audit.run import AuditRun
-from walguard.commands import merge
+from walguard.commands import merged_run as merge
 from walguard.controls import Control
 from walguard.inventory.load import Target
 from walguard.merge import shards as merge_shards
