@@ -20,9 +20,9 @@ import pytest
 
 from tests import pki
 from walguard.audit.run import AuditRun
-from walguard.commands import merged_run as merge
 from walguard.controls import Control
 from walguard.inventory.load import Target
+from walguard.merge import merged_run as merge
 from walguard.merge import shards as merge_shards
 from walguard.merge import untrusted_copy
 from walguard.report import results_json, synthetic, writer

@@ -1,3 +1,3 @@
 """The `walguard` subcommands, one module each, each registering its parser and its handler
 (walguard.cli assembles them), and what they share: parsing (one usage error for all) and
-pytest_usage (audit's, from pytest). merged_run is what `walguard merge` does."""
+pytest_usage (audit's, from pytest). What `walguard merge` does is walguard.merge.merged_run."""

@@ -1,5 +1,5 @@
 """`walguard merge`: the subcommand, its options and what it prints. The merging itself is
-walguard.commands.merged_run, imported when the command runs (every `walguard` command line
+walguard.merge.merged_run, imported when the command runs (every `walguard` command line
 builds this parser)."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def command(args: argparse.Namespace) -> int:
     """`walguard merge`: prints what it merged and the merged gate; exits with the merged run's
     exit status (README: Exit codes), 4 when the shards cannot be merged (or neither --ca nor
     --no-verify was given), or `walguard verify`'s status when a shard does not verify."""
-    from walguard.commands.merged_run import EXIT_NOT_SIGNED, EXIT_USAGE, MergeError, merge
+    from walguard.merge.merged_run import EXIT_NOT_SIGNED, EXIT_USAGE, MergeError, merge
     from walguard.signing import signer as signing
 
     opts = signing.SignOptions.resolve(
