@@ -16,11 +16,12 @@ import yaml
 from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import BASELINE_FAIL, Audit, _inventory_with, audit
 from walguard.archive.walnames import parse_history, segment_name
+from walguard.control_scripts import scripts
 from walguard.facts.collect import collect
 from walguard.facts.transport import Connection
 from walguard.inventory.load import load_inventory
 from walguard.lab import manage
-from walguard.remediate.apply import facts_env, run_scripts, scripts
+from walguard.remediate.script_run import facts_env, run_scripts
 
 REPOSITORY = {"WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}
 ARCHIVER = {"WG-ACT-001", "WG-ACT-002", "WG-ACT-003", "WG-ACT-004", "WG-ACT-005", "WG-ACT-007"}

@@ -12,11 +12,12 @@ import yaml
 
 from tests.lab.conftest import Lab
 from tests.lab.test_audit_controls import Audit, _inventory_with, audit
+from walguard.control_scripts import scripts
 from walguard.facts.collect import collect
 from walguard.facts.transport import Connection
 from walguard.inventory.load import load_inventory
 from walguard.lab import settings
-from walguard.remediate.apply import facts_env, run_scripts, scripts
+from walguard.remediate.script_run import facts_env, run_scripts
 
 REF = "CHG-4711"
 

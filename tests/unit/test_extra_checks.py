@@ -18,7 +18,6 @@ from walguard.audit.extra_checks import from_inventory
 from walguard.controls import ControlsError, load_all
 from walguard.inventory.load import load_inventory
 from walguard.paths import CHECKS_DIR, REMEDIATION_DIR
-from walguard.remediate.apply import paired_scripts
 from walguard.report.results_json import SCHEMA_PATH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,7 +152,7 @@ def test_a_user_control_pairs_with_the_script_beside_its_directory(tmp_path: Pat
         {"WG-BNK-001.sh": script},
     )
     load_all(CHECKS_DIR, [checks])
-    found = paired_scripts(["WG-BNK-001", "WG-ARC-005", "WG-ARC-002"])
+    found = controls.SCRIPTS
     assert found["WG-BNK-001"].path == tmp_path / "bank" / "remediation" / "WG-BNK-001.sh"
     assert found["WG-ARC-005"].path == REMEDIATION_DIR / "WG-ARC-005.sh"
     assert "WG-ARC-002" not in found  # no remediation named
