@@ -44,7 +44,7 @@ def test_archive_dir_exists(archive: ArchiveDir) -> str | None:
     "the archive directory is a dedicated mount",
     severity="high",
     refs=REFS,
-    reads=("archive_mount", "root_mount", "mounts", "postgresql.settings.data_directory"),
+    reads=("archive_mount", "root_mount"),
     scenarios=("archive-dir-missing", "archive-dir-not-a-mount"),
     rationale="On the root filesystem, archived WAL can fill / and stop the host; a "
     "dedicated volume is sized, monitored and backed up on its own.",
