@@ -272,24 +272,49 @@ def _table_order(meta: Control) -> tuple[int, str, bool, str]:
     return (AREAS.index(area) if area in AREAS else len(AREAS), area, meta.opt_in, meta.id)
 
 
+TABLE_HEADER = "| id | severity | control |\n| --- | --- | --- |\n"
+
+
 def markdown_table(controls: Sequence[Control]) -> str:
     """The README's table of controls (id, severity, what it checks), from their declarations."""
-    rows = ["| id | severity | control |", "| --- | --- | --- |"]
+    rows = [TABLE_HEADER]
     for meta in sorted(controls, key=_table_order):
         text = (meta.detail or meta.title).replace("|", "\\|")
-        rows.append(f"| {meta.id} | {meta.severity} | {text} |")
-    return "\n".join(rows) + "\n"
+        rows.append(f"| {meta.id} | {meta.severity} | {text} |\n")
+    return "".join(rows)
+
+
+def table_span(readme: str) -> tuple[int, int]:
+    """Where a README's table of controls is: from its header row to the blank line after it."""
+    start = readme.index(TABLE_HEADER)
+    end = readme.find("\n\n", start)
+    return start, len(readme) if end < 0 else end + 1
 
 
 def _main(argv: Sequence[str]) -> int:
-    if list(argv) != ["--markdown"]:
-        print("usage: python -m walguard.controls --markdown", file=sys.stderr)
+    args = list(argv)
+    if not (args == ["--markdown"] or (len(args) == 2 and args[0] == "--readme")):
+        print("usage: python -m walguard.controls --markdown | --readme README.md", file=sys.stderr)
         return 2
     # Run as __main__, this file is a second module: the controls register with the one they
     # import, walguard.controls.
     from walguard import controls as registry
 
-    print(markdown_table(list(registry.load_all().values())), end="")
+    table = markdown_table(list(registry.load_all().values()))
+    if args[0] == "--markdown":
+        print(table, end="")
+        return 0
+    readme = Path(args[1])
+    try:
+        text = readme.read_text()
+        start, end = table_span(text)
+        readme.write_text(text[:start] + table + text[end:])
+    except OSError as exc:
+        print(f"{readme}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ValueError:
+        print(f"{readme}: has no table of controls to replace", file=sys.stderr)
+        return 1
     return 0
 
 

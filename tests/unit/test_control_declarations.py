@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from walguard.controls import REGISTRY, SCRIPTS, load_all, markdown_table
+from walguard.controls import REGISTRY, SCRIPTS, load_all, markdown_table, table_span
 from walguard.facts.sections import known_read
 from walguard.paths import REMEDIATION_DIR
 
@@ -62,11 +62,10 @@ def test_every_declared_script_is_paired_and_checked() -> None:
 def test_the_readme_table_is_made_from_the_declarations() -> None:
     table = markdown_table(list(load_all().values()))
     readme = (REPO / "README.md").read_text()
-    start = readme.index("| id | severity | control |\n")
-    end = readme.index("\n\n", start) + 1
+    start, end = table_span(readme)
     assert readme[start:end] == table, (
         "README.md's table of controls differs from the declarations: write it again with "
-        "`python -m walguard.controls --markdown`"
+        "`python -m walguard.controls --readme README.md`"
     )
     # Opt-in last within its area; a `|` in a cell does not end it.
     rows = [line.split(" | ")[0][2:] for line in table.splitlines()[2:]]
@@ -74,13 +73,31 @@ def test_the_readme_table_is_made_from_the_declarations() -> None:
     assert "`test -f … \\|\\| cp` does not" in table
 
 
-def test_the_table_is_printed_by_the_module() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "walguard.controls", "--markdown"],
+def _module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "walguard.controls", *args],
         capture_output=True,
         text=True,
         check=False,
         cwd=REPO,
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == markdown_table(list(load_all().values()))
+
+
+def test_the_module_prints_the_table_and_writes_it_into_a_readme(tmp_path: Path) -> None:
+    table = markdown_table(list(load_all().values()))
+    printed = _module("--markdown")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == table
+    # A table gone stale (a row less, one changed) is replaced; the text around it stays.
+    readme = tmp_path / "README.md"
+    stale = table.replace("| WG-ARC-002 | critical | wal_level is replica or logical |\n", "")
+    readme.write_text(f"# walguard\n\n### Controls\n\n{stale.replace('high', 'low', 1)}\nAfter.\n")
+    assert _module("--readme", str(readme)).returncode == 0
+    assert readme.read_text() == f"# walguard\n\n### Controls\n\n{table}\nAfter.\n"
+    (tmp_path / "other.md").write_text("no table here\n")
+    refused = _module("--readme", str(tmp_path / "other.md"))
+    assert (refused.returncode, refused.stderr.strip()) == (
+        1,
+        f"{tmp_path / 'other.md'}: has no table of controls to replace",
+    )
+    assert _module().returncode == 2
