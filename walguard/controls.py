@@ -135,9 +135,11 @@ def control(
             )
         source = _source_of(fn)
         for what, names in (("reads", reads), ("scenarios", scenarios)):
-            if isinstance(names, str):  # reads="archive_stat" would read as its letters
+            # reads="archive_stat" would read as its letters.
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
                 raise ControlsError(
-                    f"{source}: control {control_id}: {what} is a list of names, not {names!r}"
+                    f"{source or '(no file)'}: control {control_id}: {what} is a list of names, "
+                    f"not {names!r}"
                 )
         meta = Control(
             control_id,

@@ -143,6 +143,7 @@ SCRIPT = "# control: WG-BNK-001\n# changes: archive_timeout\n# disruptive: no\nf
         ),
         ('reads=("postgresql.archivers",)', None, "control WG-BNK-001 reads postgresql.archivers"),
         ('reads="archive_stat"', None, "control WG-BNK-001: reads is a list of names"),
+        ('scenarios=("archive-gap", 7)', None, "control WG-BNK-001: scenarios is a list of names"),
         (
             'reads=("archive_stat", "archive_stat")',
             None,
