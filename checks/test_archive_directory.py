@@ -26,6 +26,8 @@ VOLATILE = {
     severity="critical",
     refs=REFS,
     remediation="WG-DIR-001.sh",
+    reads=("archive_lstat", "archive_realpath", "archive_stat"),
+    scenarios=("archive-dir-missing",),
     rationale="archive_command writes into it; without it every segment fails to archive.",
 )
 def test_archive_dir_exists(archive: ArchiveDir) -> str | None:
@@ -43,8 +45,13 @@ def test_archive_dir_exists(archive: ArchiveDir) -> str | None:
     "the archive directory is a dedicated mount",
     severity="high",
     refs=REFS,
+    reads=("archive_mount", "root_mount"),
+    scenarios=("archive-dir-missing", "archive-dir-not-a-mount"),
     rationale="On the root filesystem, archived WAL can fill / and stop the host; a "
     "dedicated volume is sized, monitored and backed up on its own.",
+    detail="the archive directory is its own filesystem: a mount point, not tmpfs/ramfs/overlay, "
+    "not read-only, and on another device than / and the data directory (a bind mount from either "
+    "fails)",
 )
 def test_archive_dir_is_dedicated_mount(
     archive: ArchiveDir, policy: Policy, pg: Postgres
@@ -90,6 +97,8 @@ def test_archive_dir_is_dedicated_mount(
     severity="high",
     refs=REFS,
     remediation="WG-DIR-003.sh",
+    reads=("archive_stat",),
+    scenarios=("archive-dir-missing", "archive-dir-owner-root"),
     rationale="PostgreSQL must be able to write there, and nobody else should own it.",
 )
 def test_archive_dir_owner(archive: ArchiveDir, policy: Policy) -> None:
@@ -107,7 +116,10 @@ def test_archive_dir_owner(archive: ArchiveDir, policy: Policy) -> None:
     severity="high",
     refs=REFS,
     remediation="WG-DIR-004.sh",
+    reads=("archive_stat",),
+    scenarios=("archive-dir-missing", "archive-dir-mode-0777"),
     rationale="Anyone who can write there can delete or replace archived WAL.",
+    detail="no group/other write bit, and a mode the policy allows",
 )
 def test_archive_dir_mode(archive: ArchiveDir, policy: Policy) -> None:
     if not archive.exists:
@@ -124,8 +136,11 @@ def test_archive_dir_mode(archive: ArchiveDir, policy: Policy) -> None:
     "the archive filesystem has free space above the threshold",
     severity="high",
     refs=REFS,
+    reads=("archive_df",),
+    scenarios=("archive-dir-missing", "archive-fs-full"),
     rationale="A full archive volume makes every archive attempt fail; WAL then piles up "
     "in pg_wal until the database itself stops.",
+    detail="free space on the archive filesystem above the threshold",
 )
 def test_archive_free_space(archive: ArchiveDir, policy: Policy) -> None:
     if not archive.exists:

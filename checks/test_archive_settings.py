@@ -18,6 +18,8 @@ REFS = ("BSI APP.4.3.A24", "DORA Art. 12")
     refs=REFS,
     remediation="WG-ARC-001.sh",
     disruptive=True,
+    reads=("postgresql.settings.archive_mode",),
+    scenarios=("archive-mode-off-pending-restart", "archive-mode-off", "wal-level-minimal"),
     rationale="Without archive_mode no WAL is archived and point-in-time recovery is "
     "impossible; a pending change to it takes effect at the next restart.",
 )
@@ -42,6 +44,8 @@ def test_archive_mode_on(pg: Postgres, policy: Policy) -> None:
     "wal_level is replica or logical",
     severity="critical",
     refs=REFS,
+    reads=("postgresql.settings.wal_level",),
+    scenarios=("wal-level-minimal",),
     rationale="wal_level minimal does not write enough WAL for archive recovery.",
 )
 def test_wal_level(pg: Postgres) -> None:
@@ -56,9 +60,15 @@ def test_wal_level(pg: Postgres) -> None:
     severity="high",
     refs=REFS,
     remediation="WG-ARC-003.sh",
+    reads=("postgresql.settings.archive_command", "postgresql.settings.archive_library"),
+    scenarios=("archive-mode-off", "wal-level-minimal", "archive-command-unguarded"),
     rationale="An archive command that overwrites can silently replace good WAL with a "
     "different file (e.g. from a second cluster archiving to the same place); one that hides "
     "its failures, writes elsewhere or runs something walguard cannot read proves nothing.",
+    detail="archiving (archive_command or archive_library) never overwrites an archived segment: a "
+    "guarded copy into the policy's directory, a known tool by executable and subcommand "
+    "(pgBackRest, WAL-G with WALG_PREVENT_WAL_OVERWRITE, Barman, pg_probackup), basic_archive, or "
+    "a command the policy approves; extra commands, hidden failures and unknown wrappers fail",
 )
 def test_archive_command_is_safe(pg: Postgres, policy: Policy) -> None:
     found = reading_of(pg, policy).overwrite
@@ -72,8 +82,11 @@ def test_archive_command_is_safe(pg: Postgres, policy: Policy) -> None:
     severity="low",
     refs=("PostgreSQL docs 26.3.1",),
     remediation="WG-ARC-004.sh",
+    reads=("postgresql.settings.archive_command",),
     rationale="PostgreSQL's docs ask an archive command to succeed when the file already "
     "exists with identical contents and to fail when it differs.",
+    detail="archive_command succeeds only for an identical existing segment (`test -f … || cp` "
+    "does not)",
 )
 def test_archive_command_compares_existing(pg: Postgres, policy: Policy) -> None:
     found = reading_of(pg, policy).identical
@@ -87,6 +100,8 @@ def test_archive_command_compares_existing(pg: Postgres, policy: Policy) -> None
     severity="high",
     refs=REFS,
     remediation="WG-ARC-005.sh",
+    reads=("postgresql.settings.archive_timeout",),
+    scenarios=("archive-timeout-off",),
     rationale="On a quiet server a segment can stay open for hours; archive_timeout bounds "
     "how much committed work is not yet archived.",
 )

@@ -51,6 +51,8 @@ def selinux_cause(facts: HostFacts, policy: Policy) -> str | None:
     "the archiver has archived something",
     severity="critical",
     refs=REFS,
+    reads=("postgresql.archiver",),
+    scenarios=("archiver-stats-reset",),
     rationale="archived_count 0 means no WAL has ever reached the archive since the "
     "statistics were reset.",
 )
@@ -65,8 +67,11 @@ def test_something_archived(pg: Postgres, policy: Policy) -> None:
     "the archiver's last failure is not newer than its last success",
     severity="critical",
     refs=REFS,
+    reads=("postgresql.archiver",),
+    scenarios=("archive-command-permission-denied",),
     rationale="A failure after the last success means archiving is failing now: WAL piles "
     "up in pg_wal and the RPO is already being lost.",
+    detail="the last archive failure is not newer than the last success",
 )
 def test_archiver_not_failing(pg: Postgres, facts: HostFacts, policy: Policy) -> None:
     require_archiver(pg, policy)
@@ -90,8 +95,11 @@ def test_archiver_not_failing(pg: Postgres, facts: HostFacts, policy: Policy) ->
     "the .ready backlog is small and younger than the RPO",
     severity="high",
     refs=REFS,
+    reads=("postgresql.status_files",),
+    scenarios=("ready-backlog",),
     rationale="Segments waiting in archive_status/*.ready are not yet safe; a long or old "
     "queue means the archiver cannot keep up or is stuck.",
+    detail="the .ready backlog is under the threshold and younger than the RPO",
 )
 def test_ready_backlog(pg: Postgres, policy: Policy) -> None:
     require_archiver(pg, policy)
@@ -142,8 +150,19 @@ def _chain(pg: Postgres, archive: ArchiveDir, names: list[str]) -> list[tuple[in
     "the last archived segment is really in the archive, a whole file",
     severity="critical",
     refs=REFS,
+    reads=("postgresql.archiver", "archiver_before", "archive_files", "archive_check"),
+    scenarios=(
+        "archive-dir-missing",
+        "archive-dir-not-a-mount",
+        "archiver-stats-reset",
+        "last-segment-missing",
+    ),
     rationale="Tools have reported segments archived that never arrived; only the file "
     "itself proves it, and a partial copy or a link to elsewhere does not.",
+    detail="the segment reported as last archived is in the archive: a regular file of full size. "
+    "`pg_stat_archiver` is read before the archive is listed, so a segment archived while the host "
+    "is read is never missing; archiving that resumed meanwhile is an ERROR naming the race, never "
+    "a FAIL (also for WG-ACT-005/007)",
 )
 def test_last_archived_present(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None:
     require_archiver(pg, policy)
@@ -217,9 +236,13 @@ def _archived_after_listing(pg: Postgres, archive: ArchiveDir, last: str) -> str
     "the archive has no gap along the current timeline's history",
     severity="high",
     refs=REFS,
+    reads=("postgresql.timeline", "history_files", "archive_check"),
+    scenarios=("archive-dir-missing", "archive-dir-not-a-mount", "archive-gap"),
     rationale="Recovery replays WAL in order and stops at the first missing segment: "
     "everything after a gap is unrecoverable; after a promotion it needs the timeline history "
     "files and the old timeline's segments up to the switch.",
+    detail="no gap along the timeline chain: the history files are archived and each timeline is "
+    "complete up to its switch point",
 )
 def test_no_gap(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None:
     local = _local_chain(pg, archive, policy)
@@ -322,9 +345,24 @@ def _archived_when_listed(
     "archived segments are whole segments of this cluster",
     severity="critical",
     refs=REFS,
+    reads=(
+        "postgresql.system_identifier",
+        "postgresql.timeline",
+        "segment_headers",
+        "archive_check",
+    ),
+    scenarios=(
+        "archive-dir-missing",
+        "archive-dir-not-a-mount",
+        "segment-truncated",
+        "segment-foreign",
+    ),
     rationale="Recovery needs every segment whole and from this cluster: a partial copy that "
     "`test -f … || cp` then treats as archived forever, a symlink to a file elsewhere, or "
     "another server's segment under this name each stop a restore.",
+    detail="archived segments are whole segments of this cluster: regular files of the segment "
+    "size, and the newest carry a WAL header with this server's system identifier, timeline and "
+    "address",
 )
 def test_segments_whole_and_ours(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str | None:
     local = _local_chain(pg, archive, policy)
@@ -348,6 +386,8 @@ def test_segments_whole_and_ours(pg: Postgres, archive: ArchiveDir, policy: Poli
     opt_in=True,
     rationale="The only end-to-end proof: force a segment switch now and watch the archiver "
     "report it archived within a bound.",
+    detail="`--active-probe` only: pg_switch_wal(), then the segment is archived within "
+    "`--probe-wait`",
 )
 def test_active_probe(pg: Postgres, policy: Policy, probe: ProbeResult) -> None:
     require_archiver(pg, policy)
@@ -364,9 +404,20 @@ def test_active_probe(pg: Postgres, policy: Policy, probe: ProbeResult) -> None:
     severity="critical",
     refs=REFS,
     remediation="WG-ACT-008.sh",
+    reads=("archive_perms", "restore_user", "archive_files"),
+    scenarios=(
+        "archive-dir-missing",
+        "archive-dir-not-a-mount",
+        "segment-world-writable",
+        "segment-root-owned",
+    ),
     rationale="Recovery's restore_command runs as the cluster's owner, not as root: a segment "
     "it cannot read stops the restore there. A segment the archive's group or anyone may write "
     "can be replaced by WAL that a recovery would replay.",
+    detail="every archived segment and history file in the checked range is the archive owner's, "
+    "writable by no one else (no group/other write bit), and readable by the user "
+    "`restore_command` runs as (`walguard_restore_user`, by default the archive owner); the "
+    "message names the first few files and a count",
 )
 def test_archived_files_owner_and_modes(
     pg: Postgres, archive: ArchiveDir, policy: Policy

@@ -20,9 +20,13 @@ LOOPBACK_PREFIXES = ("127.", "::1")
     "the clock is NTP-synchronised, with an offset under the policy's threshold",
     severity="high",
     refs=("BSI OPS.1.2.6", "DORA Art. 12"),
+    reads=("time_units", "chrony_tracking", "timedatectl", "timesync_status"),
+    scenarios=("ntp-off",),
     rationale="Point-in-time recovery targets a time: a host whose clock drifts archives WAL "
     "under timestamps that do not match the incident's. Certificates and Kerberos also fail "
     "on a wrong clock (auth or trust mismatch).",
+    detail="NTP-synchronised (chronyd, or systemd-timesyncd), offset under "
+    "`walguard_clock_max_offset_ms`",
 )
 def test_clock_synchronised(platform: PlatformFacts, policy: Policy) -> str:
     clock = platform.clock.get()
@@ -60,8 +64,11 @@ def test_clock_synchronised(platform: PlatformFacts, policy: Policy) -> str:
     "the host's name resolves to its own address and back, on the host",
     severity="medium",
     refs=("BSI APP.4.3", "BSI NET.1.1"),
+    reads=("hostname", "host_addresses", "identity"),
+    scenarios=("hosts-wrong-address",),
     rationale="Replication, backup tools and TLS name checks use the host's name; a name that "
     "resolves elsewhere (a stale /etc/hosts entry) sends them to the wrong host.",
+    detail="the host's name resolves, on the host, to one of its own addresses and back",
 )
 def test_name_resolves_consistently(platform: PlatformFacts) -> str:
     ident = platform.identity.get()
@@ -92,8 +99,12 @@ def test_name_resolves_consistently(platform: PlatformFacts) -> str:
     "and does not expire soon",
     severity="high",
     refs=("BSI APP.4.3", "BSI CON.1"),
+    reads=("tls_cert",),
+    scenarios=("tls-cert-wrong-name", "tls-cert-expiring"),
     rationale="Clients that verify (sslmode=verify-full) refuse a certificate from another CA, "
     "for another name, or expired: a certificate expiring unnoticed is an outage on a date.",
+    detail="with TLS on: the server certificate chains to the policy's CA, matches the name "
+    "clients use, and is valid for at least `walguard_tls_min_days` more days",
 )
 def test_server_certificate(
     platform: PlatformFacts, pg: Postgres, policy: Policy, target: Target

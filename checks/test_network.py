@@ -29,8 +29,12 @@ def _expected_addresses(policy: Policy, target: Target) -> set[str]:
     "PostgreSQL listens on the policy's addresses and port, and nothing else listens on its port",
     severity="high",
     refs=("BSI APP.4.3", "BSI NET.1.1"),
+    reads=("listeners",),
+    scenarios=("listen-unexpected-address",),
     rationale="A server listening on every address is reachable from networks nobody meant "
     "to expose it to; another process on its port answers clients in its place.",
+    detail="PostgreSQL listens on the policy's addresses and port only (`ss -tulpn`), and nothing "
+    "else listens on its port",
 )
 def test_postgres_listeners(platform: PlatformFacts, policy: Policy, target: Target) -> str:
     port = target.connect.pg_port
@@ -66,8 +70,11 @@ def test_postgres_listeners(platform: PlatformFacts, policy: Policy, target: Tar
     "no listening socket outside the policy's allow-list",
     severity="medium",
     refs=("BSI SYS.1.1", "BSI NET.1.1"),
+    reads=("listeners",),
+    scenarios=("listener-stray",),
     rationale="Every listener is attack surface; one nobody approved is a service nobody "
     "patches or monitors (ss -tulpn, as the operator checks it).",
+    detail="no listener outside the policy's allow-list (PROCESS:PORT)",
 )
 def test_no_unexpected_listeners(platform: PlatformFacts, policy: Policy, target: Target) -> str:
     allowed = {tuple(entry.rsplit(":", 1)) for entry in policy.allowed_listeners}
@@ -90,8 +97,11 @@ def test_no_unexpected_listeners(platform: PlatformFacts, policy: Policy, target
     severity="high",
     refs=("BSI NET.1.1", "BSI SYS.1.1"),
     remediation="WG-NET-003.sh",
+    reads=("firewall_units", "nft_ruleset"),
+    scenarios=("firewall-flushed",),
     rationale="The zone segmentation the network relies on is enforced on the host too; a "
     "flushed ruleset lets every zone reach PostgreSQL.",
+    detail="nftables or firewalld is active and an input chain drops or rejects",
 )
 def test_firewall_active(platform: PlatformFacts, policy: Policy) -> str:
     fw = platform.firewall.get()
@@ -117,9 +127,13 @@ def _zone_line(zone: str, expect: bool, attempt: ZoneAttempt | None) -> str:
     "PostgreSQL answers from the zones that must reach it and is refused from the others",
     severity="high",
     refs=("BSI NET.1.1", "DORA Art. 9"),
+    scenarios=("firewall-flushed", "zone-b-allowed", "tls-cert-wrong-name"),
     rationale="The validation matrix: critical endpoint checks pass from at least two network "
     "zones. One vantage point proves nothing about segmentation; a refused application zone "
     "is an outage, an open office zone an exposure.",
+    detail="from each zone's probe host, a real PostgreSQL connection attempt answers where the "
+    "policy says it must (verifying TLS with `sslmode=verify-full` when the policy names a CA) and "
+    "is refused elsewhere; fewer than two zones FAILs",
 )
 def test_zone_reachability(zones: dict[str, ZoneAttempt], policy: Policy) -> str:
     if len(policy.zones) < 2:

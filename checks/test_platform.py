@@ -21,8 +21,15 @@ from walguard.policy.model import Policy
     "the PostgreSQL unit is active and started at boot",
     severity="critical",
     refs=("BSI APP.4.3", "BSI SYS.1.1"),
+    reads=("unit", "service_active", "boot_default", "boot_units", "start_conf"),
+    scenarios=("postgresql-disabled", "postgresql-parent-disabled", "postgresql-enabled-runtime"),
     rationale="A stopped cluster archives nothing; one that nothing starts at boot does not come "
     "back after a reboot, and the archive silently stops growing.",
+    detail="the PostgreSQL unit is active and started at boot: a chain of persistent links from "
+    "the default target down to it (on Debian `postgresql.service` enabled, the generator's link, "
+    "the cluster's `start.conf` = `auto`; on RHEL-like hosts the versioned unit enabled); a unit "
+    "enabled only at runtime (`enabled-runtime`, under /run) is not enabled, and the message names "
+    "the chain it checked",
 )
 def test_postgres_unit_active_enabled(platform: PlatformFacts, policy: Policy) -> str:
     service = policy.postgres_service
@@ -72,8 +79,12 @@ def _started_at_boot(boot: BootPath, service: str) -> str:
     "the server's package is installed, fully configured and at an allowed version",
     severity="high",
     refs=("BSI OPS.1.1.3", "BSI APP.4.3"),
+    reads=("postgres_package",),
+    scenarios=("package-half-configured",),
     rationale="A half-configured or unexpected package version means an interrupted or "
     "unreviewed upgrade: the server that runs may not be the one that was approved.",
+    detail="the package owning the running server binary is installed and configured (dpkg `ii`, "
+    "or rpm) at a version the policy allows (default: the server's major version)",
 )
 def test_postgres_package(platform: PlatformFacts, pg: Postgres, policy: Policy) -> str:
     pkg = platform.package.get()
@@ -96,8 +107,11 @@ def test_postgres_package(platform: PlatformFacts, pg: Postgres, policy: Policy)
     "no systemd unit has failed (systemctl --failed is empty)",
     severity="medium",
     refs=("BSI SYS.1.1", "BSI OPS.1.1.2"),
+    reads=("failed_units",),
+    scenarios=("failed-unit",),
     rationale="The operators' validation matrix: after a change, systemctl --failed stays "
     "empty. A failed unit is a service the host was meant to run and does not.",
+    detail="`systemctl --failed` is empty; the message lists the failed units",
 )
 def test_no_failed_units(platform: PlatformFacts) -> None:
     failed = platform.failed_units.get()
@@ -110,11 +124,15 @@ def test_no_failed_units(platform: PlatformFacts) -> None:
     "no new error-priority journal entries since the previous run (journalctl -p err -b)",
     severity="medium",
     refs=("BSI OPS.1.1.5", "DORA Art. 10"),
+    reads=("journal_errors",),
     rationale="The operators' validation matrix: a change must not bring new errors. Errors "
     "are compared with the same host's errors in the previous verified run's evidence (the run "
     "drift compares with), normalised so that process ids and timestamps do not make every line "
     "new; known noise is in the policy. Without a verified previous run every error that is not "
     "known noise counts: an unverifiable baseline would let anyone excuse errors.",
+    detail="no new `journalctl -p err -b` entries since the previous verified run (the one drift "
+    "compares with; normalised; known noise in the policy); without one, every error line that is "
+    "not known noise fails, and the message says so",
 )
 def test_no_new_journal_errors(platform: PlatformFacts, policy: Policy) -> str:
     current = platform.journal.get()
@@ -134,9 +152,13 @@ def test_no_new_journal_errors(platform: PlatformFacts, policy: Policy) -> str:
     severity="high",
     refs=("BSI OPS.1.1.3", "BSI APP.4.3"),
     remediation="WG-SYS-005.sh",
+    reads=("pg_file_settings", "pg_config_files", "pg_load_time"),
+    scenarios=("archive-mode-off-pending-restart", "config-changed-not-reloaded"),
     rationale="A partial restart: a change applied to the files but not activated takes effect "
     "at some later, unplanned reload or restart, and nobody tested it. pending_restart, "
     "pg_file_settings errors and files changed after the last reload all mean that.",
+    detail="the configuration on disk is what runs: no `pending_restart`, no `pg_file_settings` "
+    "line in error or unapplied, no configuration file changed since the last reload",
 )
 def test_configuration_applied(platform: PlatformFacts, pg: Postgres) -> str:
     pending = sorted(s.name for s in pg.settings.values() if s.pending_restart)
@@ -174,8 +196,12 @@ def test_configuration_applied(platform: PlatformFacts, pg: Postgres) -> str:
     severity="high",
     refs=("BSI OPS.1.1.3",),
     remediation="WG-SYS-006.sh",
+    reads=("unit", "postgres_exe"),
+    scenarios=("unit-changed-no-reload", "server-binary-replaced"),
     rationale="A unit file changed without daemon-reload, or a server binary replaced by an "
     "upgrade while the old one keeps running: the next restart runs something nobody has run.",
+    detail="systemd and the server run what is installed: no `NeedDaemonReload`, no deleted "
+    "(upgraded) server binary",
 )
 def test_running_what_is_installed(platform: PlatformFacts, target: Target) -> str:
     unit = platform.unit.get()

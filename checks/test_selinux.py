@@ -27,8 +27,11 @@ def require_selinux(sel: SelinuxFacts, policy: Policy) -> None:
     "SELinux is enforcing now and at boot, with the expected policy",
     severity="high",
     refs=REFS,
+    reads=("selinux_enforce", "getenforce", "selinux_config"),
     rationale="Permissive or disabled SELinux confines nothing; a config file that says "
     "otherwise turns it off at the next boot.",
+    detail="SELinux enforcing now (getenforce) and at boot (/etc/selinux/config), expected policy "
+    "type",
 )
 def test_selinux_enforcing(selinux: SelinuxFacts, policy: Policy) -> None:
     require_selinux(selinux, policy)
@@ -53,8 +56,10 @@ def test_selinux_enforcing(selinux: SelinuxFacts, policy: Policy) -> None:
     "PostgreSQL runs confined in its SELinux domain",
     severity="high",
     refs=REFS,
+    reads=("ps_context",),
     rationale="An unconfined PostgreSQL (e.g. started by hand) escapes the policy that "
     "protects the archive and the data directory.",
+    detail="PostgreSQL runs confined (`ps -eZ` shows postgresql_t)",
 )
 def test_postgres_confined(selinux: SelinuxFacts, policy: Policy) -> None:
     require_selinux(selinux, policy)
@@ -74,8 +79,11 @@ def test_postgres_confined(selinux: SelinuxFacts, policy: Policy) -> None:
     severity="high",
     refs=REFS,
     remediation="WG-SEL-003.sh",
+    reads=("fcontext_local",),
     rationale="Without a `semanage fcontext` rule the label is not part of the policy: the "
     "next relabel (restorecon, autorelabel) puts the wrong type back.",
+    detail="a persistent local file-context rule covers the archive dir (`semanage fcontext -l "
+    "-C`)",
 )
 def test_fcontext_rule(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
     require_selinux(selinux, policy)
@@ -98,8 +106,10 @@ def test_fcontext_rule(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDi
     severity="critical",
     refs=REFS,
     remediation="WG-SEL-004.sh",
+    reads=("archive_context", "archive_file_contexts"),
     rationale="postgresql_t may only write postgresql_db_t: any other label makes every "
     "archive attempt fail with Permission denied, whatever the file modes say.",
+    detail="the archive dir and archived files carry postgresql_db_t",
 )
 def test_archive_labelled(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
     require_selinux(selinux, policy)
@@ -120,8 +130,10 @@ def test_archive_labelled(selinux: SelinuxFacts, policy: Policy, archive: Archiv
     severity="high",
     refs=REFS,
     remediation="WG-SEL-005.sh",
+    reads=("matchpathcon", "restorecon_dryrun"),
     rationale="A label set with chcon looks right until the next relabel resets it; only "
     "a label the policy itself assigns is persistent.",
+    detail="the label survives a relabel (`matchpathcon`, `restorecon -n -v`): chcon alone fails",
 )
 def test_label_persistent(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
     require_selinux(selinux, policy)
@@ -142,8 +154,10 @@ def test_label_persistent(selinux: SelinuxFacts, policy: Policy, archive: Archiv
     "no unresolved AVC denials for PostgreSQL since boot",
     severity="high",
     refs=REFS,
+    reads=("avc",),
     rationale="A denial for postgresql_t is PostgreSQL failing at something right now; "
     "boot-time noise of other domains is ignored.",
+    detail="no unresolved AVC denials for postgresql_t since boot (`ausearch --input-logs`)",
 )
 def test_no_avc_denials(selinux: SelinuxFacts, policy: Policy, archive: ArchiveDir) -> None:
     require_selinux(selinux, policy)

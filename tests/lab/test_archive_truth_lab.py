@@ -16,11 +16,12 @@ import yaml
 from tests.lab.break_cases import BASELINE_FAIL
 from tests.lab.support import Audit, Lab, audit, inventory_with
 from walguard.archive.walnames import parse_history, segment_name
+from walguard.control_scripts import scripts
 from walguard.facts.collect import collect
 from walguard.facts.transport import Connection
 from walguard.inventory.load import load_inventory
 from walguard.lab import manage
-from walguard.remediate.apply import facts_env, run_scripts, scripts
+from walguard.remediate.script_run import facts_env, run_scripts
 
 pytestmark = pytest.mark.lab
 

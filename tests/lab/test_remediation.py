@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 from tests.lab.support import Audit, Lab, audit, inventory_with
+from walguard.control_scripts import scripts
 from walguard.facts.collect import collect
 from walguard.facts.transport import Connection
 from walguard.inventory.load import load_inventory
 from walguard.lab import settings
-from walguard.remediate.apply import facts_env, run_scripts, scripts
+from walguard.remediate.script_run import facts_env, run_scripts
 
 pytestmark = pytest.mark.lab
 

@@ -18,7 +18,6 @@ from walguard.audit.extra_checks import from_inventory
 from walguard.controls import ControlsError, load_all
 from walguard.inventory.load import load_inventory
 from walguard.paths import CHECKS_DIR, REMEDIATION_DIR
-from walguard.remediate.apply import paired_scripts
 from walguard.report.results_json import SCHEMA_PATH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,8 +33,11 @@ all:
 """
 
 
-def control_file(cid: str, *, remediation: str | None = None, reads: str = "pg: Postgres") -> str:
+def control_file(
+    cid: str, *, remediation: str | None = None, reads: str = "pg: Postgres", declares: str = ""
+) -> str:
     extra = f", remediation={remediation!r}" if remediation else ""
+    extra += f", {declares}" if declares else ""
     return textwrap.dedent(
         f'''\
         from walguard.controls import control, fail
@@ -67,12 +69,11 @@ def user_dir(base: Path, files: dict[str, str], scripts: dict[str, str] | None =
 def registry() -> Iterator[None]:
     """Each test's controls leave the process's registry as they found it."""
     load_all()
-    saved = (dict(controls.REGISTRY), dict(controls.FUNCTIONS), dict(controls.SOURCES))
+    registries = (controls.REGISTRY, controls.FUNCTIONS, controls.SOURCES, controls.SCRIPTS)
+    saved = tuple(dict(r) for r in registries)
     modules, path = set(sys.modules), list(sys.path)
     yield
-    for live, before in zip(
-        (controls.REGISTRY, controls.FUNCTIONS, controls.SOURCES), saved, strict=True
-    ):
+    for live, before in zip(registries, saved, strict=True):
         live.clear()
         live.update(before)  # type: ignore[attr-defined]
     for name in set(sys.modules) - modules:
@@ -128,6 +129,85 @@ def test_a_bad_controls_file_is_named(tmp_path: Path, files: dict[str, str], mes
         load_all(CHECKS_DIR, [checks])
 
 
+SCRIPT = "# control: WG-BNK-001\n# changes: archive_timeout\n# disruptive: no\nfinish\n"
+
+
+@pytest.mark.parametrize(
+    ("declares", "script", "message"),
+    [
+        (
+            'reads=("archive_stats", "postgresql.archiver")',
+            None,
+            "control WG-BNK-001 reads archive_stats: neither a collector section nor a PostgreSQL "
+            "fact",
+        ),
+        ('reads=("postgresql.archivers",)', None, "control WG-BNK-001 reads postgresql.archivers"),
+        ('reads="archive_stat"', None, "control WG-BNK-001: reads is a list of names"),
+        ('scenarios=("archive-gap", 7)', None, "control WG-BNK-001: scenarios is a list of names"),
+        (
+            'reads=("archive_stat", "archive_stat")',
+            None,
+            "control WG-BNK-001 names archive_stat twice in its reads",
+        ),
+        (
+            'scenarios=("Archive_Gap",)',
+            None,
+            "control WG-BNK-001 has the scenario 'Archive_Gap': a scenario is named with "
+            "lowercase letters, digits and '-'",
+        ),
+        ('scenarios=("archive-gap-",)', None, "has the scenario 'archive-gap-'"),
+        (
+            'remediation="WG-BNK-001.sh", disruptive=True',
+            SCRIPT,
+            "its header says `# disruptive: no`, but control WG-BNK-001 is declared with "
+            "disruptive=True",
+        ),
+        (
+            'remediation="WG-BNK-001.sh"',
+            SCRIPT.replace("# changes: archive_timeout\n", ""),
+            "the header of control WG-BNK-001's script does not say what it changes",
+        ),
+    ],
+)
+def test_a_declaration_that_names_what_does_not_exist_is_refused(
+    tmp_path: Path, declares: str, script: str | None, message: str
+) -> None:
+    """As the control registers: one line naming the file and the control."""
+    checks = user_dir(
+        tmp_path / "bank",
+        {"test_bank.py": control_file("WG-BNK-001", declares=declares)},
+        {"WG-BNK-001.sh": script} if script else None,
+    )
+    with pytest.raises(ControlsError) as caught:
+        load_all(CHECKS_DIR, [checks])
+    text = str(caught.value)
+    assert message in text
+    assert "\n" not in text
+    assert text.startswith(str(checks.resolve() / "test_bank.py")) or text.startswith(
+        str(tmp_path / "bank" / "remediation" / "WG-BNK-001.sh")
+    )
+    assert "WG-BNK-001" not in controls.REGISTRY
+
+
+def test_a_user_control_may_leave_out_reads_and_scenarios(tmp_path: Path) -> None:
+    checks = user_dir(tmp_path / "bank", {"test_bank.py": control_file("WG-BNK-001")})
+    found = load_all(CHECKS_DIR, [checks])["WG-BNK-001"]
+    assert (found.reads, found.scenarios, found.detail) == ((), (), "")
+    declared = user_dir(
+        tmp_path / "other",
+        {
+            "test_other.py": control_file(
+                "WG-BNK-002",
+                declares='reads=("postgresql.settings.archive_timeout",), '
+                'scenarios=("archive-timeout-off",)',
+            )
+        },
+    )
+    found = load_all(CHECKS_DIR, [declared])["WG-BNK-002"]
+    assert found.reads == ("postgresql.settings.archive_timeout",)
+    assert found.scenarios == ("archive-timeout-off",)
+
+
 def test_two_user_directories_may_not_define_the_same_id(tmp_path: Path) -> None:
     one = user_dir(tmp_path / "one", {"test_one.py": control_file("WG-BNK-001")})
     two = user_dir(tmp_path / "two", {"test_two.py": control_file("WG-BNK-001")})
@@ -153,7 +233,7 @@ def test_a_user_control_pairs_with_the_script_beside_its_directory(tmp_path: Pat
         {"WG-BNK-001.sh": script},
     )
     load_all(CHECKS_DIR, [checks])
-    found = paired_scripts(["WG-BNK-001", "WG-ARC-005", "WG-ARC-002"])
+    found = controls.SCRIPTS
     assert found["WG-BNK-001"].path == tmp_path / "bank" / "remediation" / "WG-BNK-001.sh"
     assert found["WG-ARC-005"].path == REMEDIATION_DIR / "WG-ARC-005.sh"
     assert "WG-ARC-002" not in found  # no remediation named

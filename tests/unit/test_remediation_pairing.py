@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from walguard.control_scripts import Script, scripts
 from walguard.controls import load_all
+from walguard.paths import REMEDIATION_DIR
 from walguard.policy.model import Policy
-from walguard.remediate.apply import REMEDIATION_DIR, Script, host_command, script_env, scripts
+from walguard.remediate.script_run import host_command, script_env
 
 
 def test_every_remediable_control_has_a_script_and_every_script_a_control() -> None:

@@ -6,8 +6,10 @@ of directories, relative to the inventory's own directory). The inventory's list
 of the whole run, since controls are collected once for every host: it must be the same for every
 database host (set it under `all`). Before any host is touched, each directory is checked and its
 files imported (`walguard.controls.load_all`): a directory that does not exist or holds no
-test_*.py, a file that fails to import, a control id that another file already defines, or a
-control whose paired remediation script is missing is a usage error naming the directory or file.
+test_*.py, a file that fails to import, a control id that another file already defines, a
+control whose paired remediation script is missing or mislabelled (checked as each control
+registers) or one that reads a fact no provider gives is a usage error naming the directory or
+file.
 The directories are then added to pytest's collection, so `walguard audit --checks DIR` is
 `pytest checks DIR` with the checks made first.
 
@@ -23,11 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from walguard.controls import FUNCTIONS, REGISTRY, SOURCES, ControlsError, load_all
+from walguard.controls import FUNCTIONS, SOURCES, ControlsError, load_all
 from walguard.inventory.load import Target
 from walguard.judge import unknown_parameters
-from walguard.paths import CHECKS_DIR, remediation_dir_for
-from walguard.remediate.apply import paired_scripts
+from walguard.paths import CHECKS_DIR
 
 INVENTORY_KEY = "walguard_checks_dirs"
 _DIRS_KEY = pytest.StashKey[list[Path]]()
@@ -63,7 +64,6 @@ def prepare(config: pytest.Config, targets: Sequence[Target], source: str) -> li
     load_all(CHECKS_DIR, dirs)
     if dirs:
         _check_parameters(dirs)
-        _check_scripts(dirs)
     collected = {Path(a.split("::")[0]).resolve() for a in config.args}
     config.args.extend(str(d) for d in dirs if d not in collected)
     config.stash[_DIRS_KEY] = dirs
@@ -79,29 +79,6 @@ def _check_parameters(dirs: list[Path]) -> None:
                 raise ControlsError(
                     f"{source}: control {cid} reads {', '.join(unknown)}, which no fact provides"
                 )
-
-
-def _check_scripts(dirs: list[Path]) -> None:
-    """Each user control that names a remediation script has it, with a header naming it."""
-    mine = [
-        cid
-        for cid, source in SOURCES.items()
-        if source.parent in dirs and cid in REGISTRY and REGISTRY[cid].remediation
-    ]
-    found = paired_scripts(mine)
-    for cid in mine:
-        script = found.get(cid)
-        if script is None:
-            where = remediation_dir_for(SOURCES[cid].parent)
-            raise ControlsError(
-                f"{SOURCES[cid]}: control {cid} names the remediation script "
-                f"{REGISTRY[cid].remediation}, which is not in {where}"
-            )
-        if script.control != cid:
-            raise ControlsError(
-                f"{script.path}: its header names control {script.control or '(none)'}, not "
-                f"{cid}: a script starts with `# control: {cid}`"
-            )
 
 
 def dirs_of(config: pytest.Config) -> list[Path]:

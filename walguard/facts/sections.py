@@ -1,4 +1,16 @@
-"""Splitting the collector's output into its framed sections."""
+"""Framed sections: the one parser of `TOKEN BEGIN name` ... `TOKEN END name rc` output, and the
+names of what a control can read.
+
+The collector prints every fact as such a section (so do the zone probes and the remediation
+scripts' runs). The same parser reads it when the facts are collected and again when the report
+cites `collector.txt`: each section keeps the line range of its body in the output, so that a
+reference names lines of the signed file itself.
+
+A control declares what it reads (`@control(..., reads=...)`): collector sections by name
+(COLLECTOR_SECTIONS, every section collect.sh prints) and PostgreSQL's facts as
+`postgresql.KEY` (POSTGRES_KEYS, the keys of the one JSON document the query returns) or
+`postgresql.settings.NAME` (one row of pg_settings).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +19,36 @@ from dataclasses import dataclass
 
 from walguard.errors import FactUnavailable
 
+# Every section collect.sh prints (`section NAME` and `pg_section NAME`); a unit test keeps the
+# two the same.
+COLLECTOR_SECTIONS = frozenset({
+    "id", "hostname", "os_release", "date",
+    "archive_lstat", "archive_realpath", "archive_stat", "archive_mount", "root_mount", "mounts",
+    "archive_df", "archiver_before", "archive_files", "archive_perms", "restore_user",
+    "segment_headers", "history_files", "archive_check", "service_active",
+    "selinux_enforce", "getenforce", "selinux_config", "sestatus", "archive_context",
+    "archive_file_contexts", "matchpathcon", "fcontext_local", "restorecon_dryrun", "ps_context",
+    "avc",
+    "unit", "boot_default", "boot_units", "start_conf", "postgres_exe", "postgres_package",
+    "failed_units", "service_status", "service_journal", "journal_errors",
+    "listeners", "firewall_units", "nft_ruleset",
+    "time_units", "chrony_tracking", "timedatectl", "timesync_status",
+    "host_addresses", "identity",
+    "pg_load_time", "pg_file_settings", "pg_config_files", "tls_cert",
+})  # fmt: skip
+# The keys of PostgreSQL's facts (walguard.facts.postgres's query, postgresql.json in evidence/);
+# a unit test reads them from captured real output.
+POSTGRES_KEYS = frozenset({
+    "version", "in_recovery", "settings", "archiver", "status_files", "current_walfile",
+    "timeline", "system_identifier",
+})  # fmt: skip
+POSTGRES_PREFIX = "postgresql."
+_SETTING = re.compile(r"postgresql\.settings\.[a-z][a-z0-9_.]*")
+
+# A section's frame token: random per run (`@@WG-`, 16 hex digits, `@@`); only a line with this
+# run's token frames a section, so nothing a file or command prints can forge a boundary.
+_TOKEN = re.compile(r"^(@@WG-[0-9A-Za-z]+@@) BEGIN \S+$")
+
 
 @dataclass(frozen=True)
 class Section:
@@ -14,25 +56,37 @@ class Section:
     output: str
     rc: int
     duration_s: float | None = None  # when the END line carries end and start times
+    # The body's first and last line in the framed output, 1-based (an empty body: the blank
+    # line the collector prints before END).
+    first_line: int = 0
+    last_line: int = 0
 
 
 def split_sections(raw: str, token: str) -> dict[str, Section]:
     """Parse `TOKEN BEGIN name` ... `TOKEN END name rc` frames. A section without its END line
-    (output cut short) is missing, not empty: its facts become ERROR."""
+    (output cut short) is missing, not empty: its facts become ERROR. A line framed with
+    another token, or an END naming another section, is the section's text."""
     sections: dict[str, Section] = {}
     begin = re.compile(rf"^{re.escape(token)} BEGIN (\S+)$")
     end = re.compile(rf"^{re.escape(token)} END (\S+) (\d+)(?: ([\d.]+) ([\d.]+))?$")
     current: str | None = None
+    started = 0
     lines: list[str] = []
-    for line in raw.split("\n"):
+    for number, line in enumerate(raw.split("\n"), start=1):
         if m := begin.match(line):
-            current, lines = m.group(1), []
+            current, started, lines = m.group(1), number, []
         elif current is not None and (m := end.match(line)) and current == m.group(1):
             # The collector prints a newline before END so unterminated output stays on its line.
-            body = "\n".join(lines)
+            if lines and lines[-1] == "":
+                lines.pop()
             duration = round(float(m.group(3)) - float(m.group(4)), 3) if m.group(3) else None
             sections[current] = Section(
-                current, body[:-1] if body.endswith("\n") else body, int(m.group(2)), duration
+                current,
+                "\n".join(lines),
+                int(m.group(2)),
+                duration,
+                started + 1,
+                started + max(len(lines), 1),
             )
             current = None
         elif current is not None:
@@ -40,8 +94,23 @@ def split_sections(raw: str, token: str) -> dict[str, Section]:
     return sections
 
 
+def token_of(raw: str) -> str | None:
+    """The frame token of saved output (evidence/HOST/collector.txt): the one its first line, the
+    first section's BEGIN, carries (the collector prints nothing before it); None for output that
+    does not start with a frame."""
+    m = _TOKEN.match(raw.split("\n", 1)[0])
+    return m.group(1) if m else None
+
+
 def need(sections: dict[str, Section], name: str) -> Section:
     try:
         return sections[name]
     except KeyError:
         raise FactUnavailable(f"collector output has no complete '{name}' section") from None
+
+
+def known_read(name: str) -> bool:
+    """Whether a control's `reads` entry names a fact walguard collects."""
+    if name.startswith(POSTGRES_PREFIX):
+        return name[len(POSTGRES_PREFIX) :] in POSTGRES_KEYS or bool(_SETTING.fullmatch(name))
+    return name in COLLECTOR_SECTIONS

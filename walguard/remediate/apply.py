@@ -1,62 +1,42 @@
 """Paired remediation: plan (the scripts' check mode), apply, then verify by collecting facts
 again and judging the controls again. Nothing here runs unless --remediate is given.
 
-Per host, all scripts run in one SSH command, each under its own timeout, while a lock holder
-on the host keeps `/run/walguard/remediation.lock` (a root-only directory) from the first script
-to the end of the re-check, so two walguard runs never remediate or verify a host at once. Values
-reach the scripts only as shell-quoted environment variables. The outcome recorded is what the
-re-check finds, never a guess from a script's exit status: a script killed by its timeout after
-its fix took effect is REMEDIATED, and one that exited 0 without fixing anything is not.
+Per host, all scripts run in one SSH command (walguard.remediate.script_run), each under its own
+timeout, while the host's remediation lock (walguard.remediate.host_lock) is held from the first
+script to the end of the re-check, so two walguard runs never remediate or verify a host at once.
+A disruptive script runs only with --allow-disruptive; otherwise it is REFUSED here, before the
+host is touched. The outcome recorded is what the re-check finds, never a guess from a script's
+exit status: a script killed by its timeout after its fix took effect is REMEDIATED, and one that
+exited 0 without fixing anything is not.
 """
 
 from __future__ import annotations
 
-import secrets
-import shlex
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from walguard.archive.command import reading_of
 from walguard.audit.run import AuditRun
-from walguard.controls import FUNCTIONS, REGISTRY, SOURCES
+from walguard.control_scripts import Script
+from walguard.controls import FUNCTIONS, SCRIPTS
 from walguard.errors import FactUnavailable
 from walguard.facts.collect import collect
-from walguard.facts.host import HostFacts
-from walguard.facts.sections import split_sections
-from walguard.facts.transport import Connection, read_line
+from walguard.facts.transport import Connection
 from walguard.inventory.load import Target
 from walguard.judge import judge
-from walguard.paths import REMEDIATION_DIR, remediation_dir_for
-from walguard.policy.model import Connect, Policy
+from walguard.remediate.host_lock import HostLock
+from walguard.remediate.script_run import (
+    REFUSED_RC,
+    TIMED_OUT_RC,
+    ScriptRun,
+    facts_env,
+    run_scripts,
+)
 from walguard.results import FAIL, PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
-
-# /run belongs to root, so nobody else can create (and squat) this directory; the lock holder
-# refuses one that is not root's own 0700.
-LOCK_DIR = "/run/walguard"
-LOCK_FILE = f"{LOCK_DIR}/remediation.lock"
-LOCK_BUSY = 75
-LOCK_BAD_DIR = 76
-REFUSED_RC = 3  # common.sh's `die`: the script saw its fix could make things worse
-TIMED_OUT_RC = 124  # timeout(1)
 
 PLANNED = "PLANNED"
 REFUSED = "REFUSED"  # not run: disruptive and not allowed
 NOT_RUN = "NOT RUN"
-
-
-@dataclass(frozen=True)
-class Script:
-    control: str
-    path: Path
-    changes: str
-    disruptive: bool
-
-    def text(self) -> str:
-        # Every script, a user control's too, runs with the shipped library of helpers.
-        return (REMEDIATION_DIR / "lib" / "common.sh").read_text() + "\n" + self.path.read_text()
 
 
 @dataclass
@@ -91,217 +71,6 @@ class Outcome:
         }
 
 
-def _header(text: str, key: str) -> str:
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith(f"# {key}:"):
-            parts = [line.split(":", 1)[1].strip()]
-            for cont in lines[i + 1 :]:
-                if not cont.startswith("#  "):  # continuation lines are indented
-                    break
-                parts.append(cont[1:].strip())
-            return " ".join(parts)
-    return ""
-
-
-def read_script(path: Path) -> Script:
-    text = path.read_text()
-    return Script(
-        control=_header(text, "control"),
-        path=path,
-        changes=_header(text, "changes"),
-        disruptive=_header(text, "disruptive").startswith("yes"),
-    )
-
-
-def scripts(directory: Path = REMEDIATION_DIR) -> dict[str, Script]:
-    """The shipped scripts, by control id (their file names)."""
-    return {path.stem: read_script(path) for path in sorted(directory.glob("WG-*.sh"))}
-
-
-def paired_scripts(controls: list[str]) -> dict[str, Script]:
-    """The paired script of each control that names one (its `remediation=`), from the
-    remediation/ directory beside the control's own directory: the shipped scripts for the
-    shipped controls, DIR/../remediation/ for a user's controls in DIR."""
-    found = {}
-    for control in controls:
-        meta, source = REGISTRY.get(control), SOURCES.get(control)
-        if meta is None or not meta.remediation:
-            continue
-        directory = remediation_dir_for(source.parent) if source else REMEDIATION_DIR
-        path = directory / meta.remediation
-        if path.is_file():
-            found[control] = read_script(path)
-    return found
-
-
-def script_env(
-    policy: Policy,
-    control: str,
-    mode: str,
-    change_ref: str | None,
-    connect: Connect | None = None,
-) -> dict[str, str]:
-    connect = connect or Connect()
-    return {
-        "WG_PG_SOCKET_DIR": connect.pg_socket_dir,
-        "WG_PG_PORT": str(connect.pg_port),
-        "WG_RUN": mode,
-        "WG_CONTROL": control,
-        "WG_CHANGE_REF": change_ref or "none",
-        "WG_ARCHIVE_DIR": policy.archive_dir,
-        "WG_OWNER": policy.archive_owner,
-        "WG_GROUP": policy.archive_group,
-        "WG_RESTORE_USER": policy.restore_user or policy.archive_owner,
-        "WG_DIR_MODE": policy.archive_allowed_modes[0],
-        "WG_ALLOWED_MODES": " ".join(policy.archive_allowed_modes),
-        "WG_RPO_S": str(policy.rpo_minutes * 60),
-        # A segment switch at least every 5 minutes, and never later than the RPO.
-        "WG_ARCHIVE_TIMEOUT_S": str(min(300, policy.rpo_minutes * 60)),
-        "WG_SERVICE": policy.postgres_service,
-        "WG_SELINUX_ARCHIVE_TYPE": policy.selinux_archive_type,
-    }
-
-
-def facts_env(before: HostFacts, policy: Policy) -> dict[str, str]:
-    """What the audit found, for the scripts to refuse a fix that could make things worse: how
-    the server archives now (a tool, a library or an unknown wrapper is never replaced by a
-    local copy) and whether a volume is required under the archive directory."""
-    env = {"WG_REQUIRE_MOUNT": "yes" if policy.require_dedicated_mount else "no"}
-    pg = before.pg.value
-    if pg is not None and pg.system_identifier:
-        data_dir = pg.settings.get("data_directory")
-        env["WG_SYSTEM_ID"] = str(pg.system_identifier)
-        env["WG_DATA_DIR"] = data_dir.setting if data_dir is not None else ""
-    if pg is None:
-        return {
-            **env,
-            "WG_ARCHIVE_KIND": "unread",
-            "WG_JUDGED_COMMAND": "",
-            "WG_ARCHIVE_TARGET_DIR": "",
-        }
-    found = reading_of(pg, policy)
-    command = pg.settings.get("archive_command")
-    return {
-        **env,
-        "WG_ARCHIVE_KIND": found.kind,
-        "WG_JUDGED_COMMAND": command.setting if command is not None else "",
-        "WG_ARCHIVE_TARGET_DIR": found.target_dir or "",
-    }
-
-
-def host_command(items: list[tuple[Script, dict[str, str]]], token: str, timeout_s: int) -> str:
-    """One remote command for all of a host's scripts: each framed like a collector section,
-    each under its own timeout, its duration on its END line."""
-    parts = []
-    for script, env in items:
-        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        tok, ctl = shlex.quote(token), shlex.quote(script.control)
-        parts.append(
-            f"printf '%s BEGIN %s\\n' {tok} {ctl}; t0=$(date +%s.%N); "
-            f"env {assignments} timeout -k 10 {int(timeout_s)} bash -c "
-            f"{shlex.quote(script.text())} 2>&1; rc=$?; "
-            f'printf \'\\n%s END %s %s %s\\n\' {tok} {ctl} "$rc" "$(date +%s.%N) $t0"'
-        )
-    return f"bash -c {shlex.quote(chr(10).join(parts))}"
-
-
-def lock_holder_command() -> str:
-    """Takes the host's remediation lock and holds it while its stdin stays open."""
-    d, f = shlex.quote(LOCK_DIR), shlex.quote(LOCK_FILE)
-    inner = (
-        f"umask 077; mkdir -p {d} || exit {LOCK_BAD_DIR}; "
-        f'[ "$(stat -c %u:%a {d})" = 0:700 ] || '
-        f'{{ echo "BADDIR $(stat -c %U:%a {d})"; exit {LOCK_BAD_DIR}; }}; '
-        f"exec flock -n -E {LOCK_BUSY} {f} sh -c 'echo LOCKED; exec cat >/dev/null'"
-    )
-    return f"sh -c {shlex.quote(inner)}"
-
-
-class HostLock:
-    """The host's remediation lock, held over the connection from `acquire` to `release`."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def acquire(self) -> None:
-        self.proc = self.conn.start(lock_holder_command(), become=True)
-        line = read_line(self.proc.stdout)
-        if line == "LOCKED":
-            return
-        rc = self.proc.wait(timeout=30)
-        err = self.proc.stderr.read().decode(errors="replace").strip() if self.proc.stderr else ""
-        self.proc = None
-        if rc == LOCK_BUSY:
-            raise FactUnavailable("another walguard run is remediating this host (lock held)")
-        if line.startswith("BADDIR"):
-            raise FactUnavailable(
-                f"{LOCK_DIR} is not root's own 0700 directory ({line.split(' ', 1)[-1]}): "
-                "refusing to take a lock another user could hold"
-            )
-        raise FactUnavailable(f"cannot take the remediation lock: {err or line or f'exit {rc}'}")
-
-    def release(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-
-@dataclass(frozen=True)
-class ScriptRun:
-    rc: int
-    output: str
-    duration_s: float | None
-
-
-def run_scripts(
-    conn: Connection,
-    target: Target,
-    items: list[Script],
-    mode: str,
-    change_ref: str | None,
-    found: dict[str, str] | None = None,
-) -> dict[str, ScriptRun]:
-    """Run the scripts (check or apply) on one host over an open connection; `found` is what
-    the facts read just before say (facts_env)."""
-    token = f"@@WG-{secrets.token_hex(8)}@@"
-    prepared = [
-        (
-            s,
-            {
-                **script_env(target.policy, s.control, mode, change_ref, target.connect),
-                **(found or {}),
-            },
-        )
-        for s in items
-    ]
-    per_script = target.connect.remediation_timeout_s
-    # Every script may use its whole timeout; the command as a whole waits for all of them.
-    reply = conn.run_raw(
-        host_command(prepared, token, per_script),
-        become=True,
-        timeout_s=len(items) * (per_script + 15) + 30,
-    )
-    sections = split_sections(reply.stdout, token)
-    results = {}
-    for script, _ in prepared:
-        sec = sections.get(script.control)
-        if sec is None:
-            reason = f"no output from the script ({reply.stderr.strip()[:200]})"
-            results[script.control] = ScriptRun(-1, reason, None)
-        else:
-            results[script.control] = ScriptRun(sec.rc, sec.output.strip(), sec.duration_s)
-    return results
-
-
 def remediate_host(
     target: Target,
     failing: list[str],
@@ -312,7 +81,8 @@ def remediate_host(
     reachable: bool,
 ) -> list[Outcome]:
     """Plan or apply the paired scripts for a host's failing controls, then verify (apply)."""
-    available = paired_scripts(failing)
+    # Each declared script was found and its header checked when its control registered.
+    available = {c: SCRIPTS[c] for c in failing if c in SCRIPTS}
     outcomes: list[Outcome] = []
     runnable: list[Script] = []
     for control in failing:

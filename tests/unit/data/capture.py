@@ -10,11 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from walguard.collect import _pg_conninfo, collector_command
-from walguard.transport import Connection
-
 from walguard.facts import postgres as pgfacts
-from walguard.inventory import load_inventory
+from walguard.facts.collect import _pg_conninfo, collector_command
+from walguard.facts.transport import Connection
+from walguard.inventory.load import load_inventory
 from walguard.lab import settings
 
 TOKEN = "@@WG-0123456789abcdef@@"
