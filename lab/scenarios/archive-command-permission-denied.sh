@@ -6,6 +6,7 @@
 # observe: stat /pg_archive still shows postgres:postgres 750; after pg_switch_wal() the archiver
 #   fails: pg_stat_archiver.failed_count rises, and the PostgreSQL log
 #   (/var/log/postgresql/postgresql-15-main.log) shows "cp: cannot stat ...: Permission denied".
+# wait: archiver-failure (the archiver records the failure only at its next attempt).
 set -euo pipefail
 dropin=/run/systemd/system/postgresql@15-main.service.d
 mkdir -p "$dropin"

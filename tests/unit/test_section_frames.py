@@ -102,4 +102,3 @@ def test_the_report_cites_the_lines_of_what_a_control_reads(tmp_path: Path) -> N
         "evidence/db1/collector.txt",
         "evidence/db1/postgresql.json",
     }
-

@@ -7,11 +7,16 @@ pgbackrest-archiving set up, so it says `# base: pgbackrest-archiving` instead o
     # breaks: ...
     # observe: ...
     # base: NAME
+    # may-fail: WG-XXX-NNN ...: why (controls that may FAIL too, as a consequence in time)
+    # wait: archiver-failure (the break shows once the archiver has failed: the tests wait)
+A control's declaration names the scenarios that must make it FAIL (walguard.controls); these
+headers say the rest of what the break-and-fix tests need to know.
 Resetting is the same for every scenario: the host goes back to its pristine layer (hosts.reset).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,12 @@ class Scenario:
     breaks: str
     observe: str
     base: str | None = None  # the scenario this one is applied on top of
+    may_fail: tuple[str, ...] = ()  # controls that may FAIL as well (a consequence in time)
+    wait: str | None = None  # what the tests wait for before judging ("archiver-failure")
+
+
+CONTROL_ID = re.compile(r"WG-[A-Z]{3}-[0-9]{3}")
+WAITS = ("archiver-failure",)
 
 
 def _header_field(text: str, field: str) -> str:
@@ -58,9 +69,13 @@ def all_scenarios(directory: Path = settings.SCENARIO_DIR) -> dict[str, Scenario
             _header_field(text, "breaks"),
             _header_field(text, "observe"),
             _header_field(text, "base") or None,
+            tuple(CONTROL_ID.findall(_header_field(text, "may-fail").split(": ", 1)[0])),
+            _header_field(text, "wait").split(" ", 1)[0] or None,
         )
-    for name in found:
+    for name, sc in found.items():
         chain(found, name)  # every base exists and none leads back to itself
+        if sc.wait is not None and sc.wait not in WAITS:
+            raise LabError(f"scenario {name}: unknown wait {sc.wait!r} (known: {', '.join(WAITS)})")
     return found
 
 
