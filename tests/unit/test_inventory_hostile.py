@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from walguard.audit.items import write_evidence
 from walguard.facts.host import HostFacts
 from walguard.inventory.ansible import find_ansible_inventory, targets_from_listing
 from walguard.inventory.host_copies import MAX_VALUES
 from walguard.inventory.load import InventoryError, load_inventory
+from walguard.report.evidence_files import write_evidence
 from walguard.yaml_limit import MAX_NODES, BoundedSafeLoader
 
 needs_ansible = pytest.mark.skipif(

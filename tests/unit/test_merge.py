@@ -20,13 +20,13 @@ import pytest
 
 from tests import pki
 from walguard.audit.run import AuditRun
+from walguard.audit.runinfo import RunInfo
 from walguard.controls import Control
 from walguard.inventory.load import Target
 from walguard.merge import merged_run as merge
 from walguard.merge import shards as merge_shards
 from walguard.merge import untrusted_copy
 from walguard.report import results_json, synthetic, writer
-from walguard.report.runinfo import RunInfo
 from walguard.signing import manifest, signer, verify
 
 REPO = Path(__file__).resolve().parents[2]

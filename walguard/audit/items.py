@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -31,7 +31,6 @@ from walguard.facts.network import BLOCKED, REACHED, TLS_FAILED, ZoneProbes
 from walguard.facts.transport import Cancel
 from walguard.history.journal_baseline import Baselines, not_looked_up
 from walguard.inventory.load import Target
-from walguard.inventory.model import bad_name
 from walguard.judge import Verdict, judge
 from walguard.results import ERROR, NOT_APPLICABLE, PASS, Result
 
@@ -44,6 +43,15 @@ class VerdictRaised(Exception):
         self.verdict = verdict
 
 
+class EvidenceSink(Protocol):
+    """Where the run's evidence files go (walguard.report.evidence_files.EvidenceFiles): each
+    host's once, as its facts are collected, and the zone probes' attempts."""
+
+    def host(self, found: HostFacts) -> None: ...
+
+    def zone_probe(self, probe: str, raw: str) -> None: ...
+
+
 class FactsCache:
     """Each host's facts, collected once per process; any failure becomes the host's ERROR.
 
@@ -54,13 +62,14 @@ class FactsCache:
 
     def __init__(
         self,
-        run_dir: Path | None,
+        evidence: EvidenceSink | None,
         *,
         active_probe: bool,
         probe_wait_s: float,
         zones: ZoneProbes | None = None,
+        journal_baselines: Baselines | None = None,
     ) -> None:
-        self.run_dir = run_dir
+        self.evidence = evidence  # None: a run without a directory writes no evidence
         self.zones = zones or ZoneProbes([], [])
         self.active_probe = active_probe
         self.probe_wait_s = probe_wait_s
@@ -68,14 +77,18 @@ class FactsCache:
         self.collections: dict[str, int] = {}  # host -> collections made (should be 1)
         self.timing: dict[str, dict[str, Any]] = {}  # host -> when its facts were collected
         self.cancel = Cancel()  # ends the connections of an interrupted run
-        # WG-SYS-004's baselines from the previous verified run, set once by the plugin (on a
-        # worker, from what the controller found); until then every host's is unknown.
-        self.journal_baselines: Baselines = not_looked_up("the previous run was not looked up")
+        # WG-SYS-004's baselines from the previous verified run (on a worker, from what the
+        # controller found); without them every host's is unknown.
+        self.journal_baselines: Baselines = journal_baselines or not_looked_up(
+            "the previous run was not looked up"
+        )
         self._fanout: FanOut | None = None
         # Per host, so hosts are collected side by side; re-entrant, as get() holds its host's
         # lock while it collects a host nobody prefetched.
         self._locks: dict[str, threading.RLock] = {}
         self._lock = threading.Lock()  # guards _locks
+        # host -> the facts its host info was last recorded from (see host_info).
+        self._recorded: dict[str, HostFacts | None] = {}
 
     def prefetch(
         self,
@@ -113,7 +126,33 @@ class FactsCache:
     def release(self) -> None:
         """Forgets the facts (when every item is judged); what results.json records stays."""
         self.facts.clear()
+        self._recorded.clear()
         self._fanout = None
+
+    def host_info(self, target: Target, found: HostFacts | None) -> dict[str, Any] | None:
+        """What results.json records about a host (walguard.audit.run.HostInfo), from the facts
+        an item was judged on; None when it was already recorded from these very facts. A
+        host's facts change at most once after collection (when its zone probes' attempts are
+        added), so this is built once or twice per host, not once per control."""
+        if found is None and target.name in self._recorded:
+            return None  # an item that never reached the facts adds nothing
+        if target.name in self._recorded and self._recorded[target.name] is found:
+            return None
+        self._recorded[target.name] = found
+        return {
+            "address": target.address,
+            "reachable": bool(found and found.reachable),
+            "round_trips": found.round_trips if found else 0,
+            "error": found.error if found else None,
+            "ssh_attempts": list(found.ssh_attempts) if found else [],
+            # Which process collected the facts, how often: more than once is repeated work.
+            "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "collections": self.collections.get(target.name, 0),
+            # When: the fan-out's order (a hung host does not hold up the others) is visible.
+            "collection": self.timing.get(target.name),
+            # The host x zone matrix of the report: what each zone's probe host saw.
+            "zones": zone_matrix(target, found),
+        }
 
     def _host_lock(self, name: str) -> threading.RLock:
         with self._lock:
@@ -147,8 +186,8 @@ class FactsCache:
             reason = " ".join(reason.split())
             found = HostFacts.unreachable(target.name, target.address, reason)
         found = self._with_history(found)
-        if self.run_dir is not None:
-            write_evidence(self.run_dir, found)
+        if self.evidence is not None:
+            self.evidence.host(found)
             # The outputs are on disk now, and nothing reads them from memory again: a thousand
             # hosts' collector outputs need not stay in memory until the run ends.
             found = replace(found, evidence=MappingProxyType({}), raw=MappingProxyType({}))
@@ -163,44 +202,15 @@ class FactsCache:
         return replace(found, platform=replace(platform, journal_baseline=baseline))
 
     def _write_zone_evidence(self) -> None:
-        if self.run_dir is None:
+        if self.evidence is None:
             return
         for probe, raw in self.zones.evidence.items():
-            path = evidence_dir(self.run_dir, probe) / "zone_probe.txt"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(raw, errors="replace")
+            self.evidence.zone_probe(probe, raw)
 
 
 def utc_ms() -> str:
     """Now, in UTC to the millisecond: when a host's facts were collected (results.json)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def evidence_dir(run_dir: Path, host: str) -> Path:
-    """run_dir/evidence/<host>. The inventory readers refuse a host name that is not one plain
-    path component; checked again here, where the name becomes a path, so that no name
-    however it arrived writes outside the run directory."""
-    base = (run_dir / "evidence").resolve()
-    directory = base / host
-    if bad_name(host) is not None or directory.resolve().parent != base:
-        raise ValueError(f"host name {host!r} is not a directory name inside {base}")
-    return directory
-
-
-def write_evidence(run_dir: Path, found: HostFacts) -> None:
-    """The raw outputs the results were read from, one file each, beside the report. Remote
-    output is kept as the bytes it was, even where it is not UTF-8."""
-    directory = evidence_dir(run_dir, found.host)
-    directory.mkdir(parents=True, exist_ok=True)
-    suffix = {"postgresql": ".json"}
-    for name, text in found.evidence.items():
-        path = directory / f"{name}{suffix.get(name, '.txt')}"
-        raw = found.raw.get(name)
-        if raw is not None:
-            path.write_bytes(raw)
-        else:
-            path.write_text(text, errors="replace")
 
 
 @functools.cache
@@ -302,23 +312,6 @@ class ControlItem(pytest.Item):
             verdict.message,
             self.nodeid,
         )
-
-    def host_info(self) -> dict[str, Any]:
-        found = self.facts
-        return {
-            "address": self.target.address,
-            "reachable": bool(found and found.reachable),
-            "round_trips": found.round_trips if found else 0,
-            "error": found.error if found else None,
-            "ssh_attempts": list(found.ssh_attempts) if found else [],
-            # Which process collected the facts, how often: more than once is repeated work.
-            "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
-            "collections": self.cache.collections.get(self.target.name, 0),
-            # When: the fan-out's order (a hung host does not hold up the others) is visible.
-            "collection": self.cache.timing.get(self.target.name),
-            # The host x zone matrix of the report: what each zone's probe host saw.
-            "zones": zone_matrix(self.target, found),
-        }
 
 
 def zone_matrix(target: Target, found: HostFacts | None) -> dict[str, dict[str, Any]]:

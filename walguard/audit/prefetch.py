@@ -1,6 +1,5 @@
 """Before pytest judges: the selected hosts' facts, collected many at once (walguard.facts.fanout)
-in
-the process that judges them, with a status line on a terminal (walguard.audit.progress).
+in the process that judges them, with a status line on a terminal (walguard.audit.progress).
 
 Selection is pytest's: only hosts with at least one item left after `-k`/`-m` are contacted, and
 the zone probes only when a selected control reads them. Under pytest-xdist each worker learns
@@ -62,6 +61,11 @@ def prefetch(
             on_done=progress.host_done,
         )
         fanout.wait()
+        # The zone probes' attempts joined to the facts of each host a selected control reads
+        # them on, before any is judged: every item of a host then sees the same facts, and the
+        # host's info is recorded once (walguard.audit.items.FactsCache.host_info).
+        for name in dict.fromkeys(i.target.name for i in controls if i.reads_zones):
+            cache.get(targets[name], zones=True)
     except BaseException:
         # An interrupt can land the moment the first thread starts its ssh, before wait() is
         # reached: the connections are ended from here too, or the threads would keep the

@@ -89,16 +89,21 @@ class AuditRun:
     def record(self, res: Result, host_info: dict[str, Any] | None = None) -> None:
         self.results[(res.host, res.control)] = res
         if host_info is not None:
-            info = self.hosts.setdefault(res.host, HostInfo(str(host_info.get("address", ""))))
-            info.reachable = bool(host_info.get("reachable"))
-            info.error = host_info.get("error")
-            info.round_trips = int(host_info.get("round_trips", 0))
-            info.ssh_attempts = list(host_info.get("ssh_attempts", []))
-            info.zones = dict(host_info.get("zones") or info.zones)
-            info.collection = host_info.get("collection") or info.collection
-            process = str(host_info.get("collected_by", "main"))
-            made = int(host_info.get("collections", 0))
-            info.collections[process] = max(info.collections.get(process, 0), made)
+            self.record_host(res.host, host_info)
+
+    def record_host(self, host: str, host_info: dict[str, Any]) -> None:
+        """What a process learned about a host (walguard.audit.items.FactsCache.host_info):
+        recorded when its facts were first judged, again only if they changed."""
+        info = self.hosts.setdefault(host, HostInfo(str(host_info.get("address", ""))))
+        info.reachable = bool(host_info.get("reachable"))
+        info.error = host_info.get("error")
+        info.round_trips = int(host_info.get("round_trips", 0))
+        info.ssh_attempts = list(host_info.get("ssh_attempts", []))
+        info.zones = dict(host_info.get("zones") or info.zones)
+        info.collection = host_info.get("collection") or info.collection
+        process = str(host_info.get("collected_by", "main"))
+        made = int(host_info.get("collections", 0))
+        info.collections[process] = max(info.collections.get(process, 0), made)
 
     def note_crash(self, host: str, reason: str) -> None:
         if host in self.hosts:

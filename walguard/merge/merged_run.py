@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from walguard.audit.runinfo import operator, utc_now
 from walguard.exit_codes import Exit
 from walguard.inventory.model import bad_name
 from walguard.merge.shards import (
@@ -42,7 +43,6 @@ from walguard.merge.shards import (
     result_of,
 )
 from walguard.report import html, results_json
-from walguard.report.runinfo import operator, utc_now
 from walguard.results import exit_status
 from walguard.signing import manifest
 from walguard.signing import signer as signing

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from walguard.audit.run import AuditRun
+from walguard.audit.runinfo import RunInfo, policy_of, policy_sha256, utc_now
 from walguard.controls import REGISTRY, SEVERITIES, Control
 from walguard.report.evidence import HostEvidence
-from walguard.report.runinfo import RunInfo, policy_of, policy_sha256, utc_now
 from walguard.results import (
     ERROR,
     FAIL,

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from walguard.audit.run import AuditRun, item_name
+from walguard.audit.runinfo import RunInfo
 from walguard.controls import Control, load_all
 from walguard.inventory.load import Target
-from walguard.report.runinfo import RunInfo
 from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS, REMEDIATED, Result
 
 TOKEN = "@@WG-5ynth371c5ynth3@@"
@@ -111,9 +111,10 @@ def make_run(
         host_info = {"address": target.address, "reachable": not unreachable, "round_trips": 2,
                 "error": UNREACHABLE.format(addr=target.address) if unreachable else None,
                 "ssh_attempts": [], "collected_by": "main", "collections": 1}  # fmt: skip
+        run.record_host(target.name, host_info)
         for meta in metas:
             res = result_for(target.name, index, meta)
-            run.record(res, host_info)
+            run.record(res)
             results.append(res)
         if evidence:
             directory = run_dir / "evidence" / target.name

@@ -1,19 +1,18 @@
 """Writing a finished run: results.json, report.html from it, then (when asked) the signed
-manifest. The pytest plugin calls this once, at the end of the run, on the controller."""
+manifest. The pytest plugin calls this once, at the end of the run, on the controller. (The
+evidence files are written as the run goes, by walguard.report.evidence_files.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from walguard.audit.run import AuditRun
+from walguard.audit.runinfo import RunInfo
+from walguard.audit.session import Signing
 from walguard.exit_codes import Exit
 from walguard.report import html, results_json
-from walguard.report.runinfo import RunInfo
 from walguard.results import Result
-from walguard.signing import signer as signing
 from walguard.signing.sign_run import manifest_metadata, sign_run
 from walguard.signing.tsa import TimestampError
 
@@ -21,50 +20,23 @@ from walguard.signing.tsa import TimestampError
 EXIT_NOT_SIGNED = int(Exit.NOT_SIGNED)
 
 
-@dataclass(frozen=True)
-class Signing:
-    signer: signing.Signer
-    tsa_url: str | None
-
-
-def add_options(group: Any) -> None:
-    """Signing options of `walguard audit` (and of `pytest checks`)."""
-    for name, what in (
-        ("key", "PEM private key that signs the run's manifest (env WALGUARD_SIGN_KEY)"),
-        ("cert", "PEM certificate of that key, then any chain (env WALGUARD_SIGN_CERT)"),
-        ("chain", "PEM intermediate certificates to include (env WALGUARD_SIGN_CHAIN)"),
-        ("pkcs12", "PKCS#12 file with key, certificate and chain (env WALGUARD_SIGN_PKCS12)"),
-        ("password-file", "file holding the key's password (env WALGUARD_SIGN_PASSWORD_FILE; "
-                          "or the password itself in WALGUARD_SIGN_PASSWORD)"),
-    ):  # fmt: skip
-        group.addoption(f"--sign-{name}", default=None, metavar="FILE", help=what)
-    group.addoption(
-        "--tsa-url",
-        default=None,
-        metavar="URL",
-        help="RFC 3161 time-stamping authority for the signature (env WALGUARD_TSA_URL)",
-    )
-
-
-def signer_from(config: pytest.Config) -> Signing | None:
-    """The run's signer, from options or the environment; None when not signing. Bad key
-    material is a usage error before any host is touched."""
-    opts = signing.SignOptions.resolve(
-        key=config.getoption("sign_key"),
-        cert=config.getoption("sign_cert"),
-        chain=config.getoption("sign_chain"),
-        pkcs12=config.getoption("sign_pkcs12"),
-        password_file=config.getoption("sign_password_file"),
-        tsa_url=config.getoption("tsa_url"),
-    )
-    if not opts.wanted():
-        if opts.tsa_url and config.getoption("tsa_url"):
-            raise pytest.UsageError("--tsa-url timestamps a signature: give a signing key too")
-        return None
-    try:
-        return Signing(signing.load(opts), opts.tsa_url)
-    except signing.SignerError as exc:
-        raise pytest.UsageError(f"cannot sign the run: {exc}") from None
+def report_sections(answers: list[Any]) -> list[dict[str, str]]:
+    """The hook implementations' (title, text) pairs, in order; anything else is kept as a
+    section that says what was refused, never dropped in silence."""
+    out = []
+    for answer in answers:
+        for entry in answer or ():
+            if (
+                isinstance(entry, tuple | list)
+                and len(entry) == 2
+                and all(isinstance(part, str) for part in entry)
+            ):
+                out.append({"title": entry[0], "text": entry[1]})
+            else:
+                shown = repr(entry)[:300]
+                why = f"pytest_walguard_report_sections returned {shown}, not (title, text)"
+                out.append({"title": "Refused report section", "text": why})
+    return out
 
 
 def write_run(
@@ -76,6 +48,7 @@ def write_run(
     gate: int,
     signing: Signing | None,
     extra: dict[str, Any] | None = None,
+    sections: Callable[[dict[str, Any]], list[Any]] | None = None,
 ) -> str | None:
     """Writes the run's files; returns why the run could not be signed, or None."""
     run_dir = run.run_dir
@@ -86,6 +59,12 @@ def write_run(
     doc = results_json.build(run, results, info, code=code, gate=gate, run_dir=run_dir)
     # Drift, waivers and baseline (walguard.history.run_inputs): before the page and the signature.
     doc.update(extra or {})
+    if sections is not None:
+        # A bank's own sections (the pytest_walguard_report_sections hook), kept in results.json so
+        # that a page written again from it (merge, sign) shows them too.
+        added = report_sections(sections(doc))
+        if added:
+            doc["sections"] = added
     results_json.write(doc, run_dir)
     html.write(doc, run_dir)
     if signing is None:
