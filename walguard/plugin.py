@@ -102,12 +102,11 @@ class AuditHooks:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         s = self.session
+        items = [i for i in session.items if isinstance(i, ControlItem)]
+        s.cache.want_zones(i.target.name for i in items if i.reads_zones)
         if s.is_worker or s.distributed:
             return
-        pairs = {
-            (i.target.name, i.meta.id): i.meta for i in session.items if isinstance(i, ControlItem)
-        }
-        s.run.expect(pairs, len(s.universe()))
+        s.run.expect({(i.target.name, i.meta.id): i.meta for i in items}, len(s.universe()))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:

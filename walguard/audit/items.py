@@ -13,7 +13,7 @@ import inspect
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +89,8 @@ class FactsCache:
         self._lock = threading.Lock()  # guards _locks
         # host -> the facts its host info was last recorded from (see host_info).
         self._recorded: dict[str, HostFacts | None] = {}
+        # Hosts a selected control judges the zone probes' attempts on (want_zones).
+        self.zone_hosts: frozenset[str] = frozenset()
 
     def prefetch(
         self,
@@ -123,6 +125,12 @@ class FactsCache:
                 self.facts[target.name] = found
             return found
 
+    def want_zones(self, hosts: Iterable[str]) -> None:
+        """The hosts a selected control reads the zone probes' attempts on (known when
+        collection ends): every control on such a host is then judged on facts that hold them,
+        so the host's facts do not change between its controls."""
+        self.zone_hosts = frozenset(hosts)
+
     def release(self) -> None:
         """Forgets the facts (when every item is judged); what results.json records stays."""
         self.facts.clear()
@@ -132,8 +140,9 @@ class FactsCache:
     def host_info(self, target: Target, found: HostFacts | None) -> dict[str, Any] | None:
         """What results.json records about a host (walguard.audit.run.HostInfo), from the facts
         an item was judged on; None when it was already recorded from these very facts. A
-        host's facts change at most once after collection (when its zone probes' attempts are
-        added), so this is built once or twice per host, not once per control."""
+        host's facts do not change after they are collected (the zone probes' attempts are
+        added before its first control is judged: want_zones), so this is built once per host,
+        not once per control."""
         if found is None and target.name in self._recorded:
             return None  # an item that never reached the facts adds nothing
         if target.name in self._recorded and self._recorded[target.name] is found:
@@ -277,7 +286,8 @@ class ControlItem(pytest.Item):
         return item
 
     def runtest(self) -> None:
-        self.facts = self.cache.get(self.target, zones=self.reads_zones)
+        zones = self.reads_zones or self.target.name in self.cache.zone_hosts
+        self.facts = self.cache.get(self.target, zones=zones)
         self.verdict = judge(self.fn, self.facts, self.target)
         if self.verdict.result == PASS:
             return

@@ -61,11 +61,6 @@ def prefetch(
             on_done=progress.host_done,
         )
         fanout.wait()
-        # The zone probes' attempts joined to the facts of each host a selected control reads
-        # them on, before any is judged: every item of a host then sees the same facts, and the
-        # host's info is recorded once (walguard.audit.items.FactsCache.host_info).
-        for name in dict.fromkeys(i.target.name for i in controls if i.reads_zones):
-            cache.get(targets[name], zones=True)
     except BaseException:
         # An interrupt can land the moment the first thread starts its ssh, before wait() is
         # reached: the connections are ended from here too, or the threads would keep the
