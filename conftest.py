@@ -1,3 +1,3 @@
-"""Thin on purpose: loads the walguard pytest plugin; all logic lives in walguard/plugin.py."""
+"""Thin on purpose: loads the walguard pytest plugin; its hooks are in walguard/plugin.py."""
 
 pytest_plugins = ["walguard.plugin"]

@@ -84,7 +84,7 @@ def merged_doc(
         "operator": operator(),
         "controller": socket.gethostname(),
         "inventory": _inventory(docs),
-        # The same hash a single run over every host gives (walguard.report.runinfo).
+        # The same hash a single run over every host gives (walguard.audit.runinfo).
         "policy_sha256": hashlib.sha256(json.dumps(per_host, sort_keys=True).encode()).hexdigest(),
         "signing": signing_info,
         "shards": [s.record() for s in shards],
