@@ -7,14 +7,20 @@ The `guest` fixture (conftest.py) boots the guest once for this module and test_
 runs their tests last and stops the guest at the end, so the other lab tests never see an extra
 host in the inventory. The tests run in file order: the archive is broken, then fixed, then
 reset, which leaves the guest pristine for test_selinux_audit.py.
+
+Every SSH command of these tests goes through one master connection (an SSH login costs the
+emulated guest about a second; a command over the open connection a fraction of that), and
+waits poll every half second: the guest is slow, so the tests do not add to it.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -24,16 +30,37 @@ from walguard.inventory.load import load_inventory
 from walguard.lab import labhost, selinux_guest, settings
 
 WAIT_S = 120
+POLL_S = 0.5
+
+
+def _control_path() -> Path:
+    return Path(tempfile.gettempdir()) / f"walguard-{selinux_guest.NAME}-{os.getpid()}.ssh"
 
 
 @dataclass(frozen=True)
 class Guest:
     lab: Lab
+    control_path: Path = field(default_factory=_control_path)
 
     def ssh(self, command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a shell command on selinux1 as the audit user (real SSH, strict host keys)."""
+        """Run a shell command on selinux1 as the audit user (real SSH, strict host keys),
+        over the tests' master connection (opened by the first command, kept for a minute)."""
+        argv = selinux_guest.ssh_argv([command])
+        mux = [
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self.control_path}",
+            "-o",
+            "ControlPersist=60",
+            # A master whose guest went away (a reset elsewhere) gives up instead of hanging.
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=2",
+        ]
         done = subprocess.run(
-            selinux_guest.ssh_argv([command]),
+            [argv[0], *mux, *argv[1:]],
             capture_output=True,
             text=True,
             timeout=180,
@@ -50,10 +77,26 @@ class Guest:
             )
         return done
 
+    def close(self) -> None:
+        """Close the master connection (before the guest it leads to goes away)."""
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={self.control_path}", "-O", "exit", "_"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+
+    def reset(self) -> None:
+        """`walguard lab scenario reset selinux1`, as a user resets it."""
+        self.close()
+        self.lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
+
     def psql(self, sql: str) -> str:
-        """Run SQL as the postgres superuser (peer auth through sudo)."""
+        """Run SQL as the audit user's role (peer auth; pg_monitor reads the settings and the
+        archiver, and it may switch WAL), as the audit itself reads the server: no sudo, which
+        costs the emulated guest half a second a call."""
         quoted = sql.replace("'", "'\\''")
-        return self.ssh(f"sudo -n -u postgres psql -XAtq -v ON_ERROR_STOP=1 -c '{quoted}'").stdout
+        return self.ssh(f"psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c '{quoted}'").stdout
 
     def archiver(self) -> dict[str, str]:
         row = self.psql(
@@ -64,9 +107,13 @@ class Guest:
         return dict(zip(names, row.strip().split("|"), strict=True))
 
     def switch_wal(self) -> str:
-        """Write a commit record and switch: return the name of the segment just closed."""
-        self.psql("SELECT txid_current()")
-        return self.psql("SELECT pg_walfile_name(pg_switch_wal())").strip()
+        """Write a commit record and switch: return the name of the segment just closed (two
+        -c: two transactions, so the commit is in the segment that is switched)."""
+        out = self.ssh(
+            "psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c 'SELECT txid_current()' "
+            "-c 'SELECT pg_walfile_name(pg_switch_wal())'"
+        ).stdout
+        return out.split()[-1]
 
     def avc_denials(self) -> list[str]:
         done = self.ssh("sudo -n ausearch --input-logs -m avc -su postgresql_t --raw", check=False)
@@ -77,7 +124,7 @@ class Guest:
         while not predicate():
             if time.monotonic() > deadline:
                 raise AssertionError(f"{selinux_guest.NAME}: {what} not within {timeout:.0f} s")
-            time.sleep(2)
+            time.sleep(POLL_S)
 
 
 def _unlabelled(context: str) -> bool:
@@ -87,13 +134,13 @@ def _unlabelled(context: str) -> bool:
 def test_ssh_with_strict_host_key_checking(guest: Guest, tmp_path: Path) -> None:
     assert guest.ssh("hostname").stdout.strip() == selinux_guest.NAME
     recorded = labhost.known_hosts_path().read_text()
-    assert f"{selinux_guest.NAME},[127.0.0.1]:{selinux_guest.SSH_PORT} ssh-ed25519 " in recorded
+    assert f"{selinux_guest.NAME},{selinux_guest.ADDRESS} ssh-ed25519 " in recorded
     # The same login against a known_hosts with another key for the guest must be refused.
     other = tmp_path / "other"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     key = " ".join(Path(f"{other}.pub").read_text().split()[:2])
     wrong = tmp_path / "known_hosts"
-    wrong.write_text(f"[127.0.0.1]:{selinux_guest.SSH_PORT} {key}\n")
+    wrong.write_text(f"{selinux_guest.ADDRESS} {key}\n")
     done = subprocess.run(
         selinux_guest.ssh_argv(["true"], known_hosts=wrong),
         capture_output=True,
@@ -166,13 +213,15 @@ def test_archiving_is_denied_until_the_archive_is_labelled(guest: Guest) -> None
 def test_inventory_and_status_list_the_guest(guest: Guest) -> None:
     targets = {t.name: t for t in load_inventory(settings.INVENTORY_PATH)}
     target = targets[selinux_guest.NAME]
-    assert (target.address, target.port) == ("127.0.0.1", selinux_guest.SSH_PORT)
+    # On the lab bridge like the nspawn hosts: the zones' probe hosts reach it there too.
+    assert (target.address, target.port) == (selinux_guest.ADDRESS, 22)
     assert target.vars["walguard_selinux_required"] is True
     assert target.vars["walguard_postgres_service"] == "postgresql@15-main.service"
     doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
     assert selinux_guest.NAME not in doc["all"]["children"]["lab"]["hosts"]
-    status = guest.lab.walguard("lab", "status").stdout
-    assert f"{selinux_guest.NAME} 127.0.0.1:{selinux_guest.SSH_PORT} running" in status
+    status = guest.lab.walguard("lab", "status").stdout.splitlines()
+    line = next(ln for ln in status if ln.startswith(f"{selinux_guest.NAME} "))
+    assert line.endswith(" running"), line
     done = guest.lab.walguard("lab", "ssh", selinux_guest.NAME, "--", "hostname")
     assert done.stdout.strip() == selinux_guest.NAME
 
@@ -188,7 +237,7 @@ def test_second_up_is_a_no_op(guest: Guest) -> None:
 
 def test_reset_brings_the_unlabelled_archive_back(guest: Guest) -> None:
     pid = selinux_guest.qemu_pid()
-    guest.lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
+    guest.reset()
     assert selinux_guest.qemu_pid() not in (None, pid)
     assert _unlabelled(guest.ssh("stat -c %C /pg_archive").stdout)
     assert "pg_archive" not in guest.ssh("sudo -n semanage fcontext -l -C").stdout
