@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,11 +85,14 @@ def test_qemu_never_writes_the_cached_root_disk(
     monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
     img = selinux_image.GuestImage(tmp_path / "img")
     argv = selinux_vm.qemu_argv(img)
+    # The guest writes only its overlays in the lab's state; the image is their backing file.
+    state = tmp_path / "state" / "selinux1"
     drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
     assert drives == [
-        f"file={img.rootfs},format=raw,if=virtio,snapshot=on",
-        f"file={tmp_path / 'state' / 'selinux1' / 'pg_archive.img'},format=raw,if=virtio",
+        f"file={state / 'root.qcow2'},format=qcow2,if=virtio",
+        f"file={state / 'pg_archive.qcow2'},format=qcow2,if=virtio",
     ]
+    assert argv[argv.index("-qmp") + 1] == f"unix:{state / 'qmp.sock'},server=on,wait=off"
     assert argv[argv.index("-accel") + 1] == "tcg"
     # One network card, on the lab bridge through its tap: no user-mode network, no forwards.
     netdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-netdev"]
@@ -150,6 +155,30 @@ def test_the_guest_is_handed_a_certificate_from_the_lab_ca(
     assert (state / "ssh_host_ed25519_key.pub").read_text() == host_key
 
 
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
+def test_overlays_leave_the_cached_image_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
+    img = selinux_image.GuestImage(tmp_path / "img")
+    img.dir.mkdir()
+    for disk in (img.rootfs, img.archive):
+        with disk.open("wb") as f:
+            f.truncate(1024 * 1024)
+    (tmp_path / "state" / "selinux1").mkdir(parents=True)
+    selinux_vm.make_overlays(img)
+    for overlay, backing in (("root.qcow2", img.rootfs), ("pg_archive.qcow2", img.archive)):
+        info = subprocess.run(
+            ["qemu-img", "info", "--output=json", str(tmp_path / "state" / "selinux1" / overlay)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        doc = json.loads(info.stdout)
+        assert (doc["format"], doc["backing-filename"]) == ("qcow2", str(backing))
+        assert doc["backing-filename-format"] == "raw"
+
+
 def test_known_hosts_name_the_guest_and_its_address(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,3 +200,12 @@ def test_a_stale_pid_file_is_not_a_running_guest(
     (tmp_path / "selinux1" / "qemu.pid").write_text(f"{os.getpid()}\n")  # pytest, not QEMU
     assert selinux_guest.qemu_pid() is None
     assert not selinux_guest.running()
+
+
+def test_a_clock_behind_this_machines_is_not_ready() -> None:
+    # What a loaded snapshot leaves until chronyd steps it: the readiness check says so.
+    now = 1_800_000_000.0
+    assert selinux_guest._clock_agrees(now, "1800000000.200\n", now + 0.3)
+    assert not selinux_guest._clock_agrees(now, "1799999940.000\n", now + 0.3)
+    assert not selinux_guest._clock_agrees(now, "1800000060.000\n", now + 0.3)
+    assert not selinux_guest._clock_agrees(now, "", now + 0.3)

@@ -15,8 +15,12 @@ resolving to its address.
 The work is in four modules: selinux_settings (name, address, machine), selinux_image (the
 cached image), selinux_provision (this lab's keys and certificate), selinux_vm (the QEMU process
 and its tap). This one waits for the guest, resets it, and presents it as a lab host
-(walguard.lab.labhost.LabHost). A reset throws the archive copy and every write to the root disk
-away and boots again.
+(walguard.lab.labhost.LabHost).
+
+Once the first boot is ready, the guest's whole state is saved as a snapshot (selinux_vm); a
+reset loads it back (every write to either disk and every process's state thrown away) and lets
+a fresh chronyd step the clock, which the snapshot left behind: seconds, where a reboot under TCG
+takes a minute. Without a snapshot (or without probe-a, the time source) a reset boots again.
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ from walguard.lab.selinux_settings import (
 from walguard.lab.selinux_vm import (
     booted_at,
     console,
-    fresh_archive,
+    has_pristine,
+    load_pristine,
     qemu_pid,
     running,
+    save_pristine,
     start,
     stop,
 )
@@ -78,7 +84,7 @@ _READY = """
 systemctl is-active -q {service} && sudo -n -u postgres pg_isready -q || exit 11
 {clock}
 case $(systemctl is-system-running) in
-  running) exit 0;;
+  running) date +%s.%N; exit 0;;
   initializing|starting) exit 13;;
 esac
 systemctl list-units --failed --plain --no-legend --no-pager
@@ -90,7 +96,10 @@ _WAITING_FOR = {
     11: "PostgreSQL",
     12: "chronyd to synchronise with probe-a",
     13: "the boot to finish",
+    15: "the clock to agree with this machine's",
 }
+# How far the guest's clock may be from this machine's, beyond the SSH round trip that read it.
+_CLOCK_SLACK_S = 0.5
 
 
 def ssh_argv(
@@ -129,10 +138,17 @@ def _time_source_runs() -> bool:
     return Host(settings.probe_name(settings.ZONES[0])).running()
 
 
-def wait_ready(timeout: float = BOOT_TIMEOUT_S, progress: bool = True) -> float:
-    """Wait until sshd answers, PostgreSQL accepts connections, the clock is synchronised (when
-    probe-a runs) and the boot has finished with no failed unit; return the seconds it took
-    since QEMU started."""
+def _clock_agrees(before: float, output: str, after: float) -> bool:
+    """Whether the guest's clock (`date +%s.%N` read between `before` and `after`) agrees with
+    this machine's; a clock the snapshot left behind would not, even with chronyd content."""
+    try:
+        guest = float(output.split()[-1])
+    except (IndexError, ValueError):
+        return False
+    return before - _CLOCK_SLACK_S <= guest <= after + _CLOCK_SLACK_S
+
+
+def _until_ready(timeout: float, progress: bool) -> None:
     started = time.monotonic()
     deadline = started + timeout
     next_note = started + 15
@@ -143,12 +159,15 @@ def wait_ready(timeout: float = BOOT_TIMEOUT_S, progress: bool = True) -> float:
         if not running():
             raise LabError(f"{NAME} stopped while booting: {console()}")
         if _sshd_listens():
+            before = time.time()
             done = subprocess.run(
                 _probe_argv(check), capture_output=True, text=True, timeout=60, check=False
             )
             rc = done.returncode
+            if rc == 0 and (not clock or _clock_agrees(before, done.stdout, time.time())):
+                return
             if rc == 0:
-                break
+                rc = 15
             if rc == 14:
                 raise LabError(f"{NAME} booted with failed unit(s): {done.stdout.strip()}")
         now = time.monotonic()
@@ -162,20 +181,52 @@ def wait_ready(timeout: float = BOOT_TIMEOUT_S, progress: bool = True) -> float:
             say(f"{NAME}: still booting, waiting for {stage} ({time.time() - booted_at():.0f} s)")
             next_note = now + 15
         time.sleep(1)
+
+
+def _resync_clock() -> None:
+    """A fresh chronyd: it steps the clock at its first measurements of probe-a (`makestep`),
+    where the running one would slew a clock minutes behind for hours."""
+    done = subprocess.run(
+        _probe_argv("sudo -n systemctl restart chrony.service"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise LabError(f"{NAME}: restarting chronyd failed: {done.stderr.strip()}")
+
+
+def wait_ready(timeout: float = BOOT_TIMEOUT_S, progress: bool = True) -> float:
+    """Wait until sshd answers, PostgreSQL accepts connections, the clock is synchronised and
+    agrees with this machine's (when probe-a runs) and the boot has finished with no failed
+    unit; then, once per boot, save that pristine state for resets. Return the seconds it took
+    since QEMU started."""
+    _until_ready(timeout, progress)
+    if _time_source_runs() and not has_pristine():
+        save_pristine()
+        _resync_clock()
+        _until_ready(timeout, progress)
     return time.time() - booted_at()
 
 
 def reset(img: GuestImage) -> float:
-    """Back to the pristine guest: fresh root overlay and a fresh unlabelled archive disk."""
-    stop()
+    """Back to the pristine guest: the saved pristine state if there is one, else a boot with
+    fresh overlays over the image's root and unlabelled archive disks."""
     (state_dir() / "scenarios").unlink(missing_ok=True)
-    fresh_archive(img)
+    if has_pristine() and _time_source_runs():
+        started = time.monotonic()
+        load_pristine()
+        _resync_clock()
+        _until_ready(BOOT_TIMEOUT_S, progress=True)
+        return time.monotonic() - started
+    stop()
     start(img)
     return wait_ready()
 
 
 def destroy() -> None:
-    """Stop the guest and forget this lab's guest state (keys, archive disk, logs)."""
+    """Stop the guest and forget this lab's guest state (keys, overlays, logs)."""
     stop()
     shutil.rmtree(state_dir(), ignore_errors=True)
 
