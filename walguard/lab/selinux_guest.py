@@ -216,10 +216,13 @@ def reset(img: GuestImage) -> float:
     (state_dir() / "scenarios").unlink(missing_ok=True)
     if has_pristine() and _time_source_runs():
         started = time.monotonic()
-        load_pristine()
-        _resync_clock()
-        _until_ready(BOOT_TIMEOUT_S, progress=True)
-        return time.monotonic() - started
+        try:
+            load_pristine()
+            _resync_clock()
+            _until_ready(BOOT_TIMEOUT_S, progress=True)
+            return time.monotonic() - started
+        except LabError as exc:  # a guest that cannot be restored is booted again
+            say(f"{NAME}: loading the pristine snapshot failed ({exc}); booting again")
     stop()
     start(img)
     return wait_ready()
