@@ -24,7 +24,7 @@ from walguard.lab import selinux_guest, settings
 from walguard.lab.hosts import Host
 
 if TYPE_CHECKING:
-    from tests.lab.test_selinux_guest import Guest
+    from tests.lab.guest_support import Guest
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +138,7 @@ def guest(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Guest]:
     --selinux` (N: the lab fixture's hosts, which that leaves as they are; in the background if
     EarlyBoot started it) and stopped at the end with `walguard lab up --hosts N`; its tests run
     last (pytest_collection_modifyitems)."""
-    from tests.lab.test_selinux_guest import Guest
+    from tests.lab.guest_support import Guest
 
     count = str(len(lab.hosts))
     before = selinux_guest.qemu_pid()

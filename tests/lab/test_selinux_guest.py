@@ -7,80 +7,26 @@ The `guest` fixture (conftest.py) boots the guest once for this module and test_
 runs their tests last and stops the guest at the end, so the other lab tests never see an extra
 host in the inventory. The tests run in file order: the archive is broken, then fixed, then
 reset, which leaves the guest pristine for test_selinux_audit.py.
+
+Every SSH command of these tests goes through one master connection (an SSH login costs the
+emulated guest about a second; a command over the open connection a fraction of that), and
+waits poll every half second: the guest is slow, so the tests do not add to it.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.lab.support import Lab
+from tests.lab.guest_support import Guest
 from walguard.inventory.load import load_inventory
 from walguard.lab import labhost, selinux_guest, settings
 
 pytestmark = pytest.mark.lab
-
-WAIT_S = 120
-
-
-@dataclass(frozen=True)
-class Guest:
-    lab: Lab
-
-    def ssh(self, command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a shell command on selinux1 as the audit user (real SSH, strict host keys)."""
-        done = subprocess.run(
-            selinux_guest.ssh_argv([command]),
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        if done.returncode == 255 and not selinux_guest.running():
-            raise AssertionError(
-                f"{selinux_guest.NAME} is not running: was `walguard lab up` (without --selinux) "
-                "or `walguard lab down` run elsewhere meanwhile?"
-            )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"ssh {selinux_guest.NAME} {command!r} failed ({done.returncode}): {done.stderr}"
-            )
-        return done
-
-    def psql(self, sql: str) -> str:
-        """Run SQL as the postgres superuser (peer auth through sudo)."""
-        quoted = sql.replace("'", "'\\''")
-        return self.ssh(f"sudo -n -u postgres psql -XAtq -v ON_ERROR_STOP=1 -c '{quoted}'").stdout
-
-    def archiver(self) -> dict[str, str]:
-        row = self.psql(
-            "SELECT archived_count, failed_count, coalesce(last_archived_wal, ''), "
-            "coalesce(last_failed_wal, '') FROM pg_stat_archiver"
-        )
-        names = ("archived_count", "failed_count", "last_archived_wal", "last_failed_wal")
-        return dict(zip(names, row.strip().split("|"), strict=True))
-
-    def switch_wal(self) -> str:
-        """Write a commit record and switch: return the name of the segment just closed."""
-        self.psql("SELECT txid_current()")
-        return self.psql("SELECT pg_walfile_name(pg_switch_wal())").strip()
-
-    def avc_denials(self) -> list[str]:
-        done = self.ssh("sudo -n ausearch --input-logs -m avc -su postgresql_t --raw", check=False)
-        return [ln for ln in done.stdout.splitlines() if "avc:" in ln and "denied" in ln]
-
-    def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = WAIT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{selinux_guest.NAME}: {what} not within {timeout:.0f} s")
-            time.sleep(2)
 
 
 def _unlabelled(context: str) -> bool:
@@ -90,13 +36,13 @@ def _unlabelled(context: str) -> bool:
 def test_ssh_with_strict_host_key_checking(guest: Guest, tmp_path: Path) -> None:
     assert guest.ssh("hostname").stdout.strip() == selinux_guest.NAME
     recorded = labhost.known_hosts_path().read_text()
-    assert f"{selinux_guest.NAME},[127.0.0.1]:{selinux_guest.SSH_PORT} ssh-ed25519 " in recorded
+    assert f"{selinux_guest.NAME},{selinux_guest.ADDRESS} ssh-ed25519 " in recorded
     # The same login against a known_hosts with another key for the guest must be refused.
     other = tmp_path / "other"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     key = " ".join(Path(f"{other}.pub").read_text().split()[:2])
     wrong = tmp_path / "known_hosts"
-    wrong.write_text(f"[127.0.0.1]:{selinux_guest.SSH_PORT} {key}\n")
+    wrong.write_text(f"{selinux_guest.ADDRESS} {key}\n")
     done = subprocess.run(
         selinux_guest.ssh_argv(["true"], known_hosts=wrong),
         capture_output=True,
@@ -169,13 +115,15 @@ def test_archiving_is_denied_until_the_archive_is_labelled(guest: Guest) -> None
 def test_inventory_and_status_list_the_guest(guest: Guest) -> None:
     targets = {t.name: t for t in load_inventory(settings.INVENTORY_PATH)}
     target = targets[selinux_guest.NAME]
-    assert (target.address, target.port) == ("127.0.0.1", selinux_guest.SSH_PORT)
+    # On the lab bridge like the nspawn hosts: the zones' probe hosts reach it there too.
+    assert (target.address, target.port) == (selinux_guest.ADDRESS, 22)
     assert target.vars["walguard_selinux_required"] is True
     assert target.vars["walguard_postgres_service"] == "postgresql@15-main.service"
     doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
     assert selinux_guest.NAME not in doc["all"]["children"]["lab"]["hosts"]
-    status = guest.lab.walguard("lab", "status").stdout
-    assert f"{selinux_guest.NAME} 127.0.0.1:{selinux_guest.SSH_PORT} running" in status
+    status = guest.lab.walguard("lab", "status").stdout.splitlines()
+    line = next(ln for ln in status if ln.startswith(f"{selinux_guest.NAME} "))
+    assert line.endswith(" running"), line
     done = guest.lab.walguard("lab", "ssh", selinux_guest.NAME, "--", "hostname")
     assert done.stdout.strip() == selinux_guest.NAME
 
@@ -191,8 +139,12 @@ def test_second_up_is_a_no_op(guest: Guest) -> None:
 
 def test_reset_brings_the_unlabelled_archive_back(guest: Guest) -> None:
     pid = selinux_guest.qemu_pid()
-    guest.lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
-    assert selinux_guest.qemu_pid() not in (None, pid)
+    started = time.monotonic()
+    guest.reset()
+    took = time.monotonic() - started
+    # The pristine snapshot was loaded into the same QEMU, no boot (about a minute under TCG).
+    assert selinux_guest.qemu_pid() == pid
+    assert took < 45, took
     assert _unlabelled(guest.ssh("stat -c %C /pg_archive").stdout)
     assert "pg_archive" not in guest.ssh("sudo -n semanage fcontext -l -C").stdout
     assert guest.ssh("sudo -n ls -A /pg_archive").stdout.split() == ["lost+found"]

@@ -62,12 +62,12 @@ def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> 
         }
     }
     if selinux_guest.running():
-        # The SELinux guest (QEMU) is reached through a forward on this machine's loopback.
+        # The SELinux guest (QEMU) sits on the lab bridge like the nspawn hosts, and is audited
+        # like them (zones, firewall, clock, TLS); it differs in its kernel, which enforces.
         inventory["all"]["children"]["lab_selinux"] = {
             "hosts": {
                 selinux_guest.NAME: {
-                    "ansible_host": selinux_guest.SSH_ADDRESS,
-                    "ansible_port": selinux_guest.SSH_PORT,
+                    "ansible_host": selinux_guest.ADDRESS,
                     "walguard_postgres_service": selinux_guest.POSTGRES_SERVICE,
                     "walguard_selinux_required": True,
                     # Debian's reference policy is called "default" (RHEL's: targeted).

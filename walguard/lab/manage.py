@@ -120,7 +120,7 @@ def up(count: int, selinux: bool = False) -> None:
         guest_booting = selinux and not selinux_guest.running()
         if guest_booting:
             guest_img = selinux_guest.ensure_image()
-            _say(f"{selinux_guest.NAME}: booting (QEMU, TCG) at 127.0.0.1:{selinux_guest.SSH_PORT}")
+            _say(f"{selinux_guest.NAME}: booting (QEMU, TCG) at {selinux_guest.ADDRESS}")
             selinux_guest.start(guest_img)
         elif not selinux and selinux_guest.state_dir().exists():
             _say(f"{selinux_guest.NAME}: stopping (no --selinux)")
@@ -171,7 +171,7 @@ def status() -> int:
         return int(Exit.LAB_FAILED)
     ok = True
     if guest:
-        where = f"127.0.0.1:{selinux_guest.SSH_PORT}"
+        where = selinux_guest.ADDRESS
         print(f"{selinux_guest.NAME} {where} {'running' if selinux_guest.running() else 'stopped'}")
         ok &= selinux_guest.running()
     for host in all_hosts:
