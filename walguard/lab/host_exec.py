@@ -10,11 +10,11 @@ from walguard.lab.errors import LabError
 from walguard.lab.proc import run
 
 if TYPE_CHECKING:
-    from walguard.lab.hosts import Host
+    from walguard.lab.container import Container
 
 
 def exec_in(
-    host: Host,
+    host: Container,
     argv: list[str],
     *,
     input_text: str | None = None,
@@ -33,7 +33,7 @@ def exec_in(
     )
 
 
-def psql(host: Host, sql: str) -> str:
+def psql(host: Container, sql: str) -> str:
     done = exec_in(
         host,
         ["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],

@@ -13,26 +13,26 @@ from walguard.lab.proc import run
 from walguard.lab.rootfs import passwd_ids
 
 if TYPE_CHECKING:
-    from walguard.lab.hosts import Host
+    from walguard.lab.container import Container
 
 
 def is_mounted(path: Path) -> bool:
     return run(["mountpoint", "-q", str(path)], check=False).returncode == 0
 
 
-def archive_mount_point(host: Host) -> Path:
+def archive_mount_point(host: Container) -> Path:
     """Where the archive volume is mounted: the policy's archive directory inside the root."""
     return host.merged / settings.ARCHIVE_DIR.lstrip("/")
 
 
-def mount_overlay(host: Host, image: Path, upper: Path) -> None:
+def mount_overlay(host: Container, image: Path, upper: Path) -> None:
     shutil.rmtree(host.dir / "work", ignore_errors=True)
     (host.dir / "work").mkdir()
     opts = f"lowerdir={image},upperdir={upper},workdir={host.dir / 'work'}"
     run(["mount", "-t", "overlay", "overlay", "-o", opts, str(host.merged)])
 
 
-def make_archive_volume(host: Host) -> None:
+def make_archive_volume(host: Container) -> None:
     host.archive_image.unlink(missing_ok=True)
     with host.archive_image.open("wb") as f:
         f.truncate(settings.ARCHIVE_SIZE_MIB * 1024 * 1024)
@@ -40,7 +40,7 @@ def make_archive_volume(host: Host) -> None:
     run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", "pg_archive", str(host.archive_image)])
 
 
-def mount_archive_volume(host: Host) -> None:
+def mount_archive_volume(host: Container) -> None:
     if not host.archive_image.exists():
         make_archive_volume(host)
     archive = archive_mount_point(host)
@@ -51,7 +51,7 @@ def mount_archive_volume(host: Host) -> None:
         archive.chmod(0o750)
 
 
-def unmount_all(host: Host) -> None:
+def unmount_all(host: Container) -> None:
     """Unmount the archive volume and the root, and detach the volume's loop device."""
     for path in (archive_mount_point(host), host.merged):
         if is_mounted(path):
@@ -62,5 +62,5 @@ def unmount_all(host: Host) -> None:
         run(["losetup", "-d", line.split(":", 1)[0]], check=False)
 
 
-def any_mounted(host: Host) -> bool:
+def any_mounted(host: Container) -> bool:
     return is_mounted(host.merged) or is_mounted(archive_mount_point(host))

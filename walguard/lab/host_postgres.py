@@ -12,10 +12,10 @@ from walguard.lab.proc import run
 from walguard.lab.rootfs import passwd_ids, write_file
 
 if TYPE_CHECKING:
-    from walguard.lab.hosts import Host
+    from walguard.lab.container import Container
 
 
-def database_layer(host: Host, root: Path) -> None:
+def database_layer(host: Container, root: Path) -> None:
     """A database host's address, PostgreSQL listeners, pg_hba, TLS and its own cluster."""
     write_file(
         root / "etc/systemd/network/10-host0.network",
@@ -50,7 +50,7 @@ def database_layer(host: Host, root: Path) -> None:
         run(["umount", str(root / "proc")], check=False)
 
 
-def _tls_layer(host: Host, root: Path, pg_ids: tuple[int, int]) -> None:
+def _tls_layer(host: Container, root: Path, pg_ids: tuple[int, int]) -> None:
     """Server certificates from the lab CA: the one in use, and the bad ones scenarios use."""
     tls_dir = root / "etc/walguard-lab/tls"
     certs = {

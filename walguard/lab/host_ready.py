@@ -12,7 +12,7 @@ from walguard.lab.errors import LabError
 from walguard.lab.host_exec import exec_in, psql
 
 if TYPE_CHECKING:
-    from walguard.lab.hosts import Host
+    from walguard.lab.container import Container
 
 BOOT_TIMEOUT_S = 90
 
@@ -21,7 +21,7 @@ class BootFailed(LabError):
     """The host came up, but not clean: a unit failed while it booted."""
 
 
-def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT_S) -> None:
+def wait_ready(host: Container, timeout: float = BOOT_TIMEOUT_S) -> None:
     """Wait until sshd answers and PostgreSQL has archived at least one segment (a probe host:
     sshd and chronyd)."""
     deadline = time.monotonic() + timeout
@@ -62,7 +62,7 @@ def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT_S) -> None:
         raise BootFailed(f"{host.name} booted with failed unit(s): {failed}")
 
 
-def _failed_units(host: Host, deadline: float) -> str:
+def _failed_units(host: Container, deadline: float) -> str:
     """The units that failed during boot, with their journal; "" when there are none."""
     left = max(1, int(deadline - time.monotonic()))
     # --wait: until the boot has finished, so that a unit failing late is seen too.
@@ -81,11 +81,11 @@ def _failed_units(host: Host, deadline: float) -> str:
     return f"{' '.join(units)} (journal in {host.dir / 'boot-failures.log'}): " + report[-1][-600:]
 
 
-def _tracking(host: Host) -> str:
+def _tracking(host: Container) -> str:
     return exec_in(host, ["chronyc", "-n", "tracking"], check=False).stdout
 
 
-def _wait_units(host: Host, units: list[str], deadline: float, timeout: float) -> None:
+def _wait_units(host: Container, units: list[str], deadline: float, timeout: float) -> None:
     while True:
         if not host.running():
             raise LabError(f"{host.name} stopped while booting")

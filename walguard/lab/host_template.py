@@ -19,10 +19,10 @@ from walguard.lab.proc import run
 from walguard.lab.rootfs import passwd_ids, write_file
 
 if TYPE_CHECKING:
-    from walguard.lab.hosts import Host
+    from walguard.lab.container import Container
 
 
-def make_template(host: Host, image: Path) -> None:
+def make_template(host: Container, image: Path) -> None:
     """Write the host's own files through a temporary overlay, then keep its upper layer."""
     template = host.dir / "template"
     if (template / ".walguard-complete").exists():
@@ -49,7 +49,7 @@ def make_template(host: Host, image: Path) -> None:
     (template / ".walguard-complete").write_text("")
 
 
-def _write_ssh_keys(host: Host, root: Path) -> None:
+def _write_ssh_keys(host: Container, root: Path) -> None:
     """The host's own SSH host key (recorded for known_hosts) and the audit user's login key."""
     with tempfile.TemporaryDirectory() as tmp:
         key = Path(tmp) / "key"

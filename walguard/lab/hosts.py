@@ -9,7 +9,8 @@ Per host, under STATE_DIR/hosts/NAME/:
 A reset throws away upper/ and the archive volume and boots again from template/: the host is
 pristine in seconds without rebuilding anything.
 
-This module holds the host and its lifecycle (start, stop, reset, destroy). What it is made of
+This module holds the host and its lifecycle (start, stop, reset, destroy); where it lives and
+its processes are walguard.lab.container. What it is made of
 is in host_mounts (overlay, archive volume), host_template and host_postgres (its own layer);
 host_ready waits for a booted host, host_exec runs commands in it.
 """
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from walguard.lab import image, settings
+from walguard.lab.container import Container, is_pid_ns_init
 from walguard.lab.host_exec import exec_in as exec_in  # manage and the lab tests use it from here
 from walguard.lab.host_mounts import (
     any_mounted,
@@ -39,34 +41,13 @@ from walguard.lab.host_mounts import (
 from walguard.lab.host_ready import BOOT_TIMEOUT_S as BOOT_TIMEOUT_S  # manage reads it here
 from walguard.lab.host_ready import BootFailed, wait_ready
 from walguard.lab.host_template import make_template
-from walguard.lab.labhost import console_tail, pid_from_file, ssh_argv
 from walguard.lab.proc import run
 
 
 @dataclass(frozen=True)
-class Host:
-    """A lab host in a container: a database host (dbN, on the bridge) or a zone's probe host
-    (probe-a, probe-b: inside the zone's network namespace; sshd, psql and chrony, no cluster)."""
-
-    name: str
-
-    @property
-    def address(self) -> str:
-        return settings.host_address(self.name)
-
-    @property
-    def zone(self) -> settings.Zone | None:
-        return settings.zone_of(self.name)
-
-    @property
-    def is_probe(self) -> bool:
-        return self.zone is not None
-
-    # The lab host interface (walguard.lab.labhost.LabHost); the work is in this module's
-    # functions, which take the host.
-    @property
-    def ssh_port(self) -> int:
-        return 22
+class Host(Container):
+    """A lab container host with its lifecycle (walguard.lab.labhost.LabHost): the work is in
+    this module's functions, which take the host."""
 
     def start(self) -> None:
         start(self, image.ensure_image())
@@ -83,66 +64,8 @@ class Host:
     def destroy(self) -> None:
         destroy(self)
 
-    def known_hosts_lines(self) -> list[str]:
-        key_type, key_b64 = (self.dir / "host_key.pub").read_text().split()[:2]
-        return [f"{self.name},{self.address} {key_type} {key_b64}\n"]
-
-    def ssh_argv(self, command: list[str]) -> list[str]:
-        return ssh_argv(self.address, command)
-
     def run_as_root(self, argv: list[str], input_text: str) -> subprocess.CompletedProcess[str]:
         return exec_in(self, argv, input_text=input_text, check=False)
-
-    def evidence(self) -> str:
-        return console_tail(self.dir / "console.log")
-
-    def record_scenario(self, name: str) -> None:
-        with (self.dir / "scenarios").open("a") as f:
-            f.write(f"{name}\n")
-
-    def applied_scenarios(self) -> list[str]:
-        path = self.dir / "scenarios"
-        return path.read_text().split() if path.exists() else []
-
-    @property
-    def dir(self) -> Path:
-        return settings.STATE_DIR / "hosts" / self.name
-
-    @property
-    def merged(self) -> Path:
-        return self.dir / "merged"
-
-    @property
-    def archive_image(self) -> Path:
-        return self.dir / "pg_archive.img"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.dir / "nspawn.pid"
-
-    def nspawn_pid(self) -> int | None:
-        return pid_from_file(self.pid_file, lambda argv: argv[0].endswith(b"systemd-nspawn"))
-
-    def leader_pid(self) -> int | None:
-        """PID (on this machine) of the container's init: the descendant that is PID 1 in its own
-        PID namespace."""
-        root = self.nspawn_pid()
-        if root is None:
-            return None
-        todo = [root]
-        while todo:
-            pid = todo.pop()
-            if _is_pid_ns_init(pid):
-                return pid
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                continue
-            todo.extend(int(c) for c in children)
-        return None
-
-    def running(self) -> bool:
-        return self.nspawn_pid() is not None
 
 
 def start(host: Host, image: Path) -> None:
@@ -189,19 +112,6 @@ def start(host: Host, image: Path) -> None:
         time.sleep(0.02)
 
 
-def _is_pid_ns_init(pid: int) -> bool:
-    """Whether a process is PID 1 in its own PID namespace (a container's init)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    for line in status.splitlines():
-        if line.startswith("NSpid:"):
-            ids = line.split()[1:]
-            return len(ids) > 1 and ids[-1] == "1"
-    return False
-
-
 def _wait_gone(check: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while check():
@@ -223,10 +133,10 @@ def stop(host: Host, *, clean: bool = True, timeout: float = 20) -> None:
         # nspawn turns SIGTERM into a clean poweroff of the container.
         os.kill(pid, signal.SIGTERM)
         _wait_gone(lambda: host.nspawn_pid() is not None, timeout)
-    if leader is not None and _is_pid_ns_init(leader):
+    if leader is not None and is_pid_ns_init(leader):
         # Killing a PID namespace's init kills every process in it: nothing of the host survives.
         os.kill(leader, signal.SIGKILL)
-        _wait_gone(lambda: _is_pid_ns_init(leader), 10)
+        _wait_gone(lambda: is_pid_ns_init(leader), 10)
     if host.nspawn_pid() is not None and not _wait_gone(lambda: host.nspawn_pid() is not None, 10):
         os.kill(pid or 0, signal.SIGKILL)
         _wait_gone(lambda: host.nspawn_pid() is not None, 5)

@@ -64,6 +64,7 @@ def known_hosts() -> list[Host]:
     if not base.is_dir():
         return []
     names = [p.name for p in base.iterdir() if p.is_dir()]
+
     # Probe hosts first (by name), then database hosts by number: db2 before db10.
     def order(name: str) -> tuple[int, int, str]:
         return (1, int(name[2:]), "") if name[2:].isdigit() else (0, 0, name)
