@@ -9,7 +9,7 @@ file defining the same id is an error.
 The declaration is the one place that says what a control is; everything else reads it:
 
 - `reads`: the facts it judges, collector sections by name and PostgreSQL's as
-  `postgresql.KEY` (walguard.facts.sections names them all); the report cites these sections
+  `postgresql.KEY` (walguard.fact_names names them all); the report cites these sections
   (their lines in evidence/HOST/collector.txt) and keys as the result's evidence.
 - `remediation`: its paired script's file name, checked when the control registers: the script
   exists beside the control's directory and its header names this control, says what it
@@ -38,7 +38,7 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 
 from walguard.control_scripts import Script, paired_script
-from walguard.facts.sections import known_read
+from walguard.fact_names import known_read
 from walguard.paths import CHECKS_DIR
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -187,7 +187,7 @@ def _check_declaration(meta: Control, source: Path | None) -> Script | None:
     if unknown:
         raise ControlsError(
             f"{where} reads {', '.join(unknown)}: neither a collector section nor a PostgreSQL "
-            "fact (postgresql.KEY; walguard.facts.sections lists them)"
+            "fact (postgresql.KEY; walguard.fact_names lists them)"
         )
     bad = [name for name in meta.scenarios if not SCENARIO_NAME.fullmatch(name)]
     if bad:

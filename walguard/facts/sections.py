@@ -1,15 +1,12 @@
-"""Framed sections: the one parser of `TOKEN BEGIN name` ... `TOKEN END name rc` output, and the
-names of what a control can read.
+"""Framed sections: the one parser of `TOKEN BEGIN name` ... `TOKEN END name rc` output.
 
 The collector prints every fact as such a section (so do the zone probes and the remediation
 scripts' runs). The same parser reads it when the facts are collected and again when the report
 cites `collector.txt`: each section keeps the line range of its body in the output, so that a
 reference names lines of the signed file itself.
 
-A control declares what it reads (`@control(..., reads=...)`): collector sections by name
-(COLLECTOR_SECTIONS, every section collect.sh prints) and PostgreSQL's facts as
-`postgresql.KEY` (POSTGRES_KEYS, the keys of the one JSON document the query returns) or
-`postgresql.settings.NAME` (one row of pg_settings).
+The names of the sections a control may read are walguard.fact_names (below the controls, which
+check their declarations against them).
 """
 
 from __future__ import annotations
@@ -18,32 +15,9 @@ import re
 from dataclasses import dataclass
 
 from walguard.errors import FactUnavailable
-
-# Every section collect.sh prints (`section NAME` and `pg_section NAME`); a unit test keeps the
-# two the same.
-COLLECTOR_SECTIONS = frozenset({
-    "id", "hostname", "os_release", "date",
-    "archive_lstat", "archive_realpath", "archive_stat", "archive_mount", "root_mount", "mounts",
-    "archive_df", "archiver_before", "archive_files", "archive_perms", "restore_user",
-    "segment_headers", "history_files", "archive_check", "service_active",
-    "selinux_enforce", "getenforce", "selinux_config", "sestatus", "archive_context",
-    "archive_file_contexts", "matchpathcon", "fcontext_local", "restorecon_dryrun", "ps_context",
-    "avc",
-    "unit", "boot_default", "boot_units", "start_conf", "postgres_exe", "postgres_package",
-    "failed_units", "service_status", "service_journal", "journal_errors",
-    "listeners", "firewall_units", "nft_ruleset",
-    "time_units", "chrony_tracking", "timedatectl", "timesync_status",
-    "host_addresses", "identity",
-    "pg_load_time", "pg_file_settings", "pg_config_files", "tls_cert",
-})  # fmt: skip
-# The keys of PostgreSQL's facts (walguard.facts.postgres's query, postgresql.json in evidence/);
-# a unit test reads them from captured real output.
-POSTGRES_KEYS = frozenset({
-    "version", "in_recovery", "settings", "archiver", "status_files", "current_walfile",
-    "timeline", "system_identifier",
-})  # fmt: skip
-POSTGRES_PREFIX = "postgresql."
-_SETTING = re.compile(r"postgresql\.settings\.[a-z][a-z0-9_.]*")
+from walguard.fact_names import COLLECTOR_SECTIONS as COLLECTOR_SECTIONS
+from walguard.fact_names import POSTGRES_KEYS as POSTGRES_KEYS
+from walguard.fact_names import known_read as known_read
 
 # A section's frame token: random per run (`@@WG-`, 16 hex digits, `@@`); only a line with this
 # run's token frames a section, so nothing a file or command prints can forge a boundary.
@@ -107,10 +81,3 @@ def need(sections: dict[str, Section], name: str) -> Section:
         return sections[name]
     except KeyError:
         raise FactUnavailable(f"collector output has no complete '{name}' section") from None
-
-
-def known_read(name: str) -> bool:
-    """Whether a control's `reads` entry names a fact walguard collects."""
-    if name.startswith(POSTGRES_PREFIX):
-        return name[len(POSTGRES_PREFIX) :] in POSTGRES_KEYS or bool(_SETTING.fullmatch(name))
-    return name in COLLECTOR_SECTIONS

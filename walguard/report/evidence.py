@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from walguard.controls import REGISTRY
-from walguard.facts.sections import POSTGRES_PREFIX, Section, split_sections, token_of
+from walguard.fact_names import POSTGRES_PREFIX
+from walguard.facts.sections import Section, split_sections, token_of
 
 MAX_LINES = 40
 MAX_CHARS = 4000
