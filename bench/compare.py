@@ -7,7 +7,14 @@ kernel has no netem qdisc (`tc qdisc ... netem delay` answers "Specified qdisc k
 so the latency is added by a relay on the SSH path (bench/delay_relay.py as ProxyCommand, half
 the delay each way). It prints wall time per host and ratios; it asserts nothing about speed.
 
+The inventory's probe hosts (`walguard_zone` set) are vantage points for WG-NET-004, not
+database hosts: they have no PostgreSQL to read, so only the database hosts are measured.
+
     sudo .venv/bin/python bench/compare.py [--inventory inventories/lab.yml] [--repeat 3]
+        [--delay-ms 20] [--hosts N]
+
+`--delay-ms 0` leaves out the delayed measurement; `--hosts N` measures the first N database
+hosts only (the test suite's smoke run uses both).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from testinfra.backend.paramiko import ParamikoBackend
 
 from walguard.facts.collect import collect
 from walguard.inventory.load import Target, load_inventory
-from walguard.policy.model import Policy, policy_for
+from walguard.policy.model import Policy
 
 RELAY = Path(__file__).with_name("delay_relay.py")
 # The SSH ProxyCommand that adds latency for the second measurement (None: direct).
@@ -135,7 +142,10 @@ def walguard_host(target: Target, policy: Policy) -> None:
             ssh_args=(*target.ssh_args, *shlex.split(common)),
         )
     facts = collect(target)
-    assert facts.reachable and facts.pg.value is not None and facts.archive.value is not None
+    if not (facts.reachable and facts.pg.value is not None and facts.archive.value is not None):
+        # A benchmark of a host whose facts could not be had would time an error path.
+        reason = facts.error or facts.pg.error or facts.archive.error
+        raise SystemExit(f"bench: walguard could not read {target.name}'s facts: {reason}")
 
 
 def testinfra_ssh_host(target: Target, policy: Policy) -> int:
@@ -185,22 +195,33 @@ def measure(targets: list[Target], repeat: int) -> dict[str, float]:
         runs = []
         for _ in range(repeat):
             for t in targets:
-                pol = policy_for(t.vars, t.name)
-                runs.append(_time(functools.partial(fn, t, pol)))
+                runs.append(_time(functools.partial(fn, t, t.policy)))
         medians[name] = statistics.median(runs)
     return medians
+
+
+def database_hosts(targets: list[Target]) -> list[Target]:
+    """The hosts to measure: not the probe hosts, which the inventory marks with `walguard_zone`
+    (vantage points for WG-NET-004, with no PostgreSQL of their own)."""
+    databases = [t for t in targets if t.policy.zone is None]
+    if not databases:
+        raise SystemExit("bench: the inventory has no database host (only probe hosts)")
+    return databases
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--inventory", default="inventories/lab.yml")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--delay-ms", type=int, default=20)
+    ap.add_argument("--delay-ms", type=int, default=20, help="0: no delayed measurement")
+    ap.add_argument("--hosts", type=int, default=None, help="the first N database hosts only")
     args = ap.parse_args()
-    targets = load_inventory(Path(args.inventory))
+    if (args.hosts is not None and args.hosts < 1) or args.repeat < 1:
+        ap.error("--hosts and --repeat take a whole number of at least 1")
+    targets = database_hosts(load_inventory(Path(args.inventory)))[: args.hosts]
     # Round trips per host, from walguard's own count.
     rts = {t.name: collect(t).round_trips for t in targets}
-    calls = testinfra_ssh_host(targets[0], policy_for(targets[0].vars, targets[0].name))
+    calls = testinfra_ssh_host(targets[0], targets[0].policy)
     print(
         f"hosts: {len(targets)}; walguard round trips per host: "
         f"{', '.join(f'{k}={v}' for k, v in rts.items())}; "
@@ -208,13 +229,11 @@ def main() -> int:
     )
     results = {}
     global PROXY
-    for label, proxy in (
-        ("lab latency", None),
-        (
-            f"+{args.delay_ms} ms round trip (relay)",
-            f"{sys.executable} {RELAY} %h %p {args.delay_ms / 2}",
-        ),
-    ):
+    ways: list[tuple[str, str | None]] = [("lab latency", None)]
+    if args.delay_ms > 0:
+        relay = f"{sys.executable} {RELAY} %h %p {args.delay_ms / 2}"
+        ways.append((f"+{args.delay_ms} ms round trip (relay)", relay))
+    for label, proxy in ways:
         PROXY = proxy
         results[label] = measure(targets, args.repeat)
     for label, medians in results.items():

@@ -14,7 +14,8 @@ hosts made slow by bench/delay_relay.py, to show that wall time follows the slow
 the sum. It asserts nothing about speed.
 
     sudo .venv/bin/python bench/scale.py [--sizes 100,300,1000] [--old-sizes 100,300]
-        [--forks 10] [--old-n 8] [--old-tree CHECKOUT] [--lock FILE]
+        [--forks 10] [--old-n 8] [--old-tree CHECKOUT] [--lock FILE] [--kex-sizes 300]
+        [--slow-hosts 30] [--no-render]
 
 `--old-tree` runs the old way with another checkout's code (e.g. a worktree of an earlier
 commit); by default both ways run this checkout's code. `--lock FILE` holds an flock on FILE
@@ -28,7 +29,7 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,9 +47,9 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 from report import render_seconds  # noqa: E402  (bench/report.py)
 from scale_baseline import pytest_cost  # noqa: E402
 from scale_cpu import PeakMemory, lab_cpu_s, machine_busy_s  # noqa: E402
-from scale_inventory import scaled_inventory  # noqa: E402
+from scale_inventory import require_hosts, scaled_inventory  # noqa: E402
 
-from walguard.inventory.load import InventoryError, VaultOptions, read_inventory  # noqa: E402
+from walguard.inventory.load import VaultOptions, read_inventory  # noqa: E402
 
 RUNNER = BENCH / "scale_runner.py"
 RELAY = BENCH / "delay_relay.py"
@@ -157,24 +158,6 @@ def print_table(runs: list[Run]) -> None:
               f"{r.size_mb('junit.xml'):8.1f} {render}")  # fmt: skip
 
 
-def require_hosts(inventory: Path) -> None:
-    """Every database host of the inventory answers on its SSH port, or the benchmark stops
-    now: a lab that is down would otherwise be measured as 1,000 connect timeouts."""
-    try:
-        found = read_inventory(str(inventory), VaultOptions((), ()))
-    except InventoryError as exc:
-        raise SystemExit(f"bench: {exc}") from None
-    down = []
-    for target in (t for t in found.targets if t.policy.zone is None):
-        try:
-            socket.create_connection((target.address, target.port), timeout=3).close()
-        except OSError as exc:
-            down.append(f"{target.name} ({target.address}: {exc.strerror or exc})")
-    if down or not found.targets:
-        raise SystemExit(f"bench: not reachable: {', '.join(down) or 'no hosts'}; is the lab up? "
-                         "(make lab-up, or walguard lab up)")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--inventory", type=Path, default=ROOT / "inventories" / "lab.yml")
@@ -188,12 +171,29 @@ def main() -> int:
     ap.add_argument("--kex-sizes", default="300",
                     help="hosts for fan-out runs with a classical key exchange ('' for none)")
     ap.add_argument("--lock", type=Path, default=None, help="flock this file around each audit")
-    ap.add_argument("--keep", action="store_true", help="keep the run directories")
+    ap.add_argument("--keep", action="store_true", help="keep the run directories (by default "
+                    "they are removed at the end)")  # fmt: skip
+    ap.add_argument("--no-render", action="store_true",
+                    help="leave out Chromium's render of each report.html")  # fmt: skip
     args = ap.parse_args()
     require_hosts(args.inventory)
+    work = Path(tempfile.mkdtemp(prefix="walguard-scale-"))
+    try:
+        measure(args, work)
+        if args.slow_hosts:
+            slow_run(args, work)
+    finally:
+        if args.keep:
+            print(f"\nrun directories kept under {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
+    """Every audit of the plan, then the figures."""
     sizes = [int(n) for n in args.sizes.split(",") if n]
     old_sizes = [int(n) for n in args.old_sizes.split(",") if n]
-    work = Path(tempfile.mkdtemp(prefix="walguard-scale-"))
     runs: list[Run] = []
     kex_sizes = [int(n) for n in args.kex_sizes.split(",") if n]
     fan = ["--forks", str(args.forks)]
@@ -211,24 +211,22 @@ def main() -> int:
         print(f"... {way}, {n} hosts: {run.wall_s:.1f} s, exit status {run.exit_status}",
               flush=True)  # fmt: skip
         runs.append(run)
-    blank = render_seconds("about:blank", work / "blank.png")
+    blank = render_seconds("about:blank", work / "blank.png") if not args.no_render else None
     baselines: dict[tuple[int, tuple[tuple[str, int], ...]], float] = {}
     for run in runs:
-        run.render_s = render_seconds((run.run_dir / "report.html").as_uri(), work / "page.png")
+        if blank is not None:
+            page = (run.run_dir / "report.html").as_uri()
+            run.render_s = render_seconds(page, work / "page.png")
         mix = tuple(sorted(run.outcomes().items()))
         if (run.hosts, mix) not in baselines:
             baselines[(run.hosts, mix)] = pytest_cost(dict(mix), work)
         run.pytest_s = baselines[(run.hosts, mix)]
     controls = len(runs[0].doc["controls"]) if runs else 0
-    print(f"\n{controls} controls per host; {os.cpu_count()} CPUs; Chromium's start-up (a blank "
-          f"page) {blank:.1f} s")  # fmt: skip
+    start_up = (f"Chromium's start-up (a blank page) {blank:.1f} s" if blank is not None
+                else "report.html not rendered")  # fmt: skip
+    print(f"\n{controls} controls per host; {os.cpu_count()} CPUs; {start_up}")
     print_table(runs)
     print_notes(runs, args)
-    if args.slow_hosts:
-        slow_run(args, work)
-    if args.keep:
-        print(f"\nrun directories kept under {work}")
-    return 0
 
 
 def print_notes(runs: list[Run], args: argparse.Namespace) -> None:
@@ -251,6 +249,10 @@ def print_notes(runs: list[Run], args: argparse.Namespace) -> None:
         small, big = min(new), max(new)
         ratio = new[big].wall_s / new[small].wall_s
         print(f"growth: {big / small:.0f}x the hosts took {ratio:.1f}x the wall time")
+    kex = {r.hosts: r for r in runs if r.way.startswith("fan-out, ")}
+    for n in sorted(set(new) & set(kex)):
+        print(f"{n} hosts: {CLASSICAL} / the default key exchange, controller CPU "
+              f"{kex[n].controller_s / new[n].controller_s:.2f}x")  # fmt: skip
     for n in sorted(set(new) & set(old)):
         same = new[n].verdicts() == old[n].verdicts()
         print(f"{n} hosts: old way / fan-out wall {old[n].wall_s / new[n].wall_s:.1f}x, controller "
