@@ -98,6 +98,12 @@ bench-report: deps
 bench-scale: lab-up
 	$(PY) bench/scale.py $(BENCH_SCALE_ARGS)
 
+# walguard's controller CPU for a full audit of 300 names over the lab hosts against the floor (a
+# bare `ssh HOST true` per host with the same options), as a ratio; root, lab up.
+.PHONY: bench-cpu
+bench-cpu: lab-up
+	$(PY) bench/controller_cpu.py $(BENCH_CPU_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import Lab
+from tests.lab.support import Lab
 from walguard.lab import settings
 
 pytestmark = pytest.mark.lab
