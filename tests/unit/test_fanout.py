@@ -61,7 +61,7 @@ def inventory(tmp_path: Path, hosts: dict[str, int]) -> Path:
 
 def audit(tmp_path: Path, inv: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     root = tmp_path / "reports"
-    # An audit of its own: not one of this test run's xdist workers (which it would say it is).
+    # An audit of its own, as a user starts it: none of this test run's xdist variables.
     env = {k: v for k, v in (env or os.environ).items() if not k.startswith("PYTEST_XDIST")}
     done = subprocess.run(
         [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inv),
@@ -90,6 +90,23 @@ def test_a_hung_host_holds_up_no_other(tmp_path: Path, silent_port: int, closed_
         assert other["collection"]["finished"] < hung["collection"]["finished"]
     assert all(h["collections"] == 1 and h["fact_collections"] == ["main"]
                for h in doc["hosts"].values())  # fmt: skip
+
+
+def test_an_audit_started_from_an_xdist_worker_names_its_own_processes(
+    tmp_path: Path, closed_port: int
+) -> None:
+    """An audit run from inside another pytest-xdist run (a CI job's) inherits its
+    PYTEST_XDIST_WORKER: the facts' collector is still this audit's own process."""
+    inv = inventory(tmp_path, {"alpha": closed_port})
+    env = {**os.environ, "PYTEST_XDIST_WORKER": "gw7"}
+    done = subprocess.run(
+        [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inv),
+         "--report-root", str(tmp_path / "reports"), "-k", "WG-ARC-001"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 6, done.stdout + done.stderr
+    (results,) = (tmp_path / "reports").glob("*/results.json")
+    assert json.loads(results.read_text())["hosts"]["alpha"]["fact_collections"] == ["main"]
 
 
 def test_only_the_selected_hosts_are_contacted(tmp_path: Path, closed_port: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -68,7 +67,11 @@ class FactsCache:
         probe_wait_s: float,
         zones: ZoneProbes | None = None,
         journal_baselines: Baselines | None = None,
+        process: str = "main",
     ) -> None:
+        # Which process collects ("main", or the xdist worker's id from its workerinput: not
+        # PYTEST_XDIST_WORKER, which an audit started from another pytest-xdist run inherits).
+        self.process = process
         self.evidence = evidence  # None: a run without a directory writes no evidence
         self.zones = zones or ZoneProbes([], [])
         self.active_probe = active_probe
@@ -155,7 +158,7 @@ class FactsCache:
             "error": found.error if found else None,
             "ssh_attempts": list(found.ssh_attempts) if found else [],
             # Which process collected the facts, how often: more than once is repeated work.
-            "collected_by": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "collected_by": self.process,
             "collections": self.collections.get(target.name, 0),
             # When: the fan-out's order (a hung host does not hold up the others) is visible.
             "collection": self.timing.get(target.name),

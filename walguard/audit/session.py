@@ -218,6 +218,7 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
         probe_wait_s=config.getoption("probe_wait"),
         zones=ZoneProbes(probes, databases),
         journal_baselines=history.journal,
+        process=str(workerinput.get("workerid", "main")),
     )
     return AuditSession(
         run=AuditRun(
