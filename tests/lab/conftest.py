@@ -1,11 +1,9 @@
 """Lab integration tests: they bring the lab up once per session (root only) and use real hosts.
 
 The SELinux guest (a QEMU VM under TCG: about a minute to boot) serves two modules; it boots
-once for both, and has an inventory of its own, so that the database hosts' audits never see it.
-Under xdist (`make test`) its tests are a group of their own that runs beside the other lab
-tests (tests/conftest.py); in one process they run last, and when tests without the lab (the
-unit tests) run before them, it boots meanwhile. The lab lifecycle tests, which take the whole
-lab down, run first, and the guest waits for them (support.lab_lane).
+once for both, and its tests run last so that no other test sees it in the inventory. When
+tests without the lab (the unit tests, in a run without xdist) run before them, it boots
+meanwhile.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.lab.support import HOST_COUNT, Lab, lab_lane
+from tests.lab.support import HOST_COUNT, Lab
 from walguard.lab import selinux_guest, settings
 from walguard.lab.hosts import Host
 
@@ -36,14 +34,10 @@ def lab() -> Iterator[Lab]:
             "the lab integration tests need root (they boot containers); run `make test` as root"
         )
     lab = Lab([Host(name) for name in settings.host_names(HOST_COUNT)])
-    with lab_lane(exclusive=False):  # never between another worker's `lab down` and its `up`
-        lab.walguard("lab", "up", "--hosts", str(HOST_COUNT))
+    lab.walguard("lab", "up", "--hosts", str(HOST_COUNT))
     yield lab
     # The lab stays up for the next run (`.ci/run` and `walguard lab down` tear it down).
 
-
-# It takes the whole lab down and up: first, before the guest's tests (beside the others) start.
-FIRST_MODULE = "test_lab_lifecycle.py"
 
 # The guest's own story runs first: it ends with a reset, which leaves the guest pristine for the
 # audits on it, so the two modules need one boot between them, not two.
@@ -53,8 +47,8 @@ GUEST_MODULES = ("test_selinux_guest.py", "test_selinux_audit.py")
 @dataclass
 class EarlyBoot:
     """The guest's boot, started in the background once the last test that needs the lab without
-    the guest has run: what runs next and needs no lab (the unit tests, in a run without xdist)
-    overlaps it."""
+    the guest has run (any `lab up` without --selinux would stop it, and lab commands wait for a
+    booting `up`): what runs next and needs no lab (the unit tests, in `make test`) overlaps it."""
 
     after: str  # the node id of the test after which it starts
     proc: subprocess.Popen[bytes] | None = None
@@ -72,13 +66,11 @@ def _uses(item: pytest.Item, fixture: str) -> bool:
 
 @pytest.hookimpl(trylast=True)  # after -k/-m have deselected what will not run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The lifecycle tests first; every test on the SELinux guest last, in one stretch, in
-    GUEST_MODULES order (the others keep their order); and where tests without the lab run
-    between the last other lab test and the guest's, the guest boots meanwhile (EarlyBoot)."""
+    """Every test on the SELinux guest last, in one stretch, in GUEST_MODULES order (the others
+    keep their order); and where tests without the lab run between the last other lab test and
+    the guest's, the guest boots meanwhile (EarlyBoot)."""
 
     def rank(item: pytest.Item) -> tuple[int, int]:
-        if item.path.name == FIRST_MODULE:
-            return (-1, 0)
         if not _uses(item, "guest"):
             return (0, 0)
         name = item.path.name
@@ -133,8 +125,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         _early_boot_done(early)
         if early.before is None:
             subprocess.run(
-                [sys.executable, "-m", "walguard.cli", "lab", "up", "--hosts", str(HOST_COUNT),
-                 "--no-selinux"],
+                [sys.executable, "-m", "walguard.cli", "lab", "up", "--hosts", str(HOST_COUNT)],
                 capture_output=True,
                 timeout=300,
                 check=False,
@@ -145,25 +136,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def guest(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Guest]:
     """selinux1, pristine when first used. It is booted with `walguard lab up --hosts N
     --selinux` (N: the lab fixture's hosts, which that leaves as they are; in the background if
-    EarlyBoot started it) and stopped at the end with `--no-selinux`. Meanwhile the lab is
-    shared (support.lab_lane): only the lifecycle tests, which take it all down, wait."""
+    EarlyBoot started it) and stopped at the end with `walguard lab up --hosts N`; its tests run
+    last (pytest_collection_modifyitems)."""
     from tests.lab.guest_support import Guest
 
-    with lab_lane(exclusive=False):
-        count = str(len(lab.hosts))
-        before = selinux_guest.qemu_pid()
-        early = request.config.stash.get(EARLY_BOOT, None)
-        if early is not None and early.proc is not None and not early.used:
-            early.used = True
-            before = early.before
-            failed = _early_boot_done(early)
-            if failed:
-                # No half-booted guest left.
-                lab.walguard("lab", "up", "--hosts", count, "--no-selinux", check=False)
-                pytest.fail(f"booting {selinux_guest.NAME} in the background failed ({failed})")
-        lab.walguard("lab", "up", "--hosts", count, "--selinux")  # a no-op once booted early
-        if before is not None and before == selinux_guest.qemu_pid():
-            # It was already up (and may have been fixed by an earlier run): start from pristine.
-            lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
-        yield Guest(lab)
-        lab.walguard("lab", "up", "--hosts", count, "--no-selinux")
+    count = str(len(lab.hosts))
+    before = selinux_guest.qemu_pid()
+    early = request.config.stash.get(EARLY_BOOT, None)
+    if early is not None and early.proc is not None and not early.used:
+        early.used = True
+        before = early.before
+        failed = _early_boot_done(early)
+        if failed:
+            lab.walguard("lab", "up", "--hosts", count, check=False)  # no half-booted guest left
+            pytest.fail(f"booting {selinux_guest.NAME} in the background failed ({failed})")
+    lab.walguard("lab", "up", "--hosts", count, "--selinux")  # a no-op once booted early
+    if before is not None and before == selinux_guest.qemu_pid():
+        # It was already up (and may have been fixed by an earlier run): start from pristine.
+        lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
+    yield Guest(lab)
+    lab.walguard("lab", "up", "--hosts", count)

@@ -6,17 +6,13 @@ A support module, not a test module: tests import from here, never from each oth
 
 from __future__ import annotations
 
-import fcntl
 import json
 import re
 import secrets
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,35 +67,6 @@ class Lab:
         broken = [h.name for h in self.hosts if h.applied_scenarios()]
         if broken:
             self.walguard("lab", "scenario", "reset", *broken)
-
-
-# The SELinux guest's tests run beside the database hosts' (tests/conftest.py: two xdist
-# groups). Only taking the whole lab down and up again cannot share the lab with them: those tests
-# hold this lock exclusively, the guest's shared, for as long as each needs the lab.
-LANES_LOCK = Path(tempfile.gettempdir()) / "walguard-lab-tests.lock"
-LANES_WAIT_S = 1800
-
-
-@contextmanager
-def lab_lane(*, exclusive: bool) -> Iterator[None]:
-    with LANES_LOCK.open("a") as lock:
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        deadline = time.monotonic() + LANES_WAIT_S
-        while True:
-            try:
-                fcntl.flock(lock, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    what = "the whole lab" if exclusive else "the lab beside other tests"
-                    raise AssertionError(
-                        f"waited {LANES_WAIT_S} s for {what} ({LANES_LOCK} is held)"
-                    ) from None
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 SWITCH = "sudo -n -u postgres psql -XAtq -c 'SELECT txid_current()' -c 'SELECT pg_switch_wal()'"

@@ -1,8 +1,6 @@
 """`down` leaves nothing behind, a warm `up` brings it all back; bad callers get one sentence.
 
-It takes the whole lab down and up again: it runs first of the lab modules (tests/lab/conftest.py)
-and holds the lab alone meanwhile (support.lab_lane), so that the SELinux guest's tests, which
-run beside the others, wait for it rather than lose their guest.
+Named so that it runs after the other lab modules: it takes the lab down and up again.
 """
 
 from __future__ import annotations
@@ -10,21 +8,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.lab.support import Lab, lab_lane
+from tests.lab.support import Lab
 from walguard.lab import settings
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _the_whole_lab() -> Iterator[None]:
-    with lab_lane(exclusive=True):
-        yield
 
 
 def _leftovers() -> list[str]:
@@ -65,7 +56,7 @@ def test_down_leaves_nothing_and_up_comes_back(lab: Lab) -> None:
 
 def test_down_and_up_repeatedly(lab: Lab) -> None:
     # Teardown races (a namespace's veth vanishing under us) show up only now and then.
-    for _ in range(2):
+    for _ in range(3):
         lab.walguard("lab", "down")
         assert _leftovers() == []
         lab.walguard("lab", "up", "--hosts", str(len(lab.hosts)))

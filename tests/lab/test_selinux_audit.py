@@ -20,7 +20,7 @@ from tests.lab.break_cases import BASELINE_FAIL
 from tests.lab.guest_support import Guest
 from tests.lab.support import Audit, audit
 from walguard.facts.network import ANSWERED_TLS, REFUSED
-from walguard.lab import selinux_guest, settings
+from walguard.lab import selinux_guest
 
 pytestmark = pytest.mark.lab
 
@@ -53,13 +53,7 @@ PLATFORM = {f"WG-SYS-00{i}" for i in range(1, 7)} | {
 
 def _audit(tmp_path: Path, *args: str, select: str = "") -> Audit:
     # One -k only: pytest keeps the last.
-    return audit(
-        tmp_path,
-        "-k",
-        f"{HOST} and {select}" if select else HOST,
-        *args,
-        inventory=settings.GUEST_INVENTORY_PATH,
-    )
+    return audit(tmp_path, "-k", f"{HOST} and {select}" if select else HOST, *args)
 
 
 def _archiving_fails(g: Guest) -> None:

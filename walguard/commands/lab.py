@@ -19,12 +19,10 @@ def register(sub: Subparsers) -> None:
     up.add_argument("--hosts", type=int, default=3, help="number of hosts db1..dbN (default 3)")
     up.add_argument(
         "--selinux",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="--selinux also boots selinux1, a SELinux-enforcing Debian VM under QEMU (its image "
-        "is built once, a few minutes) and writes its own inventory, inventories/lab-selinux.yml; "
-        "--no-selinux stops it; without either a running selinux1 is left as it is. --hosts 0 "
-        "--selinux boots selinux1 alone",
+        action="store_true",
+        help="also boot selinux1, a SELinux-enforcing Debian VM under QEMU (its image is built "
+        "once, a few minutes); without it a running selinux1 is stopped. --hosts 0 --selinux "
+        "boots selinux1 alone",
     )
     _handles(up, _up)
     _handles(lab_sub.add_parser("down", help="stop every host and remove all lab resources"), _down)

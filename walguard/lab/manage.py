@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import shutil
@@ -52,17 +51,12 @@ def _preflight() -> None:
 
 
 @contextmanager
-def _locked(name: str = "lock") -> Iterator[None]:
-    """One lab command at a time: two `up`s racing would mount things twice. The SELinux guest
-    has a lock of its own (GUEST_LOCK), taken after the lab's when both are needed: its boot and
-    its resets (a minute, twenty seconds) do not hold up the database hosts' commands."""
+def _locked() -> Iterator[None]:
+    """One lab command at a time: two `up`s racing would mount things twice."""
     settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with (settings.STATE_DIR / name).open("w") as lock:
+    with (settings.STATE_DIR / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-GUEST_LOCK = "guest.lock"
 
 
 def known_hosts() -> list[Host]:
@@ -99,75 +93,58 @@ def host_by_name(name: str) -> LabHost:
     raise LabError(f"unknown or stopped lab host {name!r}; running hosts: {valid}")
 
 
-def up(count: int, selinux: bool | None = None) -> None:
-    """Bring the lab to exactly `count` nspawn hosts; the SELinux guest is booted with
-    `selinux=True`, stopped with False and left as it is with None."""
+def up(count: int, selinux: bool = False) -> None:
+    """Bring the lab to exactly `count` nspawn hosts, plus the SELinux guest with `selinux`
+    (without it a running guest is stopped, as hosts beyond `count` are)."""
     least = 0 if selinux else 1  # --hosts 0 --selinux: the SELinux guest alone
     if not least <= count <= settings.MAX_HOSTS:
         raise LabError(f"--hosts must be between {least} and {settings.MAX_HOSTS}, not {count}")
     _preflight()
     if selinux:
         require_tools(["qemu-system-x86_64", "debugfs"])
-    started = time.monotonic()
-    with contextlib.ExitStack() as guest_lock:
-        with _locked():
-            # --hosts 0 (with --selinux) leaves the nspawn image, bridge and zones alone.
-            img = image.ensure_image() if count else image.image_dir()
-            if count:
-                network.up()
-            # The zones' probe hosts first: probe-a is also the database hosts' time source.
-            probes = [Host(n) for n in settings.probe_names()] if count else []
-            wanted = probes + [Host(n) for n in settings.host_names(count)]
-            for extra in (h for h in running_hosts() if h not in wanted):
-                _say(f"{extra.name}: stopping (not in --hosts {count})")
-                hosts.stop(extra)
-            booting = [h for h in wanted if not h.running()]
-            for host in booting:
-                _say(f"{host.name}: booting at {host.address}")
-                hosts.start(host, img)
-            guest_booting = bool(selinux) and not selinux_guest.running()
-            if guest_booting:
-                settings.GUEST_INVENTORY_PATH.unlink(missing_ok=True)  # it lists a ready guest
-                guest_img = selinux_guest.ensure_image()
-                _say(f"{selinux_guest.NAME}: booting (QEMU, TCG) at {selinux_guest.ADDRESS}")
-                selinux_guest.start(guest_img)
-            elif selinux is False and selinux_guest.state_dir().exists():
-                with _locked(GUEST_LOCK):
-                    _say(f"{selinux_guest.NAME}: stopping (--no-selinux)")
-                    _destroy_guest()
-            for host in booting:
-                hosts.ready_or_boot_again(host, img)
-                _say(f"{host.name}: ready")
-            inventory.write_known_hosts(wanted)
-            inv = inventory.write_inventory(wanted)
-            if selinux:
-                # Taken before the lab's lock is let go: no reset of the guest comes between.
-                guest_lock.enter_context(_locked(GUEST_LOCK))
-        # The guest's inventory is written once it is ready: when it exists, the guest is. A
-        # boot another command started (and is waiting for) is waited for here too.
-        if selinux and not settings.GUEST_INVENTORY_PATH.exists():
+    with _locked():
+        started = time.monotonic()
+        # --hosts 0 (with --selinux) leaves the nspawn image, bridge and zones alone.
+        img = image.ensure_image() if count else image.image_dir()
+        if count:
+            network.up()
+        # The zones' probe hosts first: probe-a is also the database hosts' time source.
+        probes = [Host(n) for n in settings.probe_names()] if count else []
+        wanted = probes + [Host(n) for n in settings.host_names(count)]
+        for extra in (h for h in running_hosts() if h not in wanted):
+            _say(f"{extra.name}: stopping (not in --hosts {count})")
+            hosts.stop(extra)
+        booting = [h for h in wanted if not h.running()]
+        for host in booting:
+            _say(f"{host.name}: booting at {host.address}")
+            hosts.start(host, img)
+        guest_booting = selinux and not selinux_guest.running()
+        if guest_booting:
+            guest_img = selinux_guest.ensure_image()
+            _say(f"{selinux_guest.NAME}: booting (QEMU, TCG) at {selinux_guest.ADDRESS}")
+            selinux_guest.start(guest_img)
+        elif not selinux and selinux_guest.state_dir().exists():
+            _say(f"{selinux_guest.NAME}: stopping (no --selinux)")
+            selinux_guest.destroy()
+        for host in booting:
+            hosts.ready_or_boot_again(host, img)
+            _say(f"{host.name}: ready")
+        if guest_booting:
             took = selinux_guest.wait_ready()
             _say(f"{selinux_guest.NAME}: ready ({took:.0f} s after QEMU started)")
-            running_probes = [h for h in probes or _probe_hosts() if h.running()]
-            guest_inv = inventory.write_guest_inventory(running_probes)
-            _say(f"{selinux_guest.NAME}: inventory {guest_inv.relative_to(settings.PROJECT_ROOT)}")
-    with_guest = " and selinux1" if selinux else ""
-    if booting or guest_booting:
-        _say(
-            f"lab up: {len(wanted)} hosts{with_guest} in {time.monotonic() - started:.1f} s; "
-            f"inventory {inv.relative_to(settings.PROJECT_ROOT)}"
-        )
-    else:
-        _say(f"lab up: already up ({len(wanted)} hosts{with_guest}); nothing to do")
-
-
-def _probe_hosts() -> list[Host]:
-    return [Host(n) for n in settings.probe_names()]
-
-
-def _destroy_guest() -> None:
-    selinux_guest.destroy()
-    settings.GUEST_INVENTORY_PATH.unlink(missing_ok=True)
+        inventory.write_known_hosts(wanted)
+        inv = inventory.write_inventory(wanted)
+        if booting or guest_booting:
+            _say(
+                f"lab up: {len(wanted)} hosts{' and selinux1' if selinux else ''} in "
+                f"{time.monotonic() - started:.1f} s; "
+                f"inventory {inv.relative_to(settings.PROJECT_ROOT)}"
+            )
+        else:
+            _say(
+                f"lab up: already up ({len(wanted)} hosts{' and selinux1' if selinux else ''}); "
+                "nothing to do"
+            )
 
 
 def down() -> None:
@@ -177,10 +154,9 @@ def down() -> None:
             if host.running() or hosts.leftovers(host):
                 _say(f"{host.name}: stopping")
             hosts.destroy(host)
-        with _locked(GUEST_LOCK):
-            if selinux_guest.running():
-                _say(f"{selinux_guest.NAME}: stopping")
-            _destroy_guest()
+        if selinux_guest.running():
+            _say(f"{selinux_guest.NAME}: stopping")
+        selinux_guest.destroy()
         network.down()
         settings.INVENTORY_PATH.unlink(missing_ok=True)
         known_hosts_path().unlink(missing_ok=True)
@@ -265,12 +241,7 @@ def scenario_reset(names: Sequence[str]) -> None:
     _preflight()
     # Every name is checked before any host is touched.
     targets = list({name: host_by_name(name) for name in names}.values())
-    with contextlib.ExitStack() as locks:
-        # The guest alone takes only its own lock: the database hosts' commands go on.
-        if any(isinstance(h, Host) for h in targets):
-            locks.enter_context(_locked())
-        if any(not isinstance(h, Host) for h in targets):
-            locks.enter_context(_locked(GUEST_LOCK))
+    with _locked():
         started = time.monotonic()
         if any(isinstance(h, Host) for h in targets):
             image.ensure_image()  # built once here, never by two resets racing

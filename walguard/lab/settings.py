@@ -18,8 +18,6 @@ PROJECT_ROOT = LAYOUT.root
 RECIPE_DIR = PROJECT_ROOT / "lab" / "image"
 SCENARIO_DIR = PROJECT_ROOT / "lab" / "scenarios"
 INVENTORY_PATH = LAB_INVENTORY
-# The SELinux guest's own (`walguard lab up --selinux`): selinux1 and the probes.
-GUEST_INVENTORY_PATH = LAB_INVENTORY.with_name("lab-selinux.yml")
 
 # Images are cached outside the work tree so that clones and CI runs on the same machine share them.
 CACHE_DIR = Path(os.environ.get("WALGUARD_CACHE", "/var/cache/walguard"))
