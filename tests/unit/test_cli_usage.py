@@ -170,3 +170,17 @@ def test_a_limit_matching_no_host_is_one_usage_line(
     )
     assert "db9 matches no host or group" in _one_usage_line(done, ("audit",))
     assert not root.exists()  # found before any host was touched or anything written
+
+
+@pytest.mark.parametrize("option", ["--log-level=INFO", "--log-cli-level=DEBUG"])
+def test_pytest_log_options_are_not_an_audits(
+    walguard: Callable[..., Done], tmp_path: Path, option: str
+) -> None:
+    # `walguard audit` runs without pytest's logging plugin (it cost every item): its options
+    # are a one-line usage error, with nothing written, not a traceback or an ignored option.
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[databases]\ndb1 ansible_host=192.0.2.1\n")
+    root = tmp_path / "reports"
+    done = walguard("audit", "--inventory", str(inventory), "--report-root", str(root), option)
+    assert "unrecognized arguments" in _one_usage_line(done, ("audit",))
+    assert not root.exists()

@@ -39,12 +39,22 @@ def test_captured_lines_read_as_a_shell_reads_them(line: str) -> None:
 
 
 def test_escaped_bytes_stay_as_findmnt_wrote_them() -> None:
-    # A mount point with a space, a quote and a dollar sign: findmnt writes them as \xNN.
-    line = r'TARGET="/srv/pg\x20arch\x22ive\x24" SOURCE="/dev/sdb1" FSTYPE="xfs" OPTIONS=""'
+    # Captured from util-linux's findmnt (Debian 12) for a tmpfs on `/tmp/wg mnt"q$x\y`z`: a space
+    # stays as it is; a quote, a dollar sign, a backslash and a backtick are written as \xNN, so
+    # no value can end early or hide a second pair.
+    line = r'TARGET="/tmp/wg mnt\x22q\x24x\x5cy\x60z" SOURCE="tmpfs" FSTYPE="tmpfs" OPTIONS="rw,relatime" MAJ:MIN="0:40" FSROOT="/"'  # noqa: E501
     pairs = parse_findmnt_pairs(Section("findmnt", line, 0))
     assert pairs == _as_shell_reads_it(line)
-    assert pairs["TARGET"] == r"/srv/pg\x20arch\x22ive\x24"
-    assert pairs["OPTIONS"] == ""
+    assert pairs["TARGET"] == r"/tmp/wg mnt\x22q\x24x\x5cy\x60z"
+    assert pairs["FSROOT"] == "/"
+
+
+def test_a_value_cannot_smuggle_a_second_target() -> None:
+    # An empty value, then a would-be pair inside a quoted value: one TARGET, read whole.
+    line = 'TARGET="/pg_archive TARGET=/" SOURCE="" FSTYPE="ext4"'
+    pairs = parse_findmnt_pairs(Section("findmnt", line, 0))
+    assert pairs == _as_shell_reads_it(line)
+    assert pairs["TARGET"] == "/pg_archive TARGET=/" and pairs["SOURCE"] == ""
 
 
 @pytest.mark.parametrize(
