@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from walguard import hookspecs, options, paths
-from walguard.audit import prefetch
+from walguard.audit import prefetch, protocol
 from walguard.audit.items import ControlItem
 from walguard.audit.run import pair_of_nodeid
 from walguard.audit.session import SESSION, AuditSession, build
@@ -135,6 +135,17 @@ class AuditHooks:
         if s.listing is not None:
             node.workerinput["walguard_inventory_listing"] = s.listing
         node.workerinput.update(s.history.worker_input())
+
+    # -- judging --
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> bool | None:
+        if not isinstance(item, ControlItem) or not self.session.lean_protocol:
+            return None
+        protocol.run(item, nextitem)
+        return True
 
     # -- results --
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests import browser
+from tests import browser, unanswered
 from walguard.audit.items import FactsCache
 from walguard.facts.host import HostFacts
 from walguard.inventory.load import Target
@@ -41,13 +40,6 @@ def pytest_walguard_report_sections(run):
 """
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
     """One real run with the bank's plugin; its run directory, results.json and output."""
@@ -59,7 +51,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     inv.write_text(
         "all:\n  vars:\n    ansible_host: 127.0.0.1\n    walguard_ssh_retries: 0\n"
         f"    walguard_known_hosts_file: {known_hosts}\n"
-        f"  hosts:\n    db1:\n      ansible_port: {_closed_port()}\n"
+        f"  hosts:\n    db1:\n      ansible_port: {unanswered.closed_port()}\n"
     )
     root = tmp / "reports"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}

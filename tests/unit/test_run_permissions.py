@@ -5,20 +5,14 @@ lab needed): the run directory is written all the same."""
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+from tests import unanswered
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def _audit(tmp_path: Path, umask: int, **env: str) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -28,7 +22,7 @@ def _audit(tmp_path: Path, umask: int, **env: str) -> tuple[subprocess.Completed
     inv.write_text(
         "all:\n  vars:\n    ansible_host: 127.0.0.1\n    walguard_ssh_retries: 0\n"
         f"    walguard_known_hosts_file: {known_hosts}\n"
-        f"  hosts:\n    db1:\n      ansible_port: {_closed_port()}\n"
+        f"  hosts:\n    db1:\n      ansible_port: {unanswered.closed_port()}\n"
     )
     root = tmp_path / "reports"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}

@@ -1,0 +1,80 @@
+"""Control items are run by a lean runtest protocol (walguard.audit.protocol): what pytest and
+its plugins see of a run must be what pytest's full protocol shows. Two real audits of hosts on
+this machine that nobody answers for (no lab needed), one lean and one forced through the full
+protocol by --setup-show: the same junit report, the same results, the same exit status; and
+-x still stops a lean run after its first failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import unanswered
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _audit(tmp: Path, name: str, *args: str, port: int | None = None) -> tuple[int, Path, str]:
+    inv = unanswered.inventory(tmp, ["db1", "db2"], port)
+    root = tmp / name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    done = subprocess.run(
+        [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inv),
+         "--report-root", str(root), "-k", "WG-ARC or WG-DIR", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    (run_dir,) = root.iterdir()
+    return done.returncode, run_dir, done.stdout + done.stderr
+
+
+def _junit(run_dir: Path) -> str:
+    text = (run_dir / "junit.xml").read_text()
+    return re.sub(r' (time|timestamp|hostname)="[^"]*"', "", text)
+
+
+def _results(run_dir: Path) -> list[Any]:
+    doc = json.loads((run_dir / "results.json").read_text())
+    return sorted(
+        (h, c["control"], c["result"], c["message"], c["nodeid"])
+        for h, info in doc["hosts"].items()
+        for c in info["controls"]
+    )
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, Path, str]]:
+    tmp = tmp_path_factory.mktemp("protocol")
+    port = unanswered.closed_port()  # the same in both: messages name it
+    return {
+        "lean": _audit(tmp, "lean", port=port),
+        "full": _audit(tmp, "full", "--setup-show", port=port),
+    }
+
+
+def test_lean_and_full_protocol_report_the_same(
+    both: dict[str, tuple[int, Path, str]],
+) -> None:
+    (lean_rc, lean_dir, lean_out), (full_rc, full_dir, full_out) = both["lean"], both["full"]
+    assert lean_rc == full_rc == 6, lean_out + full_out  # unreachable: ERROR
+    # The full protocol really ran: --setup-show names each item as pytest sets it up.
+    shown = "checks/test_archive_settings.py::WG-ARC-001[db1] F"
+    assert shown in full_out and shown not in lean_out
+    assert _junit(lean_dir) == _junit(full_dir)
+    assert 'tests="20"' in _junit(lean_dir) and "<failure" in _junit(lean_dir)
+    assert _results(lean_dir) == _results(full_dir)
+    assert {r[2] for r in _results(lean_dir)} == {"ERROR"}
+
+
+def test_maxfail_stops_a_lean_run(tmp_path: Path) -> None:
+    rc, run_dir, out = _audit(tmp_path, "x", "-x")
+    assert rc == 6, out
+    assert "stopping after 1 failures" in out and "1 failed" in out
+    results = _results(run_dir)
+    assert sum("the run stopped early" in r[3] for r in results) == len(results) - 1
