@@ -201,3 +201,18 @@ def test_fact_unavailable_is_an_exception_type_the_judge_knows() -> None:
 
 def test_xdist_group_suffix_is_ignored() -> None:
     assert pair_of_nodeid("checks/a.py::WG-DIR-004[db2]@db2") == ("db2", "WG-DIR-004")
+
+
+def test_a_results_dict_is_dataclasses_asdict() -> None:
+    from dataclasses import asdict
+
+    plain = Result("db1", "WG-ARC-001", "t", "high", "FAIL", "m", "n")
+    full = Result("db1", "WG-ARC-001", "t", "high", "FAIL", "m", "n",
+                  remediation={"status": "REMEDIATED", "lines": ["a"]},
+                  waiver={"ticket": "T-1"})  # fmt: skip
+    for r in (plain, full):
+        assert r.as_dict() == asdict(r)
+    copied = full.as_dict()
+    assert copied["remediation"] is not full.remediation
+    copied["remediation"]["lines"].append("b")
+    assert full.remediation == {"status": "REMEDIATED", "lines": ["a"]}
