@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import NoReturn
 
 from walguard.commands import audit, examples, lab, merge, signing, waivers
 from walguard.commands.parsing import CommandLineError, Parser
@@ -39,5 +42,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(Exit.USAGE)
 
 
+def run() -> NoReturn:
+    """The `walguard` command's entry point: main(), then out at once.
+
+    Everything a run writes is written and closed when main() returns (its files, the
+    terminal's lines are flushed here), so the interpreter's own shutdown, which frees every
+    object one by one (an audit of 300 hosts holds over ten thousand pytest items and their
+    reports: 0.6 CPU seconds), is skipped."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        # A reader that went away (`| head`): nothing more can reach it.
+        with contextlib.suppress(OSError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
