@@ -69,13 +69,16 @@ def collect(
     try:
         token = f"@@WG-{secrets.token_hex(8)}@@"
         try:
+            command = collector_command(policy, connect, token)
             if own:
                 if not connect.pg_dsn:
                     # The master forwards the server's socket from its start: no ssh process
                     # of its own for the forward.
                     conn.plan_forward(*_pg_socket(connect))
-                conn.open()
-            reply = conn.run_raw(collector_command(policy, connect, token), become=target.become)
+                # The collector is the master's own first session: one ssh process per host.
+                reply = conn.open_running(command, become=target.become)
+            else:
+                reply = conn.run_raw(command, become=target.become)
         except FactUnavailable as exc:
             return HostFacts.unreachable(
                 target.name,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from walguard.errors import FactUnavailable
+from walguard.facts import first_session
 from walguard.inventory.load import Target
 
 # ssh's reasons that another attempt cannot change: retrying them only delays the ERROR.
@@ -121,6 +122,8 @@ class Connection:
         self._master: subprocess.Popen[bytes] | None = None
         # Unix-socket forwards the master sets up when it starts: local path -> remote socket.
         self._forwards: dict[str, str] = {}
+        # The master's own first session (open_running): its wrapped command line.
+        self._first: str | None = None
 
     # -- the command lines --
 
@@ -157,6 +160,11 @@ class Connection:
         forwards = [
             a for local, remote in self._forwards.items() for a in ("-L", f"{local}:{remote}")
         ]
+        if self._first is not None:
+            # ssh's own messages to the log, the command's streams to walguard (open_running).
+            return ["ssh", "-E", str(self._dir / "master.log"), "-o", "ControlMaster=yes",
+                    "-o", "ControlPersist=no", *self.options(), *forwards, "--",
+                    self.destination(), self._first]  # fmt: skip
         return ["ssh", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
                 *self.options(), *forwards, "--", self.destination()]  # fmt: skip
 
@@ -186,17 +194,49 @@ class Connection:
                 raise FactUnavailable(f"ssh: {reason}{detail}")
             time.sleep(min(0.5 * 2 ** (number - 1), 4.0))
 
+    def open_running(
+        self, remote_command: str, *, become: bool = False, timeout_s: int | None = None
+    ) -> Reply:
+        """open(), with the master running `remote_command` as its own first session: one ssh
+        process where open() and run_raw() take two (walguard.facts.first_session). The master
+        stays up afterwards, as after open(); the command is one round trip and its failures
+        raise FactUnavailable as run_raw's do."""
+        timeout = timeout_s or self.settings.command_timeout_s
+        marker = first_session.new_marker()
+        self._first = first_session.wrap(
+            remote_command, marker=marker, become=become, timeout_s=timeout
+        )
+        self.open()
+        assert self._master is not None
+        self.round_trips += 1
+        interrupted = self.cancel.is_set if self.cancel is not None else lambda: False
+        try:
+            done = first_session.read(
+                self._master, marker, time.monotonic() + timeout + _MARGIN_S, interrupted
+            )
+        except first_session.NoAnswer as exc:
+            if interrupted():
+                raise FactUnavailable("ssh: the run was interrupted") from None
+            if exc.timed_out:
+                raise FactUnavailable(f"ssh: no answer within {timeout + _MARGIN_S} s") from None
+            self._require_master()  # the master's own reason for ending
+            raise FactUnavailable("ssh: the command's output ended early") from None
+        return self._reply(done.rc, done.stdout, done.stderr, timeout, become)
+
     def _start_master(self) -> str | None:
         """None when the master is up, else ssh's reason."""
         self._stop_master()
         log_path = self._dir / "master.log"
         with log_path.open("wb") as log:
             # Our stdout and stderr are never the master's: it would hold a caller's pipes open.
+            # A master with a first session gives its streams to walguard (ssh -E: its own
+            # messages still go to the log).
+            first = self._first is not None
             self._master = subprocess.Popen(
                 self.master_argv(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
+                stdin=subprocess.PIPE if first else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if first else subprocess.DEVNULL,
+                stderr=subprocess.PIPE if first else log,
                 start_new_session=True,
             )
         deadline = time.monotonic() + self.settings.connect_timeout_s + 10
@@ -232,6 +272,9 @@ class Connection:
     def _stop_master(self) -> None:
         if self._master is None:
             return
+        for stream in (self._master.stdin, self._master.stdout, self._master.stderr):
+            if stream is not None:
+                stream.close()
         if self._master.poll() is None:
             self._master.terminate()
             try:
@@ -261,15 +304,18 @@ class Connection:
             )
         except subprocess.TimeoutExpired:
             raise FactUnavailable(f"ssh: no answer within {timeout + _MARGIN_S} s") from None
-        out = done.stdout.decode(errors="replace")
-        err = done.stderr.decode(errors="replace")
         if done.returncode == 255:
-            raise FactUnavailable(f"ssh: {_one_line(err)}")
-        if done.returncode == 124:
+            raise FactUnavailable(f"ssh: {_one_line(done.stderr.decode(errors='replace'))}")
+        return self._reply(done.returncode, done.stdout, done.stderr, timeout, become)
+
+    @staticmethod
+    def _reply(rc: int, stdout: bytes, stderr: bytes, timeout: int, become: bool) -> Reply:
+        err = stderr.decode(errors="replace")
+        if rc == 124:
             raise FactUnavailable(f"remote command timed out after {timeout} s")
-        if become and done.returncode == 1 and "sudo:" in err:
+        if become and rc == 1 and "sudo:" in err:
             raise FactUnavailable(f"sudo refused: {_one_line(err)}")
-        return Reply(done.returncode, out, err, done.stdout)
+        return Reply(rc, stdout.decode(errors="replace"), err, stdout)
 
     def run(
         self, remote_command: str, *, become: bool = False, timeout_s: int | None = None

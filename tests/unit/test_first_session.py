@@ -1,0 +1,85 @@
+"""The collector as the SSH master's own first session (walguard.facts.first_session): where the
+command's output ends, read from both streams; what the remote shell is given."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+
+import pytest
+
+from walguard.facts import first_session
+
+M = "@@WG-END-0123456789abcdef@@"
+
+
+def test_output_ends_at_both_markers_with_the_exit_status() -> None:
+    out = b"@@WG-x@@ a\nline\n\n" + M.encode() + b" 3\n"
+    err = b"warning\n" + M.encode() + b"\n"
+    assert first_session.parse(out, err, M) == first_session.Marked(3, b"@@WG-x@@ a\nline\n",
+                                                                     b"warning\n")  # fmt: skip
+
+
+def test_output_without_a_final_newline_is_kept_as_it_was() -> None:
+    done = first_session.parse(b"no newline\n" + M.encode() + b" 0\n", M.encode() + b"\n", M)
+    assert done == first_session.Marked(0, b"no newline", b"")
+
+
+@pytest.mark.parametrize(
+    ("out", "err"),
+    [
+        (b"x\n" + M.encode() + b" 0\n", b""),  # stderr's marker has not arrived
+        (b"x\n", M.encode() + b"\n"),  # stdout's has not
+        (b"x\n" + M.encode() + b" 0\nmore\n", M.encode() + b"\n"),  # not at the end
+        (b"x\n@@WG-END-ffffffffffffffff@@ 0\n", b"@@WG-END-ffffffffffffffff@@\n"),  # another
+    ],
+)
+def test_anything_short_of_both_markers_is_not_the_end(out: bytes, err: bytes) -> None:
+    assert first_session.parse(out, err, M) is None
+
+
+def test_the_wrapped_command_runs_in_a_real_shell_and_waits_for_stdin() -> None:
+    """The wrapper in /bin/sh here, as sshd would start it: the command's status and streams
+    come back marked, its stdin is /dev/null, and the session holds until stdin closes."""
+    command = "sh -c 'read x; echo out; echo err >&2; exit 7'"
+    line = first_session.wrap(command, marker=M, become=False, timeout_s=10)
+    argv = shlex.split(line)
+    assert argv[:2] == ["/bin/sh", "-c"]
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        done = first_session.read(proc, M, time.monotonic() + 10)
+        assert done == first_session.Marked(7, b"out\n", b"err\n")
+        assert proc.poll() is None  # held open
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+
+
+def test_a_process_that_ends_before_its_markers_is_no_answer() -> None:
+    proc = subprocess.Popen(
+        ["sh", "-c", "echo partial"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    with pytest.raises(first_session.NoAnswer) as info:
+        first_session.read(proc, M, time.monotonic() + 10)
+    assert info.value.timed_out is False
+    proc.wait()
+
+
+def test_a_command_that_never_ends_is_no_answer_at_the_deadline() -> None:
+    proc = subprocess.Popen(
+        ["sleep", "30"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        with pytest.raises(first_session.NoAnswer) as info:
+            first_session.read(proc, M, time.monotonic() + 0.3)
+        assert info.value.timed_out is True
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,96 @@
+"""A command run as the SSH master's own first session, so that collecting a host's facts costs
+one ssh process, not two (walguard.facts.transport.Connection.open_running).
+
+The master runs the command, then keeps its session open by reading its stdin (which only
+walguard holds) so that the connection stays up for what follows over it (the PostgreSQL
+socket forward, more commands) until walguard ends it. Where the command's output ends is
+marked on both streams with a marker of this run's own (random) making, followed on stdout by
+its exit status; ssh's own messages go to the master's log file (`ssh -E`), never into the
+command's streams. The command's stdin is /dev/null, as for a command of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import selectors
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Marked:
+    rc: int
+    stdout: bytes
+    stderr: bytes
+
+
+def new_marker() -> str:
+    return f"@@WG-END-{secrets.token_hex(8)}@@"
+
+
+def wrap(remote_command: str, *, marker: str, become: bool, timeout_s: int) -> str:
+    """The master's remote command line: the command under `timeout` (and `sudo -n`), its end
+    and exit status marked, then the session held open until walguard closes it."""
+    sudo = "sudo -n " if become else ""
+    inner = (
+        f"timeout {timeout_s} {sudo}{remote_command} </dev/null; "
+        f"printf '\\n%s %d\\n' {marker} $?; printf '%s\\n' {marker} >&2; "
+        "exec cat >/dev/null"
+    )
+    # One argument for whatever login shell the account has: /bin/sh reads the rest.
+    return f"/bin/sh -c {shlex.quote(inner)}"
+
+
+def parse(out: bytes, err: bytes, marker: str) -> Marked | None:
+    """The command's exit status and streams, once both markers have arrived; else None."""
+    m = marker.encode()
+    status = re.search(rb"\n" + re.escape(m) + rb" (\d+)\n\Z", out)
+    if status is None or not err.endswith(m + b"\n"):
+        return None
+    return Marked(int(status.group(1)), out[: status.start()], err[: -len(m) - 1])
+
+
+class NoAnswer(Exception):
+    """The command's end did not arrive: the deadline passed (`timed_out`) or the master
+    ended first."""
+
+    def __init__(self, timed_out: bool) -> None:
+        super().__init__("timed out" if timed_out else "the master ended")
+        self.timed_out = timed_out
+
+
+def read(
+    master: subprocess.Popen[bytes],
+    marker: str,
+    deadline: float,
+    interrupted: Callable[[], bool] = lambda: False,
+) -> Marked:
+    """Read the master's stdout and stderr until both markers have arrived (NoAnswer if the
+    deadline passes, the master ends or the run is interrupted before)."""
+    assert master.stdout is not None and master.stderr is not None
+    got = {master.stdout.fileno(): bytearray(), master.stderr.fileno(): bytearray()}
+    out, err = got.values()
+    tail = marker.encode() + b"\n"
+    with selectors.DefaultSelector() as sel:
+        for fd in got:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0 or interrupted():
+                raise NoAnswer(timed_out=left <= 0)
+            for key, _ in sel.select(min(left, 0.5)):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    continue
+                got[key.fd] += chunk
+                if out.endswith(b"\n") and err.endswith(tail):
+                    found = parse(bytes(out), bytes(err), marker)
+                    if found is not None:
+                        return found
+    raise NoAnswer(timed_out=False)
