@@ -142,7 +142,7 @@ class AuditHooks:
     def pytest_runtest_protocol(
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> bool | None:
-        if not isinstance(item, ControlItem) or not self.session.lean_protocol:
+        if not isinstance(item, ControlItem) or not protocol.lean(self.config):
             return None
         protocol.run(item, nextitem)
         return True

@@ -274,10 +274,16 @@ def test_archiving_that_goes_on_while_the_host_is_read_never_fails(
     """A backlog drains while the audit reads the host (each copy a little slow): segments are
     archived between the archive's listing and the server's statistics. The archiver's activity
     controls PASS (or say ERROR, naming the race); they never FAIL a complete archive."""
+    # A backlog of 24 segments (each switch after a WAL record of its own, so that none is a
+    # no-op), drained at about 0.15 s a segment: still draining when the audit lists the archive
+    # a second or so later, and a copy ends every 0.15 s, so within the moment between the listing
+    # and the statistics.
+    emit = "SELECT pg_logical_emit_message(false, 'walguard-lab', 'x')"
+    backlog = f'{PSQL} -c "{emit}" -c "SELECT pg_switch_wal()"'
     for attempt in range(3):
         _set_archive_command(lab, db3, "false")
-        lab.ssh(db3, f"for i in $(seq 12); do {SWITCH}; done >/dev/null")
-        _set_archive_command(lab, db3, "sleep 0.4; test -f /pg_archive/%f || cp %p /pg_archive/%f")
+        lab.ssh(db3, f"for i in $(seq 24); do {backlog}; done >/dev/null")
+        _set_archive_command(lab, db3, "sleep 0.1; test -f /pg_archive/%f || cp %p /pg_archive/%f")
         root = tmp_path / f"race-{attempt}"
         result = audit(tmp_path, "-k", "db3 and ACT", root=root)
         assert not ACTIVITY & result.by_result("db3", "FAIL"), result.stdout

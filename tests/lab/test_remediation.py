@@ -4,13 +4,14 @@ audit passes, and the script's check mode then says there is nothing to change."
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.lab.support import Audit, Lab, audit, inventory_with
+from tests.lab.support import HOST_COUNT, Audit, Lab, audit, inventory_with
 from walguard.control_scripts import scripts
 from walguard.facts.collect import collect
 from walguard.facts.transport import Connection
@@ -63,15 +64,41 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("scenario", "control"), CASES, ids=[f"{c}-{s}" for s, c in CASES])
+# Each batch breaks one host per case (the first db1, the next db2, ...) and one audit judges
+# them all: each case is one control on one host, selected alone (`-k CONTROL and HOST`), so the
+# cases cannot see each other's hosts. The hosts are reset together afterwards.
+BATCHES = [tuple(CASES[i : i + HOST_COUNT]) for i in range(0, len(CASES), HOST_COUNT)]
+
+
+def _batch_id(batch: tuple[tuple[str | None, str], ...]) -> str:
+    return "+".join(f"{control}-{scenario}" for scenario, control in batch)
+
+
+@pytest.fixture
+def batch_hosts(lab: Lab) -> Iterator[list[Any]]:
+    used: list[Any] = []
+    yield used
+    # Every host of the batch was remediated (changed), scenario or not: reset them together.
+    if used:
+        lab.walguard("lab", "scenario", "reset", *(h.name for h in used))
+
+
+@pytest.mark.parametrize("batch", BATCHES, ids=[_batch_id(b) for b in BATCHES])
 def test_remediate_apply_fixes_and_verifies(
-    lab: Lab, host: Any, tmp_path: Path, scenario: str | None, control: str
+    lab: Lab,
+    batch_hosts: list[Any],
+    tmp_path: Path,
+    batch: tuple[tuple[str | None, str], ...],
 ) -> None:
-    if scenario:
-        lab.walguard("lab", "scenario", "apply", host.name, scenario)
-    select = f"{control} and {host.name}"
+    placed = [(scenario, control, lab.hosts[i]) for i, (scenario, control) in enumerate(batch)]
+    for scenario, _control, host in placed:
+        batch_hosts.append(host)
+        if scenario:
+            lab.walguard("lab", "scenario", "apply", host.name, scenario)
+    select = " or ".join(f"({control} and {host.name})" for _, control, host in placed)
     before = audit(tmp_path, "-k", select, "--fail-on", "low")
-    assert _result(before, host.name, control)["result"] == "FAIL"
+    for scenario, control, host in placed:
+        assert _result(before, host.name, control)["result"] == "FAIL", (scenario, host.name)
 
     applied = audit(
         tmp_path,
@@ -84,19 +111,21 @@ def test_remediate_apply_fixes_and_verifies(
         "--change-ref",
         REF,
     )
-    res = _result(applied, host.name, control)
-    assert res["result"] == "REMEDIATED", applied.stdout
-    assert res["remediation"]["status"] == "REMEDIATED"
-    assert res["remediation"]["verified_result"] == "PASS"
-    assert "changed:" in res["remediation"]["output"]
-    assert res["remediation"]["change_ref"] == REF
+    for scenario, control, host in placed:
+        res = _result(applied, host.name, control)
+        assert res["result"] == "REMEDIATED", (scenario, host.name, applied.stdout)
+        assert res["remediation"]["status"] == "REMEDIATED"
+        assert res["remediation"]["verified_result"] == "PASS"
+        assert "changed:" in res["remediation"]["output"]
+        assert res["remediation"]["change_ref"] == REF
     assert applied.exit_status == 0
 
     fresh = audit(tmp_path, "-k", select, "--fail-on", "low")
-    assert _result(fresh, host.name, control)["result"] == "PASS"
-    assert _check_mode(host.name, control) == "nothing to change"
-    journal = lab.ssh(host, "sudo -n journalctl -b -t walguard --no-pager -o cat").stdout
-    assert f"{control}:" in journal and f"(change {REF})" in journal
+    for scenario, control, host in placed:
+        assert _result(fresh, host.name, control)["result"] == "PASS", (scenario, host.name)
+        assert _check_mode(host.name, control) == "nothing to change", (scenario, host.name)
+        journal = lab.ssh(host, "sudo -n journalctl -b -t walguard --no-pager -o cat").stdout
+        assert f"{control}:" in journal and f"(change {REF})" in journal, (scenario, host.name)
 
 
 def test_disruptive_fix_is_refused_without_permission_then_applied_with_it(

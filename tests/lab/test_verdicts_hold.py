@@ -102,14 +102,21 @@ def test_stopping_early_and_selecting_below_the_gate_are_never_green(
 
 FAKE_SSH = """#!/bin/sh
 # Fails the first master connection to each destination (or every one, with WG_FAKE_ALWAYS),
-# as a refused connection would; everything else is the real ssh.
+# as a refused connection would, saying so where ssh would (the -E log file, else stderr);
+# everything else is the real ssh.
 case " $* " in
   *" ControlMaster=yes "*)
-    for last; do :; done
-    mark="$WG_FAKE_STATE/$(printf %s "$last" | tr -c 'A-Za-z0-9' _)"
+    log=; dest=; prev=
+    for arg; do
+      if [ "$prev" = "--" ] && [ -z "$dest" ]; then dest=$arg; fi
+      if [ "$prev" = "-E" ]; then log=$arg; fi
+      prev=$arg
+    done
+    mark="$WG_FAKE_STATE/$(printf %s "$dest" | tr -c 'A-Za-z0-9' _)"
     if [ -n "${WG_FAKE_ALWAYS:-}" ] || [ ! -e "$mark" ]; then
       touch "$mark"
-      echo "ssh: connect to host $last port 22: Connection refused" >&2
+      msg="ssh: connect to host $dest port 22: Connection refused"
+      if [ -n "$log" ]; then echo "$msg" >>"$log"; else echo "$msg" >&2; fi
       exit 255
     fi;;
 esac

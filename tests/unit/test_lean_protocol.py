@@ -78,3 +78,29 @@ def test_maxfail_stops_a_lean_run(tmp_path: Path) -> None:
     assert "stopping after 1 failures" in out and "1 failed" in out
     results = _results(run_dir)
     assert sum("the run stopped early" in r[3] for r in results) == len(results) - 1
+
+
+PHASE_PLUGIN = """
+import os
+
+def pytest_runtest_call(item):
+    with open(os.environ["WG_TEST_CALLS"], "a") as out:
+        out.write(item.nodeid + "\\n")
+"""
+
+
+def test_a_plugin_that_hooks_a_phase_gets_the_full_protocol(tmp_path: Path) -> None:
+    (tmp_path / "phase_plugin.py").write_text(PHASE_PLUGIN)
+    calls = tmp_path / "calls.txt"
+    inv = unanswered.inventory(tmp_path, ["db1"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    env["WG_TEST_CALLS"] = str(calls)
+    done = subprocess.run(
+        [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inv),
+         "--report-root", str(tmp_path / "r"), "-k", "WG-ARC", "-p", "phase_plugin"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 6, done.stdout + done.stderr
+    called = calls.read_text().split()
+    assert len(called) == 5 and all("WG-ARC-00" in c and "[db1]" in c for c in called)

@@ -11,7 +11,8 @@ nothing for a control, are reported as passed without being called. Every report
 pytest_runtest_logreport, so the terminal, junit, -x/--maxfail and xdist see what they always
 saw: three reports per item.
 
-A run that asks for pytest's interactive or setup-tracing options gets the full protocol.
+A run that asks for pytest's interactive or setup-tracing options, or has a plugin of its own
+that hooks a phase, gets the full protocol.
 """
 
 from __future__ import annotations
@@ -27,11 +28,31 @@ if TYPE_CHECKING:
 
 # pytest options under which an item must go through the full protocol.
 _FULL_PROTOCOL = ("usepdb", "trace", "setuponly", "setupplan", "setupshow")
+_PHASES = ("pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_teardown")
+_LEAN = pytest.StashKey[bool]()
 
 
 def lean(config: pytest.Config) -> bool:
-    """Whether control items may take the lean protocol in this run."""
-    return not any(config.getoption(name, False) for name in _FULL_PROTOCOL)
+    """Whether control items may take the lean protocol in this run: not when pytest's
+    interactive or setup-tracing options ask for the phases, nor when a plugin other than
+    pytest's own hooks a phase (a bank's plugin may rely on it). Decided at the first item,
+    when every plugin (also a conftest.py beside the controls) is registered."""
+    if _LEAN not in config.stash:
+        config.stash[_LEAN] = not any(
+            config.getoption(name, False) for name in _FULL_PROTOCOL
+        ) and not phase_plugins(config)
+    return config.stash[_LEAN]
+
+
+def phase_plugins(config: pytest.Config) -> list[str]:
+    """The plugins, other than pytest's own, that implement a runtest phase hook."""
+    found = []
+    for phase in _PHASES:
+        for impl in getattr(config.hook, phase).get_hookimpls():
+            module = getattr(impl.plugin, "__name__", None) or type(impl.plugin).__module__
+            if not module.startswith("_pytest."):
+                found.append(impl.plugin_name)
+    return found
 
 
 def run(item: ControlItem, nextitem: pytest.Item | None) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from walguard import paths
-from walguard.audit import extra_checks, prefetch, protocol
+from walguard.audit import extra_checks, prefetch
 from walguard.audit.items import EvidenceSink, FactsCache
 from walguard.audit.run import AuditRun, Pair
 from walguard.audit.runinfo import RunInfo
@@ -67,7 +67,6 @@ class AuditSession:
     inventory_key: str  # drift and retention keep to runs of this inventory and --limit
     signer: Signing | None  # the controller's, when signing
     info: RunInfo | None  # the run's metadata; only on a controller with a run directory
-    lean_protocol: bool  # control items take walguard.audit.protocol's lean runtest protocol
     ending: Ending = field(default_factory=Ending)
 
     @property
@@ -236,5 +235,4 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
         inventory_key=inventory_key,
         signer=signer,
         info=info,
-        lean_protocol=protocol.lean(config),
     )
