@@ -137,3 +137,25 @@ def test_matrix_table_and_text_show_the_same_cells(written: tuple[Path, dict[str
     assert any(f'href="#{target}"' in row for row in rows)
     assert f'href="#{target}"' in text
     assert sum(r.count("<td") for r in rows) == len(judged) * len(ids)
+
+
+def test_results_json_reads_back_equal_with_a_line_per_result(tmp_path: Path) -> None:
+    result = {"host": "db1", "control": "WG-ARC-001", "message": "ünïcode \"quoted\"\nnewline"}
+    doc: dict[str, Any] = {
+        "schema_version": 1,
+        "run": {"id": "r", "command": ["walguard", "audit"], "inventory": {"files": []}},
+        "missing": [{"host": "db2", "control": "WG-ARC-001"}],
+        "hosts": {
+            "db1": {"reachable": True, "controls": [result, {**result, "control": "WG-ARC-002"}]},
+            "db2": {"reachable": False, "controls": []},
+        },
+        "drift": None,
+    }
+    text = results_json.write(doc, tmp_path).read_text(encoding="utf-8")
+    assert json.loads(text) == doc
+    lines = text.splitlines()
+    assert sum('"control": "WG-ARC-00' in line and '"host": "db1"' in line for line in lines) == 2
+    assert '    {"host": "db2", "control": "WG-ARC-001"}' not in lines  # top level: one space
+    assert '  {"host": "db2", "control": "WG-ARC-001"}' in lines
+    assert "ünïcode" in text  # not escaped
+    assert json.loads(results_json.write({"hosts": {}}, tmp_path).read_text()) == {"hosts": {}}

@@ -10,6 +10,7 @@ command or library the policy approves verbatim (walguard_archive_command_approv
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from dataclasses import dataclass
@@ -73,6 +74,9 @@ def reading_of(pg: Postgres, policy: Policy) -> ArchiveReading:
     )
 
 
+# A pure function of its arguments, read by several controls on every host, and an estate's
+# hosts mostly share one archive_command: each distinct reading is worked out once per run.
+@functools.lru_cache(maxsize=1024)
 def read_archiving(
     archive_command: str,
     archive_library: str,

@@ -128,6 +128,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -282,8 +283,14 @@ KNOWN_KEYS: frozenset[str] = frozenset(
 _TYPO_CUTOFF = 0.85
 
 
+_KNOWN_SORTED = sorted(KNOWN_KEYS)
+
+
+# Every host of an inventory has mostly the same variable names (ansible_host, group variables):
+# each name is compared with the known keys once per run, not once per host.
+@functools.lru_cache(maxsize=4096)
 def _misspelt_prefix(key: str) -> str | None:
-    matches = difflib.get_close_matches(key.lower(), sorted(KNOWN_KEYS), n=1, cutoff=_TYPO_CUTOFF)
+    matches = difflib.get_close_matches(key.lower(), _KNOWN_SORTED, n=1, cutoff=_TYPO_CUTOFF)
     return matches[0] if matches else None
 
 
