@@ -8,6 +8,7 @@ verdict ERROR with its reason, never PASS; a control that calls `fail` makes it 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,15 +48,21 @@ class Verdict:
     message: str = ""
 
 
+@functools.cache
+def parameters(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The names a control reads (once per control: judge() runs for every host)."""
+    return tuple(inspect.signature(fn).parameters)
+
+
 def unknown_parameters(fn: Callable[..., Any]) -> list[str]:
     """Parameters no provider supplies (a control that could never be judged)."""
-    return [name for name in inspect.signature(fn).parameters if name not in PROVIDERS]
+    return [name for name in parameters(fn) if name not in PROVIDERS]
 
 
 def judge(fn: Callable[..., Any], facts: HostFacts, target: Target) -> Verdict:
     try:
         facts.require_reachable()
-        kwargs = {name: PROVIDERS[name](facts, target) for name in inspect.signature(fn).parameters}
+        kwargs = {name: PROVIDERS[name](facts, target) for name in parameters(fn)}
         note = fn(**kwargs)
     except ControlFailed as exc:
         return Verdict(FAIL, _one_line(exc))

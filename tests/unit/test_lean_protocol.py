@@ -104,3 +104,32 @@ def test_a_plugin_that_hooks_a_phase_gets_the_full_protocol(tmp_path: Path) -> N
     assert done.returncode == 6, done.stdout + done.stderr
     called = calls.read_text().split()
     assert len(called) == 5 and all("WG-ARC-00" in c and "[db1]" in c for c in called)
+
+
+LOCATION_PLUGIN = """
+import os
+import pytest
+
+def pytest_collection_finish(session):
+    with open(os.environ["WG_TEST_LOCATIONS"], "w") as out:
+        for item in session.items:
+            ours, pytests = item.location, pytest.Item.location.func(item)
+            out.write(f"{ours == pytests} {ours} {pytests}\\n")
+"""
+
+
+def test_a_control_items_location_is_pytests(tmp_path: Path) -> None:
+    (tmp_path / "location_plugin.py").write_text(LOCATION_PLUGIN)
+    seen = tmp_path / "locations.txt"
+    inv = unanswered.inventory(tmp_path, ["db1", "db2"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    env["WG_TEST_LOCATIONS"] = str(seen)
+    subprocess.run(
+        [sys.executable, "-m", "walguard.cli", "audit", "--inventory", str(inv),
+         "--report-root", str(tmp_path / "r"), "-p", "location_plugin", "--co"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    lines = seen.read_text().splitlines()
+    assert len(lines) > 40
+    assert all(line.startswith("True ('checks/test_") for line in lines), lines[:3]

@@ -244,6 +244,12 @@ def _host_mark(host: str) -> pytest.MarkDecorator:
     return pytest.mark.xdist_group(host)
 
 
+@functools.cache
+def _file_location(session: pytest.Session, path: Path, fn: Callable[..., Any]) -> tuple[str, int]:
+    code = getattr(fn, "__code__", None)
+    return session._node_location_to_relpath(path), (code.co_firstlineno - 1) if code else 0
+
+
 class ControlItem(pytest.Item):
     """One control judged on one host."""
 
@@ -311,6 +317,13 @@ class ControlItem(pytest.Item):
             (code.co_firstlineno - 1) if code else 0,
             f"{self.meta.id} on {self.target.name}",
         )
+
+    @property
+    def location(self) -> tuple[str, int | None, str]:
+        # pytest's own works the relative path out again for every item (a cached property,
+        # but of each item); the file and line are the control's, the same for every host.
+        relpath, line = _file_location(self.session, self.path, self.fn)
+        return (relpath, line, f"{self.meta.id} on {self.target.name}")
 
     def result(self) -> Result:
         """This item's result; an item that ended without a verdict (an exception outside the
