@@ -3,9 +3,11 @@ command's output ends, read from both streams; what the remote shell is given.""
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +85,28 @@ def test_a_command_that_never_ends_is_no_answer_at_the_deadline() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_without_gnu_dd_the_output_comes_through_cat(tmp_path: Path) -> None:
+    """A dd without iflag=fullblock (BusyBox built without it, a BSD dd): the output is passed
+    on as it comes, by cat, and still ends at its markers."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dd").write_text("#!/bin/sh\necho 'dd: unknown operand iflag' >&2\nexit 1\n")
+    (bin_dir / "dd").chmod(0o755)
+    line = first_session.wrap("printf 'a\\nb'", marker=M, become=False, timeout_s=10)
+    proc = subprocess.Popen(
+        shlex.split(line),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    try:
+        assert first_session.read(proc, M, time.monotonic() + 10) == first_session.Marked(
+            0, b"a\nb", b""
+        )
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
