@@ -22,6 +22,9 @@ from walguard.fact_names import known_read as known_read
 # A section's frame token: random per run (`@@WG-`, 16 hex digits, `@@`); only a line with this
 # run's token frames a section, so nothing a file or command prints can forge a boundary.
 _TOKEN = re.compile(r"^(@@WG-[0-9A-Za-z]+@@) BEGIN \S+$")
+# What follows `TOKEN BEGIN ` and `TOKEN END ` on a frame line.
+_NAME = re.compile(r"\S+")
+_END = re.compile(r"(\S+) (\d+)(?: ([\d.]+) ([\d.]+))?")
 
 
 @dataclass(frozen=True)
@@ -41,15 +44,25 @@ def split_sections(raw: str, token: str) -> dict[str, Section]:
     (output cut short) is missing, not empty: its facts become ERROR. A line framed with
     another token, or an END naming another section, is the section's text."""
     sections: dict[str, Section] = {}
-    begin = re.compile(rf"^{re.escape(token)} BEGIN (\S+)$")
-    end = re.compile(rf"^{re.escape(token)} END (\S+) (\d+)(?: ([\d.]+) ([\d.]+))?$")
+    # Plain prefix tests first and fixed patterns after them: a pattern made from each run's
+    # token would be compiled anew for every host, and most lines are no frame at all.
+    begin, end = f"{token} BEGIN ", f"{token} END "
     current: str | None = None
     started = 0
     lines: list[str] = []
     for number, line in enumerate(raw.split("\n"), start=1):
-        if m := begin.match(line):
-            current, started, lines = m.group(1), number, []
-        elif current is not None and (m := end.match(line)) and current == m.group(1):
+        if not line.startswith(token):
+            if current is not None:
+                lines.append(line)
+            continue
+        if line.startswith(begin) and _NAME.fullmatch(line, len(begin)):
+            current, started, lines = line[len(begin) :], number, []
+        elif (
+            current is not None
+            and line.startswith(end)
+            and (m := _END.fullmatch(line, len(end)))
+            and current == m.group(1)
+        ):
             # The collector prints a newline before END so unterminated output stays on its line.
             if lines and lines[-1] == "":
                 lines.pop()
