@@ -216,3 +216,20 @@ def test_a_results_dict_is_dataclasses_asdict() -> None:
     assert copied["remediation"] is not full.remediation
     copied["remediation"]["lines"].append("b")
     assert full.remediation == {"status": "REMEDIATED", "lines": ["a"]}
+
+
+def test_the_complete_results_follow_every_change_of_the_run() -> None:
+    high = _meta("WG-ARC-001", "high")
+    run = AuditRun([TARGET], None, "medium")
+    run.expect({("db1", high.id): high}, total=1)
+    assert [r.message for r in run.complete("first")] == ["first"]
+    assert [r.message for r in run.complete("second")] == ["second"]  # another reason
+    run.note_crash("db1", "crashed")
+    assert [r.message for r in run.complete("second")] == ["crashed"]
+    run.record(_result("db1", high, "FAIL"))
+    assert [r.result for r in run.complete("second")] == ["FAIL"]
+    run.replace_result(("db1", high.id), result="REMEDIATED")
+    got = run.complete("second")
+    assert [r.result for r in got] == ["REMEDIATED"]
+    got.clear()  # a caller's list is its own
+    assert len(run.complete("second")) == 1

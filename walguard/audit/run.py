@@ -81,13 +81,19 @@ class AuditRun:
     def __post_init__(self) -> None:
         for t in self.targets:
             self.hosts.setdefault(t.name, HostInfo(t.address))
+        # complete() is asked for by the gate, the writers and the summary: worked out once
+        # for each state of the run (every change below moves the version on).
+        self._version = 0
+        self._complete: tuple[tuple[str, int], list[Result]] | None = None
 
     def expect(self, pairs: dict[Pair, Control], total: int) -> None:
         self.expected = dict(pairs)
         self.total = total
+        self._version += 1
 
     def record(self, res: Result, host_info: dict[str, Any] | None = None) -> None:
         self.results[(res.host, res.control)] = res
+        self._version += 1
         if host_info is not None:
             self.record_host(res.host, host_info)
 
@@ -108,6 +114,7 @@ class AuditRun:
     def note_crash(self, host: str, reason: str) -> None:
         if host in self.hosts:
             self.hosts[host].crashed = reason
+            self._version += 1
 
     def missing(self) -> list[Pair]:
         return sorted(p for p in self.expected if p not in self.results)
@@ -115,6 +122,12 @@ class AuditRun:
     def complete(self, why_missing: str) -> list[Result]:
         """Every expected pair's result, sorted by host and control; a pair that got none is
         ERROR with the reason (a crash of its host's worker, else `why_missing`)."""
+        key = (why_missing, self._version)
+        if self._complete is None or self._complete[0] != key:
+            self._complete = (key, self._completed(why_missing))
+        return list(self._complete[1])
+
+    def _completed(self, why_missing: str) -> list[Result]:
         out = []
         for pair, meta in sorted(self.expected.items()):
             res = self.results.get(pair)
@@ -137,3 +150,4 @@ class AuditRun:
 
     def replace_result(self, pair: Pair, **changes: Any) -> None:
         self.results[pair] = replace(self.results[pair], **changes)
+        self._version += 1
