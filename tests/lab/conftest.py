@@ -1,9 +1,10 @@
 """Lab integration tests: they bring the lab up once per session (root only) and use real hosts.
 
 The SELinux guest (a QEMU VM under TCG: about a minute to boot) serves two modules; it boots
-once for both, and its tests run last so that no other test sees it in the inventory. When
-tests without the lab (the unit tests, in a run without xdist) run before them, it boots
-meanwhile.
+once for both, and its tests run last so that no other test sees it in the inventory. It boots
+in the background while the other lab tests run (walguard.lab.manage.boot_guest holds only the
+guest's lock and leaves the inventory alone), from the moment no test that would stop it
+(a `lab up` or `lab down` without --selinux) is left to run before it.
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ def lab() -> Iterator[Lab]:
 # The guest's own story runs first: it ends with a reset, which leaves the guest pristine for the
 # audits on it, so the two modules need one boot between them, not two.
 GUEST_MODULES = ("test_selinux_guest.py", "test_selinux_audit.py")
+# Modules whose tests run `walguard lab up` or `lab down` without --selinux (which stops the guest).
+GUEST_STOPPERS = ("test_lab_hosts.py", "test_lab_lifecycle.py")
 
 
 @dataclass
 class EarlyBoot:
-    """The guest's boot, started in the background once the last test that needs the lab without
-    the guest has run (any `lab up` without --selinux would stop it, and lab commands wait for a
-    booting `up`): what runs next and needs no lab (the unit tests, in `make test`) overlaps it."""
+    """The guest's boot, started in the background after the first lab test (whose `lab up`
+    would stop a guest) or after the last test of GUEST_STOPPERS: the lab tests that run next
+    overlap it."""
 
     after: str  # the node id of the test after which it starts
     proc: subprocess.Popen[bytes] | None = None
@@ -67,8 +70,8 @@ def _uses(item: pytest.Item, fixture: str) -> bool:
 @pytest.hookimpl(trylast=True)  # after -k/-m have deselected what will not run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test on the SELinux guest last, in one stretch, in GUEST_MODULES order (the others
-    keep their order); and where tests without the lab run between the last other lab test and
-    the guest's, the guest boots meanwhile (EarlyBoot)."""
+    keep their order); and the guest's boot starts in the background (EarlyBoot) once nothing
+    that would stop it is left before its tests."""
 
     def rank(item: pytest.Item) -> tuple[int, int]:
         if not _uses(item, "guest"):
@@ -78,11 +81,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     items.sort(key=rank)  # stable
     first = next((i for i, item in enumerate(items) if _uses(item, "guest")), None)
-    if first is None or first == 0 or _uses(items[first - 1], "lab"):
-        return  # nothing to overlap the boot with
+    if first is None:
+        return
     lab_tests = [item for item in items[:first] if _uses(item, "lab")]
-    if lab_tests:
-        config.stash[EARLY_BOOT] = EarlyBoot(after=lab_tests[-1].nodeid)
+    if not lab_tests:
+        return  # the guest fixture boots it
+    stoppers = [item for item in lab_tests if item.path.name in GUEST_STOPPERS]
+    # Not before the first lab test, which brings the lab up (the lab fixture).
+    after = stoppers[-1] if stoppers else lab_tests[0]
+    config.stash[EARLY_BOOT] = EarlyBoot(after=after.nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -94,12 +101,11 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         early.log = Path(tempfile.mkstemp(prefix="walguard-guest-boot-", suffix=".log")[1])
         with early.log.open("wb") as log:
             early.proc = subprocess.Popen(
-                [sys.executable, "-m", "walguard.cli", "lab", "up", "--hosts", str(HOST_COUNT),
-                 "--selinux"],
+                [sys.executable, "-c", "from walguard.lab import manage; manage.boot_guest()"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-            )  # fmt: skip
+            )
     return result
 
 
@@ -134,10 +140,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def guest(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Guest]:
-    """selinux1, pristine when first used. It is booted with `walguard lab up --hosts N
-    --selinux` (N: the lab fixture's hosts, which that leaves as they are; in the background if
-    EarlyBoot started it) and stopped at the end with `walguard lab up --hosts N`; its tests run
-    last (pytest_collection_modifyitems)."""
+    """selinux1, pristine when first used. It is booted in the background (EarlyBoot), or else
+    here, and joins the lab's inventory with `walguard lab up --hosts N --selinux` (N: the lab
+    fixture's hosts, which that leaves as they are); it is stopped at the end with `walguard lab
+    up --hosts N`; its tests run last (pytest_collection_modifyitems)."""
     from tests.lab.guest_support import Guest
 
     count = str(len(lab.hosts))
@@ -150,7 +156,8 @@ def guest(lab: Lab, request: pytest.FixtureRequest) -> Iterator[Guest]:
         if failed:
             lab.walguard("lab", "up", "--hosts", count, check=False)  # no half-booted guest left
             pytest.fail(f"booting {selinux_guest.NAME} in the background failed ({failed})")
-    lab.walguard("lab", "up", "--hosts", count, "--selinux")  # a no-op once booted early
+    # Once booted early: nothing to boot, the guest joins the inventory.
+    lab.walguard("lab", "up", "--hosts", count, "--selinux")
     if before is not None and before == selinux_guest.qemu_pid():
         # It was already up (and may have been fixed by an earlier run): start from pristine.
         lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)

@@ -13,6 +13,8 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,3 +280,18 @@ def switch_and_wait_archived(lab: Lab, host: Host) -> dict[str, str]:
         time.sleep(0.5)
         facts = observe(lab, host)
     return facts
+
+
+def on_each(placed: list[tuple[str, Host]], check: Callable[[str, Host], None]) -> list[str]:
+    """Run `check` for every (scenario, host) side by side (each on its own host); what failed,
+    as one message per scenario naming its host."""
+    with ThreadPoolExecutor(max_workers=max(len(placed), 1)) as pool:
+        done = [(name, host, pool.submit(check, name, host)) for name, host in placed]
+    problems = []
+    for name, host, future in done:
+        error = future.exception()
+        if isinstance(error, AssertionError):
+            problems.append(f"{host.name} ({name}): {error}")
+        elif error is not None:
+            raise error
+    return problems

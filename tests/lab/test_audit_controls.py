@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.lab.support import (
     audit,
     inventory_with,
     observe,
+    on_each,
     wait_for_archiver_failure,
 )
 from walguard.controls import load_all
@@ -74,18 +74,12 @@ def broken_hosts(lab: Lab) -> Iterator[list[Host]]:
 
 
 def _on_each(placed: list[tuple[Case, Host]], check: Callable[[Case, Host], None]) -> list[str]:
-    """Run `check` for every (case, host) side by side (each on its own host); what failed, as
-    one message per case naming its host and scenario."""
-    with ThreadPoolExecutor(max_workers=len(placed)) as pool:
-        done = [(case, host, pool.submit(check, case, host)) for case, host in placed]
-    problems = []
-    for case, host, future in done:
-        error = future.exception()
-        if isinstance(error, AssertionError):
-            problems.append(f"{host.name} ({case.scenario}): {error}")
-        elif error is not None:
-            raise error
-    return problems
+    """Run `check` for every (case, host) side by side (each on its own host)."""
+    cases = {case.scenario: case for case, _ in placed}
+    return on_each(
+        [(case.scenario, host) for case, host in placed],
+        lambda name, host: check(cases[name], host),
+    )
 
 
 def _verdicts(a: Audit, host: Host) -> str:

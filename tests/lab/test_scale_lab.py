@@ -68,11 +68,18 @@ def sshd_listener(host: Host) -> int:
 
 def test_a_hung_sshd_holds_up_no_other_host(lab: Lab, db3: Host, tmp_path: Path) -> None:
     """db3's sshd stopped: its connections are accepted by the kernel and never answered, until
-    walguard_connect_timeout_s and the retries end them; db1 and db2 are audited meanwhile."""
+    walguard_connect_timeout_s and the retries end them; db1 and db2 are audited meanwhile.
+    (db3's timeout is short here and it has one retry, so the test does not wait for long.)"""
+    doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
+    doc["all"]["children"]["lab"]["hosts"]["db3"].update(
+        {"walguard_connect_timeout_s": 3, "walguard_ssh_retries": 1}
+    )
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(doc))
     listener = sshd_listener(db3)
     os.kill(listener, signal.SIGSTOP)
     try:
-        result = audit(tmp_path)
+        result = audit(tmp_path, inventory=inventory)
     finally:
         os.kill(listener, signal.SIGCONT)
     hosts = result.doc["hosts"]

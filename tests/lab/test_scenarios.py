@@ -7,16 +7,17 @@ fact needs it), or a real TCP connection from a probe zone.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.lab.break_cases import COVERED
 from tests.lab.scenario_effects import EFFECTS
 from tests.lab.support import (
+    HOST_COUNT,
     Lab,
     assert_pristine,
     observe,
+    on_each,
 )
 from walguard.lab.hosts import Host
 from walguard.lab.scenarios import all_scenarios
@@ -31,28 +32,60 @@ def test_every_scenario_is_documented_and_every_effect_names_one() -> None:
         assert sc.breaks and sc.observe, f"{sc.path} lacks its '# breaks:' / '# observe:' header"
 
 
-@pytest.fixture
-def scenario_host(lab: Lab) -> Iterator[Host]:
-    host = lab.hosts[2]
-    yield host
-    lab.reset_applied()
+# Scenarios that make a host a standby of db1 need db1 as it is: each runs alone, on db3.
+WITH_DB1 = ("standby-of-db1", "standby-promoted")
+
+
+def _batches(names: list[str], hosts: int) -> list[tuple[str, ...]]:
+    """The scenarios in batches, one host each (the first db1, the next db2, ...): every
+    scenario runs inside its own host and changes only that host (tests.lab.break_cases)."""
+    alone = [(name,) for name in names if name in WITH_DB1]
+    rest = [name for name in names if name not in WITH_DB1]
+    return [tuple(rest[i : i + hosts]) for i in range(0, len(rest), hosts)] + alone
 
 
 # A scenario with a break-and-fix case has its effect checked there (one apply, one reset).
-@pytest.mark.parametrize("name", sorted(set(all_scenarios()) - COVERED))
-def test_scenario_effect_and_reset(lab: Lab, scenario_host: Host, name: str) -> None:
-    host = scenario_host
-    assert_pristine(observe(lab, host), host)
-    lab.walguard("lab", "scenario", "apply", host.name, name)
-    if name in EFFECTS:
-        EFFECTS[name](lab, host, observe(lab, host))
-    # Only this host is touched (the others are observed side by side).
-    with ThreadPoolExecutor() as pool:
-        others = list(pool.map(lambda other: (other, observe(lab, other)), lab.hosts[:2]))
-    for other, facts in others:
-        assert_pristine(facts, other)
-    lab.walguard("lab", "scenario", "reset", host.name)
-    assert_pristine(observe(lab, host), host)
+BATCHES = _batches(sorted(set(all_scenarios()) - COVERED), HOST_COUNT)
+
+
+@pytest.fixture
+def scenario_hosts(lab: Lab) -> Iterator[list[Host]]:
+    yield lab.hosts
+    lab.reset_applied()
+
+
+@pytest.mark.parametrize("batch", BATCHES, ids=["+".join(b) for b in BATCHES])
+def test_scenario_effect_and_reset(
+    lab: Lab, scenario_hosts: list[Host], batch: tuple[str, ...]
+) -> None:
+    hosts = [scenario_hosts[2]] if batch[0] in WITH_DB1 else scenario_hosts
+    placed = list(zip(batch, hosts, strict=False))
+    used = {host.name for _, host in placed}
+
+    def pristine(_: str, host: Host) -> None:
+        assert_pristine(observe(lab, host), host)
+
+    assert not on_each(placed, pristine)
+    for name, host in placed:
+        lab.walguard("lab", "scenario", "apply", host.name, name)
+
+    def effect(name: str, host: Host) -> None:
+        if name in EFFECTS:
+            EFFECTS[name](lab, host, observe(lab, host))
+
+    problems = on_each(placed, effect)
+    # Only the scenarios' hosts are touched (the others are observed side by side).
+    problems += on_each([("no scenario", h) for h in lab.hosts if h.name not in used], pristine)
+    assert not problems, "\n".join(problems)
+    lab.walguard("lab", "scenario", "reset", *sorted(used))
+    not_pristine = on_each(placed, pristine)
+    assert not not_pristine, "after reset:\n" + "\n".join(not_pristine)
+
+
+def test_batches_run_every_scenario_once() -> None:
+    run = [name for batch in BATCHES for name in batch]
+    assert sorted(run) == sorted(set(all_scenarios()) - COVERED)
+    assert all(len(b) == 1 for b in BATCHES if set(b) & set(WITH_DB1))
 
 
 def test_unknown_scenario_and_unknown_host_are_refused_with_the_valid_names(lab: Lab) -> None:

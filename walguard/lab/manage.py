@@ -51,12 +51,34 @@ def _preflight() -> None:
 
 
 @contextmanager
-def _locked() -> Iterator[None]:
+def _locked(name: str = "lock") -> Iterator[None]:
     """One lab command at a time: two `up`s racing would mount things twice."""
     settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with (settings.STATE_DIR / "lock").open("w") as lock:
+    with (settings.STATE_DIR / name).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+@contextmanager
+def _all_locked() -> Iterator[None]:
+    """The lab's lock, then the SELinux guest's: what starts or stops the guest holds both."""
+    with _locked(), _locked("guest.lock"):
+        yield
+
+
+def boot_guest() -> float | None:
+    """Boot the SELinux guest and wait until it is ready (None if it was running already),
+    holding the guest's lock only: the database hosts' commands (scenarios, resets) go on
+    meanwhile, where a boot under `up` would hold them up for the minute a boot takes under
+    TCG. The guest joins the lab's inventory and known_hosts at the next `up --selinux`; until
+    then every audit of the lab is as without it (and any `up` without --selinux stops it)."""
+    _preflight()
+    require_tools(["qemu-system-x86_64", "debugfs"])
+    with _locked("guest.lock"):
+        if selinux_guest.running():
+            return None
+        selinux_guest.start(selinux_guest.ensure_image())
+        return selinux_guest.wait_ready()
 
 
 def known_hosts() -> list[Host]:
@@ -102,7 +124,7 @@ def up(count: int, selinux: bool = False) -> None:
     _preflight()
     if selinux:
         require_tools(["qemu-system-x86_64", "debugfs"])
-    with _locked():
+    with _all_locked():
         started = time.monotonic()
         # --hosts 0 (with --selinux) leaves the nspawn image, bridge and zones alone.
         img = image.ensure_image() if count else image.image_dir()
@@ -149,7 +171,7 @@ def up(count: int, selinux: bool = False) -> None:
 
 def down() -> None:
     _preflight()
-    with _locked():
+    with _all_locked():
         for host in known_hosts():
             if host.running() or hosts.leftovers(host):
                 _say(f"{host.name}: stopping")
