@@ -172,7 +172,17 @@ def test_a_limit_matching_no_host_is_one_usage_line(
     assert not root.exists()  # found before any host was touched or anything written
 
 
-@pytest.mark.parametrize("option", ["--log-level=INFO", "--log-cli-level=DEBUG"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--log-level=INFO",
+        "--log-cli-level=DEBUG",
+        # testinfra's and pytest-html's, when they are installed beside walguard: not an audit's.
+        "--hosts=ssh://db1",
+        "--ansible-inventory=inventory.ini",
+        "--html=report.html",
+    ],
+)
 def test_pytest_log_options_are_not_an_audits(
     walguard: Callable[..., Done], tmp_path: Path, option: str
 ) -> None:

@@ -89,6 +89,17 @@ def run(args: argparse.Namespace) -> int:
         "no:unraisableexception",
         "-p",
         "no:threadexception",
+        # Plugins that may be installed beside walguard and serve no audit: pytest-html's report
+        # (walguard writes its own; its wrapper ran for every item) with its metadata, and
+        # testinfra's (an audit takes none of its options: refused, not quietly ignored).
+        "-p",
+        "no:html",
+        "-p",
+        "no:html_fixtures",
+        "-p",
+        "no:metadata",
+        "-p",
+        "no:pytest11.testinfra",
         "--rootdir",
         str(LAYOUT.root),
         "-c",
