@@ -189,8 +189,8 @@ class AuditHooks:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         s = self.session
-        if s.is_worker:
-            return
+        if s.is_worker or (report.passed and report.when in ("setup", "teardown")):
+            return  # a phase that carries no verdict (three reports per item, one with it)
         props = dict(report.user_properties)
         if "walguard_result" in props:
             res = Result(**json.loads(str(props["walguard_result"])))

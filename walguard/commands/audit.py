@@ -89,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
         "no:unraisableexception",
         "-p",
         "no:threadexception",
+        # Likewise pytest's unittest and subtests plugins: no control is a TestCase or has
+        # subtests, yet their report hooks ran for every report of every item.
+        "-p",
+        "no:unittest",
+        "-p",
+        "no:subtests",
         # Plugins that may be installed beside walguard and serve no audit: pytest-html's report
         # (walguard writes its own; its wrapper ran for every item) with its metadata, and
         # testinfra's (an audit takes none of its options: refused, not quietly ignored).
