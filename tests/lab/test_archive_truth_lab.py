@@ -261,7 +261,8 @@ def _set_archive_command(lab: Lab, host: Any, command: str) -> None:
 
 def _archived_counts(run_dir: Path, host: str) -> tuple[int, int]:
     """pg_stat_archiver's archived_count before the listing (the collector's reading) and a
-    moment later (the server's statistics, round trip 2), from the run's evidence."""
+    moment later (the server's statistics, read by psql right after the collector), from the run's
+    evidence."""
     collector = (run_dir / "evidence" / host / "collector.txt").read_text()
     before = collector.split(" BEGIN archiver_before\n", 1)[1].split("|", 1)[0]
     after = json.loads((run_dir / "evidence" / host / "postgresql.json").read_text())

@@ -55,7 +55,7 @@ def test_pristine_lab_passes_the_gate(lab: Lab, pristine: Audit) -> None:
     for host in lab.hosts:
         info = result.doc["hosts"][host.name]
         assert info["reachable"] is True
-        assert info["round_trips"] == 2
+        assert info["round_trips"] == 1
         assert result.by_result(host.name, "FAIL") == BASELINE_FAIL
         assert result.by_result(host.name, "ERROR") == set()
         assert len(info["controls"]) >= 15
@@ -279,7 +279,7 @@ def test_xdist_collects_facts_once_per_host(lab: Lab, tmp_path: Path) -> None:
     collectors = set()
     for host in lab.hosts:
         info = result.doc["hosts"][host.name]
-        assert info["round_trips"] == 2
+        assert info["round_trips"] == 1
         assert len(info["fact_collections"]) == 1, info  # one worker collected this host
         collectors.update(info["fact_collections"])
         assert result.by_result(host.name, "FAIL") == BASELINE_FAIL
@@ -404,7 +404,7 @@ def test_audit_through_a_proxyjump_bastion(lab: Lab, tmp_path: Path) -> None:
         assert direct.doc["hosts"][db2.name]["reachable"] is False
         via = audit(tmp_path, "-k", db2.name, inventory=inv)
         info = via.doc["hosts"][db2.name]
-        assert info["reachable"] is True and info["round_trips"] == 2
+        assert info["reachable"] is True and info["round_trips"] == 1
         assert via.by_result(db2.name, "FAIL") == BASELINE_FAIL
     finally:
         cfg.unlink(missing_ok=True)

@@ -249,7 +249,8 @@ def test_tool_archiving_needs_the_tools_check() -> None:
 
 
 # Archiving that goes on while the host is read: the collector reads pg_stat_archiver before it
-# lists the directory, and the server's statistics are read again a moment later (round trip 2).
+# lists the directory, and the server's statistics are read again a moment later (by psql, right
+# after the collector).
 # Three segments archived in between (the SELinux guest, right after the seed's fix) made
 # WG-ACT-004/005/007 FAIL although every file was there.
 RACE_CONTROLS = ("WG-ACT-004", "WG-ACT-005", "WG-ACT-007")

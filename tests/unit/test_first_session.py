@@ -61,6 +61,25 @@ def test_the_wrapped_command_runs_in_a_real_shell_and_waits_for_stdin() -> None:
         assert proc.wait(timeout=10) == 0
 
 
+def test_what_follows_the_command_adds_its_output_but_not_its_status() -> None:
+    """`then` (PostgreSQL's query as the login user) runs after the command in the same
+    session: its output follows the command's, its stdin is /dev/null too, and the exit status
+    marked is still the command's."""
+    then = "read x || echo then-stdin-empty; echo then-out; exit 9"
+    line = first_session.wrap("sh -c 'echo first; exit 3'", marker=M, become=False, timeout_s=10,
+                              then=then)  # fmt: skip
+    proc = subprocess.Popen(
+        shlex.split(line), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        done = first_session.read(proc, M, time.monotonic() + 10)
+        assert done == first_session.Marked(3, b"first\nthen-stdin-empty\nthen-out\n", b"")
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+
+
 def test_a_process_that_ends_before_its_markers_is_no_answer() -> None:
     proc = subprocess.Popen(
         ["sh", "-c", "echo partial"],

@@ -32,7 +32,9 @@ def result(host: str, control: str, verdict: str = PASS, message: str = "") -> R
 
 
 def record(run: AuditRun, res: Result, *, reachable: bool = True, error: str | None = None) -> None:
-    run.record(res, {"address": "x", "reachable": reachable, "error": error, "round_trips": 2})
+    # A host that could not be reached made no round trip.
+    trips = 1 if reachable else 0
+    run.record(res, {"address": "x", "reachable": reachable, "error": error, "round_trips": trips})
 
 
 def estate(n: int) -> tuple[AuditRun, list[Result]]:
@@ -60,9 +62,9 @@ def test_a_thousand_hosts_read_in_a_few_lines() -> None:
     assert len(out) <= 10, "\n".join(out)
     assert out[0] == "3000 of 3000 controls selected"
     assert out[1] == (
-        "998 hosts (db0001, db0002, db0004, …): reachable, 2 round trips; 2 PASS, 1 FAIL"
+        "998 hosts (db0001, db0002, db0004, …): reachable, 1 round trip; 2 PASS, 1 FAIL"
     )
-    assert out[2] == "db0003: reachable, 2 round trips; 1 PASS, 2 FAIL"
+    assert out[2] == "db0003: reachable, 1 round trip; 1 PASS, 2 FAIL"
     # The unreachable host: its line names its own reason, with its own name.
     assert out[3].startswith("db0007: UNREACHABLE (db0007: ssh: connect to host db0007: ")
     # Every control of the unreachable host is one line; the shared finding one line.
@@ -84,10 +86,10 @@ def test_hosts_failing_alike_for_their_own_reasons_group_without_their_names() -
         record(run, result(host, "WG-ARC-001", ERROR, why), reachable=False, error=why)
     record(run, result("db3", "WG-ARC-001"))
     out = terminal.lines(run, run.complete("x"), 6)
-    unreachable = "UNREACHABLE (ssh: Connection refused), 2 round trips; 1 ERROR"
+    unreachable = "UNREACHABLE (ssh: Connection refused), 0 round trips; 1 ERROR"
     assert f"2 hosts (db1, db2): {unreachable}" in out
     assert "ERROR WG-ARC-001 (critical) on 2 hosts (db1, db2): ssh: Connection refused" in out
-    assert "db3: reachable, 2 round trips; 1 PASS" in out
+    assert "db3: reachable, 1 round trip; 1 PASS" in out
 
 
 def test_a_small_run_reads_as_before() -> None:
@@ -100,8 +102,8 @@ def test_a_small_run_reads_as_before() -> None:
     out = terminal.lines(run, run.complete("x"), 1)
     assert out == [
         "4 of 4 controls selected",
-        "db1: reachable, 2 round trips; 1 PASS, 1 FAIL",
-        "db2: reachable, 2 round trips; 2 FAIL",
+        "db1: reachable, 1 round trip; 1 PASS, 1 FAIL",
+        "db2: reachable, 1 round trip; 2 FAIL",
         "FAIL  db2 WG-DIR-004 (high): /pg_archive is mode 0777",
         f"FAIL  db1 WG-ARC-004 (low): {ARC4}",
         "FAIL  db2 WG-ARC-004 (low): archive_command is empty",
@@ -115,7 +117,7 @@ def test_hosts_alike_are_one_line_even_in_a_small_run() -> None:
         record(run, result(host, "WG-ARC-004", FAIL, ARC4))
     out = terminal.lines(run, run.complete("x"), 5)
     assert out[1:3] == [
-        "3 hosts (db1, db2, db3): reachable, 2 round trips; 1 FAIL",
+        "3 hosts (db1, db2, db3): reachable, 1 round trip; 1 FAIL",
         f"FAIL  WG-ARC-004 (low) on 3 hosts (db1, db2, db3): {ARC4}",
     ]
 

@@ -1,6 +1,6 @@
-"""Facts first: one collector run over SSH per host, then one PostgreSQL query over the same
-connection. Everything that goes wrong becomes part of the snapshot (an ERROR reason), never an
-exception that stops the other hosts."""
+"""Facts first: one round trip over SSH per host, the collector and then PostgreSQL's one query
+(psql as the login user). Everything that goes wrong becomes part of the snapshot (an ERROR
+reason), never an exception that stops the other hosts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import secrets
 import shlex
 import time
 from types import MappingProxyType
-
-from psycopg.conninfo import make_conninfo
 
 from walguard.errors import FactUnavailable
 from walguard.facts import collector
@@ -19,7 +17,7 @@ from walguard.facts.boot import start_conf_path
 from walguard.facts.host import HostFacts
 from walguard.facts.platform import parse_platform
 from walguard.facts.postgres_state import Postgres, ProbeResult
-from walguard.facts.sections import split_sections
+from walguard.facts.sections import Section, split_sections
 from walguard.facts.selinux import SelinuxFacts, parse_selinux
 from walguard.facts.transport import Cancel, Connection
 from walguard.inventory.load import Target
@@ -70,15 +68,18 @@ def collect(
         token = f"@@WG-{secrets.token_hex(8)}@@"
         try:
             command = collector_command(policy, connect, token)
+            # PostgreSQL's facts come in the same round trip, from psql run right after the
+            # collector as the login user (never under sudo), framed with the same token.
+            pg_then = "" if connect.pg_dsn else pgfacts.psql_section(connect, token)
             if own:
-                if not connect.pg_dsn:
-                    # The master forwards the server's socket from its start: no ssh process
-                    # of its own for the forward.
+                if active_probe and not connect.pg_dsn:
+                    # The probe talks to the server over the forwarded socket: the master
+                    # forwards it from its start, no ssh process of its own for it.
                     conn.plan_forward(*_pg_socket(connect))
                 # The collector is the master's own first session: one ssh process per host.
-                reply = conn.open_running(command, become=target.become)
+                reply = conn.open_running(command, become=target.become, then=pg_then)
             else:
-                reply = conn.run_raw(command, become=target.become)
+                reply = conn.run_raw(command, become=target.become, then=pg_then)
         except FactUnavailable as exc:
             return HostFacts.unreachable(
                 target.name,
@@ -119,27 +120,13 @@ def collect(
         pg: Part[Postgres]
         probe: Part[ProbeResult] = Part(error="--active-probe not given")
         try:
-            conninfo = _pg_conninfo(conn, target, connect)
-            conn.round_trips += 1
-            try:
-                pg_value, pg_raw = pgfacts.fetch(conninfo, timeout_s=connect.connect_timeout_s)
-            except FactUnavailable as forward_error:
-                if connect.pg_dsn:
-                    raise
-                # The forward can be refused where psql on the host is not (SELinux confines
-                # sshd_t): ask psql over the same connection before calling it an ERROR.
-                try:
-                    pg_value, pg_raw = pgfacts.parse_psql_output(
-                        *conn.run(pgfacts.psql_command(connect))
-                    )
-                except FactUnavailable as psql_error:
-                    raise FactUnavailable(f"{forward_error}; {psql_error}") from None
-                evidence["postgresql_transport"] = f"psql over ssh ({forward_error})"
+            pg_value, pg_raw = _pg_facts(conn, target, sections, evidence)
             pg = Part(pg_value)
             evidence["postgresql"] = pg_raw
             if active_probe:
                 # Opt-in and not a fact: it changes the server's state (a WAL switch).
                 try:
+                    conninfo = _pg_conninfo(conn, target, connect)
                     probe = Part(
                         pgfacts.active_probe(
                             conninfo, timeout_s=connect.connect_timeout_s, wait_s=probe_wait_s
@@ -174,10 +161,47 @@ def collect(
             conn.close()
 
 
+# timeout(1)'s statuses for a command it could not run (126) or find (127).
+_NO_PSQL = (126, 127)
+
+
+def _pg_facts(
+    conn: Connection, target: Target, sections: dict[str, Section], evidence: dict[str, str]
+) -> tuple[Postgres, str]:
+    """The server's facts: from psql's section of the collector's round trip; over the DSN the
+    inventory gives (one more round trip); or, where psql on the host could not answer, over
+    the server's socket forwarded to psycopg here (one more round trip)."""
+    connect = target.connect
+    if connect.pg_dsn:
+        conn.round_trips += 1
+        return pgfacts.fetch(connect.pg_dsn, timeout_s=connect.connect_timeout_s)
+    section = sections.get(pgfacts.SECTION)
+    try:
+        if section is None:
+            raise FactUnavailable("postgresql (psql): the collector's output has no psql section")
+        return pgfacts.parse_psql_section(section.rc, section.output)
+    except FactUnavailable as psql_error:
+        if section is not None and section.rc not in _NO_PSQL:
+            raise  # psql asked the server: its answer is the server's
+        # Where psql cannot run on the host (not installed, not on the login user's PATH)
+        # the server's socket may still be reached: ask over the forward before calling it
+        # an ERROR.
+        try:
+            conninfo = _pg_conninfo(conn, target, connect)
+            conn.round_trips += 1
+            found = pgfacts.fetch(conninfo, timeout_s=connect.connect_timeout_s)
+        except FactUnavailable as forward_error:
+            raise FactUnavailable(f"{psql_error}; {forward_error}") from None
+        evidence["postgresql_transport"] = f"the socket forwarded over ssh ({psql_error})"
+        return found
+
+
 def _pg_conninfo(conn: Connection, target: Target, connect: Connect) -> str:
     if connect.pg_dsn:
         return connect.pg_dsn
     local_dir = conn.forward_unix_socket(*_pg_socket(connect))
+    from psycopg.conninfo import make_conninfo  # only on this road (walguard.facts.postgres)
+
     # Peer auth: the forwarded socket reaches the server as the SSH login user.
     return make_conninfo(
         host=local_dir, port=connect.pg_port, dbname="postgres", user=target.user or ""

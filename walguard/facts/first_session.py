@@ -32,10 +32,14 @@ def new_marker() -> str:
     return f"@@WG-END-{secrets.token_hex(8)}@@"
 
 
-def wrap(remote_command: str, *, marker: str, become: bool, timeout_s: int) -> str:
-    """The master's remote command line: the command under `timeout` (and `sudo -n`), its end
-    and exit status marked, then the session held open until walguard closes it."""
+def wrap(remote_command: str, *, marker: str, become: bool, timeout_s: int, then: str = "") -> str:
+    """The master's remote command line: the command under `timeout` (and `sudo -n`), then
+    `then` as the login user (its output follows the command's; the exit status marked is the
+    command's), its end and exit status marked, then the session held open until walguard
+    closes it."""
     sudo = "sudo -n " if become else ""
+    # A subshell: whatever `then` does (even exit), the marker still follows it.
+    after = f"( {then} ) </dev/null; " if then else ""
     inner = (
         # The command writes its output a little at a time, and every piece would cost walguard
         # a wake-up (a hundred per host, half of what reading a host costs the controller):
@@ -43,8 +47,8 @@ def wrap(remote_command: str, *, marker: str, become: bool, timeout_s: int) -> s
         # none), so it arrives in one piece or a few.
         "if dd if=/dev/null of=/dev/null iflag=fullblock 2>/dev/null; "
         "then hold() { dd bs=1048576 iflag=fullblock 2>/dev/null; }; else hold() { cat; }; fi; "
-        f"{{ timeout {timeout_s} {sudo}{remote_command} </dev/null; "
-        f"printf '\\n%s %d\\n' {marker} $?; }} | hold; "
+        f"{{ timeout {timeout_s} {sudo}{remote_command} </dev/null; rc=$?; {after}"
+        f"printf '\\n%s %d\\n' {marker} $rc; }} | hold; "
         f"printf '%s\\n' {marker} >&2; exec cat >/dev/null"
     )
     # One argument for whatever login shell the account has: /bin/sh reads the rest.

@@ -13,8 +13,6 @@ import shlex
 import time
 from typing import Any
 
-import psycopg
-
 from walguard.errors import FactUnavailable
 from walguard.facts.postgres_state import Archiver, Postgres, ProbeResult, ReadyFile, Setting
 from walguard.policy.model import Connect
@@ -67,6 +65,10 @@ def fetch(
     conninfo: str, *, timeout_s: int, statement_timeout_ms: int = 5000
 ) -> tuple[Postgres, str]:
     """Run the query; return the parsed facts and the raw JSON (evidence)."""
+    # psycopg is imported where it is used: most audits read the server with psql on the host
+    # and never need it (its import is a tenth of a second of every audit's start).
+    import psycopg
+
     try:
         with psycopg.connect(
             conninfo,
@@ -101,6 +103,40 @@ def psql_command(connect: Connect, statement_timeout_ms: int = 5000) -> str:
     )
 
 
+# The name of the query's section in a host's framed output (not one of collect.sh's: it is run
+# after the collector, as the login user).
+SECTION = "postgresql"
+
+
+def psql_section(connect: Connect, token: str) -> str:
+    """The query as a framed section of the collector's round trip: psql on the host as the
+    SSH login user (peer auth), bounded like every collector command, its output (stdout and
+    stderr) between `TOKEN BEGIN postgresql` and `TOKEN END postgresql RC`."""
+    timeout_s = max(1, connect.command_timeout_s // 2)
+    return (
+        f"printf '%s BEGIN {SECTION}\\n' {shlex.quote(token)}; "
+        f"PGCONNECT_TIMEOUT={connect.connect_timeout_s} timeout {timeout_s} "
+        f"{psql_command(connect)} 2>&1; "
+        f"printf '\\n%s END {SECTION} %s\\n' {shlex.quote(token)} $?"
+    )
+
+
+def parse_psql_section(rc: int, output: str) -> tuple[Postgres, str]:
+    """The facts from psql's section. Its one JSON line is told from anything else psql
+    printed (a server WARNING comes on stderr, and stderr is in the section too) by being
+    JSON: a JSON text has no raw newline in it. psql's failure is its own first line
+    ("psql: error: connection to server on socket ... failed: ...")."""
+    if rc == 124:
+        raise FactUnavailable("postgresql: psql timed out (no answer within its timeout)")
+    if rc == 0:
+        for line in reversed(output.splitlines()):
+            if line.startswith("{"):
+                return parse_psql_output(0, line, "")
+        raise FactUnavailable(f"postgresql: psql printed no facts: {output.strip()[:120]!r}")
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    raise FactUnavailable(f"postgresql: {lines[0] if lines else f'psql exit status {rc}'}")
+
+
 def parse_psql_output(rc: int, out: str, err: str) -> tuple[Postgres, str]:
     if rc != 0:
         lines = [ln for ln in (err or out).strip().splitlines() if ln.strip()]
@@ -120,6 +156,8 @@ def active_probe(conninfo: str, *, timeout_s: int, wait_s: float) -> ProbeResult
     Not read-only: txid_current() makes the commit record that gives pg_switch_wal() something to
     close, so an idle server switches too. Needs EXECUTE on pg_switch_wal() for the audit role.
     """
+    import psycopg
+
     try:
         with psycopg.connect(
             conninfo, connect_timeout=timeout_s, application_name="walguard probe", autocommit=True

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -195,16 +196,21 @@ class Connection:
             time.sleep(min(0.5 * 2 ** (number - 1), 4.0))
 
     def open_running(
-        self, remote_command: str, *, become: bool = False, timeout_s: int | None = None
+        self,
+        remote_command: str,
+        *,
+        become: bool = False,
+        timeout_s: int | None = None,
+        then: str = "",
     ) -> Reply:
         """open(), with the master running `remote_command` as its own first session: one ssh
         process where open() and run_raw() take two (walguard.facts.first_session). The master
         stays up afterwards, as after open(); the command is one round trip and its failures
-        raise FactUnavailable as run_raw's do."""
+        raise FactUnavailable as run_raw's do. `then` as for run_raw."""
         timeout = timeout_s or self.settings.command_timeout_s
         marker = first_session.new_marker()
         self._first = first_session.wrap(
-            remote_command, marker=marker, become=become, timeout_s=timeout
+            remote_command, marker=marker, become=become, timeout_s=timeout, then=then
         )
         self.open()
         assert self._master is not None
@@ -287,11 +293,24 @@ class Connection:
     # -- commands --
 
     def run_raw(
-        self, remote_command: str, *, become: bool = False, timeout_s: int | None = None
+        self,
+        remote_command: str,
+        *,
+        become: bool = False,
+        timeout_s: int | None = None,
+        then: str = "",
     ) -> Reply:
-        """Run one command (one round trip); ERROR-worthy failures raise FactUnavailable."""
+        """Run one command (one round trip); ERROR-worthy failures raise FactUnavailable.
+        `then` (a shell command line, bounded by its caller) runs right after it in the same
+        round trip as the login user, never under sudo: its output follows the command's, and
+        the exit status is still the command's."""
         timeout = timeout_s or self.settings.command_timeout_s
         wrapped = f"timeout {timeout} {'sudo -n ' if become else ''}{remote_command}"
+        if then:
+            # One argument for whatever login shell the account has: /bin/sh reads the rest.
+            wrapped = "/bin/sh -c " + shlex.quote(
+                f"{wrapped} </dev/null; rc=$?; ( {then} ) </dev/null; exit $rc"
+            )
         self._require_master()
         self.round_trips += 1
         try:

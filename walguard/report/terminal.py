@@ -76,7 +76,8 @@ def _host_state(info: HostInfo, mine: list[Result]) -> str:
         state = f"UNREACHABLE ({info.error})"
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     attempts = f", {len(info.ssh_attempts)} ssh attempts" if len(info.ssh_attempts) > 1 else ""
-    return f"{state}, {info.round_trips} round trips{attempts}; {summary}"
+    trips = f"{info.round_trips} round trip{'' if info.round_trips == 1 else 's'}"
+    return f"{state}, {trips}{attempts}; {summary}"
 
 
 def host_lines(run: AuditRun, results: list[Result]) -> list[str]:

@@ -1,13 +1,19 @@
 """Capture a lab host's real collector output and PostgreSQL facts for the parser tests:
 
     python tests/unit/data/capture.py db1 pristine   # collector-pristine.txt, pgfacts-pristine.json
+    python tests/unit/data/capture.py db1 pristine --psql   # psql-pristine.txt
+    python tests/unit/data/capture.py db1 no-server --psql --port 5499   # psql-no-server.txt
+
+`--psql`: the PostgreSQL facts' section as psql on the host prints it after the collector (the
+output of `true` followed by it), optionally against another port.
 
 The section token is the fixed one the tests use; everything else is the host's real output.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import dataclasses
 from pathlib import Path
 
 from walguard.facts import postgres as pgfacts
@@ -35,5 +41,26 @@ def main(host: str, name: str) -> None:
         conn.close()
 
 
+def psql_section(host: str, name: str, port: int | None) -> None:
+    target = next(t for t in load_inventory(settings.INVENTORY_PATH) if t.name == host)
+    connect = dataclasses.replace(target.connect, pg_port=port) if port else target.connect
+    conn = Connection(target)
+    try:
+        conn.open()
+        reply = conn.run_raw("true", then=pgfacts.psql_section(connect, TOKEN))
+        (HERE / f"psql-{name}.txt").write_bytes(reply.raw_stdout)
+    finally:
+        conn.close()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("host")
+    parser.add_argument("name")
+    parser.add_argument("--psql", action="store_true")
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args()
+    if args.psql:
+        psql_section(args.host, args.name, args.port)
+    else:
+        main(args.host, args.name)
