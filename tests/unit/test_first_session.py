@@ -129,3 +129,58 @@ def test_without_gnu_dd_the_output_comes_through_cat(tmp_path: Path) -> None:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=10)
+
+
+def test_a_connection_never_seen_up_is_no_answer_at_its_own_deadline() -> None:
+    """Until `connected()` says so (the master's control socket), no output and a passed
+    `connect_by` is a connection that did not come, not a command that hung."""
+    proc = subprocess.Popen(
+        ["sleep", "30"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        now = time.monotonic()
+        with pytest.raises(first_session.NoAnswer) as info:
+            first_session.read(proc, M, now + 10, connected=lambda: False, connect_by=now + 0.3)
+        assert info.value.timed_out is True and info.value.connected is False
+        assert time.monotonic() - now < 5
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_master_that_ends_before_it_was_up_says_so() -> None:
+    proc = subprocess.Popen(
+        ["sh", "-c", "sleep 0.2"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    with pytest.raises(first_session.NoAnswer) as info:
+        first_session.read(proc, M, time.monotonic() + 10, connected=lambda: False)
+    assert info.value.timed_out is False and info.value.connected is False
+    proc.wait()
+
+
+def test_when_the_connection_came_up_is_kept() -> None:
+    """The reader asks at its own wake-ups (no loop of its own): the moment it first heard yes
+    is the attempt's, and the command's end is read as ever."""
+    asked: list[float] = []
+
+    def connected() -> bool:
+        asked.append(time.monotonic())
+        return len(asked) >= 3
+
+    line = first_session.wrap("sh -c 'sleep 0.5; echo done'", marker=M, become=False,
+                              timeout_s=10)  # fmt: skip
+    proc = subprocess.Popen(
+        shlex.split(line), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        done = first_session.read(proc, M, time.monotonic() + 10, connected=connected)
+        assert done == first_session.Marked(0, b"done\n", b"")
+        assert done.connected_at is not None and done.connected_at >= asked[2]
+        assert len(asked) == 3  # not asked again once up
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)

@@ -11,6 +11,7 @@ command's streams. The command's stdin is /dev/null, as for a command of its own
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import selectors
@@ -18,7 +19,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Marked:
     rc: int
     stdout: bytes
     stderr: bytes
+    # When the connection was seen up (time.monotonic()), for the attempt's record.
+    connected_at: float | None = field(default=None, compare=False)
 
 
 def new_marker() -> str:
@@ -70,11 +73,22 @@ def parse(out: bytes, err: bytes, marker: str) -> Marked | None:
 
 class NoAnswer(Exception):
     """The command's end did not arrive: the deadline passed (`timed_out`) or the master
-    ended first."""
+    ended first; `connected` says whether the connection had been seen up."""
 
-    def __init__(self, timed_out: bool) -> None:
+    def __init__(self, timed_out: bool, connected_at: float | None) -> None:
         super().__init__("timed out" if timed_out else "the master ended")
         self.timed_out = timed_out
+        self.connected_at = connected_at  # None: the connection was never seen up
+
+    @property
+    def connected(self) -> bool:
+        return self.connected_at is not None
+
+
+# How often, while the connection is not yet seen up, `read` asks whether it is: the command's
+# output comes only at its end (held in blocks), so until then this is how a connection that
+# never comes is told from a command that takes its time.
+_CONNECT_POLL_S = 0.1
 
 
 def read(
@@ -82,28 +96,46 @@ def read(
     marker: str,
     deadline: float,
     interrupted: Callable[[], bool] = lambda: False,
+    *,
+    connected: Callable[[], bool] = lambda: True,
+    connect_by: float = math.inf,
 ) -> Marked:
     """Read the master's stdout and stderr until both markers have arrived (NoAnswer if the
-    deadline passes, the master ends or the run is interrupted before)."""
+    deadline passes, the master ends or the run is interrupted before). Until `connected()`
+    says the connection is up (or output arrives) it is asked at every wake-up, and a
+    connection not up by `connect_by` is NoAnswer(timed_out=True, connected_at=None): no polling
+    loop of its own, which cost the controller a wake-up every 20 ms of every host's
+    connection."""
     assert master.stdout is not None and master.stderr is not None
     got = {master.stdout.fileno(): bytearray(), master.stderr.fileno(): bytearray()}
     out, err = got.values()
     tail = marker.encode() + b"\n"
+    up_at = time.monotonic() if connected() else None
     with selectors.DefaultSelector() as sel:
         for fd in got:
             sel.register(fd, selectors.EVENT_READ)
         while sel.get_map():
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0 or interrupted():
-                raise NoAnswer(timed_out=left <= 0)
-            for key, _ in sel.select(min(left, 0.5)):
+                raise NoAnswer(timed_out=left <= 0, connected_at=up_at)
+            wait = min(left, 0.5) if up_at is not None else min(left, _CONNECT_POLL_S)
+            ready = sel.select(wait)
+            for key, _ in ready:
                 chunk = os.read(key.fd, 1 << 16)
                 if not chunk:
                     sel.unregister(key.fd)
                     continue
                 got[key.fd] += chunk
+                if up_at is None:
+                    up_at = time.monotonic()
                 if out.endswith(b"\n") and err.endswith(tail):
                     found = parse(bytes(out), bytes(err), marker)
                     if found is not None:
-                        return found
-    raise NoAnswer(timed_out=False)
+                        return Marked(found.rc, found.stdout, found.stderr, up_at)
+            if up_at is None:
+                if connected():
+                    up_at = time.monotonic()
+                elif time.monotonic() >= connect_by:
+                    raise NoAnswer(timed_out=True, connected_at=None)
+    raise NoAnswer(timed_out=False, connected_at=up_at)

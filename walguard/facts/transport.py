@@ -11,7 +11,9 @@
   forks, and the foreground half reconnects to the new master as a multiplexing client before
   returning; when that second handshake fails (seen on a busy machine) ssh exits with "Failed to
   connect to new control master" although the master is up. Started this way there is no second
-  handshake: the master is ready once its control socket appears.
+  handshake: the master is ready once its control socket appears. A master that runs the
+  collector as its first session is not polled for it: the collector's output is read from the
+  start, and the socket is looked for only at the reader's own wake-ups.
 - Establishing the master is retried with backoff (`walguard_ssh_retries`); commands never are.
 - Each ssh process costs the controller CPU (a client's start-up; the master's key exchange): a
   forward planned before `open()` is set up by the master itself, and `close()` ends the master
@@ -27,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -178,6 +181,12 @@ class Connection:
 
     def open(self) -> None:
         """Establish the master connection, retrying a failed attempt with backoff."""
+        self._connect(lambda: (self._wait_master(), time.monotonic()))
+
+    def _connect(self, attempt: Callable[[], tuple[str | None, float]]) -> None:
+        """Attempts to connect, each started here: `attempt()` says None when the master is up,
+        else ssh's reason, and when it knew. Retried with backoff unless the reason is one
+        another attempt cannot change."""
         tries = self.settings.ssh_retries + 1
         if self.cancel is not None:
             self.cancel.add(self)
@@ -185,8 +194,9 @@ class Connection:
             if self.cancel is not None and self.cancel.is_set():
                 raise FactUnavailable("ssh: not connected: the run was interrupted")
             started = time.monotonic()
-            reason = self._start_master()
-            elapsed = round(time.monotonic() - started, 3)
+            self._spawn_master()
+            reason, known_at = attempt()
+            elapsed = round(known_at - started, 3)
             self.attempts.append(Attempt(number, reason is None, elapsed, reason or ""))
             if reason is None:
                 return
@@ -206,31 +216,62 @@ class Connection:
         """open(), with the master running `remote_command` as its own first session: one ssh
         process where open() and run_raw() take two (walguard.facts.first_session). The master
         stays up afterwards, as after open(); the command is one round trip and its failures
-        raise FactUnavailable as run_raw's do. `then` as for run_raw."""
+        raise FactUnavailable as run_raw's do. `then` as for run_raw.
+
+        Nothing polls for the connection: the command's output is read as soon as the master
+        starts, and whether the master is up is asked only at the reader's own wake-ups. An
+        attempt that ends before the connection was seen up is retried as open()'s are; once
+        it was up, the command may have run and is never run again."""
         timeout = timeout_s or self.settings.command_timeout_s
         marker = first_session.new_marker()
         self._first = first_session.wrap(
             remote_command, marker=marker, become=become, timeout_s=timeout, then=then
         )
-        self.open()
-        assert self._master is not None
-        self.round_trips += 1
         interrupted = self.cancel.is_set if self.cancel is not None else lambda: False
-        try:
-            done = first_session.read(
-                self._master, marker, time.monotonic() + timeout + _MARGIN_S, interrupted
-            )
-        except first_session.NoAnswer as exc:
-            if interrupted():
-                raise FactUnavailable("ssh: the run was interrupted") from None
-            if exc.timed_out:
-                raise FactUnavailable(f"ssh: no answer within {timeout + _MARGIN_S} s") from None
-            self._require_master()  # the master's own reason for ending
-            raise FactUnavailable("ssh: the command's output ended early") from None
-        return self._reply(done.rc, done.stdout, done.stderr, timeout, become)
+        socket = Path(self.control_path)
+        # What the attempt that connected read: its output, or why it did not end.
+        outcome: list[first_session.Marked | first_session.NoAnswer] = []
 
-    def _start_master(self) -> str | None:
-        """None when the master is up, else ssh's reason."""
+        def attempt() -> tuple[str | None, float]:
+            assert self._master is not None
+            connect_by = time.monotonic() + self.settings.connect_timeout_s + 10
+            try:
+                found = first_session.read(
+                    self._master, marker, connect_by + timeout + _MARGIN_S, interrupted,
+                    connected=socket.exists, connect_by=connect_by,
+                )  # fmt: skip
+            except first_session.NoAnswer as exc:
+                if exc.connected:
+                    outcome.append(exc)
+                    return None, exc.connected_at or time.monotonic()
+                self._stop_master()
+                if interrupted():
+                    return "the run was interrupted", time.monotonic()
+                if exc.timed_out:
+                    limit = self.settings.connect_timeout_s + 10
+                    return f"no connection within {limit} s", time.monotonic()
+                return self._master_reason(), time.monotonic()
+            outcome.append(found)
+            return None, found.connected_at or time.monotonic()
+
+        self._connect(attempt)
+        self.round_trips += 1
+        found = outcome[0]
+        if isinstance(found, first_session.NoAnswer):
+            if interrupted():
+                raise FactUnavailable("ssh: the run was interrupted")
+            if found.timed_out:
+                raise FactUnavailable(f"ssh: no answer within {timeout + _MARGIN_S} s")
+            self._require_master()  # the master's own reason for ending
+            raise FactUnavailable("ssh: the command's output ended early")
+        # The master listens for multiplexed commands before it opens its first session, so
+        # its control socket is there by now; the wait covers anything slower.
+        reason = self._wait_master()
+        if reason is not None:
+            raise FactUnavailable(f"ssh: {reason}")
+        return self._reply(found.rc, found.stdout, found.stderr, timeout, become)
+
+    def _spawn_master(self) -> None:
         self._stop_master()
         log_path = self._dir / "master.log"
         with log_path.open("wb") as log:
@@ -245,6 +286,14 @@ class Connection:
                 stderr=subprocess.PIPE if first else log,
                 start_new_session=True,
             )
+
+    def _master_reason(self) -> str:
+        text = (self._dir / "master.log").read_bytes().decode(errors="replace")
+        return _one_line(text)
+
+    def _wait_master(self) -> str | None:
+        """None when the master's control socket is up, else ssh's reason."""
+        assert self._master is not None
         deadline = time.monotonic() + self.settings.connect_timeout_s + 10
         socket = Path(self.control_path)
         while time.monotonic() < deadline:
@@ -254,8 +303,7 @@ class Connection:
                 self._stop_master()
                 return "the run was interrupted"
             if self._master.poll() is not None:
-                text = log_path.read_bytes().decode(errors="replace")
-                return _one_line(text)
+                return self._master_reason()
             time.sleep(_POLL_S)
         self._stop_master()
         return f"no connection within {self.settings.connect_timeout_s + 10} s"
