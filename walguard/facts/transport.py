@@ -254,7 +254,11 @@ class Connection:
             outcome.append(found)
             return None, found.connected_at or time.monotonic()
 
-        self._connect(attempt)
+        try:
+            self._connect(attempt)
+        finally:
+            # The command ran once: a later open() on this connection starts a plain master.
+            self._first = None
         self.round_trips += 1
         found = outcome[0]
         if isinstance(found, first_session.NoAnswer):
