@@ -257,3 +257,19 @@ def test_retention_keeps_the_newest_n_and_the_newest_signed_run(
     assert left == [NAMES[1], NAMES[4], NAMES[5], NAMES[6], "notes"]
     with pytest.raises(ValueError, match="keep at least"):
         retention.prune(tmp_path, current, INVENTORY, 0)
+
+
+def test_runs_started_in_the_same_second_sort_in_the_order_they_were_made(tmp_path: Path) -> None:
+    """Earlier runs are found by name: a run made in the same second as others comes after
+    them, whatever its random part would have been."""
+    from walguard.audit.runinfo import new_run_name
+
+    made = []
+    for _ in range(40):
+        name = new_run_name(tmp_path)
+        (tmp_path / name).mkdir()
+        made.append(name)
+        assert history.RUN_NAME.match(name)
+    stamps = {n.split("-")[0] for n in made}
+    assert len(stamps) <= 2  # 40 runs in at most two seconds: several share one
+    assert [d.name for d in history.runs_in(tmp_path)] == made[::-1]

@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import platform
+import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -29,6 +31,26 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def utc_now() -> str:
     """An ISO 8601 UTC time to the second, with a Z: what auditors' tools parse best."""
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def new_run_name(root: Path) -> str:
+    """A run directory's name: its UTC start to the second and six hex digits. Earlier runs are
+    found by name order (walguard.history.previous.runs_in), so a run started in the same second
+    as one already under `root` gets a suffix above that one's: it sorts after it, as it came
+    after it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    try:
+        same_second = [p.name for p in root.glob(f"{stamp}-*")]
+    except OSError:
+        same_second = []
+    floor = max((int(n[-6:], 16) for n in same_second if _HEX6.fullmatch(n[-6:])), default=None)
+    if floor is None or floor >= 0xFFFFFF:  # the second's first run (the top: not met)
+        return f"{stamp}-{secrets.token_hex(3)}"
+    # A small step up keeps room for the second's next runs (thousands of them).
+    return f"{stamp}-{floor + 1 + secrets.randbelow(min(0x1000, 0xFFFFFF - floor)):06x}"
+
+
+_HEX6 = re.compile(r"[0-9a-f]{6}")
 
 
 def sha256_file(path: Path) -> str:
@@ -85,9 +107,7 @@ def inventory_files(source: str) -> list[Path]:
     return found
 
 
-def inventory_record(
-    source: str, listing: str | None, limit: str | None = None
-) -> dict[str, Any]:
+def inventory_record(source: str, listing: str | None, limit: str | None = None) -> dict[str, Any]:
     files = [{"path": str(p), "sha256": sha256_file(p)} for p in inventory_files(source)]
     digest = hashlib.sha256()
     for f in files:

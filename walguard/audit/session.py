@@ -12,10 +12,8 @@ The audit package does not write the report: the evidence writer is handed in by
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from walguard import paths
 from walguard.audit import extra_checks, prefetch
 from walguard.audit.items import EvidenceSink, FactsCache
 from walguard.audit.run import AuditRun, Pair
-from walguard.audit.runinfo import RunInfo
+from walguard.audit.runinfo import RunInfo, new_run_name
 from walguard.controls import Control, ControlsError, load_all
 from walguard.facts.network import ZoneProbes
 from walguard.history import previous as history_module
@@ -152,9 +150,8 @@ def _inventory(config: pytest.Config, workerinput: dict[str, Any]) -> tuple[str,
 
 
 def _new_run_dir(config: pytest.Config) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root = Path(config.getoption("report_root") or paths.default_report_root())
-    run_dir = root / f"{stamp}-{secrets.token_hex(3)}"
+    run_dir = root / new_run_name(root)
     run_dir.mkdir(parents=True, exist_ok=False)
     # report.html is walguard's own (walguard.report.html), written from results.json.
     if not getattr(config.option, "xmlpath", None):

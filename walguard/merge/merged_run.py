@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import shutil
 import socket
 import sys
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from walguard.audit.runinfo import operator, utc_now
+from walguard.audit.runinfo import new_run_name, operator, utc_now
 from walguard.exit_codes import Exit
 from walguard.inventory.model import bad_name
 from walguard.merge.shards import (
@@ -195,8 +193,8 @@ def merge_junit(shards: list[Shard], out: Path) -> None:
 
 def new_out(first: Path) -> Path:
     """Beside the first shard, named as a run directory is (UTC start, random hex)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return first.resolve().parent / f"{stamp}-{secrets.token_hex(3)}"
+    parent = first.resolve().parent
+    return parent / new_run_name(parent)
 
 
 def merge(

@@ -9,14 +9,12 @@ size is the same run.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from walguard.audit.run import AuditRun, item_name
-from walguard.audit.runinfo import RunInfo
+from walguard.audit.runinfo import RunInfo, new_run_name
 from walguard.controls import Control, load_all
 from walguard.inventory.load import Target
 from walguard.results import ERROR, FAIL, NOT_APPLICABLE, PASS, REMEDIATED, Result
@@ -131,8 +129,7 @@ def make_run(
 
 
 def new_run_dir(root: Path) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = root / f"{stamp}-{secrets.token_hex(3)}"
+    path = root / new_run_name(root)
     path.mkdir(parents=True)
     return path
 
