@@ -127,11 +127,30 @@ def test_pgbackrest_verdicts_agree_with_its_own_check(lab: Lab, db3: Any, tmp_pa
     now = lab.ssh(db3, "psql -XAt -d postgres -c 'SHOW archive_command'").stdout.strip()
     assert now.startswith("pgbackrest")
 
+    # pgbackrest verify exits 0 whatever it finds: its printed status decides.
+    verify = "pgbackrest --stanza=main verify --output=text --verbose"
+    inv = _with_vars(tmp_path, "db3", {"walguard_archive_check_command": verify})
+    verified = audit(tmp_path, "-k", "db3", inventory=inv)
+    assert verified.by_result("db3", "PASS") >= REPOSITORY, verified.stdout
+    assert "status: ok" in verified.message("db3", "WG-ACT-004")
+    newest = lab.ssh(
+        db3, "sudo -n find /pg_archive/pgbackrest/archive/main -name '0000*.gz' | sort | tail -1"
+    ).stdout.strip()
+    lab.ssh(db3, f"sudo -n truncate -s 20 {newest}")
+    run = lab.ssh(db3, f"sudo -n -u postgres {verify}", check=False)
+    assert run.returncode == 0 and "status: error" in run.stdout  # the tool's own misbehaviour
+    damaged = audit(tmp_path, "-k", "db3", inventory=inv)
+    assert damaged.by_result("db3", "FAIL") >= REPOSITORY, damaged.stdout
+    assert "reported failure: status: error" in damaged.message("db3", "WG-ACT-004")
+
+    inv = _with_vars(
+        tmp_path, "db3", {"walguard_archive_check_command": "pgbackrest --stanza=main check"}
+    )
     lab.walguard("lab", "scenario", "apply", db3.name, "pgbackrest-broken")
     broken = audit(tmp_path, "-k", "db3", inventory=inv)
     assert _pgbackrest_check(lab, db3) != 0
     assert broken.by_result("db3", "FAIL") >= REPOSITORY, broken.stdout
-    assert "pgbackrest --stanza=main check failed" in broken.message("db3", "WG-ACT-004")
+    assert "check reported failure: exit 55: ERROR: [055]" in broken.message("db3", "WG-ACT-004")
 
 
 SECOND = {

@@ -4,6 +4,7 @@ walguard can read or a tool's repository only the tool's own check can vouch for
 
 from __future__ import annotations
 
+from walguard.archive.check_output import read_check
 from walguard.archive.command import reading_of
 from walguard.controls import NotApplicable, fail
 from walguard.errors import FactUnavailable
@@ -49,10 +50,12 @@ def repository_verdict(pg: Postgres, archive: ArchiveDir, policy: Policy) -> str
     if archive.check is None:
         raise FactUnavailable(f"{policy.archive_check_command} was not run (no output)")
     rc, output = archive.check
-    last = output.strip().splitlines()[-1] if output.strip() else "no output"
-    if rc != 0:
-        fail(f"{policy.archive_check_command} failed (exit {rc}): {last}")
+    reading = read_check(policy.archive_check_command, rc, output)
+    if reading.ok is None:
+        raise FactUnavailable(f"cannot verify: {reading.words}")
+    if not reading.ok:
+        fail(f"{policy.archive_check_command} reported failure: {reading.words}")
     return (
-        f"archived by {what}: {policy.archive_check_command} passed "
-        "(the repository is the tool's to check)"
+        f"archived by {what}: {policy.archive_check_command} passed ({reading.words}; "
+        "the repository is the tool's to check)"
     )

@@ -42,9 +42,11 @@ walguard_archive_command_approved (list of strings, [])
 walguard_archive_check_command (command line or null, null)
     Where WAL is archived by a tool into its own repository (pgBackRest, WAL-G, Barman,
     pg_probackup), walguard cannot see the segments; this names the tool's own check (e.g.
-    ``pgbackrest --stanza=main check``), run on the host as the archive owner, whose exit status
-    then decides WG-ACT-004, WG-ACT-005 and WG-ACT-007. It must start with one of those tools
-    and hold no shell syntax. Without it those controls are ERROR ("cannot verify").
+    ``pgbackrest --stanza=main check``), run on the host as the archive owner, whose output and
+    exit status then decide WG-ACT-004, WG-ACT-005 and WG-ACT-007 (walguard.archive.check_output:
+    a check that prints failure but exits 0 FAILs; one that prints no status is ERROR). It must
+    start with one of those tools and hold no shell syntax. Without it those controls are ERROR
+    ("cannot verify").
 walguard_standby_archiving (boolean, false)
     A standby must archive too (``archive_mode = always``). When false, a standby's archiver
     controls are NOT APPLICABLE ("standby: the primary archives").
