@@ -23,9 +23,12 @@ PGBACKREST_STATUS = re.compile(r"^\s*status:\s*(\S+)", re.MULTILINE)
 PGBACKREST_ERROR = re.compile(r"^(?:.*\s)?ERROR: \[\d{3}\]:.*$", re.MULTILINE)
 # WAL-G: `[wal-verify] integrity check status: FAILURE`, after the logger's prefix.
 WALG_STATUS = re.compile(r"\[wal-verify\]\s+(\w+)\s+check status:\s*(\w+)", re.IGNORECASE)
-# Barman: `\tWAL archive: FAILED (please make sure WAL shipping is setup)`.
-BARMAN_FAILED = re.compile(r"^\s*(.+?):\s*FAILED\b(.*)$", re.MULTILINE)
-BARMAN_OK = re.compile(r"^\s*(.+?):\s*OK\b", re.MULTILINE)
+# Barman: `Server NAME:`, then `\t<check>: OK|FAILED[ (hint)]` (barman/output.py result_check);
+# the first status word after the check's name is its status (a hint may hold colons). --nagios:
+# `BARMAN OK - ...` or `BARMAN CRITICAL - ...` and `server.check: FAILED (hint)` lines.
+BARMAN_CHECK = re.compile(r"^\s*([^\t\n].*?): (OK|FAILED)\b(.*)$", re.MULTILINE)
+# `barman check` colours OK/FAILED on a terminal; the codes are not part of the words.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -83,42 +86,62 @@ def _pgbackrest(action: str, rc: int, text: str) -> CheckReading:
 def _walg(action: str, rc: int, text: str) -> CheckReading:
     if action != "wal-verify":
         return _by_exit(rc, text)
-    statuses = _walg_json(text) or [(m.group(1).lower(), m.group(2).upper())
+    statuses = _walg_json(text) or [(m.group(1).lower(), m.group(2).upper(), "")
                                      for m in WALG_STATUS.finditer(text)]  # fmt: skip
     if not statuses:
         if rc != 0:
             return CheckReading(False, f"exit {rc}: {_last_line(text)}")
         return CheckReading(None, "wal-g wal-verify printed no check status")
-    failed = [f"{name} check status: {status}" for name, status in statuses
-              if status not in ("OK", "WARNING")]  # fmt: skip
+    if not statuses[0][2] and "Highest timeline found in storage: 0" in text:
+        statuses = [(n, s, "no WAL in storage" if n == "timeline" else "") for n, s, _ in statuses]
+    said = [f"{name} check status: {status}" + (f" ({why})" if why else "")
+            for name, status, why in statuses]  # fmt: skip
+    # FAILURE fails; so does the timeline check's WARNING, which WAL-G gives only when the
+    # storage holds no WAL at all. The integrity check's WARNING (segments still uploading) passes.
+    failed = [line for line, (name, status, _) in zip(said, statuses, strict=True)
+              if status != "OK" and (status != "WARNING" or name == "timeline")]  # fmt: skip
     if failed or rc != 0:
         return CheckReading(False, "; ".join(failed) or f"exit {rc}: {_last_line(text)}")
-    said = "; ".join(f"{name} check status: {status}" for name, status in statuses)
-    return CheckReading(True, said)
+    return CheckReading(True, "; ".join(said))
 
 
-def _walg_json(text: str) -> list[tuple[str, str]]:
-    """`wal-verify --json`: {"integrity": {"status": "FAILURE", "details": ...}, ...}."""
-    start = text.find("{")
-    if start < 0:
-        return []
-    try:
-        doc = json.loads(text[start:])
-    except ValueError:
-        return []
-    if not isinstance(doc, dict):
-        return []
-    found = []
-    for name, check in doc.items():
-        if isinstance(check, dict) and isinstance(check.get("status"), str):
-            found.append((str(name).lower(), check["status"].upper()))
-    return found
+def _walg_json(text: str) -> list[tuple[str, str, str]]:
+    """`wal-verify --json` prints one line: {"integrity": {"status": "FAILURE", ...}, ...}
+    (walguard reads stderr with stdout: WAL-G's log lines are around it)."""
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        found = []
+        for name, check in doc.items():
+            if isinstance(check, dict) and isinstance(check.get("status"), str):
+                details = check.get("details")
+                why = ""
+                deep = details if isinstance(details, dict) else {}
+                highest = deep.get("highest_storage_timeline_id")
+                if name == "timeline" and highest == 0:
+                    why = "no WAL in storage"
+                found.append((str(name).lower(), check["status"].upper(), why))
+        if found:
+            return found
+    return []
 
 
 def _barman(rc: int, text: str) -> CheckReading:
-    failed = [f"{m.group(1).strip()}: FAILED{m.group(2)}" for m in BARMAN_FAILED.finditer(text)]
-    if failed or rc != 0:
-        return CheckReading(False, "; ".join(failed) or f"exit {rc}: {_last_line(text)}")
-    if not BARMAN_OK.search(text):
+    text = ANSI.sub("", text)
+    checks = [(m.group(1).strip(), m.group(2), m.group(3)) for m in BARMAN_CHECK.finditer(text)]
+    failed = [f"{name}: FAILED{rest}" for name, status, rest in checks if status == "FAILED"]
+    critical = [line for line in text.splitlines() if line.startswith("BARMAN CRITICAL")]
+    if failed or critical or rc != 0:
+        said = failed or critical or [f"exit {rc}: {_last_line(text)}"]
+        return CheckReading(False, "; ".join(said))
+    if text.startswith("BARMAN OK"):
+        return CheckReading(True, text.splitlines()[0])
+    if not checks:
         return CheckReading(None, "barman check printed no check line")
-    return CheckReading(True, f"every check OK ({len(BARMAN_OK.findall(text))})")
+    return CheckReading(True, f"every check OK ({len(checks)})")
