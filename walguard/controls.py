@@ -266,7 +266,7 @@ def severity_rank(severity: str) -> int:
 
 # The README's order: the archive's settings, its directory and its activity first, then the host
 # around it; a user's own areas after these. Within an area, an opt-in control comes last.
-AREAS = ("ARC", "DIR", "ACT", "SEL", "SYS", "NET", "IDN")
+AREAS = ("ARC", "DIR", "ACT", "RST", "SEL", "SYS", "NET", "IDN")
 
 
 def _table_order(meta: Control) -> tuple[int, str, bool, str]:

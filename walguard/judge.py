@@ -33,6 +33,7 @@ PROVIDERS: dict[str, Provider] = {
     "selinux": lambda facts, target: facts.selinux.get(),
     "platform": lambda facts, target: _platform(facts),
     "zones": lambda facts, target: facts.zones.get(),
+    "backups": lambda facts, target: facts.backups.get(),
 }
 
 

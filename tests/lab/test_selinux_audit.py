@@ -29,8 +29,9 @@ SEL = {f"WG-SEL-00{i}" for i in range(1, 7)}
 ARCHIVER = {"WG-ACT-001", "WG-ACT-002", "WG-ACT-003", "WG-ACT-004", "WG-ACT-005"}
 # What the unlabelled archive breaks on the pristine guest, and nothing else may fail there:
 # the label and its persistence, the AVC denials, and the archiver with everything it should
-# have put in the archive (no segment yet, and the seed segment's .ready older than the RPO).
-SEED_BREAKS = {"WG-SEL-003", "WG-SEL-004", "WG-SEL-005", "WG-SEL-006"} | {
+# have put in the archive (no segment yet, and the seed segment's .ready older than the RPO);
+# and no base backup (one cannot be taken while archiving fails: its WAL never reaches the archive).
+SEED_BREAKS = {"WG-SEL-003", "WG-SEL-004", "WG-SEL-005", "WG-SEL-006", "WG-RST-001"} | {
     "WG-ACT-001",
     "WG-ACT-002",
     "WG-ACT-003",
@@ -135,6 +136,11 @@ def test_remediation_fixes_it_and_archiving_resumes(guest: Guest, tmp_path: Path
 
     segment = guest.switch_wal()
     guest.wait_for(f"{segment} archived", lambda: guest.archiver()["last_archived_wal"] >= segment)
+    # Archiving works again: the base backup the bank's job takes can now complete.
+    guest.ssh(
+        "sudo -n install -d -o postgres -g postgres -m 0700 /pg_backup && "
+        "sudo -n -u postgres pg_basebackup -D /pg_backup/after-fix -X none -c fast"
+    )
     after = _audit(tmp_path, "--fail-on", "low")
     assert after.by_result(HOST, "PASS") >= (SEL | ARCHIVER | PLATFORM), after.stdout
     assert after.by_result(HOST, "FAIL") == set()  # the seed's command was remediated too

@@ -69,7 +69,7 @@ def test_the_readme_table_is_made_from_the_declarations() -> None:
     )
     # Opt-in last within its area; a `|` in a cell does not end it.
     rows = [line.split(" | ")[0][2:] for line in table.splitlines()[2:]]
-    assert rows.index("WG-ACT-006") == rows.index("WG-SEL-001") - 1
+    assert rows.index("WG-ACT-006") == rows.index("WG-RST-001") - 1
     assert "`test -f … \\|\\| cp` does not" in table
 
 

@@ -92,6 +92,9 @@ OVERRIDES: dict[str, Any] = {
     "tls_ca_file": "/etc/walguard/ca.pem",
     "tls_name": "db1.example.internal",
     "tls_min_days": 60,
+    "base_backup_dir": "/srv/pg_backup",
+    "base_backup_max_age_hours": 170,
+    "base_backup_verify": "sizes",
 }
 CONVERTED = {"zones": (("app", True), ("office", False))}
 

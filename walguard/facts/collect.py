@@ -13,8 +13,9 @@ from walguard.errors import FactUnavailable
 from walguard.facts import collector
 from walguard.facts import postgres as pgfacts
 from walguard.facts.archive_dir import ArchiveDir, parse_archive_dir
+from walguard.facts.backups import BaseBackups, parse_backups
 from walguard.facts.boot import start_conf_path
-from walguard.facts.host import HostFacts
+from walguard.facts.host import NO_BACKUP_SOURCE, HostFacts
 from walguard.facts.platform import parse_platform
 from walguard.facts.postgres_state import Postgres, ProbeResult
 from walguard.facts.sections import Section, split_sections
@@ -41,6 +42,9 @@ def collector_command(policy: Policy, connect: Connect, token: str) -> str:
     }
     if policy.archive_check_command:
         env["WG_ARCHIVE_CHECK"] = policy.archive_check_command
+    if policy.base_backup_dir:
+        env["WG_BACKUP_DIR"] = policy.base_backup_dir
+        env["WG_BACKUP_VERIFY"] = policy.base_backup_verify
     start_conf = start_conf_path(policy.postgres_service)
     if start_conf:
         env["WG_START_CONF"] = start_conf
@@ -105,6 +109,7 @@ def collect(
         except FactUnavailable as exc:
             selinux = Part(error=f"{target.name}: {exc}")
         platform = parse_platform(sections)
+        backups = _backups(sections, policy, target.name)
         if platform.journal.value is not None:
             evidence["journal_errors"] = "".join(f"{line}\n" for line in platform.journal.value)
         # The operator's own views, each in its own evidence file (also inside collector.txt).
@@ -155,10 +160,20 @@ def collect(
             MappingProxyType(raw),
             tuple(a.as_dict() for a in conn.attempts),
             platform,
+            backups=backups,
         )
     finally:
         if own:
             conn.close()
+
+
+def _backups(sections: dict[str, Section], policy: Policy, host: str) -> Part[BaseBackups]:
+    if policy.base_backup_dir is None:
+        return Part(error=NO_BACKUP_SOURCE)
+    try:
+        return Part(parse_backups(sections, policy.base_backup_dir))
+    except FactUnavailable as exc:
+        return Part(error=f"{host}: {exc}")
 
 
 # timeout(1)'s statuses for a command it could not run (126) or find (127).

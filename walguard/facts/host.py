@@ -23,7 +23,10 @@ from walguard.facts.selinux import SelinuxFacts as SelinuxFacts
 from walguard.part import Part as Part
 
 if TYPE_CHECKING:
+    from walguard.facts.backups import BaseBackups
     from walguard.facts.platform import PlatformFacts
+
+NO_BACKUP_SOURCE = "cannot verify: the policy names no base backups (walguard_base_backup_dir)"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class HostFacts:
     platform: PlatformFacts | None = None
     # How this host answered from each zone's probe host (walguard.facts.network), set by the run.
     zones: Part[Any] = field(default_factory=lambda: Part(error="no zone probes were run"))
+    # Base backups (walguard.facts.backups), where the policy names where they are.
+    backups: Part[BaseBackups] = field(default_factory=lambda: Part(error=NO_BACKUP_SOURCE))
 
     @classmethod
     def unreachable(

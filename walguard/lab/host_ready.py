@@ -8,6 +8,7 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
+from walguard.lab import settings
 from walguard.lab.errors import LabError
 from walguard.lab.host_exec import exec_in, psql
 
@@ -50,6 +51,7 @@ def wait_ready(host: Container, timeout: float = BOOT_TIMEOUT_S) -> None:
         if time.monotonic() > deadline:
             raise LabError(f"{host.name}: PostgreSQL archived nothing within {timeout:.0f} s")
         time.sleep(0.3)
+    _base_backup(host, deadline, timeout)
     # The pristine clock is synchronised (to probe-a): wait for chronyd's first measurements.
     while "Leap status     : Normal" not in _tracking(host):
         if time.monotonic() > deadline:
@@ -60,6 +62,25 @@ def wait_ready(host: Container, timeout: float = BOOT_TIMEOUT_S) -> None:
     failed = _failed_units(host, deadline)
     if failed:
         raise BootFailed(f"{host.name} booted with failed unit(s): {failed}")
+
+
+# A bank host has a recent base backup (WG-RST-001): taken here, once PostgreSQL archives, as its
+# backup job would (-X none: the WAL it needs is the archive's, as pg_verifybackup then checks).
+BASE_BACKUP = f"""install -d -o postgres -g postgres -m 0700 {settings.BACKUP_DIR}
+[ -z "$(ls -A {settings.BACKUP_DIR})" ] || exit 0
+exec runuser -u postgres -- pg_basebackup -D "{settings.BACKUP_DIR}/$(date -u +%Y%m%dT%H%M%SZ)" \\
+  -X none -c fast --no-sync -l 'walguard lab base backup'
+"""
+
+
+def _base_backup(host: Container, deadline: float, timeout: float) -> None:
+    left = max(deadline - time.monotonic(), 5)
+    done = exec_in(host, ["/bin/sh", "-c", BASE_BACKUP], check=False, timeout=left)
+    if done.returncode != 0:
+        raise LabError(
+            f"{host.name}: the base backup failed (exit {done.returncode}): "
+            f"{(done.stderr or done.stdout).strip()[-300:]}"
+        )
 
 
 def _failed_units(host: Container, deadline: float) -> str:

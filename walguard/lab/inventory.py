@@ -47,6 +47,7 @@ def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> 
                         "walguard_postgres_service": "postgresql@15-main.service",
                         # nspawn containers share the machine's kernel: no SELinux of their own.
                         "walguard_selinux_required": False,
+                        "walguard_base_backup_dir": settings.BACKUP_DIR,
                     },
                 },
                 # The zones' vantage points: reached over SSH like any host; from each, walguard
@@ -72,6 +73,8 @@ def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> 
                     "walguard_selinux_required": True,
                     # Debian's reference policy is called "default" (RHEL's: targeted).
                     "walguard_selinux_type": "default",
+                    # Where the guest's base backups go once archiving works (none in the seed).
+                    "walguard_base_backup_dir": settings.BACKUP_DIR,
                 }
             }
         }

@@ -32,6 +32,8 @@ MAX_HOSTS = 40
 
 AUDIT_USER = "walguard"
 ARCHIVE_DIR = "/pg_archive"
+# Where each database host keeps its base backups (taken when it first becomes ready).
+BACKUP_DIR = "/pg_backup"
 ARCHIVE_SIZE_MIB = 1024
 
 

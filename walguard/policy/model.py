@@ -119,6 +119,16 @@ walguard_tls_name (name or null, null)
     host name.
 walguard_tls_min_days (integer >= 0, 30)
     The server certificate must stay valid at least this many more days.
+walguard_base_backup_dir (absolute path or null, null)
+    Where pg_basebackup writes this cluster's base backups, one directory per backup (plain
+    format, with its backup_manifest). WG-RST-001 reads them, as the archive owner: without it
+    (or another backup source) WG-RST-001 is ERROR ("cannot verify").
+walguard_base_backup_max_age_hours (integer > 0, 26)
+    The newest base backup must be younger than this (a daily backup, with two hours' slack).
+walguard_base_backup_verify (checksums or sizes, checksums)
+    How the newest backup is verified by ``pg_verifybackup``: every file's checksum against the
+    manifest, or (for backups too large to read at every audit) only that every file is there
+    with its size. The WAL the backup needs is always parsed from the archive.
 
 walguard_checks_dirs (list of directories, [])
     Directories of the user's own controls, audited beside the shipped ones (as ``--checks``),
@@ -144,6 +154,7 @@ from walguard.policy.validators import (
     integer,
     listeners_value,
     modes_value,
+    one_of,
     optional_value,
     patterns_value,
     segment_size_value,
@@ -212,6 +223,10 @@ class Policy:
     tls_ca_file: str | None = None
     tls_name: str | None = None
     tls_min_days: int = 30
+    # Restorability (WG-RST).
+    base_backup_dir: str | None = None
+    base_backup_max_age_hours: int = 26
+    base_backup_verify: str = "checksums"
 
 
 @dataclass(frozen=True)
@@ -268,6 +283,9 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "tls_ca_file": optional_value(absolute_path_value),
     "tls_name": optional_value(word_value),
     "tls_min_days": integer(minimum=0),
+    "base_backup_dir": optional_value(absolute_path_value),
+    "base_backup_max_age_hours": integer(minimum=1),
+    "base_backup_verify": one_of("checksums", "sizes"),
 }
 
 # Read by checks straight from the host's variables; validated here so typos still fail early.

@@ -109,6 +109,15 @@ def archive_dir_value(value: Any) -> str:
     return path
 
 
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise Invalid(f"expected one of {', '.join(choices)}, got {describe_value(value)}")
+        return str(value)
+
+    return check
+
+
 def optional_value(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def optional(value: Any) -> Any:
         return None if value is None else check(value)

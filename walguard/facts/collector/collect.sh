@@ -5,7 +5,8 @@
 # controller): WG_TOKEN, WG_ARCHIVE_DIR, WG_SERVICE, WG_T (per-command timeout, seconds),
 # WG_HEADERS (how many of the newest segments' headers to read), WG_ARCHIVE_CHECK (optional: the
 # archiving tool's repository check from the policy), WG_PG_OWNER (who runs it), WG_RESTORE_USER
-# (who restore_command runs as) and WG_START_CONF (optional: Debian's start.conf of the cluster).
+# (who restore_command runs as), WG_START_CONF (optional: Debian's start.conf of the cluster),
+# WG_BACKUP_DIR (optional: where base backups are) and WG_BACKUP_VERIFY (checksums or sizes).
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH LC_ALL=C
@@ -98,6 +99,43 @@ if [ -n "${WG_ARCHIVE_CHECK:-}" ]; then
   # shellcheck disable=SC2086  # the words of a validated command line, split on purpose
   section archive_check runuser -u "$WG_PG_OWNER" -- $WG_ARCHIVE_CHECK
   set +f
+fi
+if [ -n "${WG_BACKUP_DIR:-}" ]; then
+  # Base backups (WG-RST-001), read as the cluster's owner: each backup directory's name, its
+  # format and backup_label (a tar backup's label is its base.tar's member), and its manifest.
+  # shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+  BACKUPS='[ -d "$1" ] || { echo "no such directory: $1"; exit 2; }
+    [ -r "$1" ] && [ -x "$1" ] || { echo "cannot read $1"; exit 2; }
+    for d in "$1"/*; do
+      [ -d "$d" ] || continue
+      printf "== %s|%s\n" "${d##*/}" "$(stat -c %Y -- "$d")"
+      if [ -f "$d/backup_label" ]; then echo "format plain"; head -c 4096 -- "$d/backup_label"
+      elif [ -f "$d/base.tar" ]; then echo "format tar"
+        tar -xOf "$d/base.tar" --occurrence=1 backup_label 2>&1 | head -c 4096
+      elif [ -f "$d/base.tar.gz" ]; then echo "format tar"
+        tar -xzOf "$d/base.tar.gz" --occurrence=1 backup_label 2>&1 | head -c 4096
+      else echo "format unknown"; fi
+      [ -f "$d/backup_manifest" ] && echo "manifest"
+    done; exit 0'
+  section base_backups runuser -u "$WG_PG_OWNER" -- /bin/sh -c "$BACKUPS" sh "$WG_BACKUP_DIR"
+  # The newest plain-format backup (by its label's START TIME) checked by the server's own
+  # pg_verifybackup against its manifest, with the WAL it needs parsed from the archive.
+  # shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+  VERIFY='best=; at=
+    for d in "$1"/*; do
+      [ -f "$d/backup_label" ] || continue
+      t=$(sed -n "s/^START TIME: //p" "$d/backup_label" | head -n 1)
+      if [ -z "$best" ] || expr "$t" \> "$at" >/dev/null; then best=$d; at=$t; fi
+    done
+    [ -n "$best" ] || { echo "no plain-format backup to verify"; exit 0; }
+    printf "== %s\n" "${best##*/}"
+    pid=$(systemctl show -p MainPID --value -- "$4")
+    bin=$(readlink "/proc/$pid/exe" 2>/dev/null); bin=${bin% (deleted)}; bin=${bin%/*}/pg_verifybackup
+    [ -x "$bin" ] || bin=$(command -v pg_verifybackup) || { echo "pg_verifybackup not found"; exit 127; }
+    if [ "$3" = sizes ]; then exec "$bin" -s -w "$2" -- "$best"; fi
+    exec "$bin" -w "$2" -- "$best"'
+  section base_backup_verify runuser -u "$WG_PG_OWNER" -- /bin/sh -c "$VERIFY" sh \
+    "$WG_BACKUP_DIR" "$R" "${WG_BACKUP_VERIFY:-checksums}" "$WG_SERVICE"
 fi
 section service_active systemctl is-active -- "$WG_SERVICE"
 # SELinux: only where the kernel has it (nspawn hosts have no /sys/fs/selinux).

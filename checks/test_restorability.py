@@ -1,0 +1,166 @@
+"""Restorability: is there a base backup that point-in-time recovery can start from, recent,
+complete by its own verification, with every archived segment from its start on?"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from walguard.archive.command import reading_of
+from walguard.archive.scope import REPOSITORY_KINDS
+from walguard.archive.walnames import (
+    chain_ranges,
+    history_name,
+    missing_in,
+    parse_history,
+    segment_number,
+    timeline,
+)
+from walguard.controls import control, fail
+from walguard.errors import FactUnavailable
+from walguard.facts.archive_dir import ArchiveDir
+from walguard.facts.backups import BaseBackup, BaseBackups
+from walguard.facts.postgres_state import Postgres
+from walguard.policy.model import Policy
+
+REFS = ("DORA Art. 12(2)", "BSI CON.3.A5", "ISO/IEC 27001 A.8.13")
+VERIFIED = "backup successfully verified"
+
+
+@control(
+    "WG-RST-001",
+    "a usable base backup exists: recent, verified against its manifest, WAL archived from its "
+    "start on",
+    severity="critical",
+    refs=REFS,
+    reads=("base_backups", "base_backup_verify", "archive_files", "date"),
+    scenarios=(
+        "base-backup-missing",
+        "base-backup-old",
+        "base-backup-file-changed",
+        "archive-gap",
+    ),
+    rationale="Archived WAL alone restores nothing: recovery starts from a base backup and "
+    "replays the archive from that backup's start. Without a recent, complete backup and every "
+    "segment after it, the database cannot be recovered to a point in time.",
+    detail="the newest base backup in `walguard_base_backup_dir` is younger than "
+    "`walguard_base_backup_max_age_hours`, `pg_verifybackup` (the server's own) verifies it "
+    "against its manifest with the WAL it needs read from the archive, and the archive holds "
+    "every segment from its START WAL LOCATION to the newest archived one",
+)
+def test_base_backup_usable(
+    backups: BaseBackups, archive: ArchiveDir, pg: Postgres, policy: Policy
+) -> str:
+    if not backups.exists:
+        fail(f"no base backup: {backups.directory} does not exist")
+    if not backups.backups:
+        fail(
+            f"no base backup in {backups.directory}: point-in-time recovery has nothing to "
+            "start from"
+        )
+    newest = backups.newest()
+    if newest is None:
+        why = "; ".join(f"{b.name}: {b.problem}" for b in backups.backups if b.problem)
+        if any("zone" in (b.problem or "") for b in backups.backups):
+            raise FactUnavailable(f"cannot verify: {why}")
+        fail(f"no usable base backup in {backups.directory}: {why}")
+    age = _age(backups, newest)
+    limit = timedelta(hours=policy.base_backup_max_age_hours)
+    if age > limit:
+        fail(
+            f"the newest base backup, {newest.name} (started {newest.start_time_text}), is "
+            f"{_hours(age)} old; the policy allows {policy.base_backup_max_age_hours} h"
+        )
+    _verified(backups, newest)
+    wal = _wal_from_start(newest, archive, pg, policy)
+    how = "checksums" if policy.base_backup_verify == "checksums" else "sizes only"
+    return (
+        f"{newest.name} (started {newest.start_time_text}, {_hours(age)} ago, start WAL "
+        f"{newest.start_wal}): verified by pg_verifybackup ({how}); {wal}"
+    )
+
+
+def _age(backups: BaseBackups, newest: BaseBackup) -> timedelta:
+    if backups.read_at is None:
+        raise FactUnavailable("cannot tell the backup's age: the host's clock was not read")
+    if newest.start_time is None:  # not met: newest() only returns dated backups
+        raise FactUnavailable(f"{newest.name} has no START TIME")
+    return backups.read_at - newest.start_time
+
+
+def _hours(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours >= 1 else f"{max(age.total_seconds(), 0) / 60:.0f} min"
+
+
+def _verified(backups: BaseBackups, newest: BaseBackup) -> None:
+    if newest.format != "plain":
+        raise FactUnavailable(
+            f"cannot verify: {newest.name} is a {newest.format}-format backup; PostgreSQL's "
+            "pg_verifybackup reads tar-format backups only from version 18"
+        )
+    if not newest.has_manifest:
+        fail(f"{newest.name} has no backup_manifest: nothing shows the backup is complete")
+    check = backups.verification
+    if check is None:
+        raise FactUnavailable("pg_verifybackup was not run (no base_backup_verify section)")
+    if check.backup != newest.name:
+        raise FactUnavailable(
+            f"pg_verifybackup checked {check.backup or 'nothing'}, not the newest backup "
+            f"{newest.name}: {check.output.splitlines()[-1] if check.output else 'no output'}"
+        )
+    lines = [line.strip() for line in check.output.splitlines() if line.strip()]
+    if check.rc in (126, 127):
+        raise FactUnavailable(f"cannot verify: {lines[-1] if lines else 'pg_verifybackup not run'}")
+    if check.rc != 0:
+        errors = [line for line in lines if "error:" in line] or lines
+        fail(f"pg_verifybackup finds {newest.name} damaged: {'; '.join(errors[:3])}")
+    if VERIFIED not in lines:
+        raise FactUnavailable(
+            f"pg_verifybackup of {newest.name} exited 0 without saying '{VERIFIED}'"
+        )
+
+
+def _wal_from_start(newest: BaseBackup, archive: ArchiveDir, pg: Postgres, policy: Policy) -> str:
+    if reading_of(pg, policy).kind in REPOSITORY_KINDS:
+        return "WAL after it is in the archiving tool's repository (its check: WG-ACT-005)"
+    if newest.start_wal is None:  # not met: newest() only returns backups with labels
+        raise FactUnavailable(f"{newest.name} has no START WAL LOCATION")
+    size = pg.segment_size
+    start_tli, first = timeline(newest.start_wal), segment_number(newest.start_wal, size)
+    names = [f.name for f in archive.files]
+    history = _history(pg, archive) if pg.timeline > 1 else []
+    if start_tli not in [tli for tli, _ in history] + [pg.timeline]:
+        fail(
+            f"{newest.name} was taken on timeline {start_tli}, which is not in the server's "
+            f"timeline history (it is on {pg.timeline}): recovery cannot start from it"
+        )
+    ranges = []
+    for tli, low, high in chain_ranges(names, pg.timeline, history, size):
+        if tli == start_tli:
+            ranges.append((tli, first, high))
+        elif ranges:  # the timelines after the backup's, up to the server's
+            ranges.append((tli, low, high))
+    if not ranges or (len(ranges) == 1 and ranges[0][2] < first):
+        fail(
+            f"the archive holds no segment from {newest.name}'s start WAL {newest.start_wal} on "
+            f"(timeline {start_tli}): the backup cannot be made consistent"
+        )
+    missing = missing_in(names, ranges, size)
+    if missing:
+        runs = ", ".join(a if a == b else f"{a}..{b}" for a, b in missing)
+        fail(f"segments missing from the archive after {newest.name}'s start: {runs}")
+    count = sum(high - low + 1 for _, low, high in ranges)
+    return f"the archive holds every segment from {newest.start_wal} on ({count})"
+
+
+def _history(pg: Postgres, archive: ArchiveDir) -> list[tuple[int, int]]:
+    """The server's timeline history from the archived history file (WG-ACT-005 judges whether
+    it is there at all)."""
+    name = history_name(pg.timeline)
+    text = archive.histories.get(name)
+    if text is None:
+        raise FactUnavailable(f"cannot follow the timelines: {name} is not in {archive.where}")
+    try:
+        return parse_history(text)
+    except ValueError as exc:
+        raise FactUnavailable(f"{name}: {exc}") from None
