@@ -38,6 +38,9 @@ VERIFIED = "backup successfully verified"
         "base-backup-old",
         "base-backup-file-changed",
         "archive-gap",
+        "archive-dir-missing",
+        "archive-dir-not-a-mount",
+        "archive-dir-owner-root",
     ),
     rationale="Archived WAL alone restores nothing: recovery starts from a base backup and "
     "replays the archive from that backup's start. Without a recent, complete backup and every "

@@ -6,6 +6,8 @@
 # observe: the newest 24-hex file in /pg_archive is a regular 16 MiB file whose WAL header
 #   (8 bytes at offset 24, xlp_sysid) differs from pg_control_system().system_identifier;
 #   archiving still works.
+# may-fail: WG-RST-001: while the overwritten segment holds the newest base backup's WAL,
+#   pg_verifybackup finds a foreign system identifier in it.
 set -euo pipefail
 newest=$(find /pg_archive -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort | tail -n 1)
 [ -n "$newest" ] || { echo "no archived segment in /pg_archive" >&2; exit 1; }

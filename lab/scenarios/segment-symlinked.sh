@@ -4,6 +4,8 @@
 #   holds a pointer, not the segment.
 # observe: the newest 24-hex entry in /pg_archive is a symlink (find -type l) whose target is a
 #   regular 16 MiB file under /var/tmp/walguard-lab-segments; archiving still works.
+# may-fail: WG-RST-001: a symlink is not an archived segment, so the backup's WAL chain has a
+#   hole at it.
 set -euo pipefail
 newest=$(find /pg_archive -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort | tail -n 1)
 [ -n "$newest" ] || { echo "no archived segment in /pg_archive" >&2; exit 1; }
