@@ -9,6 +9,7 @@ from walguard.archive.scope import repository_verdict, require_archiver
 from walguard.archive.walnames import (
     chain_ranges,
     history_name,
+    backup_history_segment,
     is_segment,
     missing_in,
     parse_history,
@@ -100,6 +101,16 @@ def test_last_archived_present(pg: Postgres, archive: ArchiveDir, policy: Policy
                 f"{before}, is there, whole"
             )
         fail(f"{last} is reported archived but is not in {archive.where}")
+    # After a base backup the last archived file is its history file (X.00000028.backup), not
+    # a segment: the segment it names, the backup's start, was archived before it and is judged.
+    segment = backup_history_segment(last)
+    if segment is not None:
+        if segment not in found:
+            fail(
+                f"{segment} is not in {archive.where}, though the backup history file {last} "
+                "archived after it is"
+            )
+        last = segment
     if is_segment(last):
         f = found[last]
         if f.kind != "f":

@@ -256,3 +256,25 @@ def test_a_symlinked_segment_is_not_judged_by_its_links_mode() -> None:
     own = _owned({n: ("postgres", 0o777 if n == segments[1] else 0o600) for n in segments})
     v = verdict("WG-ACT-008", archive([], files=files, ownership=own), pg())
     assert v.result == "PASS", v.message  # the link is WG-ACT-004/007's finding
+
+
+def test_after_a_base_backup_the_segment_its_history_file_names_is_judged() -> None:
+    """pg_stat_archiver's last archived file is the backup history file after a base backup:
+    the segment it names must be there and whole (a truncated one passed before)."""
+    start = names(1, [4])[0]
+    history = f"{start}.00000028.backup"
+    whole = [ArchiveFile(n, "f", SEG, 0.0) for n in names(1, [1, 2, 3])]
+    last = pg(archiver=Archiver(5, history, 1.0, 0, None, None, "t", None))
+    cut = archive(
+        [], files=(*whole, ArchiveFile(start, "f", 8192, 0.0), ArchiveFile(history, "f", 300, 0.0))
+    )
+    v = verdict("WG-ACT-004", cut, last)
+    assert v.result == "FAIL" and f"{start} is 8192 bytes" in v.message
+    gone = verdict(
+        "WG-ACT-004", archive([], files=(*whole, ArchiveFile(history, "f", 300, 0.0))), last
+    )
+    assert gone.result == "FAIL" and f"{start} is not in" in gone.message
+    ok = archive(
+        [], files=(*whole, ArchiveFile(start, "f", SEG, 0.0), ArchiveFile(history, "f", 300, 0.0))
+    )
+    assert verdict("WG-ACT-004", ok, last).result == "PASS"

@@ -13,6 +13,18 @@ def is_segment(name: str) -> bool:
     return bool(SEGMENT.match(name))
 
 
+# A backup history file: the segment and offset of the backup's start, `.backup`.
+BACKUP_HISTORY = re.compile(r"^([0-9A-F]{24})\.[0-9A-F]{8}\.backup$")
+
+
+def backup_history_segment(name: str) -> str | None:
+    """The segment a backup history file names, the backup's start: archived before the
+    history file, which pg_backup_stop() writes once that WAL is complete (and then waits for
+    the archiving of all the backup's WAL, up to its stop segment)."""
+    match = BACKUP_HISTORY.match(name)
+    return match.group(1) if match else None
+
+
 def timeline(name: str) -> int:
     return int(name[:8], 16)
 
