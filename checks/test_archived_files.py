@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 from walguard.archive.scope import repository_verdict, require_archiver
 from walguard.archive.walnames import (
+    backup_history_segment,
     chain_ranges,
     history_name,
-    backup_history_segment,
     is_segment,
     missing_in,
     parse_history,

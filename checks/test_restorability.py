@@ -1,5 +1,6 @@
 """Restorability: is there a base backup that point-in-time recovery can start from, recent,
-complete by its own verification, with every archived segment from its start on?"""
+complete by its own verification, with every archived segment from its start on? And how much
+would be lost if the primary were lost now?"""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from walguard.archive.walnames import (
     segment_number,
     timeline,
 )
-from walguard.controls import control, fail
+from walguard.controls import NotApplicable, control, fail
 from walguard.errors import FactUnavailable
 from walguard.facts.archive_dir import ArchiveDir
 from walguard.facts.backups import BaseBackup, BaseBackups
 from walguard.facts.postgres_state import Postgres
+from walguard.facts.wal_window import WalWindow
 from walguard.policy.model import Policy
 
 REFS = ("DORA Art. 12(2)", "BSI CON.3.A5", "ISO/IEC 27001 A.8.13")
@@ -167,3 +169,88 @@ def _history(pg: Postgres, archive: ArchiveDir) -> list[tuple[int, int]]:
         return parse_history(text)
     except ValueError as exc:
         raise FactUnavailable(f"{name}: {exc}") from None
+
+
+@control(
+    "WG-RST-002",
+    "the data-loss window now is within the RPO: no commit has waited longer than "
+    "walguard_rpo_minutes to be archived",
+    severity="high",
+    refs=("DORA Art. 12(6)", "BSI CON.3.A5", "ISO/IEC 27001 A.8.13"),
+    reads=("wal_window",),
+    scenarios=(),  # its RPO is minutes: tests/lab/test_restorability_lab.py waits one out
+    rationale="Losing the primary loses every commit the archive does not hold yet. How long "
+    "the oldest of them has waited is the data that would be lost now, whatever the archiver's "
+    "statistics say; an idle database with nothing to archive loses nothing.",
+    detail="the server's own `pg_waldump` reads the commit records in the WAL after the last "
+    "archived segment (the older of pg_stat_archiver's last_archived_wal and the archive's "
+    "newest whole segment) up to the server's current WAL file: the oldest of them is younger "
+    "than `walguard_rpo_minutes` on the server's clock; the newest commit in the archive is "
+    "named too. A standby commits nothing of its own: not applicable",
+)
+def test_data_loss_window(window: WalWindow, policy: Policy) -> str:
+    if window.standby:
+        raise NotApplicable("a standby: commits are made on its primary, whose window is judged")
+    if window.now is None or window.current is None:  # not met: the parser requires both
+        raise FactUnavailable("the server's clock or current WAL file was not read")
+    if window.boundary is None:
+        fail(
+            "nothing has been archived (pg_stat_archiver shows no last archived segment and the "
+            "archive holds none): the archive can give back no commit"
+        )
+    back = _archive_gives_back(window)
+    for scan in window.unarchived:
+        # Only the current segment may end early: the WAL written so far ends in it.
+        current_end = scan.segment == window.current and scan.end_of_wal
+        if scan.commit is None and (scan.missing or scan.error) and not current_end:
+            why = scan.error or "not found"
+            raise FactUnavailable(f"cannot read {scan.segment} with pg_waldump: {why}")
+    first = window.first_unarchived
+    limit = timedelta(minutes=policy.rpo_minutes)
+    if first is None:
+        if window.unarchived_count > len(window.unarchived):
+            raise FactUnavailable(
+                f"no commit in the oldest {len(window.unarchived)} of "
+                f"{window.unarchived_count} segments after {window.boundary}: the window "
+                "was not measured"
+            )
+        waiting = (
+            f"the {window.unarchived_count} segment(s) after it up to the current "
+            f"{window.current} hold no commit"
+            if window.unarchived_count
+            else f"nothing has been written since (the server is at {window.current})"
+        )
+        return (
+            f"no commit waits to be archived: the last archived segment is {window.boundary} "
+            f"and {waiting}; {back}"
+        )
+    age = max(window.now - first.at, timedelta(0))
+    newest = window.newest_commit
+    then = f"; the newest at {newest.at_text} (xid {newest.xid})" if newest else ""
+    found = (
+        f"the oldest commit not yet archived (xid {first.xid} at {first.at_text}, in "
+        f"{first.segment}, after the last archived segment {window.boundary}) has waited "
+        f"{_minutes(age)}{then}"
+    )
+    if age > limit:
+        fail(
+            f"{found}: losing the primary now loses every commit since, beyond the RPO of "
+            f"{policy.rpo_minutes} min; {back}"
+        )
+    return f"{found}, within the RPO of {policy.rpo_minutes} min; {back}"
+
+
+def _archive_gives_back(window: WalWindow) -> str:
+    commit = window.archived_commit
+    if commit is not None:
+        return (
+            f"the archive gives back commits up to {commit.at_text} (xid {commit.xid}, in "
+            f"{commit.segment})"
+        )
+    looked = ", ".join(s.segment for s in window.archived) or "none readable"
+    return f"no commit in the newest archived segments ({looked})"
+
+
+def _minutes(age: timedelta) -> str:
+    seconds = age.total_seconds()
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -34,6 +34,7 @@ PROVIDERS: dict[str, Provider] = {
     "platform": lambda facts, target: _platform(facts),
     "zones": lambda facts, target: facts.zones.get(),
     "backups": lambda facts, target: facts.backups.get(),
+    "window": lambda facts, target: facts.window.get(),
 }
 
 

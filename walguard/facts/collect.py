@@ -21,6 +21,7 @@ from walguard.facts.postgres_state import Postgres, ProbeResult
 from walguard.facts.sections import Section, split_sections
 from walguard.facts.selinux import SelinuxFacts, parse_selinux
 from walguard.facts.transport import Cancel, Connection
+from walguard.facts.wal_window import WalWindow, parse_wal_window
 from walguard.inventory.load import Target
 from walguard.part import Part
 from walguard.policy.model import Connect, Policy
@@ -110,6 +111,11 @@ def collect(
             selinux = Part(error=f"{target.name}: {exc}")
         platform = parse_platform(sections)
         backups = _backups(sections, policy, target.name)
+        window: Part[WalWindow]
+        try:
+            window = Part(parse_wal_window(sections))
+        except FactUnavailable as exc:
+            window = Part(error=f"{target.name}: {exc}")
         if platform.journal.value is not None:
             evidence["journal_errors"] = "".join(f"{line}\n" for line in platform.journal.value)
         # The operator's own views, each in its own evidence file (also inside collector.txt).
@@ -161,6 +167,7 @@ def collect(
             tuple(a.as_dict() for a in conn.attempts),
             platform,
             backups=backups,
+            window=window,
         )
     finally:
         if own:

@@ -25,6 +25,7 @@ from walguard.part import Part as Part
 if TYPE_CHECKING:
     from walguard.facts.backups import BaseBackups
     from walguard.facts.platform import PlatformFacts
+    from walguard.facts.wal_window import WalWindow
 
 NO_BACKUP_SOURCE = "cannot verify: the policy names no base backups (walguard_base_backup_dir)"
 
@@ -52,6 +53,8 @@ class HostFacts:
     zones: Part[Any] = field(default_factory=lambda: Part(error="no zone probes were run"))
     # Base backups (walguard.facts.backups), where the policy names where they are.
     backups: Part[BaseBackups] = field(default_factory=lambda: Part(error=NO_BACKUP_SOURCE))
+    # The data-loss window: commits archived and waiting, from the WAL (walguard.facts.wal_window).
+    window: Part[WalWindow] = field(default_factory=lambda: Part(error="not collected"))
 
     @classmethod
     def unreachable(

@@ -37,7 +37,7 @@ section archive_df df -P -B1 -- "$R"
 # The archiver's statistics, read before the archive is listed (a segment archived while the
 # host is read is then newer than the listing, never missing from it); configuration as the
 # server sees it (pg_file_settings is readable by superusers only: asked as the cluster's owner
-# over its Unix socket), the files' modification times, and TLS. One psql run for all five
+# over its Unix socket), the files' modification times, and TLS. One psql run for all six
 # queries (each psql start and server backend costs the host about 50 ms of CPU);
 # its parts are framed by the token, and each becomes the section it always was.
 # shellcheck disable=SC2016  # SQL dollar quotes, not shell expansions
@@ -56,6 +56,11 @@ PGOUT=$(timeout "$WG_T" runuser -u "$WG_PG_OWNER" -- psql -XAtq -v ON_ERROR_STOP
   -c 'SELECT CASE WHEN current_setting($$ssl$$) = $$on$$ THEN
       CASE WHEN current_setting($$ssl_cert_file$$) LIKE $$/%$$ THEN current_setting($$ssl_cert_file$$)
       ELSE current_setting($$data_directory$$) || $$/$$ || current_setting($$ssl_cert_file$$) END END' \
+  -c "\\echo $WG_TOKEN PART position" \
+  -c 'SELECT CASE WHEN pg_is_in_recovery() THEN $$standby$$ ELSE concat_ws($$|$$,
+      pg_walfile_name(pg_current_wal_lsn()), current_setting($$data_directory$$),
+      extract(epoch FROM clock_timestamp()),
+      (SELECT coalesce(last_archived_wal, $$$$) FROM pg_stat_archiver)) END' \
   -c "\\echo $WG_TOKEN PART end" 2>&1)
 PGRC=$?
 # One part of psql's output: the lines between its marker and the next.
@@ -100,6 +105,14 @@ if [ -n "${WG_ARCHIVE_CHECK:-}" ]; then
   section archive_check runuser -u "$WG_PG_OWNER" -- $WG_ARCHIVE_CHECK
   set +f
 fi
+# The running server's own client programs (pg_verifybackup, pg_waldump): its binary's directory,
+# so that they read its WAL and backup formats; PATH's as a fallback.
+PGBIN=$(readlink "/proc/$(systemctl show -p MainPID --value -- "$WG_SERVICE")/exe" 2>/dev/null)
+PGBIN=${PGBIN% (deleted)}; PGBIN=${PGBIN%/*}
+pgbin() {
+  if [ -n "$PGBIN" ] && [ -x "$PGBIN/$1" ]; then printf '%s' "$PGBIN/$1"
+  else command -v "$1" || printf '%s' "$1"; fi
+}
 if [ -n "${WG_BACKUP_DIR:-}" ]; then
   # Base backups (WG-RST-001), read as the cluster's owner: each backup directory's name, its
   # format and backup_label (a tar backup's label is its base.tar's member), and its manifest.
@@ -129,13 +142,71 @@ if [ -n "${WG_BACKUP_DIR:-}" ]; then
     done
     [ -n "$best" ] || { echo "no plain-format backup to verify"; exit 0; }
     printf "== %s\n" "${best##*/}"
-    pid=$(systemctl show -p MainPID --value -- "$4")
-    bin=$(readlink "/proc/$pid/exe" 2>/dev/null); bin=${bin% (deleted)}; bin=${bin%/*}/pg_verifybackup
-    [ -x "$bin" ] || bin=$(command -v pg_verifybackup) || { echo "pg_verifybackup not found"; exit 127; }
-    if [ "$3" = sizes ]; then exec "$bin" -s -w "$2" -- "$best"; fi
-    exec "$bin" -w "$2" -- "$best"'
+    [ -x "$4" ] || { echo "pg_verifybackup not found: $4"; exit 127; }
+    if [ "$3" = sizes ]; then exec "$4" -s -w "$2" -- "$best"; fi
+    exec "$4" -w "$2" -- "$best"'
   section base_backup_verify runuser -u "$WG_PG_OWNER" -- /bin/sh -c "$VERIFY" sh \
-    "$WG_BACKUP_DIR" "$R" "${WG_BACKUP_VERIFY:-checksums}" "$WG_SERVICE"
+    "$WG_BACKUP_DIR" "$R" "${WG_BACKUP_VERIFY:-checksums}" "$(pgbin pg_verifybackup)"
+fi
+# The data-loss window (WG-RST-002), read from the WAL records with the server's pg_waldump as
+# the cluster's owner: the commits in the newest archived segments, and the oldest and newest
+# commits after the last archived segment (the older of what the server reports archived and the
+# archive's newest whole segment) up to the server's current WAL file.
+# shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
+WINDOW='
+  segs() {
+    find "$1" -mindepth 1 -maxdepth 1 -type f -name "????????????????????????" -printf "%f\n" \
+      2>/dev/null | grep -E "^[0-9A-F]{24}$" | sort
+  }
+  # A segment through pg_waldump ($1 directory, $2 segment, $3 first or last, $4 pg_waldump): its
+  # first (or last) commit record, else the last line that is no record (an error); a
+  # reader that stops at the first commit ends pg_waldump early.
+  look() {
+    TZ=UTC "$4" -r Transaction -p "$1" -- "$2" 2>&1 | awk -v mode="$3" "
+      /desc: COMMIT/ { c = \$0; if (mode == \"first\") exit; next }
+      !/^rmgr: / { e = \$0 }
+      END { if (c != \"\") print \"commit \" substr(c, 1, 300); else if (e != \"\") print \"error \" e; else print \"none\" }"
+  }
+  last=$(printf "%s" "$4" | cut -c 1-24 | grep -E "^[0-9A-F]{24}$")
+  newest=$(segs "$1" | tail -n 1)
+  echo "server-archived $last"; echo "archive-newest $newest"
+  b=$last
+  if [ -n "$newest" ] && { [ -z "$b" ] || expr "$newest" \< "$b" >/dev/null; }; then b=$newest; fi
+  echo "boundary $b"
+  [ -n "$b" ] || exit 0
+  [ -x "$5" ] || { echo "pg_waldump not found: $5"; exit 127; }
+  # awk compares as strings only what is made one: 24 hex digits can read as a number.
+  { segs "$1"; segs "$2"; } | sort -ru | awk -v b="$b" "(\$0 \"\") <= (b \"\")" | head -n 3 | while read -r s; do
+    if [ -f "$1/$s" ]; then d=$1; else d=$2; fi
+    printf "archived-commit %s|%s\n" "$s" "$(look "$d" "$s" last "$5")"
+  done
+  after=$(segs "$2" | awk -v b="$b" -v c="$3" "(\$0 \"\") > (b \"\") && (\$0 \"\") <= (c \"\")")
+  echo "unarchived-count $(printf "%s" "$after" | grep -c .)"
+  n=0
+  for s in $after; do
+    [ "$n" -lt "$6" ] || break
+    n=$((n + 1)); r=$(look "$2" "$s" first "$5")
+    printf "unarchived %s|%s\n" "$s" "$r"
+    case $r in commit*) break ;; esac
+  done
+  for s in $(printf "%s\n" "$after" | sort -r | head -n 3); do
+    r=$(look "$2" "$s" last "$5")
+    printf "newest-commit %s|%s\n" "$s" "$r"
+    case $r in commit*) break ;; esac
+  done
+  '
+if [ "$PGRC" -ne 0 ]; then
+  pg_section wal_window true
+elif [ "$(pg_part position)" = standby ]; then
+  section wal_window echo standby
+else
+  IFS='|' read -r P_CURRENT P_DATADIR P_NOW P_LAST <<EOF
+$(pg_part position)
+EOF
+  printf '%s BEGIN wal_window\nnow %s\ncurrent %s\n' "$WG_TOKEN" "$P_NOW" "$P_CURRENT"
+  timeout "$WG_T" runuser -u "$WG_PG_OWNER" -- /bin/sh -c "$WINDOW" sh "$R" "$P_DATADIR/pg_wal" \
+    "$P_CURRENT" "$P_LAST" "$(pgbin pg_waldump)" "${WG_WINDOW_SEGMENTS:-16}" 2>&1
+  printf '\n%s END wal_window %s\n' "$WG_TOKEN" "$?"
 fi
 section service_active systemctl is-active -- "$WG_SERVICE"
 # SELinux: only where the kernel has it (nspawn hosts have no /sys/fs/selinux).
