@@ -30,8 +30,16 @@ ARCHIVER = {"WG-ACT-001", "WG-ACT-002", "WG-ACT-003", "WG-ACT-004", "WG-ACT-005"
 # What the unlabelled archive breaks on the pristine guest, and nothing else may fail there:
 # the label and its persistence, the AVC denials, and the archiver with everything it should
 # have put in the archive (no segment yet, and the seed segment's .ready older than the RPO);
-# and no base backup (one cannot be taken while archiving fails: its WAL never reaches the archive).
-SEED_BREAKS = {"WG-SEL-003", "WG-SEL-004", "WG-SEL-005", "WG-SEL-006", "WG-RST-001"} | {
+# and no base backup (one cannot be taken while archiving fails: its WAL never reaches the archive)
+# nor any archived commit (the data-loss window is the whole database).
+SEED_BREAKS = {
+    "WG-SEL-003",
+    "WG-SEL-004",
+    "WG-SEL-005",
+    "WG-SEL-006",
+    "WG-RST-001",
+    "WG-RST-002",
+} | {
     "WG-ACT-001",
     "WG-ACT-002",
     "WG-ACT-003",
