@@ -108,7 +108,7 @@ def test_ready_backlog(pg: Postgres, policy: Policy) -> None:
     "a freshly switched segment reaches the archive (--active-probe)",
     severity="critical",
     refs=REFS,
-    opt_in=True,
+    opt_in="--active-probe",
     rationale="The only end-to-end proof: force a segment switch now and watch the archiver "
     "report it archived within a bound.",
     detail="`--active-probe` only: pg_switch_wal(), then the segment is archived within "

@@ -68,7 +68,9 @@ class Control:
     refs: tuple[str, ...]
     remediation: str | None
     disruptive: bool
-    opt_in: bool = False  # runs only when asked for (e.g. --active-probe: it changes state)
+    # The option that asks for it (--active-probe, --restore-drill): it changes state, so it runs
+    # only when asked for; None: every audit.
+    opt_in: str | None = None
     reads: tuple[str, ...] = ()  # collector sections and postgresql.KEY facts it judges
     scenarios: tuple[str, ...] = ()  # lab break scenarios that must make it FAIL
     detail: str = ""  # what exactly it checks, for the README's table (else the title)
@@ -114,7 +116,7 @@ def control(
     refs: tuple[str, ...] = (),
     remediation: str | None = None,
     disruptive: bool = False,
-    opt_in: bool = False,
+    opt_in: str | None = None,
     reads: Sequence[str] = (),
     scenarios: Sequence[str] = (),
     detail: str = "",
@@ -271,7 +273,12 @@ AREAS = ("ARC", "DIR", "ACT", "RST", "SEL", "SYS", "NET", "IDN")
 
 def _table_order(meta: Control) -> tuple[int, str, bool, str]:
     area = meta.id.split("-")[1]
-    return (AREAS.index(area) if area in AREAS else len(AREAS), area, meta.opt_in, meta.id)
+    return (
+        AREAS.index(area) if area in AREAS else len(AREAS),
+        area,
+        meta.opt_in is not None,
+        meta.id,
+    )
 
 
 TABLE_HEADER = "| id | severity | control |\n| --- | --- | --- |\n"

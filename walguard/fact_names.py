@@ -38,8 +38,14 @@ POSTGRES_PREFIX = "postgresql."
 _SETTING = re.compile(r"postgresql\.settings\.[a-z][a-z0-9_.]*")
 
 
+# The sections the restore drill prints (walguard/drill/drill.sh, restore_drill.txt in evidence).
+DRILL_SECTIONS = frozenset(
+    {"drill_prepare", "drill_canary", "drill_restore", "drill_log", "drill_cleanup"}
+)
+
+
 def known_read(name: str) -> bool:
     """Whether a control's `reads` entry names a fact walguard collects."""
     if name.startswith(POSTGRES_PREFIX):
         return name[len(POSTGRES_PREFIX) :] in POSTGRES_KEYS or bool(_SETTING.fullmatch(name))
-    return name in COLLECTOR_SECTIONS
+    return name in COLLECTOR_SECTIONS or name in DRILL_SECTIONS

@@ -35,6 +35,7 @@ PROVIDERS: dict[str, Provider] = {
     "zones": lambda facts, target: facts.zones.get(),
     "backups": lambda facts, target: facts.backups.get(),
     "window": lambda facts, target: facts.window.get(),
+    "drill": lambda facts, target: facts.drill.get(),
 }
 
 

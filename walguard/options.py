@@ -77,6 +77,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="how long --active-probe waits for the segment to be archived (default 60)",
     )
     group.addoption(
+        "--restore-drill",
+        action="store_true",
+        help="also restore each host's newest base backup into a scratch cluster and replay the "
+        "archive to a point in time between two canary rows (controls WG-RST-003/004; writes "
+        "the canaries and uses the policy's walguard_restore_scratch_dir, so opt-in)",
+    )
+    group.addoption(
         "--remediate",
         choices=("plan", "apply"),
         default=None,

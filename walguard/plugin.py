@@ -101,7 +101,7 @@ class AuditHooks:
                 f"control {meta.id} ({name}) reads {', '.join(unknown)}, which no fact provides"
             )
         s = self.session
-        if meta.opt_in and not s.active_probe:
+        if not s.asked_for(meta):
             return []  # changes server state: only when asked for
         return [ControlItem.make(collector, obj, meta, t, s.cache) for t in s.run.targets]
 

@@ -20,6 +20,8 @@ READ_ELSEWHERE = {"WG-NET-004", "WG-ACT-006"}
 # WG-SEL controls are judged on the SELinux guest, whose seed breaks them all.
 NO_SCENARIO = {
     "WG-RST-002",  # an RPO is minutes: its own lab test waits one out
+    "WG-RST-003",  # the restore drill (opt-in): its own lab test breaks it
+    "WG-RST-004",
     "WG-ARC-004",
     "WG-ACT-006",
     "WG-SYS-004",

@@ -95,6 +95,12 @@ OVERRIDES: dict[str, Any] = {
     "base_backup_dir": "/srv/pg_backup",
     "base_backup_max_age_hours": 170,
     "base_backup_verify": "sizes",
+    "rto_minutes": 0.5,
+    "restore_scratch_dir": "/srv/pg_scratch",
+    "restore_canary_db": "walguard",
+    "restore_timeout_s": 600,
+    "restore_memory_max": "512M",
+    "restore_cpu_quota": "50%",
 }
 CONVERTED = {"zones": (("app", True), ("office", False))}
 

@@ -65,6 +65,7 @@ class FactsCache:
         *,
         active_probe: bool,
         probe_wait_s: float,
+        restore_drill: bool = False,
         zones: ZoneProbes | None = None,
         journal_baselines: Baselines | None = None,
         process: str = "main",
@@ -75,6 +76,7 @@ class FactsCache:
         self.evidence = evidence  # None: a run without a directory writes no evidence
         self.zones = zones or ZoneProbes([], [])
         self.active_probe = active_probe
+        self.restore_drill = restore_drill
         self.probe_wait_s = probe_wait_s
         self.facts: dict[str, HostFacts] = {}
         self.collections: dict[str, int] = {}  # host -> collections made (should be 1)
@@ -191,6 +193,7 @@ class FactsCache:
                 target,
                 active_probe=self.active_probe,
                 probe_wait_s=self.probe_wait_s,
+                restore_drill=self.restore_drill,
                 cancel=self.cancel,
             )
         except Exception as exc:  # whatever it was, it is this host's ERROR, once

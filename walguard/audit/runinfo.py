@@ -154,6 +154,7 @@ class RunInfo:
     remediate: str | None = None
     change_ref: str | None = None
     active_probe: bool = False
+    restore_drill: bool = False
     finished: str | None = None
     walguard: dict[str, Any] = field(default_factory=dict)
     signing: dict[str, Any] | None = None  # what the signer's certificate says, when signing
@@ -171,6 +172,7 @@ class RunInfo:
         remediate: str | None = None,
         change_ref: str | None = None,
         active_probe: bool = False,
+        restore_drill: bool = False,
         limit: str | None = None,
     ) -> RunInfo:
         commit, dirty = git_commit()
@@ -187,6 +189,7 @@ class RunInfo:
             remediate=remediate,
             change_ref=change_ref,
             active_probe=active_probe,
+            restore_drill=restore_drill,
             walguard={
                 "version": __version__,
                 "commit": commit,

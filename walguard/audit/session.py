@@ -60,6 +60,7 @@ class AuditSession:
     is_worker: bool  # an xdist worker: it judges, the controller records and writes
     distributed: bool  # the controller of an xdist run (judges nothing itself)
     active_probe: bool
+    restore_drill: bool
     forks: int
     listing: str | None  # what ansible-inventory answered, for the workers
     inventory_key: str  # drift and retention keep to runs of this inventory and --limit
@@ -76,8 +77,14 @@ class AuditSession:
     def universe(self) -> dict[Pair, Control]:
         """Every (host, control) pair there is, before -k/-m deselection."""
         every = load_all(paths.CHECKS_DIR, list(self.check_dirs))
-        controls = [c for c in every.values() if self.active_probe or not c.opt_in]
+        controls = [c for c in every.values() if self.asked_for(c)]
         return {(t.name, c.id): c for t in self.run.targets for c in controls}
+
+    def asked_for(self, control: Control) -> bool:
+        """Whether the run judges it: every control, and an opt-in one when its option is
+        given (it changes state: a WAL switch, a restore)."""
+        given = {"--active-probe": self.active_probe, "--restore-drill": self.restore_drill}
+        return control.opt_in is None or given.get(control.opt_in, False)
 
     def why_missing(self) -> str:
         if self.ending.stop_reason:
@@ -206,12 +213,15 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
             remediate=config.getoption("remediate"),
             change_ref=config.getoption("change_ref"),
             active_probe=bool(config.getoption("active_probe")),
+            restore_drill=bool(config.getoption("restore_drill")),
             limit=config.getoption("limit"),
         )
     active_probe = bool(config.getoption("active_probe"))
+    restore_drill = bool(config.getoption("restore_drill"))
     cache = FactsCache(
         evidence(run_dir) if run_dir is not None else None,
         active_probe=active_probe,
+        restore_drill=restore_drill,
         probe_wait_s=config.getoption("probe_wait"),
         zones=ZoneProbes(probes, databases),
         journal_baselines=history.journal,
@@ -227,6 +237,7 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
         is_worker=is_worker,
         distributed=getattr(config.option, "dist", "no") != "no" and not is_worker,
         active_probe=active_probe,
+        restore_drill=restore_drill,
         forks=forks,
         listing=inventory.listing,
         inventory_key=inventory_key,

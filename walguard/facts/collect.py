@@ -9,6 +9,8 @@ import shlex
 import time
 from types import MappingProxyType
 
+from walguard.drill.result import DrillResult
+from walguard.drill.run import NOT_ASKED, run_drill
 from walguard.errors import FactUnavailable
 from walguard.facts import collector
 from walguard.facts import postgres as pgfacts
@@ -58,6 +60,7 @@ def collect(
     *,
     active_probe: bool = False,
     probe_wait_s: float = 60,
+    restore_drill: bool = False,
     conn: Connection | None = None,
     cancel: Cancel | None = None,
 ) -> HostFacts:
@@ -150,6 +153,13 @@ def collect(
             pg = Part(error=f"{target.name}: {exc}")
             probe = Part(error=f"{target.name}: {exc}")
             evidence["postgresql"] = str(exc)
+        drill: Part[DrillResult] = Part(error=NOT_ASKED)
+        if restore_drill:
+            # Opt-in and not a fact: it writes canary rows, switches WAL and restores a backup.
+            where = archive.value.real_path if archive.value is not None else None
+            drill, output = run_drill(conn, target, where or policy.archive_dir, probe_wait_s)
+            if output:
+                evidence["restore_drill"] = output
         evidence["duration_s"] = f"{time.monotonic() - started:.3f}"
         return HostFacts(
             target.name,
@@ -168,6 +178,7 @@ def collect(
             platform,
             backups=backups,
             window=window,
+            drill=drill,
         )
     finally:
         if own:

@@ -23,6 +23,7 @@ from walguard.facts.selinux import SelinuxFacts as SelinuxFacts
 from walguard.part import Part as Part
 
 if TYPE_CHECKING:
+    from walguard.drill.result import DrillResult
     from walguard.facts.backups import BaseBackups
     from walguard.facts.platform import PlatformFacts
     from walguard.facts.wal_window import WalWindow
@@ -55,6 +56,10 @@ class HostFacts:
     backups: Part[BaseBackups] = field(default_factory=lambda: Part(error=NO_BACKUP_SOURCE))
     # The data-loss window: commits archived and waiting, from the WAL (walguard.facts.wal_window).
     window: Part[WalWindow] = field(default_factory=lambda: Part(error="not collected"))
+    # What the restore drill showed (walguard.drill), when --restore-drill asked for one.
+    drill: Part[DrillResult] = field(
+        default_factory=lambda: Part(error="--restore-drill not given")
+    )
 
     @classmethod
     def unreachable(

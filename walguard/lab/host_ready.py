@@ -66,7 +66,9 @@ def wait_ready(host: Container, timeout: float = BOOT_TIMEOUT_S) -> None:
 
 # A bank host has a recent base backup (WG-RST-001): taken here, once PostgreSQL archives, as its
 # backup job would (-X none: the WAL it needs is the archive's, as pg_verifybackup then checks).
-BASE_BACKUP = f"""install -d -o postgres -g postgres -m 0700 {settings.BACKUP_DIR}
+# The restore drill's scratch directory is root's, as an operator would make it.
+BASE_BACKUP = f"""install -d -o root -g root -m 0755 {settings.SCRATCH_DIR}
+install -d -o postgres -g postgres -m 0700 {settings.BACKUP_DIR}
 [ -z "$(ls -A {settings.BACKUP_DIR})" ] || exit 0
 exec runuser -u postgres -- pg_basebackup -D "{settings.BACKUP_DIR}/$(date -u +%Y%m%dT%H%M%SZ)" \\
   -X none -c fast --no-sync -l 'walguard lab base backup'

@@ -48,6 +48,7 @@ def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> 
                         # nspawn containers share the machine's kernel: no SELinux of their own.
                         "walguard_selinux_required": False,
                         "walguard_base_backup_dir": settings.BACKUP_DIR,
+                        "walguard_restore_scratch_dir": settings.SCRATCH_DIR,
                     },
                 },
                 # The zones' vantage points: reached over SSH like any host; from each, walguard

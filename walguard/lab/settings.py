@@ -34,6 +34,7 @@ AUDIT_USER = "walguard"
 ARCHIVE_DIR = "/pg_archive"
 # Where each database host keeps its base backups (taken when it first becomes ready).
 BACKUP_DIR = "/pg_backup"
+SCRATCH_DIR = "/pg_scratch"  # where --restore-drill restores into (walguard_restore_scratch_dir)
 ARCHIVE_SIZE_MIB = 1024
 
 

@@ -34,6 +34,7 @@ ALIKE = (
     ("controls", "selected controls", lambda d: sorted(d["controls"])),
     ("remediate", "remediation mode", lambda d: d["run"]["remediate"]),
     ("active_probe", "--active-probe", lambda d: d["run"]["active_probe"]),
+    ("restore_drill", "--restore-drill", lambda d: d["run"].get("restore_drill", False)),
     ("walguard", "walguard version and commit",
      lambda d: (d["run"]["walguard"]["version"], d["run"]["walguard"]["commit"])),
 )  # fmt: skip

@@ -129,6 +129,24 @@ walguard_base_backup_verify (checksums or sizes, checksums)
     How the newest backup is verified by ``pg_verifybackup``: every file's checksum against the
     manifest, or (for backups too large to read at every audit) only that every file is there
     with its size. The WAL the backup needs is always parsed from the archive.
+walguard_rto_minutes (number > 0, 60)
+    Recovery time objective: the restore drill's restore (copy, replay, start) must take at most
+    this long (WG-RST-004). Fractions are allowed (0.5 is thirty seconds).
+walguard_restore_scratch_dir (absolute path or null, null)
+    Where ``--restore-drill`` restores into, on the host itself: a directory that exists, outside
+    the data directory, the archive and the backups, ideally on its own volume. Each drill makes
+    a ``walguard-drill-*`` directory in it and removes it again (one a killed drill left is
+    removed by the next); ``.walguard-drill.lock`` in it keeps drills one at a time. Without it
+    the drill is ERROR ("cannot drill").
+walguard_restore_canary_db (database name, "postgres")
+    The database the drill's canary rows go into (table ``walguard_restore_drill``).
+walguard_restore_timeout_s (integer >= 60, 1800)
+    How long one drill may take in all; the scratch is removed when it is up.
+walguard_restore_memory_max (size, "2G")
+    The scratch cluster's memory limit (systemd ``MemoryMax``, in its own scope).
+walguard_restore_cpu_quota (percentage, "100%")
+    The scratch cluster's CPU limit (systemd ``CPUQuota``; 100% is one core); it also runs at
+    nice 10 and idle I/O priority.
 
 walguard_checks_dirs (list of directories, [])
     Directories of the user's own controls, audited beside the shipped ones (as ``--checks``),
@@ -153,10 +171,12 @@ from walguard.policy.validators import (
     check_command_value,
     integer,
     listeners_value,
+    matching,
     modes_value,
     one_of,
     optional_value,
     patterns_value,
+    positive_number,
     segment_size_value,
     strings_value,
     text_value,
@@ -227,6 +247,12 @@ class Policy:
     base_backup_dir: str | None = None
     base_backup_max_age_hours: int = 26
     base_backup_verify: str = "checksums"
+    rto_minutes: float = 60
+    restore_scratch_dir: str | None = None
+    restore_canary_db: str = "postgres"
+    restore_timeout_s: int = 1800
+    restore_memory_max: str = "2G"
+    restore_cpu_quota: str = "100%"
 
 
 @dataclass(frozen=True)
@@ -286,6 +312,12 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "base_backup_dir": optional_value(absolute_path_value),
     "base_backup_max_age_hours": integer(minimum=1),
     "base_backup_verify": one_of("checksums", "sizes"),
+    "rto_minutes": positive_number,
+    "restore_scratch_dir": optional_value(absolute_path_value),
+    "restore_canary_db": word_value,
+    "restore_timeout_s": integer(minimum=60),
+    "restore_memory_max": matching(r"[1-9][0-9]*[KMGT]?", "a size such as 2G"),
+    "restore_cpu_quota": matching(r"[1-9][0-9]*%", "a percentage such as 100%"),
 }
 
 # Read by checks straight from the host's variables; validated here so typos still fail early.

@@ -109,6 +109,27 @@ def archive_dir_value(value: Any) -> str:
     return path
 
 
+def positive_number(value: Any) -> float:
+    # bool is a subclass of int, and `true` where a number belongs is a mistake.
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise Invalid(f"expected a number > 0, got {describe_value(value)}")
+    if value != value or value == float("inf"):
+        raise Invalid(f"expected a finite number > 0, got {value}")
+    return float(value)
+
+
+def matching(pattern: str, expected: str) -> Callable[[Any], str]:
+    """A string of one shape (a size, a percentage): it reaches a command line as one word."""
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise Invalid(f"expected {expected}, got {describe_value(value)}")
+        return value
+
+    return check
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:

@@ -34,6 +34,8 @@ class HostEvidence:
     sections: dict[str, Section]  # collector.txt's, with their line ranges
     pg: dict[str, Any] | None
     error: str | None
+    # The restore drill's (restore_drill.txt, framed the same way), when one was run.
+    drill_sections: dict[str, Section] | None = None
 
     @classmethod
     def read(cls, run_dir: Path, host: str) -> HostEvidence:
@@ -43,12 +45,8 @@ class HostEvidence:
             if directory.is_dir()
             else []
         )
-        sections: dict[str, Section] = {}
-        collector = directory / "collector.txt"
-        if collector.is_file():
-            text = collector.read_text(errors="replace")
-            token = token_of(text)
-            sections = split_sections(text, token) if token else {}
+        sections = _framed(directory / "collector.txt")
+        drill = _framed(directory / "restore_drill.txt")
         pg: dict[str, Any] | None = None
         pg_path = directory / "postgresql.json"
         if pg_path.is_file():
@@ -59,7 +57,7 @@ class HostEvidence:
                 pg = None  # the file holds the reason PostgreSQL could not be read
         error_path = directory / "error.txt"
         error = error_path.read_text(errors="replace").strip() if error_path.is_file() else None
-        return cls(host, files, sections, pg, error)
+        return cls(host, files, sections, pg, error, drill)
 
     def refs(self, control: str, *, excerpts: bool) -> list[dict[str, Any]]:
         """References for one control's result; with the excerpt text when `excerpts`."""
@@ -70,12 +68,14 @@ class HostEvidence:
             out.append({**ref, "excerpt": _cut(self.error.split("\n")) if excerpts else None})
             return out
         meta = REGISTRY.get(control)
+        drill = self.drill_sections or {}
         for name in meta.reads if meta else ():
-            if name in self.sections:
-                sec = self.sections[name]
+            if name in self.sections or name in drill:
+                file = "collector.txt" if name in self.sections else "restore_drill.txt"
+                sec = self.sections.get(name) or drill[name]
                 lines = sec.output.split("\n") if sec.output else []
                 out.append({
-                    "file": f"{base}/collector.txt", "section": name,
+                    "file": f"{base}/{file}", "section": name,
                     "lines": [sec.first_line, sec.last_line], "keys": None,
                     "excerpt": _cut(lines) if excerpts else None,
                 })  # fmt: skip
@@ -99,6 +99,14 @@ class HostEvidence:
 
 
 _MISSING = object()
+
+
+def _framed(path: Path) -> dict[str, Section]:
+    if not path.is_file():
+        return {}
+    text = path.read_text(errors="replace")
+    token = token_of(text)
+    return split_sections(text, token) if token else {}
 
 
 def _pg_value(pg: dict[str, Any], key: str) -> Any:

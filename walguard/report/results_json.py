@@ -43,7 +43,7 @@ def control_record(meta: Control) -> dict[str, Any]:
         "refs": list(meta.refs),
         "remediation": meta.remediation,
         "disruptive": meta.disruptive,
-        "opt_in": meta.opt_in,
+        "opt_in": meta.opt_in is not None,
     }
 
 
@@ -140,11 +140,11 @@ def write(doc: dict[str, Any], run_dir: Path) -> Path:
     with path.open("w", encoding="utf-8") as f:
         f.write("{")
         for i, (key, value) in enumerate(doc.items()):
-            f.write(f'{"," if i else ""}\n {_dumps(key)}: ')
+            f.write(f"{',' if i else ''}\n {_dumps(key)}: ")
             if key == "hosts" and isinstance(value, dict) and value:
                 f.write("{")
                 for j, (name, host) in enumerate(value.items()):
-                    f.write(f'{"," if j else ""}\n  {_dumps(name)}: {_lines(host, 2, 2)}')
+                    f.write(f"{',' if j else ''}\n  {_dumps(name)}: {_lines(host, 2, 2)}")
                 f.write("\n }")
             else:
                 f.write(_lines(value, 1, 2))

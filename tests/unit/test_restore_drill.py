@@ -1,0 +1,117 @@
+"""WG-RST-003/004 on what real drills printed on the lab (PostgreSQL 15, a pg_basebackup plain
+backup in /pg_backup, the archive in /pg_archive, scratch under /pg_scratch):
+- drill-restored.txt: restored to the target, a stale scratch of a killed drill removed first;
+- drill-archive-gap.txt: archive-gap applied (a segment after the backup's start deleted):
+  PostgreSQL stops with "recovery ended before configured recovery target was reached";
+- drill-no-space.txt: /pg_scratch a 1 MiB tmpfs: the drill does not start.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from walguard.controls import FUNCTIONS, load_all
+from walguard.drill.result import DrillResult, parse_drill
+from walguard.drill.run import NOT_ASKED
+from walguard.errors import FactUnavailable
+from walguard.facts.host import HostFacts
+from walguard.facts.sections import Section, split_sections
+from walguard.inventory.load import Target
+from walguard.judge import judge
+from walguard.part import Part
+from walguard.policy.model import Policy
+
+DATA = Path(__file__).parent / "data"
+load_all()
+
+
+def sections(name: str) -> dict[str, Section]:
+    text = (DATA / name).read_text()
+    match = re.search(r"^(@@WG-[0-9A-Za-z]+@@) BEGIN", text, re.MULTILINE)
+    assert match, name
+    return split_sections(text, match.group(1))
+
+
+def verdict(control: str, drill: Part[DrillResult], rto: float = 60) -> Any:
+    facts = HostFacts("db2", "x", True, None, Part(error="-"), Part(error="-"), Part("active"), 2)
+    target = Target(
+        "db2", "x", 22, None, None, False, (), MappingProxyType({}), policy=Policy(rto_minutes=rto)
+    )
+    return judge(FUNCTIONS[control], replace(facts, drill=drill), target)
+
+
+def test_a_drill_that_reached_its_target_passes_with_its_evidence() -> None:
+    drill = parse_drill(sections("drill-restored.txt"))
+    assert drill.restored and (drill.a_rows, drill.b_rows) == (1, 0)
+    assert drill.restored_sysid == drill.primary_sysid == "7716286500484530782"
+    assert drill.stale == ("/pg_scratch/walguard-drill-20260101T000000Z-1",)
+    assert drill.cleaned and drill.fatal_lines == []
+    v = verdict("WG-RST-003", Part(drill))
+    assert v.result == "PASS"
+    assert "PostgreSQL logged 'recovery stopping before commit of transaction 730" in v.message
+    assert "canary A present, B absent" in v.message
+    assert "removed a stale scratch /pg_scratch/walguard-drill-20260101T000000Z-1" in v.message
+    assert drill.restore_s is not None and 0 < drill.restore_s < 10
+    rto = verdict("WG-RST-004", Part(drill))
+    assert rto.result == "PASS" and "within the RTO of 60 min" in rto.message
+    tight = verdict("WG-RST-004", Part(drill), rto=0.001)
+    assert tight.result == "FAIL" and "beyond the RTO of 0.001 min" in tight.message
+
+
+def test_a_hole_in_the_archive_fails_in_postgresqls_words() -> None:
+    drill = parse_drill(sections("drill-archive-gap.txt"))
+    assert not drill.restored and drill.cleaned
+    v = verdict("WG-RST-003", Part(drill))
+    assert v.result == "FAIL"
+    assert "FATAL: recovery ended before configured recovery target was reached" in v.message
+    assert verdict("WG-RST-004", Part(drill)).result == "ERROR"
+
+
+def test_a_drill_that_cannot_start_is_an_error_with_its_reason() -> None:
+    with pytest.raises(FactUnavailable, match="cannot drill: /pg_scratch has 1048576 bytes free"):
+        parse_drill(sections("drill-no-space.txt"))
+    for control in ("WG-RST-003", "WG-RST-004"):
+        assert verdict(control, Part(error=NOT_ASKED)).result == "ERROR"
+
+
+def _edited(name: str, section: str, old: str, new: str) -> DrillResult:
+    found = sections(name)
+    s = found[section]
+    assert old in s.output, old
+    return parse_drill({**found, section: replace(s, output=s.output.replace(old, new))})
+
+
+def test_what_the_restored_cluster_must_show() -> None:
+    # Each edit of the real output stands for a restore that went wrong in one way.
+    other = _edited("drill-restored.txt", "drill_restore", "sysid 7716", "sysid 1716")
+    assert "is not the primary's" in verdict("WG-RST-003", Part(other)).message
+    past = _edited("drill-restored.txt", "drill_restore", "canary_b 0", "canary_b 1")
+    v = verdict("WG-RST-003", Part(past))
+    assert v.result == "FAIL" and "did not stop at the target" in v.message
+    unreached = _edited(
+        "drill-restored.txt", "drill_log", "recovery stopping before commit", "recovery going on"
+    )
+    assert "does not show the target" in verdict("WG-RST-003", Part(unreached)).message
+    left = _edited("drill-restored.txt", "drill_cleanup", "removed", "still there:")
+    assert left.cleaned  # the section's exit status says whether it was removed
+    kept = replace(left, cleaned=False, cleanup="/pg_scratch/x is still there")
+    assert verdict("WG-RST-003", Part(kept)).result == "ERROR"
+
+
+def test_a_client_turned_away_during_recovery_is_no_failure() -> None:
+    drill = parse_drill(sections("drill-restored.txt"))
+    noisy = replace(
+        drill,
+        log=drill.log + "2026-12-06 20:57:55.100 GMT [9] FATAL:  the database system is "
+        "starting up\n",
+    )
+    assert noisy.fatal_lines == []
+    assert verdict("WG-RST-003", Part(noisy)).result == "PASS"
+    panicked = replace(drill, log=drill.log + "\nPANIC:  could not locate a valid checkpoint\n")
+    assert verdict("WG-RST-003", Part(panicked)).result == "FAIL"
