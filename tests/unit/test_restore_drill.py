@@ -8,34 +8,29 @@ backup in /pg_backup, the archive in /pg_archive, scratch under /pg_scratch):
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
+from tests.captured import captured_sections
 from walguard.controls import FUNCTIONS, load_all
 from walguard.drill.result import DrillResult, parse_drill
 from walguard.drill.run import NOT_ASKED
 from walguard.errors import FactUnavailable
 from walguard.facts.host import HostFacts
-from walguard.facts.sections import Section, split_sections
+from walguard.facts.sections import Section
 from walguard.inventory.load import Target
 from walguard.judge import judge
 from walguard.part import Part
 from walguard.policy.model import Policy
 
-DATA = Path(__file__).parent / "data"
 load_all()
 
 
 def sections(name: str) -> dict[str, Section]:
-    text = (DATA / name).read_text()
-    match = re.search(r"^(@@WG-[0-9A-Za-z]+@@) BEGIN", text, re.MULTILINE)
-    assert match, name
-    return split_sections(text, match.group(1))
+    return captured_sections(name)
 
 
 def verdict(control: str, drill: Part[DrillResult], rto: float = 60) -> Any:
