@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import browser
 from tests.lab.support import Lab, audit, inventory_with
 from walguard.lab import settings
 from walguard.lab.hosts import Host
@@ -65,6 +66,11 @@ def test_the_drill_restores_to_its_target_and_leaves_nothing_behind(
     assert f"removed a stale scratch {stale}" in drill["message"]
     assert rto["result"] == "PASS" and "within the RTO of 60 min" in rto["message"], rto
     assert _scratch(lab, db2) == ".walguard-drill.lock\n"
+    # The auditor's page: the drill record beside the data-loss window.
+    (page,) = sorted(tmp_path.glob("reports-*/*/report.html"))
+    text = browser.main_view_text(browser.dump_dom(page))
+    assert "Restore drill" in text and "target reached" in text, text
+    assert "A present, B absent" in text and "/ 60 min" in text, text
 
     # A recovery time objective shorter than the restore took.
     tight = _inventory(tmp_path, db2.name, {"walguard_rto_minutes": 0.01})

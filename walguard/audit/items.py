@@ -23,6 +23,7 @@ import pytest
 
 from walguard.audit.run import item_name
 from walguard.controls import Control
+from walguard.drill.record import drill_record
 from walguard.facts.collect import collect
 from walguard.facts.fanout import Done, FanOut
 from walguard.facts.host import HostFacts
@@ -166,6 +167,8 @@ class FactsCache:
             "collection": self.timing.get(target.name),
             # The host x zone matrix of the report: what each zone's probe host saw.
             "zones": zone_matrix(target, found),
+            # --restore-drill: the drill record (walguard.drill.record), or why there is none.
+            "restore_drill": drill_record(found),
         }
 
     def _host_lock(self, name: str) -> threading.RLock:

@@ -49,6 +49,7 @@ class HostInfo:
     crashed: str | None = None  # the xdist worker judging it died
     zones: dict[str, Any] = field(default_factory=dict)  # zone -> expect, outcome, ok, probe
     collection: dict[str, Any] | None = None  # when its facts were collected (UTC, seconds)
+    restore_drill: dict[str, Any] | None = None  # --restore-drill's record (walguard.drill.record)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,8 @@ class HostInfo:
             "collections": sum(self.collections.values()),
             "zones": self.zones,
             "collection": self.collection,
+            # Only in a run that drilled: other runs' results.json stay as they were.
+            **({"restore_drill": self.restore_drill} if self.restore_drill is not None else {}),
         }
 
 
@@ -107,6 +110,7 @@ class AuditRun:
         info.ssh_attempts = list(host_info.get("ssh_attempts", []))
         info.zones = dict(host_info.get("zones") or info.zones)
         info.collection = host_info.get("collection") or info.collection
+        info.restore_drill = host_info.get("restore_drill") or info.restore_drill
         process = str(host_info.get("collected_by", "main"))
         made = int(host_info.get("collections", 0))
         info.collections[process] = max(info.collections.get(process, 0), made)
