@@ -64,7 +64,7 @@ def _install(host: Host, path: str, text: str, mode: str) -> None:
 def installed(lab: Lab) -> Iterator[Host]:
     host = lab.hosts[2]
     try:
-        for name in ("walguard-audit@.service", "walguard-audit@.timer"):
+        for name in ("walguard-audit@.service", "walguard-audit@.timer", "walguard-drill@.timer"):
             _install(host, f"/etc/systemd/system/{name}", (UNITS / name).read_text(), "0644")
         sysusers = (UNITS / "walguard.sysusers.conf").read_text()
         _install(host, "/etc/sysusers.d/walguard.conf", sysusers, "0644")
@@ -162,3 +162,30 @@ def test_the_timer_is_persistent_and_spread(installed: Host) -> None:
         "ActiveState": "active",
     }
     _root(installed, f"systemctl disable --now {TIMER}")
+
+
+def test_the_weekly_drill_is_the_audit_service_with_the_drill(installed: Host) -> None:
+    drill_timer, drill = (
+        f"walguard-drill@{INSTANCE}.timer",
+        f"walguard-audit@{INSTANCE}-drill.service",
+    )
+    done = _root(installed, f"systemd-analyze verify {drill_timer}")
+    assert done.returncode == 0 and "walguard" not in done.stderr, done.stderr
+    text = (UNITS / "prod-drill.env").read_text() + "WALGUARD_STUB_EXIT=0\n"
+    _install(installed, f"/etc/walguard/{INSTANCE}-drill.env", text, "0644")
+    for part in ("key", "pem"):
+        _root(
+            installed, f"ln -sf {INSTANCE}.sign.{part} /etc/walguard/{INSTANCE}-drill.sign.{part}"
+        )
+    done = _root(installed, f"systemctl enable --now {drill_timer}")
+    assert done.returncode == 0, done.stderr
+    shown = _show(installed, drill_timer, "Unit", "Persistent", "TimersCalendar")
+    assert shown["Unit"] == drill and shown["Persistent"] == "yes", shown
+    assert "Sun *-*-* 03:00:00" in shown["TimersCalendar"], shown
+    done = _root(installed, f"systemctl start {drill}")
+    assert done.returncode == 0, done.stderr
+    run = _root(installed, f"cat /var/lib/walguard/reports/{INSTANCE}-drill/stub-run").stdout
+    inventory = "/etc/walguard/prod/inventory.yml"
+    expected = f"audit --inventory {inventory} --restore-drill -k RST --fail-on high --keep-runs 60"
+    assert f"args={expected}\n" in run, run
+    _root(installed, f"systemctl disable --now {drill_timer}")

@@ -64,7 +64,10 @@ def _every_audit_command() -> dict[str, str]:
     (exec_start,) = re.findall(r"^ExecStart=/usr/local/bin/(walguard audit .*)$", service, re.M)
     env = (EXAMPLES / "systemd" / "prod.env").read_text()
     (extra,) = re.findall(r'^WALGUARD_AUDIT_ARGS="(.*)"$', env, re.M)
+    drill = (EXAMPLES / "systemd" / "prod-drill.env").read_text()
+    (weekly,) = re.findall(r'^WALGUARD_AUDIT_ARGS="(.*)"$', drill, re.M)
     return {
+        "drill": f"{exec_start} {weekly}",
         "gitlab": "\n".join(_gitlab_commands()),
         "github": "\n".join(s.get("run", "") for s in _github_steps()),
         "systemd": f"{exec_start} {extra}",
@@ -75,11 +78,12 @@ def _every_audit_command() -> dict[str, str]:
 def test_the_pipelines_and_units_use_only_options_walguard_audit_has() -> None:
     known = _audit_help()
     used = {where: set(_walguard_options(cmd)) for where, cmd in _every_audit_command().items()}
+    assert "--restore-drill" in used["drill"]
     # What a CI gate needs, in both pipelines.
     for where in ("gitlab", "github"):
         assert {"--inventory", "--limit", "--fail-on", "--baseline", "--waivers"} <= used[where]
     assert {where: sorted(opts - known) for where, opts in used.items()} == {
-        "gitlab": [], "github": [], "systemd": [], "cron": [],
+        "gitlab": [], "github": [], "systemd": [], "cron": [], "drill": [],
     }  # fmt: skip
 
 
@@ -203,15 +207,16 @@ def _wait_locked(lock: Path) -> None:
     pytest.fail("the lock holder never took the lock")
 
 
-def test_the_env_file_is_what_systemd_and_sh_both_read() -> None:
+@pytest.mark.parametrize("name", ["prod.env", "prod-drill.env"])
+def test_the_env_file_is_what_systemd_and_sh_both_read(name: str) -> None:
     """Plain KEY=VALUE lines (values with spaces double-quoted): the same values for systemd's
     EnvironmentFile= and for sh's `.`."""
-    text = (EXAMPLES / "systemd" / "prod.env").read_text()
+    text = (EXAMPLES / "systemd" / name).read_text()
     pairs = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     for line in pairs:
         assert re.fullmatch(r'[A-Z_]+=("[^"$`\\]*"|[^\s"\'$`\\]*)', line), line
     shown = subprocess.run(
-        ["/bin/sh", "-c", 'set -a; . "$0"; set +a; env', str(EXAMPLES / "systemd" / "prod.env")],
+        ["/bin/sh", "-c", 'set -a; . "$0"; set +a; env', str(EXAMPLES / "systemd" / name)],
         capture_output=True, text=True, env={"PATH": os.environ["PATH"]}, check=True,
     ).stdout.splitlines()  # fmt: skip
     for line in pairs:
