@@ -110,3 +110,21 @@ def test_a_client_turned_away_during_recovery_is_no_failure() -> None:
     assert verdict("WG-RST-003", Part(noisy)).result == "PASS"
     panicked = replace(drill, log=drill.log + "\nPANIC:  could not locate a valid checkpoint\n")
     assert verdict("WG-RST-003", Part(panicked)).result == "FAIL"
+
+
+def test_the_previous_verified_runs_drills_are_set_beside_this_weeks() -> None:
+    from walguard.history.drift import previous_drills
+
+    doc = {
+        "run": {"started": "2026-11-29T03:12:00Z"},
+        "hosts": {
+            "db1": {"restore_drill": {"restored": True, "restore_s": 41.5}},
+            "db2": {"restore_drill": {"error": "db2: cannot drill: no space"}},
+            "db3": {"restore_drill": {"restored": False, "restore_s": "soon"}},
+            "db4": {"controls": []},
+        },
+    }
+    assert previous_drills(doc) == {
+        "db1": {"started": "2026-11-29T03:12:00Z", "restored": True, "restore_s": 41.5},
+        "db3": {"started": "2026-11-29T03:12:00Z", "restored": False, "restore_s": None},
+    }

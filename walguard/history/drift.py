@@ -120,7 +120,25 @@ def compare(previous: EarlierRun, results: list[Result], run_dir: Path) -> dict[
         "hosts_added": sorted(now_hosts - prev_hosts),
         "hosts_gone": sorted(prev_hosts - now_hosts),
         "archive_failures": archive_failures,
+        "previous_drills": previous_drills(previous.doc),
     }
+
+
+def previous_drills(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each host's restore drill in the previous verified run (the report sets this week's
+    beside it): when, whether it restored, and how long the restore took."""
+    started = doc.get("run", {}).get("started")
+    found: dict[str, dict[str, Any]] = {}
+    for host, info in (doc.get("hosts") or {}).items():
+        drill = info.get("restore_drill") if isinstance(info, dict) else None
+        if isinstance(drill, dict) and "error" not in drill:
+            restore_s = drill.get("restore_s")
+            found[str(host)] = {
+                "started": started,
+                "restored": bool(drill.get("restored")),
+                "restore_s": restore_s if isinstance(restore_s, int | float) else None,
+            }
+    return found
 
 
 def section(previous: Previous, results: list[Result], run_dir: Path) -> dict[str, Any]:
