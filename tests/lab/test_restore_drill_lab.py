@@ -4,6 +4,9 @@ to it; a stale scratch left by a killed drill; the RTO; a scratch volume too sma
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import yaml
 
 from tests import browser
 from tests.lab.support import Lab, audit, inventory_with
-from walguard.lab import settings
+from walguard.lab import manage, settings
 from walguard.lab.hosts import Host
 
 pytestmark = pytest.mark.lab
@@ -104,3 +107,82 @@ def test_too_little_scratch_space_is_an_error_with_the_figures(
         assert found[control]["result"] == "ERROR", found[control]
     assert "cannot drill:" in found["WG-RST-003"]["message"]
     assert "bytes free" in found["WG-RST-003"]["message"]
+
+
+# What production is, read before and after a drill: the server's settings and identity, who
+# listens, the server's own processes, and every archived file with its checksum.
+SNAPSHOT = """
+sudo -n -u postgres psql -XAtq -c "SELECT name || '=' || setting FROM pg_settings ORDER BY name"
+sudo -n -u postgres psql -XAtq -c "SELECT 'sysid=' || system_identifier FROM pg_control_system()"
+echo '--- listeners'; sudo -n ss -H -tlnp | awk '{print $4}' | sort
+echo '--- processes'
+ps -u postgres -o args= | grep -E '^(/usr/lib/postgresql/[0-9]+/bin/postgres|postgres: 15/main: )' \
+  | grep -vE 'postgres: 15/main: (postgres|walguard) ' | sort
+echo '--- archive'; cd /pg_archive && sudo -n find . -maxdepth 1 -type f -printf '%f\\n' | sort \
+  | while read -r f; do printf '%s %s\\n' "$f" "$(sudo -n sha256sum -- "$f" | cut -c1-64)"; done
+"""
+
+
+def _snapshot(lab: Lab, host: Host) -> dict[str, list[str]]:
+    parts: dict[str, list[str]] = {"settings": []}
+    key = "settings"
+    for line in lab.ssh(host, SNAPSHOT).stdout.splitlines():
+        if line.startswith("--- "):
+            key = line[4:]
+            parts[key] = []
+        else:
+            parts[key].append(line)
+    return parts
+
+
+def test_a_drill_leaves_production_as_it_was(lab: Lab, db2: Host, tmp_path: Path) -> None:
+    before = _snapshot(lab, db2)
+    found = _drill(tmp_path, db2)
+    assert found["WG-RST-003"]["result"] == "PASS", found["WG-RST-003"]["message"]
+    after = _snapshot(lab, db2)
+    for part in ("settings", "listeners", "processes"):
+        assert after[part] == before[part], part
+    assert any(line.startswith("sysid=") for line in after["settings"])
+    # The archive only grew, by the primary's own WAL (the canaries' switch): nothing of the
+    # scratch cluster's new timeline (its history file, its segments), nothing rewritten.
+    old = dict(line.split(" ") for line in before["archive"])
+    new = dict(line.split(" ") for line in after["archive"])
+    assert {name: new.get(name) for name in old} == old
+    added = sorted(set(new) - set(old))
+    assert added and all(name.startswith("00000001") and len(name) == 24 for name in added), added
+
+
+def test_a_drill_killed_midway_is_cleaned_up_by_the_next(
+    lab: Lab, db2: Host, tmp_path: Path
+) -> None:
+    """The drill's own process is killed (SIGKILL: no trap runs) while its scratch server is up:
+    the server and the scratch stay behind until the next drill stops and removes them."""
+    # On the host: wait for a scratch server's pid file, then kill the drill script itself.
+    killer = (
+        "for _ in $(seq 1 3000); do "
+        f"ls {settings.SCRATCH_DIR}/walguard-drill-*/data/postmaster.pid >/dev/null 2>&1 && break; "
+        "sleep 0.01; done; pkill -KILL -f '^bash -c # walguard restore drill' && echo killed"
+    )
+    with subprocess.Popen(
+        manage.ssh_argv(db2, [f"sudo -n sh -c {shlex.quote(killer)}"]),
+        stdout=subprocess.PIPE, text=True,
+    ) as kill:  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "walguard.cli", "audit", "--inventory",
+             str(settings.INVENTORY_PATH), "--report-root", str(tmp_path / "killed"),
+             "--restore-drill", "-k", "RST-003", "--limit", db2.name],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        out, _ = kill.communicate(timeout=60)
+    assert out.strip() == "killed"
+    left = lab.ssh(db2, f"sudo -n sh -c 'ls -d {settings.SCRATCH_DIR}/walguard-drill-*'").stdout
+    (stale,) = left.split()
+    assert lab.ssh(db2, f"sudo -n test -f {stale}/data/postmaster.pid", check=False).returncode == 0
+    found = _drill(tmp_path, db2)
+    drill = found["WG-RST-003"]
+    assert drill["result"] == "PASS", drill["message"]
+    assert f"removed a stale scratch {stale}" in drill["message"]
+    assert _scratch(lab, db2) == ".walguard-drill.lock\n"
+    # No scratch server of the killed drill still runs.
+    procs = lab.ssh(db2, "ps -u postgres -o args=").stdout
+    assert "walguard-drill" not in procs, procs

@@ -21,6 +21,7 @@ def drill_record(found: HostFacts | None) -> dict[str, Any] | None:
     return {
         "backup": d.backup,
         "start_wal": d.start_wal,
+        "switched_wal": d.switched,
         "target": f"{d.target} UTC",
         "restored": d.restored,
         "reached": d.stopping_line,
