@@ -14,6 +14,7 @@ import os
 import sys
 from typing import NoReturn
 
+from walguard import __version__
 from walguard.commands import audit, examples, lab, merge, signing, waivers
 from walguard.commands.parsing import CommandLineError, Parser
 from walguard.exit_codes import Exit
@@ -24,6 +25,7 @@ COMMANDS = (lab, audit, signing, examples, merge, waivers)
 
 def build_parser() -> Parser:
     parser = Parser(prog="walguard", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"walguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)

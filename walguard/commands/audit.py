@@ -8,6 +8,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from walguard import __version__
 from walguard.commands.parsing import SIGN_OPTIONS, Subparsers, add_sign_options, handled_by
 
 
@@ -25,6 +26,11 @@ def register(sub: Subparsers) -> None:
         "-h", "--help", action=_AuditHelp, nargs=0, help="show this help message and exit"
     )
     audit.add_argument(
+        "--version", action="version", version=f"walguard {__version__}",
+        help="show walguard's version and exit",
+    )  # fmt: skip
+    audit.add_argument(
+        "-i",
         "--inventory",
         default=None,
         metavar="SOURCE",
@@ -32,6 +38,23 @@ def register(sub: Subparsers) -> None:
         "installed (pip install 'walguard[ansible]'), any source ansible-inventory accepts: "
         "plugin configs, scripts, directories (required, except in a checkout of walguard, "
         "whose default is the lab's inventories/lab.yml)",
+    )
+    # Ansible's own spellings, as its users type them (pytest's -l, --showlocals, stays under
+    # `pytest checks`); the values go to the plugin's --limit and --forks.
+    audit.add_argument(
+        "-l",
+        "--limit",
+        default=None,
+        metavar="PATTERN",
+        help="audit only these hosts: Ansible's host patterns, comma-separated (host and group "
+        "names, globs such as db*, ~REGEX, @FILE; !PATTERN excludes, &PATTERN intersects)",
+    )
+    audit.add_argument(
+        "-f",
+        "--forks",
+        default=None,
+        metavar="N",
+        help="how many hosts' facts are collected at once (as Ansible's forks)",
     )
     audit.add_argument(
         "--vault-password-file",
@@ -118,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
     ]
     if args.inventory:
         argv += ["--inventory", args.inventory]
+    # `=` keeps a value that starts with a dash (a !PATTERN is fine too) the option's own.
+    if args.limit is not None:
+        argv.append(f"--limit={args.limit}")
+    if args.forks is not None:
+        argv.append(f"--forks={args.forks}")
     vault = [f"--vault-password-file={f}" for f in args.vault_password_file]
     vault += [f"--vault-id={i}" for i in args.vault_id]
     pytest_args = [*vault, *_signing_args(args), *args.unknown]

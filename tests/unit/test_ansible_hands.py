@@ -1,0 +1,68 @@
+"""`walguard audit` takes Ansible's own spellings (-i, -l, -f) as its users type them, and
+`walguard --version` answers; a bad value is one line and exit status 4, no run written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from walguard import __version__
+
+# Two hosts at a refused port: each connection fails at once, so an audit ends in a second.
+INVENTORY = """\
+all:
+  hosts:
+    db1: {ansible_host: 127.0.0.1, ansible_port: 1}
+    db2: {ansible_host: 127.0.0.1, ansible_port: 1}
+"""
+
+
+def walguard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "walguard.cli", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY)
+    return path
+
+
+def test_i_l_and_f_are_inventory_limit_and_forks(inventory: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    done = walguard("audit", "-i", str(inventory), "-l", "db1", "-f", "1",
+                    "--report-root", str(root), "-k", "ARC-001")  # fmt: skip
+    assert done.returncode == 6, done.stdout + done.stderr  # db1 unreachable: ERROR
+    (results,) = root.glob("*/results.json")
+    doc = json.loads(results.read_text())
+    assert list(doc["hosts"]) == ["db1"]
+    assert doc["run"]["inventory"]["limit"] == "db1"
+    assert doc["exit_status"] == 6
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("forks", "said"),
+    [("0", "--forks 0: between 1 and 100"), ("abc", "not 'abc'")],
+)
+def test_bad_forks_are_one_line_and_no_run(
+    inventory: Path, tmp_path: Path, forks: str, said: str
+) -> None:
+    root = tmp_path / "runs"
+    done = walguard("audit", "-i", str(inventory), "-f", forks, "--report-root", str(root))
+    assert done.returncode == 4
+    assert said in done.stderr and "Traceback" not in done.stderr + done.stdout
+    assert not root.exists() or not any(root.iterdir())
+
+
+@pytest.mark.parametrize("args", [("--version",), ("audit", "--version")])
+def test_the_version_is_walguards(args: tuple[str, ...]) -> None:
+    done = walguard(*args)
+    assert (done.returncode, done.stdout.strip()) == (0, f"walguard {__version__}")
