@@ -168,9 +168,17 @@ def test_bad_modes(modes: Any, fragment: str) -> None:
         ("walguard_ready_backlog_max", -1, "expected an integer >= 0"),
         ("walguard_archive_min_free_percent", 101, "expected an integer from 0 to 100"),
         ("walguard_archive_min_free_percent", -1, "expected an integer from 0 to 100"),
-        ("walguard_require_dedicated_mount", "yes", "expected true or false, got 'yes'"),
-        ("walguard_require_dedicated_mount", 1, "expected true or false, got 1 (int)"),
-        ("walguard_selinux_required", "true", "expected true or false"),
+        (
+            "walguard_require_dedicated_mount",
+            "maybe",
+            "expected true or false (or yes/no, on/off, 1/0), got 'maybe'",
+        ),
+        (
+            "walguard_require_dedicated_mount",
+            2,
+            "expected true or false (or yes/no, on/off, 1/0), got 2 (int)",
+        ),
+        ("walguard_selinux_required", "", "expected true or false"),
         ("walguard_archive_dir", "pg_archive", "expected an absolute path"),
         ("walguard_archive_dir", None, "expected an absolute path such as /pg_archive, got null"),
         ("walguard_pg_socket_dir", "run/postgresql", "expected an absolute path"),
@@ -306,3 +314,23 @@ def test_archive_dir_is_never_a_system_directory(path: str, fragment: str) -> No
 )
 def test_archive_dir_of_its_own_is_accepted(path: str) -> None:
     assert policy_for({"walguard_archive_dir": path}).archive_dir == path
+
+
+SPELLINGS = [True, False, "true", "False", " YES ", "no", "On", "off", "1", "0", "y", "N", "t",
+             "F", 1, 0, 1.0, 0.0, "maybe", "", 2, -1, 0.5, None, ["yes"], {"a": 1}]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", SPELLINGS)
+def test_booleans_are_read_as_ansible_reads_them(value: Any) -> None:
+    """An INI inventory's `walguard_selinux_required=false` is the string "false": walguard
+    takes what Ansible's own boolean() takes, as it takes it, and refuses the rest."""
+    convert_bool = pytest.importorskip("ansible.module_utils.parsing.convert_bool")
+    try:
+        expected: bool | None = convert_bool.boolean(value)
+    except TypeError:
+        expected = None
+    try:
+        got: bool | None = policy_for({"walguard_selinux_required": value}).selinux_required
+    except PolicyError:
+        got = None
+    assert got == expected, value

@@ -24,11 +24,25 @@ def describe_value(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
+# Ansible's own boolean spellings (ansible.module_utils.parsing.convert_bool.boolean, which its
+# modules apply to their options): an INI inventory's `key=false` is the string "false". Kept
+# here rather than imported: ansible-core is optional (a unit test pins the two together).
+_TRUE = frozenset({"y", "yes", "on", "1", "true", "t"})
+_FALSE = frozenset({"n", "no", "off", "0", "false", "f"})
+
+
 def boolean(value: Any) -> bool:
-    # type() rather than isinstance(): 1 and 0 are ints that would pass as bools.
-    if type(value) is not bool:
-        raise Invalid(f"expected true or false, got {describe_value(value)}")
-    return value
+    if isinstance(value, bool):
+        return value
+    # 1 and 0 (and 1.0, 0.0) as Ansible takes them; no other number is a boolean.
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise Invalid(f"expected true or false (or yes/no, on/off, 1/0), got {describe_value(value)}")
 
 
 def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
