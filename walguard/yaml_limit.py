@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 
 # Far above any real inventory or waivers file (ten thousand hosts with a dozen variables each,
 # merge keys written out, stay below 500,000), far below what takes seconds to walk.
@@ -47,6 +48,16 @@ class BoundedSafeLoader(yaml.SafeLoader):
             self._complete.add(id(node))
             self._count(1, mark)
         return node
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        # A date-shaped value that is no date (2027-31-03) is the file's error, at its line:
+        # PyYAML's own ValueError would carry neither.
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise ConstructorError(
+                None, None, f"{node.value!r} is not a date ({exc})", node.start_mark
+            ) from None
 
     def _count(self, nodes: int, mark: yaml.Mark) -> None:
         self.expanded_nodes += nodes
@@ -82,3 +93,10 @@ class BoundedSafeLoader(yaml.SafeLoader):
         if key in self._complete:  # a node still being composed may grow: not kept
             self._sizes[key] = size
         return size
+
+
+# The constructor is looked up by tag in a table filled when the class is made: the override
+# above only takes effect once it is registered for the timestamp tag.
+BoundedSafeLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", BoundedSafeLoader.construct_yaml_timestamp
+)

@@ -1,5 +1,6 @@
 """`walguard audit` takes Ansible's own spellings (-i, -l, -f) as its users type them, and
-`walguard --version` answers; a bad value is one line and exit status 4, no run written."""
+`walguard --version` answers; bad input (forks, an impossible date, an unusable report root)
+is one line and exit status 4, no traceback and no run written."""
 
 from __future__ import annotations
 
@@ -66,3 +67,24 @@ def test_bad_forks_are_one_line_and_no_run(
 def test_the_version_is_walguards(args: tuple[str, ...]) -> None:
     done = walguard(*args)
     assert (done.returncode, done.stdout.strip()) == (0, f"walguard {__version__}")
+
+
+def test_an_impossible_date_in_an_inventory_is_one_line(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        INVENTORY.replace("ansible_port: 1}", "ansible_port: 1, when: 2027-31-03}")
+    )
+    done = walguard("audit", "-i", str(inventory), "--report-root", str(tmp_path / "runs"))
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"{inventory}:3: invalid YAML in inventory file: '2027-31-03' is not a date" in (
+        done.stderr
+    )
+    assert "INTERNALERROR" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("root", ["/proc/walguard-runs", "/etc/passwd/runs"])
+def test_an_unusable_report_root_is_one_line(inventory: Path, root: str) -> None:
+    done = walguard("audit", "-i", str(inventory), "--report-root", root)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"--report-root {root}: cannot make a run directory there" in done.stderr
+    assert "INTERNALERROR" not in done.stdout + done.stderr

@@ -215,3 +215,11 @@ def test_a_waivers_file_of_nested_aliases_is_refused_by_the_size_limit(tmp_path:
     bomb = "\n".join(levels) + "\nwaivers: []\n"
     with pytest.raises(WaiverError, match="more than 1,000,000 nodes once its aliases"):
         load(write(tmp_path, bomb))
+
+
+def test_an_impossible_date_is_the_files_error_not_a_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("2027-03-31", "2027-31-03"))
+    with pytest.raises(
+        WaiverError, match=r"waivers\.yml:\d+: key 'expires': '2027-31-03' is not a date"
+    ):
+        load(path)

@@ -159,7 +159,15 @@ def _inventory(config: pytest.Config, workerinput: dict[str, Any]) -> tuple[str,
 def _new_run_dir(config: pytest.Config) -> Path:
     root = Path(config.getoption("report_root") or paths.default_report_root())
     run_dir = root / new_run_name(root)
-    run_dir.mkdir(parents=True, exist_ok=False)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except OSError as exc:
+        # A root that cannot hold a run (read-only, not a directory, /proc) is the operator's
+        # to correct: one line, before any host is touched.
+        why = exc.strerror or type(exc).__name__
+        raise pytest.UsageError(
+            f"--report-root {root}: cannot make a run directory there: {why}"
+        ) from None
     # report.html is walguard's own (walguard.report.html), written from results.json.
     if not getattr(config.option, "xmlpath", None):
         config.option.xmlpath = str(run_dir / "junit.xml")

@@ -220,7 +220,14 @@ def _entry(path: Path, node: yaml.Node, rules: Rules) -> Waiver:
             raise WaiverError(f"{path}:{at}: key {key!r}: unknown (a waiver has {', '.join(KEYS)})")
         if key in values:
             raise WaiverError(f"{path}:{at}: key {key!r}: given twice")
-        values[key] = (yaml.SafeLoader(b"").construct_object(value_node, deep=True), at)
+        try:
+            # walguard's loader: an impossible date (2027-31-03) is this key's error, not a
+            # traceback.
+            value = BoundedSafeLoader(b"").construct_object(value_node, deep=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise WaiverError(f"{path}:{at}: key {key!r}: {problem}") from None
+        values[key] = (value, at)
     for key in KEYS:
         if key not in values:
             raise WaiverError(f"{path}:{line}: key {key!r}: missing")
