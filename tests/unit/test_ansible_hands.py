@@ -88,3 +88,15 @@ def test_an_unusable_report_root_is_one_line(inventory: Path, root: str) -> None
     assert done.returncode == 4, done.stdout + done.stderr
     assert f"--report-root {root}: cannot make a run directory there" in done.stderr
     assert "INTERNALERROR" not in done.stdout + done.stderr
+
+
+def test_listing_the_controls_writes_and_prunes_no_run(inventory: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    walguard("audit", "-i", str(inventory), "--report-root", str(root), "-k", "ARC-001")
+    (earlier,) = root.iterdir()
+    for args in (("--co", "-q", "--keep-runs", "1"), ("--help",)):
+        done = walguard("audit", "-i", str(inventory), "--report-root", str(root), *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert list(root.iterdir()) == [earlier], args
+    listed = walguard("audit", "-i", str(inventory), "--report-root", str(root), "--co")
+    assert "WG-ARC-001[db1]" in listed.stdout and "WG-ARC-001[db2]" in listed.stdout

@@ -156,6 +156,14 @@ def _inventory(config: pytest.Config, workerinput: dict[str, Any]) -> tuple[str,
         raise pytest.UsageError(str(exc)) from None
 
 
+def _only_lists(config: pytest.Config) -> bool:
+    """--collect-only (--co) and --help judge nothing: they write no run, compare with none and
+    prune none; pytest's own exit status stands."""
+    return bool(
+        getattr(config.option, "collectonly", False) or getattr(config.option, "help", False)
+    )
+
+
 def _new_run_dir(config: pytest.Config) -> Path:
     root = Path(config.getoption("report_root") or paths.default_report_root())
     run_dir = root / new_run_name(root)
@@ -203,7 +211,7 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
-    elif not is_worker:
+    elif not is_worker and not _only_lists(config):
         run_dir = _new_run_dir(config)
     # Drift and retention keep to runs of the same hosts: the inventory and its --limit.
     inventory_key = history_module.selection_key(source, config.getoption("limit"))
