@@ -15,12 +15,12 @@ import sys
 from typing import NoReturn
 
 from walguard import __version__
-from walguard.commands import audit, examples, lab, merge, signing, waivers
+from walguard.commands import audit, controls_list, examples, lab, merge, signing, waivers
 from walguard.commands.parsing import CommandLineError, Parser
 from walguard.exit_codes import Exit
 
 # In the order `walguard --help` lists them; signing registers verify and sign.
-COMMANDS = (lab, audit, signing, examples, merge, waivers)
+COMMANDS = (lab, audit, controls_list, signing, examples, merge, waivers)
 
 
 def build_parser() -> Parser:

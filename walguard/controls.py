@@ -271,7 +271,8 @@ def severity_rank(severity: str) -> int:
 AREAS = ("ARC", "DIR", "ACT", "RST", "SEL", "SYS", "NET", "IDN")
 
 
-def _table_order(meta: Control) -> tuple[int, str, bool, str]:
+def table_order(meta: Control) -> tuple[int, str, bool, str]:
+    """The README's order of controls (and `walguard controls`')."""
     area = meta.id.split("-")[1]
     return (
         AREAS.index(area) if area in AREAS else len(AREAS),
@@ -287,7 +288,7 @@ TABLE_HEADER = "| id | severity | control |\n| --- | --- | --- |\n"
 def markdown_table(controls: Sequence[Control]) -> str:
     """The README's table of controls (id, severity, what it checks), from their declarations."""
     rows = [TABLE_HEADER]
-    for meta in sorted(controls, key=_table_order):
+    for meta in sorted(controls, key=table_order):
         text = (meta.detail or meta.title).replace("|", "\\|")
         rows.append(f"| {meta.id} | {meta.severity} | {text} |\n")
     return "".join(rows)

@@ -100,3 +100,20 @@ def test_listing_the_controls_writes_and_prunes_no_run(inventory: Path, tmp_path
         assert list(root.iterdir()) == [earlier], args
     listed = walguard("audit", "-i", str(inventory), "--report-root", str(root), "--co")
     assert "WG-ARC-001[db1]" in listed.stdout and "WG-ARC-001[db2]" in listed.stdout
+
+
+def test_walguard_controls_lists_every_control() -> None:
+    from walguard.controls import load_all
+
+    shipped = load_all()
+    listed = json.loads(walguard("controls", "--format", "json").stdout)
+    assert listed[0]["id"] == "WG-ARC-001"  # the README's order
+    assert {c["id"] for c in listed} == set(shipped)
+    drill = next(c for c in listed if c["id"] == "WG-RST-003")
+    assert (drill["severity"], drill["opt_in"]) == ("critical", "--restore-drill")
+    assert set(drill) == {"id", "title", "severity", "refs", "remediation", "disruptive", "opt_in"}
+    table = walguard("controls").stdout.splitlines()
+    assert len(table) == len(shipped)
+    assert any(line.startswith("WG-ARC-001  critical  archive_mode is on") for line in table)
+    bad = walguard("controls", "--checks", "/nonexistent")
+    assert bad.returncode == 4 and "no such directory" in bad.stderr
