@@ -242,3 +242,27 @@ def test_walguard_prints_its_examples() -> None:
     missing = run("systemd/nothing.service")
     assert missing.returncode == 4  # walguard.exit_codes: usage
     assert "no example 'systemd/nothing.service'" in missing.stderr
+
+
+CHANGED = """\
+inventories/prod/host_vars/db01.bank.example.yml
+inventories/prod/host_vars/db02.bank.example/policy.yml
+inventories/prod/host_vars/db03.bank.example
+inventories/prod/host_vars/db04.yaml
+inventories/prod/group_vars/payments.json
+"""
+
+
+@pytest.mark.parametrize("where", ["gitlab", "github"])
+def test_the_gate_limits_to_the_hosts_a_change_touches_fqdns_whole(where: str) -> None:
+    """The pipelines' own sed, run on changed paths: host names with dots (FQDNs, as the README's
+    inventory has them) are kept whole, whatever form the host_vars take."""
+    text = (EXAMPLES / ("gitlab-ci.yml" if where == "gitlab" else "github-actions.yml")).read_text()
+    (command,) = re.findall(r"(sed -n -E (?:-e '[^']*' ?)+)", text)
+    done = subprocess.run(
+        ["/bin/sh", "-c", f"{command} | sort -u | paste -sd, -"],
+        input=CHANGED, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == (
+        "db01.bank.example,db02.bank.example,db03.bank.example,db04,payments"
+    )
