@@ -111,4 +111,4 @@ def test_archive_timeout_within_rpo(pg: Postgres, policy: Policy) -> None:
     if seconds <= 0:
         fail("archive_timeout is 0 (off): a quiet server may not archive for hours")
     if seconds > policy.rpo_minutes * 60:
-        fail(f"archive_timeout is {seconds} s, longer than the RPO of {policy.rpo_minutes} min")
+        fail(f"archive_timeout is {seconds} s, longer than the RPO of {policy.rpo_minutes:g} min")

@@ -99,7 +99,7 @@ def test_ready_backlog(pg: Postgres, policy: Policy) -> None:
         if oldest.age_s > policy.rpo_minutes * 60:
             fail(
                 f"{oldest.name} has waited {oldest.age_s / 60:.1f} min, longer than the RPO of "
-                f"{policy.rpo_minutes} min"
+                f"{policy.rpo_minutes:g} min"
             )
 
 

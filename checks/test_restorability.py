@@ -235,9 +235,9 @@ def test_data_loss_window(window: WalWindow, policy: Policy) -> str:
     if age > limit:
         fail(
             f"{found}: losing the primary now loses every commit since, beyond the RPO of "
-            f"{policy.rpo_minutes} min; {back}"
+            f"{policy.rpo_minutes:g} min; {back}"
         )
-    return f"{found}, within the RPO of {policy.rpo_minutes} min; {back}"
+    return f"{found}, within the RPO of {policy.rpo_minutes:g} min; {back}"
 
 
 def _archive_gives_back(window: WalWindow) -> str:

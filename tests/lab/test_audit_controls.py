@@ -156,10 +156,10 @@ def test_every_control_has_a_break_and_fix_case() -> None:
     # WG-ARC-004: pristine fails, the safer command passes; WG-ACT-006: the active probe tests;
     # WG-SEL-*: break and fix on the SELinux guest (test_selinux_audit.py); WG-SYS-004: over two
     # runs (test_validation_matrix_lab.py); WG-RST-002: its RPO waited out
-    # (test_restorability_lab.py).
+    # (test_restorability_lab.py); WG-RST-003/004: the opt-in drill (test_restore_drill_lab.py).
     selinux = {f"WG-SEL-00{i}" for i in range(1, 7)}
     run = [case for batch in BATCHES for case in batch]  # what test_break_and_fix runs
-    elsewhere = {"WG-ARC-004", "WG-ACT-006", "WG-SYS-004", "WG-RST-002"}
+    elsewhere = {"WG-ARC-004", "WG-ACT-006", "WG-SYS-004", "WG-RST-002", "WG-RST-003", "WG-RST-004"}
     covered = set().union(*(c.fails for c in run)) | elsewhere
     covered |= selinux
     assert set(load_all()) == covered

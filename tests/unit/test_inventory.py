@@ -962,5 +962,5 @@ def test_bad_walguard_value_in_host_vars_names_that_file(tmp_path: Path) -> None
     path = inventory(tmp_path, TWO_LEVELS)
     vars_file = write(tmp_path, "host_vars/db1/policy.yml", "walguard_rpo_minutes: '15'\n")
     assert load_error(path) == (
-        f"{vars_file}:1: host db1: walguard_rpo_minutes: expected an integer >= 1, got '15' (str)"
+        f"{vars_file}:1: host db1: walguard_rpo_minutes: expected a number > 0, got '15' (str)"
     )

@@ -289,7 +289,7 @@ def test_no_extension_is_ini_unless_it_opens_yaml(tmp_path: Path) -> None:
         ),
         (
             "[lab]\ndb1 walguard_rpo_minutes=\"'5'\"\n",
-            "2: host db1: walguard_rpo_minutes: expected an integer >= 1, got '5' (str)",
+            "2: host db1: walguard_rpo_minutes: expected a number > 0, got '5' (str)",
         ),
         (
             "[lab]\ndb1\n[nope:vars]\nx=1\n",

@@ -161,10 +161,11 @@ def test_bad_modes(modes: Any, fragment: str) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "fragment"),
     [
-        ("walguard_rpo_minutes", "15", "expected an integer >= 1, got '15' (str)"),
-        ("walguard_rpo_minutes", True, "expected an integer >= 1, got True (bool)"),
-        ("walguard_rpo_minutes", 0, "expected an integer >= 1, got 0"),
-        ("walguard_rpo_minutes", 1.5, "got 1.5 (float)"),
+        ("walguard_rpo_minutes", "15", "expected a number > 0, got '15' (str)"),
+        ("walguard_rpo_minutes", True, "expected a number > 0, got True (bool)"),
+        ("walguard_rpo_minutes", 0, "expected a number > 0, got 0 (int)"),
+        ("walguard_rpo_minutes", -1.5, "got -1.5 (float)"),
+        ("walguard_rpo_minutes", float("nan"), "expected a number > 0, got nan (float)"),
         ("walguard_ready_backlog_max", -1, "expected an integer >= 0"),
         ("walguard_archive_min_free_percent", 101, "expected an integer from 0 to 100"),
         ("walguard_archive_min_free_percent", -1, "expected an integer from 0 to 100"),
@@ -214,7 +215,7 @@ def test_error_names_the_source_when_known() -> None:
     )
     assert str(error) == (
         "host db1: walguard_rpo_minutes (set in group_vars/prod.yml:3): "
-        "expected an integer >= 1, got -5"
+        "expected a number > 0, got -5 (int)"
     )
     assert error.source == "group_vars/prod.yml:3"
 

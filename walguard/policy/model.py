@@ -29,8 +29,10 @@ walguard_archive_allowed_modes (list of octal modes, ["0700", "0750"])
     (``"0750"``); integers are accepted as numeric modes up to 0777 (YAML reads an unquoted
     ``0750`` as octal, but ``750`` as decimal, which is why larger integers are refused).
     Normalised to four-digit octal strings.
-walguard_rpo_minutes (integer > 0, 15)
-    Recovery point objective: the newest archived segment may be at most this old.
+walguard_rpo_minutes (number > 0, 15)
+    Recovery point objective: the newest archived segment may be at most this old, and no commit
+    may wait longer than this to be archived (WG-RST-002). Fractions are allowed (0.5 is thirty
+    seconds).
 walguard_ready_backlog_max (integer >= 0, 10)
     The most ``.ready`` files (segments waiting to be archived) tolerated in ``pg_wal``.
 walguard_archive_min_free_percent (integer 0-100, 10)
@@ -217,7 +219,7 @@ class Policy:
     archive_group: str = "postgres"
     restore_user: str | None = None
     archive_allowed_modes: tuple[str, ...] = ("0700", "0750")
-    rpo_minutes: int = 15
+    rpo_minutes: float = 15
     ready_backlog_max: int = 10
     archive_min_free_percent: int = 10
     archive_command_approved: tuple[str, ...] = ()
@@ -276,7 +278,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "archive_group": word_value,
     "restore_user": optional_value(word_value),
     "archive_allowed_modes": modes_value,
-    "rpo_minutes": integer(minimum=1),
+    "rpo_minutes": positive_number,
     "ready_backlog_max": integer(minimum=0),
     "archive_min_free_percent": integer(minimum=0, maximum=100),
     "archive_command_approved": strings_value,

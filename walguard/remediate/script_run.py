@@ -41,9 +41,9 @@ def script_env(
         "WG_RESTORE_USER": policy.restore_user or policy.archive_owner,
         "WG_DIR_MODE": policy.archive_allowed_modes[0],
         "WG_ALLOWED_MODES": " ".join(policy.archive_allowed_modes),
-        "WG_RPO_S": str(policy.rpo_minutes * 60),
+        "WG_RPO_S": str(max(1, int(policy.rpo_minutes * 60))),
         # A segment switch at least every 5 minutes, and never later than the RPO.
-        "WG_ARCHIVE_TIMEOUT_S": str(min(300, policy.rpo_minutes * 60)),
+        "WG_ARCHIVE_TIMEOUT_S": str(max(1, min(300, int(policy.rpo_minutes * 60)))),
         "WG_SERVICE": policy.postgres_service,
         "WG_SELINUX_ARCHIVE_TYPE": policy.selinux_archive_type,
     }
