@@ -1,6 +1,7 @@
 """The restore drill (--restore-drill) on real lab hosts: the newest base backup restored into a
 scratch cluster and replayed to a target between two canary rows; what a hole in the archive does
-to it; a stale scratch left by a killed drill; the RTO; a scratch volume too small to drill."""
+to it; a stale scratch left by a killed drill; a scratch volume too small to drill; production
+untouched. (WG-RST-004 FAILing an RTO is judged on a real drill's output in the unit tests.)"""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests import browser
-from tests.lab.support import Lab, audit, inventory_with
+from tests.lab.support import Lab, audit
 from walguard.lab import manage, settings
 from walguard.lab.hosts import Host
 
@@ -28,15 +28,10 @@ DRILL = ("WG-RST-003", "WG-RST-004")
 def db2(lab: Lab) -> Iterator[Host]:
     host = lab.hosts[1]
     yield host
-    lab.walguard("lab", "scenario", "reset", host.name)
-
-
-def _inventory(tmp_path: Path, host: str, values: dict[str, Any]) -> Path:
-    inv = inventory_with(tmp_path, {})
-    doc = yaml.safe_load(inv.read_text())
-    doc["all"]["children"]["lab"]["hosts"][host].update(values)
-    inv.write_text(yaml.safe_dump(doc))
-    return inv
+    # A drill leaves production as it was (test_a_drill_leaves_production_as_it_was): only a
+    # scenario needs the host reset (a reset is a reboot).
+    if host.applied_scenarios():
+        lab.walguard("lab", "scenario", "reset", host.name)
 
 
 def _drill(tmp_path: Path, host: Host, inventory: Path = settings.INVENTORY_PATH) -> dict[str, Any]:
@@ -74,13 +69,6 @@ def test_the_drill_restores_to_its_target_and_leaves_nothing_behind(
     text = browser.main_view_text(browser.dump_dom(page))
     assert "Restore drill" in text and "target reached" in text, text
     assert "A present, B absent" in text and "/ 60 min" in text, text
-
-    # A recovery time objective shorter than the restore took.
-    tight = _inventory(tmp_path, db2.name, {"walguard_rto_minutes": 0.01})
-    found = _drill(tmp_path, db2, tight)
-    assert found["WG-RST-003"]["result"] == "PASS"
-    assert found["WG-RST-004"]["result"] == "FAIL"
-    assert "beyond the RTO of 0.01 min" in found["WG-RST-004"]["message"]
 
 
 def test_a_hole_in_the_archive_fails_the_drill_in_postgresqls_words(
