@@ -5,8 +5,8 @@ took against the recovery time objective."""
 from __future__ import annotations
 
 from walguard.controls import control, fail
-from walguard.drill.result import DrillResult
 from walguard.errors import FactUnavailable
+from walguard.facts.drill_result import DrillResult
 from walguard.policy.model import Policy
 
 REFS = ("DORA Art. 12(2)", "DORA Art. 12(3)", "DORA Art. 11(6)", "ISO/IEC 27001 A.8.13")

@@ -16,9 +16,9 @@ import pytest
 
 from tests.captured import captured_sections
 from walguard.controls import FUNCTIONS, load_all
-from walguard.drill.result import DrillResult, parse_drill
 from walguard.drill.run import NOT_ASKED
 from walguard.errors import FactUnavailable
+from walguard.facts.drill_result import DrillResult, parse_drill
 from walguard.facts.host import HostFacts
 from walguard.facts.sections import Section
 from walguard.inventory.load import Target

@@ -24,6 +24,7 @@ import pytest
 from walguard.audit.run import item_name
 from walguard.controls import Control
 from walguard.drill.record import drill_record
+from walguard.drill.run import drill_step
 from walguard.facts.collect import collect
 from walguard.facts.fanout import Done, FanOut
 from walguard.facts.host import HostFacts
@@ -196,7 +197,7 @@ class FactsCache:
                 target,
                 active_probe=self.active_probe,
                 probe_wait_s=self.probe_wait_s,
-                restore_drill=self.restore_drill,
+                then=drill_step(self.probe_wait_s) if self.restore_drill else None,
                 cancel=self.cancel,
             )
         except Exception as exc:  # whatever it was, it is this host's ERROR, once

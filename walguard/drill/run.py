@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import secrets
 import shlex
+from collections.abc import Callable
+from dataclasses import replace
 from importlib import resources
+from types import MappingProxyType
 
-from walguard.drill.result import DrillResult, parse_drill
 from walguard.errors import FactUnavailable
+from walguard.facts.drill_result import DrillResult, parse_drill
+from walguard.facts.host import HostFacts
 from walguard.facts.sections import split_sections
 from walguard.facts.transport import Connection
 from walguard.inventory.load import Target
@@ -46,6 +50,23 @@ def drill_command(target: Target, archive_dir: str, token: str, archive_wait_s: 
         f"env {assignments} timeout -k 15 {policy.restore_timeout_s} "
         f"bash -c {shlex.quote(drill_script())}"
     )
+
+
+def drill_step(archive_wait_s: float) -> Callable[[Connection, HostFacts], HostFacts]:
+    """What the audit hands the fact collection (walguard.facts.collect's `then`) when
+    --restore-drill asks for a drill: run it over the host's connection once its facts are read
+    (opt-in, not a fact: it writes canary rows, switches WAL and restores a backup), and add its
+    result and output to them."""
+
+    def step(conn: Connection, found: HostFacts) -> HostFacts:
+        target = conn.target
+        archive = found.archive.value
+        where = (archive.real_path if archive is not None else "") or target.policy.archive_dir
+        drill, output = run_drill(conn, target, where, archive_wait_s)
+        evidence = {**found.evidence, **({"restore_drill": output} if output else {})}
+        return replace(found, drill=drill, evidence=MappingProxyType(evidence))
+
+    return step
 
 
 def run_drill(

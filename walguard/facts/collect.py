@@ -7,10 +7,9 @@ from __future__ import annotations
 import secrets
 import shlex
 import time
+from collections.abc import Callable
 from types import MappingProxyType
 
-from walguard.drill.result import DrillResult
-from walguard.drill.run import NOT_ASKED, run_drill
 from walguard.errors import FactUnavailable
 from walguard.facts import collector
 from walguard.facts import postgres as pgfacts
@@ -60,12 +59,14 @@ def collect(
     *,
     active_probe: bool = False,
     probe_wait_s: float = 60,
-    restore_drill: bool = False,
+    then: Callable[[Connection, HostFacts], HostFacts] | None = None,
     conn: Connection | None = None,
     cancel: Cancel | None = None,
 ) -> HostFacts:
     """This host's facts. With `conn` (already open) the facts are read over it and it is left
-    open; otherwise a connection is opened and closed here (and ended early by `cancel`)."""
+    open; otherwise a connection is opened and closed here (and ended early by `cancel`).
+    `then` runs over the same connection once the facts are read (the opt-in restore drill,
+    walguard.drill.run.drill_step, given by the audit above)."""
     started = time.monotonic()
     own = conn is None
     conn = conn or Connection(target, cancel)
@@ -153,15 +154,8 @@ def collect(
             pg = Part(error=f"{target.name}: {exc}")
             probe = Part(error=f"{target.name}: {exc}")
             evidence["postgresql"] = str(exc)
-        drill: Part[DrillResult] = Part(error=NOT_ASKED)
-        if restore_drill:
-            # Opt-in and not a fact: it writes canary rows, switches WAL and restores a backup.
-            where = archive.value.real_path if archive.value is not None else None
-            drill, output = run_drill(conn, target, where or policy.archive_dir, probe_wait_s)
-            if output:
-                evidence["restore_drill"] = output
         evidence["duration_s"] = f"{time.monotonic() - started:.3f}"
-        return HostFacts(
+        found = HostFacts(
             target.name,
             target.address,
             True,
@@ -178,8 +172,8 @@ def collect(
             platform,
             backups=backups,
             window=window,
-            drill=drill,
         )
+        return then(conn, found) if then is not None else found
     finally:
         if own:
             conn.close()

@@ -23,8 +23,8 @@ from walguard.facts.selinux import SelinuxFacts as SelinuxFacts
 from walguard.part import Part as Part
 
 if TYPE_CHECKING:
-    from walguard.drill.result import DrillResult
     from walguard.facts.backups import BaseBackups
+    from walguard.facts.drill_result import DrillResult
     from walguard.facts.platform import PlatformFacts
     from walguard.facts.wal_window import WalWindow
 
