@@ -161,6 +161,9 @@ def test_bad_modes(modes: Any, fragment: str) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "fragment"),
     [
+        ("walguard_restore_canary_db", "host=elsewhere", "expected a database name"),
+        ("walguard_restore_canary_db", "-hx", "expected a database name"),
+        ("walguard_restore_memory_max", "2G -p x", "expected a size such as 2G"),
         ("walguard_rpo_minutes", "15", "expected a number > 0, got '15' (str)"),
         ("walguard_rpo_minutes", True, "expected a number > 0, got True (bool)"),
         ("walguard_rpo_minutes", 0, "expected a number > 0, got 0 (int)"),

@@ -316,7 +316,10 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "base_backup_verify": one_of("checksums", "sizes"),
     "rto_minutes": positive_number,
     "restore_scratch_dir": optional_value(absolute_path_value),
-    "restore_canary_db": word_value,
+    # A name, never a connection string: psql -d would read "host=..." as one.
+    "restore_canary_db": matching(
+        r"[A-Za-z_][A-Za-z0-9_]{0,62}", "a database name such as postgres"
+    ),
     "restore_timeout_s": integer(minimum=60),
     "restore_memory_max": matching(r"[1-9][0-9]*[KMGT]?", "a size such as 2G"),
     "restore_cpu_quota": matching(r"[1-9][0-9]*%", "a percentage such as 100%"),
