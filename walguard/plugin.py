@@ -179,6 +179,11 @@ class AuditHooks:
                        f" {w['reason']}; finding: {res.message}")  # fmt: skip
                 report.outcome = "skipped"
                 report.longrepr = (str(item.path), item.reportinfo()[1] or 0, why)
+        if res.result == ERROR and report.when == "call" and report.failed:
+            # Could not look is not "failed the control": junit's <error>, pytest's "E" and its
+            # "errors" count, as a test whose setup failed (junit writes <error> for a failed
+            # report of any phase but the call).
+            report.when = "setup"
         # The host's info travels once per version of its facts, not with every control.
         host = s.cache.host_info(item.target, item.facts)
         if not s.is_worker:

@@ -239,7 +239,8 @@ def test_unreachable_host_errors_with_one_line_and_others_carry_on(
     assert db9["reachable"] is False
     assert {c["result"] for c in db9["controls"]} == {"ERROR"}
     assert "connection refused" in db9["controls"][0]["message"].lower()
-    assert db9["controls"][0]["message"].startswith("db9: ssh:")
+    # ssh's reason, said once: the host's name stands beside it wherever it is shown.
+    assert db9["controls"][0]["message"].startswith("ssh: connect to host ")
     for host in lab.hosts:
         assert result.by_result(host.name, "FAIL") == BASELINE_FAIL
 
@@ -253,7 +254,10 @@ def test_unknown_host_key_is_an_error_not_a_pass(lab: Lab, tmp_path: Path) -> No
     result = audit(tmp_path, inventory=inv)
     assert result.exit_status == 6
     msg = result.message("db1", "WG-ARC-001")
-    assert "Host key verification failed" in msg
+    # ssh's telling line, and in the evidence every line it wrote.
+    assert "host key is known for" in msg and "requested strict checking" in msg
+    said = result.doc["hosts"]["db1"]["ssh_attempts"][0]["ssh_said"]
+    assert "Host key verification failed." in said
 
 
 def test_fail_on_low_turns_the_low_finding_into_a_failure(lab: Lab, tmp_path: Path) -> None:

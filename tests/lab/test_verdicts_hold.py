@@ -245,7 +245,7 @@ def test_known_hosts_and_strictness_survive_the_new_transport(lab: Lab, tmp_path
     inv.write_text(yaml.safe_dump(doc))
     result = audit(tmp_path, "-k", "db1", inventory=inv)
     assert result.doc["hosts"]["db1"]["reachable"] is False
-    assert "Host key verification failed" in result.message("db1", "WG-ARC-001")
+    assert "host key is known for" in result.message("db1", "WG-ARC-001")
     assert len(result.doc["hosts"]["db1"]["ssh_attempts"]) == 1  # permanent: not retried
     assert empty.read_text() == ""
     assert settings.INVENTORY_PATH.exists()

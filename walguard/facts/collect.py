@@ -11,7 +11,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 
 from walguard.errors import FactUnavailable
-from walguard.facts import collector
+from walguard.facts import collector, ssh_words
 from walguard.facts import postgres as pgfacts
 from walguard.facts.archive_dir import ArchiveDir, parse_archive_dir
 from walguard.facts.backups import BaseBackups, parse_backups
@@ -90,12 +90,15 @@ def collect(
             else:
                 reply = conn.run_raw(command, become=target.become, then=pg_then)
         except FactUnavailable as exc:
+            # The reason is ssh's, said once: the host's name stands beside it wherever shown.
+            attempts = [a.as_dict() for a in conn.attempts]
             return HostFacts.unreachable(
                 target.name,
                 target.address,
-                f"{target.name}: {exc}",
+                str(exc),
                 round_trips=conn.round_trips,
-                attempts=tuple(a.as_dict() for a in conn.attempts),
+                attempts=tuple(attempts),
+                account=ssh_words.account(str(exc), attempts),
             )
         out, err = reply.stdout, reply.stderr
         evidence["collector"] = out

@@ -75,10 +75,12 @@ class NoAnswer(Exception):
     """The command's end did not arrive: the deadline passed (`timed_out`) or the master
     ended first; `connected` says whether the connection had been seen up."""
 
-    def __init__(self, timed_out: bool, connected_at: float | None) -> None:
+    def __init__(self, timed_out: bool, connected_at: float | None, stderr: bytes = b"") -> None:
         super().__init__("timed out" if timed_out else "the master ended")
         self.timed_out = timed_out
         self.connected_at = connected_at  # None: the connection was never seen up
+        # What came on the master's stderr: before a connection, a ProxyJump's ssh's own words.
+        self.stderr = stderr
 
     @property
     def connected(self) -> bool:
@@ -102,7 +104,9 @@ def read(
 ) -> Marked:
     """Read the master's stdout and stderr until both markers have arrived (NoAnswer if the
     deadline passes, the master ends or the run is interrupted before). Until `connected()`
-    says the connection is up (or output arrives) it is asked at every wake-up, and a
+    says the connection is up (or the command's output arrives on stdout: stderr is not
+    enough, a ProxyJump's ssh writes its errors there before any connection) it is asked at
+    every wake-up, and a
     connection not up by `connect_by` is NoAnswer(timed_out=True, connected_at=None): no polling
     loop of its own, which cost the controller a wake-up every 20 ms of every host's
     connection."""
@@ -118,7 +122,7 @@ def read(
             now = time.monotonic()
             left = deadline - now
             if left <= 0 or interrupted():
-                raise NoAnswer(timed_out=left <= 0, connected_at=up_at)
+                raise NoAnswer(timed_out=left <= 0, connected_at=up_at, stderr=bytes(err))
             wait = min(left, 0.5) if up_at is not None else min(left, _CONNECT_POLL_S)
             ready = sel.select(wait)
             for key, _ in ready:
@@ -127,7 +131,7 @@ def read(
                     sel.unregister(key.fd)
                     continue
                 got[key.fd] += chunk
-                if up_at is None:
+                if up_at is None and key.fd == master.stdout.fileno():
                     up_at = time.monotonic()
                 if out.endswith(b"\n") and err.endswith(tail):
                     found = parse(bytes(out), bytes(err), marker)
@@ -137,5 +141,5 @@ def read(
                 if connected():
                     up_at = time.monotonic()
                 elif time.monotonic() >= connect_by:
-                    raise NoAnswer(timed_out=True, connected_at=None)
-    raise NoAnswer(timed_out=False, connected_at=up_at)
+                    raise NoAnswer(timed_out=True, connected_at=None, stderr=bytes(err))
+    raise NoAnswer(timed_out=False, connected_at=up_at, stderr=bytes(err))

@@ -70,8 +70,10 @@ class HostFacts:
         *,
         round_trips: int = 0,
         attempts: tuple[Mapping[str, object], ...] = (),
+        account: str | None = None,
     ) -> HostFacts:
-        """A host whose facts could not be had: every part carries the one reason."""
+        """A host whose facts could not be had: every part carries the one reason; `account`
+        (the evidence: what ssh said at each attempt) defaults to the reason."""
         return cls(
             host,
             address,
@@ -81,7 +83,7 @@ class HostFacts:
             Part(error=reason),
             Part(error=reason),
             round_trips,
-            MappingProxyType({"error": reason}),
+            MappingProxyType({"error": account or reason}),
             ssh_attempts=attempts,
         )
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from walguard.errors import FactUnavailable
-from walguard.facts import first_session
+from walguard.facts import first_session, ssh_words
 from walguard.inventory.load import Target
 
 # ssh's reasons that another attempt cannot change: retrying them only delays the ERROR.
@@ -56,7 +56,7 @@ _MARGIN_S = 15
 
 def _one_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    # ssh's last line is the reason ("Connection refused", "Host key verification failed.").
+    # sudo's last line is its reason ("a password is required").
     return lines[-1] if lines else "no output"
 
 
@@ -74,6 +74,8 @@ class Attempt:
     ok: bool
     seconds: float
     reason: str = ""
+    # Every line ssh (and a ProxyJump's ssh) wrote for a failed attempt: its own words.
+    said: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class Attempt:
             "ok": self.ok,
             "seconds": self.seconds,
             "reason": self.reason,
+            "ssh_said": list(self.said),
         }
 
 
@@ -128,6 +131,8 @@ class Connection:
         self._forwards: dict[str, str] = {}
         # The master's own first session (open_running): its wrapped command line.
         self._first: str | None = None
+        # What ssh wrote for the attempt being made (its log, and its stderr before connecting).
+        self._said = ""
 
     # -- the command lines --
 
@@ -194,13 +199,16 @@ class Connection:
             if self.cancel is not None and self.cancel.is_set():
                 raise FactUnavailable("ssh: not connected: the run was interrupted")
             started = time.monotonic()
+            self._said = ""
             self._spawn_master()
             reason, known_at = attempt()
             elapsed = round(known_at - started, 3)
-            self.attempts.append(Attempt(number, reason is None, elapsed, reason or ""))
+            said = () if reason is None else tuple(ssh_words.lines(self._said))
+            self.attempts.append(Attempt(number, reason is None, elapsed, reason or "", said))
             if reason is None:
                 return
-            if number == tries or any(p in reason for p in _PERMANENT):
+            # Judged on every line ssh wrote: its reason may stand on any of them.
+            if number == tries or any(p in reason or p in self._said for p in _PERMANENT):
                 detail = f" (after {number} attempts)" if number > 1 else ""
                 raise FactUnavailable(f"ssh: {reason}{detail}")
             time.sleep(min(0.5 * 2 ** (number - 1), 4.0))
@@ -247,10 +255,11 @@ class Connection:
                 self._stop_master()
                 if interrupted():
                     return "the run was interrupted", time.monotonic()
+                self._said = exc.stderr.decode(errors="replace") + self._master_log()
                 if exc.timed_out:
                     limit = self.settings.connect_timeout_s + 10
                     return f"no connection within {limit} s", time.monotonic()
-                return self._master_reason(), time.monotonic()
+                return ssh_words.telling(self._said), time.monotonic()
             outcome.append(found)
             return None, found.connected_at or time.monotonic()
 
@@ -291,9 +300,9 @@ class Connection:
                 start_new_session=True,
             )
 
-    def _master_reason(self) -> str:
-        text = (self._dir / "master.log").read_bytes().decode(errors="replace")
-        return _one_line(text)
+    def _master_log(self) -> str:
+        log = self._dir / "master.log"
+        return log.read_bytes().decode(errors="replace") if log.is_file() else ""
 
     def _wait_master(self) -> str | None:
         """None when the master's control socket is up, else ssh's reason."""
@@ -307,9 +316,11 @@ class Connection:
                 self._stop_master()
                 return "the run was interrupted"
             if self._master.poll() is not None:
-                return self._master_reason()
+                self._said = self._master_log()
+                return ssh_words.telling(self._said)
             time.sleep(_POLL_S)
         self._stop_master()
+        self._said = self._master_log()
         return f"no connection within {self.settings.connect_timeout_s + 10} s"
 
     def _require_master(self) -> None:
@@ -318,8 +329,8 @@ class Connection:
         if self._master is None:
             raise FactUnavailable("ssh: no master connection (open() was not called)")
         if self._master.poll() is not None:
-            log = (self._dir / "master.log").read_bytes().decode(errors="replace")
-            raise FactUnavailable(f"ssh: the master connection ended: {_one_line(log)}")
+            said = ssh_words.telling(self._master_log())
+            raise FactUnavailable(f"ssh: the master connection ended: {said}")
 
     def signal_master(self) -> None:
         """SIGTERM to the master, from any thread; the connection's own thread reaps it."""
@@ -376,7 +387,7 @@ class Connection:
         except subprocess.TimeoutExpired:
             raise FactUnavailable(f"ssh: no answer within {timeout + _MARGIN_S} s") from None
         if done.returncode == 255:
-            raise FactUnavailable(f"ssh: {_one_line(done.stderr.decode(errors='replace'))}")
+            raise FactUnavailable(f"ssh: {ssh_words.telling(done.stderr.decode(errors='replace'))}")
         return self._reply(done.returncode, done.stdout, done.stderr, timeout, become)
 
     @staticmethod
@@ -431,7 +442,7 @@ class Connection:
                 f"ssh: cannot forward {remote_socket}: no answer in 30 s"
             ) from None
         if done.returncode != 0:
-            reason = _one_line(done.stderr.decode(errors="replace"))
+            reason = ssh_words.telling(done.stderr.decode(errors="replace"))
             raise FactUnavailable(f"ssh: cannot forward {remote_socket}: {reason}")
         return str(local_dir)
 

@@ -53,6 +53,13 @@ def without_host(text: str, host: str) -> str:
     return re.sub(rf"{name}(?![\w.-])", HOST, text)
 
 
+def beside(host: str, text: str) -> str:
+    """The text as printed right after its host's name: without the host's own "db1: " prefix,
+    which would say the name twice."""
+    prefix = f"{host}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
 def _groups(keyed: Iterable[tuple[Any, str]]) -> list[tuple[Any, list[str]]]:
     """(key, hosts) in order: the largest group first, then by first host."""
     found: dict[Any, list[str]] = {}
@@ -66,14 +73,14 @@ def _hosts(hosts: list[str]) -> str:
     return f"{len(hosts)} hosts ({named}{', …' if len(hosts) > NAMED else ''})"
 
 
-def _host_state(info: HostInfo, mine: list[Result]) -> str:
+def _host_state(name: str, info: HostInfo, mine: list[Result]) -> str:
     counts = {k: sum(1 for r in mine if r.result == k) for k in _ORDER}
     if info.reachable:
         state = "reachable"
     elif info.reachable is None:
         state = "NOT JUDGED"
     else:
-        state = f"UNREACHABLE ({info.error})"
+        state = f"UNREACHABLE ({beside(name, info.error or 'no reason recorded')})"
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     attempts = f", {len(info.ssh_attempts)} ssh attempts" if len(info.ssh_attempts) > 1 else ""
     trips = f"{info.round_trips} round trip{'' if info.round_trips == 1 else 's'}"
@@ -85,7 +92,7 @@ def host_lines(run: AuditRun, results: list[Result]) -> list[str]:
     for r in results:
         by_host.setdefault(r.host, []).append(r)
     states = {
-        name: _host_state(info, by_host[name])
+        name: _host_state(name, info, by_host[name])
         for name, info in sorted(run.hosts.items())
         if name in by_host
     }
@@ -128,13 +135,15 @@ def finding_lines(results: list[Result]) -> list[str]:
     for (result, message, rem, hosts), controls in order:
         if len(hosts) == 1 and len(controls) == 1:
             r = first[(hosts[0], controls[0][0])]
-            out.append(f"{r.result:5} {r.host} {r.control} ({r.severity}): {r.message}")
+            out.append(
+                f"{r.result:5} {r.host} {r.control} ({r.severity}): {beside(r.host, r.message)}"
+            )
             if (line := _remediation(r)) is not None:
                 out.append(line)
             continue
         where = hosts[0] if len(hosts) == 1 else _hosts(list(hosts))
         if len(hosts) == 1:
-            message = first[(hosts[0], controls[0][0])].message
+            message = beside(hosts[0], first[(hosts[0], controls[0][0])].message)
         out.append(f"{result:5} {_controls(controls)} on {where}: {message}")
         if rem:
             out.append(rem)
