@@ -7,7 +7,6 @@ setuptools writes build/ and *.egg-info/ into the tree it builds from.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -71,16 +70,14 @@ def runtime_requirements(wheel: Path) -> list[str]:
         name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
         text = z.read(name).decode()
     env = dict(default_environment())
+    # A requirement's marker is judged once, with the extras of whoever requires it (the
+    # wheel's own: none): psycopg-binary's `extra == "binary"` is psycopg's extra, not its own.
     todo = [Requirement(line.split(":", 1)[1]) for line in text.splitlines()
             if line.startswith("Requires-Dist:")]  # fmt: skip
+    todo = [r for r in todo if r.marker is None or r.marker.evaluate({**env, "extra": ""})]
     seen: dict[str, set[str]] = {}
     while todo:
         req = todo.pop()
-        wanted = {"", *seen.get(canonicalize_name(req.name), set())}
-        if req.marker is not None and not any(
-            req.marker.evaluate({**env, "extra": e}) for e in wanted
-        ):
-            continue
         key = canonicalize_name(req.name)
         if key in seen and set(req.extras) <= seen[key]:
             continue
@@ -91,22 +88,6 @@ def runtime_requirements(wheel: Path) -> list[str]:
             if sub.marker is None or any(sub.marker.evaluate({**env, "extra": e}) for e in extras):
                 todo.append(sub)
     return sorted(seen)
-
-
-def pinned_subset(names: list[str], dest: Path) -> Path:
-    """The blocks of the hash-pinned requirements.txt for `names`: what `make venv` would install
-    of them, with the same hashes."""
-    blocks: list[list[str]] = []
-    for line in (REPO / "requirements.txt").read_text().splitlines(keepends=True):
-        if re.match(r"[A-Za-z0-9]", line):
-            blocks.append([line])
-        elif blocks and line[:1] in (" ", "\t"):
-            blocks[-1].append(line)
-    chosen = [b for b in blocks if canonicalize_name(re.split(r"[=<>!~\[; ]", b[0])[0]) in names]
-    missing = set(names) - {canonicalize_name(re.split(r"[=<>!~\[; ]", b[0])[0]) for b in chosen}
-    assert not missing, f"requirements.txt does not pin {sorted(missing)}"
-    dest.write_text("".join("".join(b) for b in chosen))
-    return dest
 
 
 def fresh_venv(path: Path) -> Path:

@@ -266,3 +266,31 @@ def test_the_gate_limits_to_the_hosts_a_change_touches_fqdns_whole(where: str) -
     assert done.stdout.strip() == (
         "db01.bank.example,db02.bank.example,db03.bank.example,db04,payments"
     )
+
+
+def test_the_example_inventory_is_written_where_asked_and_reads(tmp_path: Path) -> None:
+    from walguard.cli import main
+    from walguard.inventory.load import load_inventory
+
+    into = tmp_path / "estate"
+    assert main(["examples", "inventory", "--write", str(into)]) == 0
+    written = sorted(str(p.relative_to(into)) for p in into.rglob("*") if p.is_file())
+    shipped = sorted(
+        str(p.relative_to(EXAMPLES / "inventory"))
+        for p in (EXAMPLES / "inventory").rglob("*")
+        if p.is_file()
+    )
+    assert written == shipped and "inventory.yml" in written
+    assert len(load_inventory(into / "inventory.yml")) == 7  # it reads as shipped
+    # Never over what is there: one line, exit 4, nothing written.
+    (into / "group_vars" / "all.yml").write_text("mine\n")
+    assert main(["examples", "inventory", "--write", str(into)]) == 4
+    assert (into / "group_vars" / "all.yml").read_text() == "mine\n"
+
+
+def test_a_directory_of_examples_is_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    from walguard.cli import main
+
+    assert main(["examples", "inventory"]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--write DIR" in err

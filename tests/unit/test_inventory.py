@@ -86,7 +86,7 @@ def test_lab_inventory(tmp_path: Path) -> None:
 
 
 def test_example_production_inventory_loads() -> None:
-    path = REPO / "inventories" / "example-production" / "inventory.yml"
+    path = REPO / "examples" / "inventory" / "inventory.yml"
     targets = by_name(load_inventory(path))
     assert sorted(targets) == sorted(
         [f"db0{i}.site-a.example.internal" for i in range(1, 5)]

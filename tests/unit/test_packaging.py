@@ -5,12 +5,15 @@ a checkout (editable install included) and when installed."""
 from __future__ import annotations
 
 import configparser
+import re
 import subprocess
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 from setuptools import find_packages
 
 from tests.dist import (
@@ -19,6 +22,7 @@ from tests.dist import (
     copy_tree,
     fresh_venv,
     pinned_subset,
+    runtime_requirements,
     sdist_names,
     wheel_names,
 )
@@ -68,8 +72,41 @@ def test_the_wheel_carries_controls_scripts_and_collector(built: dict[str, Path]
     assert len([n for n in expected if n.startswith("walguard/remediation/WG-")]) >= 13
     assert "walguard/examples/systemd/walguard-audit@.service" in expected
     assert sorted(expected - names) == []
+    assert "walguard/examples/inventory/group_vars/production/10-recovery.yml" in names
     # The repository's single source: no second copy at the wheel's top level.
     assert not [n for n in names if n.startswith(("checks/", "remediation/", "examples/"))]
+
+
+def test_the_wheel_names_its_license_and_needs_no_testinfra(built: dict[str, Path]) -> None:
+    with zipfile.ZipFile(built["wheel"]) as wheel:
+        (meta,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = wheel.read(meta).decode()
+        licensed = [n for n in wheel.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+        assert licensed and b"Apache License" in wheel.read(licensed[0])
+    assert "License-Expression: Apache-2.0" in metadata
+    needs = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    # testinfra only for the benchmarks: its plugin never loads into an audit.
+    assert not [n for n in needs if "testinfra" in n and "extra ==" not in n]
+    assert any("testinfra" in n and 'extra == "bench"' in n for n in needs)
+
+
+def _pins(lock: str) -> dict[str, str]:
+    """A hash-pinned lock's pins: canonical name -> version."""
+    found = {}
+    for line in (REPO / lock).read_text().splitlines():
+        if re.match(r"[A-Za-z0-9]", line):
+            name, version = line.split(" ")[0].split("==")
+            found[canonicalize_name(name)] = version
+    return found
+
+
+def test_the_runtime_lock_pins_exactly_what_the_wheel_needs(built: dict[str, Path]) -> None:
+    """requirements.txt is a jump host's install (no dev, bench or Ansible tools); the
+    developers' lock holds the same pins and more."""
+    runtime, dev = _pins("requirements.txt"), _pins("requirements-dev.txt")
+    assert sorted(runtime) == runtime_requirements(built["wheel"])
+    assert {k: dev[k] for k in runtime if k in dev} == runtime
+    assert {"ruff", "mypy", "ansible-core", "pytest-testinfra"} <= set(dev) - set(runtime)
 
 
 def test_the_sdist_carries_the_sources_and_builds_the_same_wheel(built: dict[str, Path]) -> None:
