@@ -71,8 +71,22 @@ def pytest_configure(config: pytest.Config) -> None:
     # collections, and what collection made is frozen out of them (pytest_collection_finish).
     gc.set_threshold(50_000, 20, 100)
     hook = config.hook.pytest_walguard_host_evidence
-    config.stash[SESSION] = build(config, evidence=lambda run_dir: EvidenceFiles(run_dir, hook))
+    try:
+        config.stash[SESSION] = build(config, evidence=lambda run_dir: EvidenceFiles(run_dir, hook))
+    except OSError as exc:
+        # Nothing is touched yet: every path read here is one the operator gave (inventory,
+        # --checks, --waivers, CA files, --baseline), and the ones a check above cannot name
+        # (a name too long, a loop of links) are their input's error too, said in one line.
+        raise pytest.UsageError(path_error(exc)) from None
     config.pluginmanager.register(AuditHooks(config), PLUGIN_NAME)
+
+
+def path_error(exc: OSError) -> str:
+    """One line for an OSError about a path the operator gave: the path (shortened), why."""
+    name = str(exc.filename) if exc.filename is not None else "a path given"
+    if len(name) > 120:
+        name = f"{name[:60]}…{name[-40:]} ({len(name)} characters)"
+    return f"{name}: {exc.strerror or exc}"
 
 
 class AuditHooks:

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from walguard.errors import one_line
 from walguard.history.waiver_identity import Approval, IdentityError, fold
 from walguard.results import FAIL, WAIVED, Result
 from walguard.yaml_limit import BoundedSafeLoader
@@ -53,7 +54,10 @@ EXPIRED = "expired"
 
 
 class WaiverError(ValueError):
-    """The waivers file is unusable: file, line and key are in the message."""
+    """The waivers file is unusable: file, line and key are in the message, on one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 @dataclass(frozen=True)

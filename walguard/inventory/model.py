@@ -15,12 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from walguard.errors import one_line
 from walguard.inventory.ssh_options import SshOptionError, check_ssh_args
 from walguard.policy.model import Connect, Policy
 
 
 class InventoryError(Exception):
     """A bad inventory, in one line: the file, the line or key, and what was expected."""
+
+    def __init__(self, message: str) -> None:
+        # Whatever of the inventory a message quotes stays on its one line.
+        super().__init__(one_line(message))
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from walguard.errors import one_line
 from walguard.policy.validators import (
     Invalid,
     absolute_path_value,
@@ -203,7 +204,7 @@ class PolicyError(Exception):
         self.problem = problem
         self.source = source
         where = f" (set in {source})" if source else ""
-        super().__init__(f"host {host}: {key}{where}: {problem}")
+        super().__init__(one_line(f"host {host}: {key}{where}: {problem}"))
 
     def __reduce__(self) -> tuple[type[PolicyError], tuple[str, str, str, str | None]]:
         # The default reduce would call __init__ with the message only; pytest-xdist pickles.
