@@ -109,6 +109,15 @@ def add_options(parser: pytest.Parser) -> None:
         "reports/ in a checkout of walguard, else reports/ under the current directory)",
     )
     group.addoption(
+        "--metrics-file",
+        default=None,
+        metavar="PATH",
+        help="also write the run's results for Prometheus, as node_exporter's textfile "
+        "collector reads them, to PATH (a *.prom file in the collector's directory; Debian's "
+        "is /var/lib/prometheus/node-exporter), replaced atomically at the end of every run "
+        "that writes a report, also when the gate fails",
+    )
+    group.addoption(
         "--forks",
         default=None,
         metavar="N",

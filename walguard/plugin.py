@@ -27,7 +27,7 @@ from walguard.audit.run import pair_of_nodeid
 from walguard.audit.session import SESSION, AuditSession, build
 from walguard.controls import SEVERITIES, Control
 from walguard.judge import unknown_parameters
-from walguard.report import permissions, terminal, writer
+from walguard.report import metrics, permissions, terminal, writer
 from walguard.report.evidence_files import EvidenceFiles
 from walguard.results import ERROR, WAIVED, Result
 
@@ -70,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # traversed them again and again (a fifth of an audit's CPU at 300 hosts). Rarer young
     # collections, and what collection made is frozen out of them (pytest_collection_finish).
     gc.set_threshold(50_000, 20, 100)
+    metrics_file = _metrics_file(config)  # a bad one stops the run before anything is written
     hook = config.hook.pytest_walguard_host_evidence
     try:
         config.stash[SESSION] = build(config, evidence=lambda run_dir: EvidenceFiles(run_dir, hook))
@@ -78,7 +79,19 @@ def pytest_configure(config: pytest.Config) -> None:
         # --checks, --waivers, CA files, --baseline), and the ones a check above cannot name
         # (a name too long, a loop of links) are their input's error too, said in one line.
         raise pytest.UsageError(path_error(exc)) from None
-    config.pluginmanager.register(AuditHooks(config), PLUGIN_NAME)
+    config.pluginmanager.register(AuditHooks(config, metrics_file), PLUGIN_NAME)
+
+
+def _metrics_file(config: pytest.Config) -> Path | None:
+    """--metrics-file, checked (the controller's; --co and --help write nothing)."""
+    value = config.getoption("metrics_file")
+    listing = getattr(config.option, "collectonly", False) or getattr(config.option, "help", False)
+    if value is None or listing or hasattr(config, "workerinput"):
+        return None
+    try:
+        return metrics.check_path(value)
+    except metrics.MetricsPathError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def path_error(exc: OSError) -> str:
@@ -90,11 +103,13 @@ def path_error(exc: OSError) -> str:
 
 
 class AuditHooks:
-    """The run's hooks. They hold nothing but pytest's config: the run is `config.stash[SESSION]`
-    (pytest_runtest_logreport is given no config, hence an object rather than functions)."""
+    """The run's hooks. They hold nothing but pytest's config and where --metrics-file goes: the
+    run is `config.stash[SESSION]` (pytest_runtest_logreport is given no config, hence an object
+    rather than functions)."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, metrics_file: Path | None = None) -> None:
         self.config = config
+        self.metrics_file = metrics_file
 
     @property
     def session(self) -> AuditSession:
@@ -279,21 +294,35 @@ class AuditHooks:
         results = s.run.complete(why)
         s.history.compare(results, s.run.run_dir)
         s.ending.history_doc = s.history.record(results, s.run.run_dir)
-        failed = writer.write_run(
+        doc = writer.document(
             s.run,
             results,
             s.info,
+            run_dir=s.run.run_dir,
             code=int(session.exitstatus),
             gate=code,
             signing=s.signer,
             extra=s.ending.history_doc,
             sections=lambda doc: self.config.hook.pytest_walguard_report_sections(run=doc),
         )
+        failed = writer.write_document(doc, s.run.run_dir, s.signer)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        say = tr.write_line if tr is not None else print
         if failed is not None:
             # The run's verdicts are written, but its signature is not: never a quiet success.
-            tr = self.config.pluginmanager.get_plugin("terminalreporter")
-            (tr.write_line if tr is not None else print)(f"walguard: {failed}")
+            say(f"walguard: {failed}")
             session.exitstatus = writer.EXIT_NOT_SIGNED
+        if self.metrics_file is not None:
+            # Whatever the gate said, with the final exit status: what monitoring must see.
+            signed = (s.run.run_dir / "manifest.p7s").is_file()
+            try:
+                metrics.write(doc, self.metrics_file, exit_status=int(session.exitstatus),
+                              signed=signed)  # fmt: skip
+            except OSError as exc:
+                # The run itself is written: its status stands, and the file's last-run time
+                # goes stale (README: Monitoring).
+                why = exc.strerror or str(exc)
+                say(f"walguard: --metrics-file {self.metrics_file} not written: {why}")
         s.history.prune(s.run.run_dir, s.inventory_key)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -124,7 +124,10 @@ def test_failed_controls_leave_the_unit_successful(installed: Host) -> None:
     assert run["user"] == "walguard"
     # The example environment file's inventory and extra options, word-split as documented.
     inventory = "/etc/walguard/prod/inventory.yml"
-    assert run["args"] == f"audit --inventory {inventory} --fail-on high --keep-runs 90"
+    metrics = "/var/lib/prometheus/node-exporter/walguard-prod.prom"
+    assert run["args"] == (
+        f"audit --inventory {inventory} --fail-on high --keep-runs 90 --metrics-file {metrics}"
+    )
     assert run["report_root"] == REPORTS
     assert run["operator"] == f"walguard-audit@{INSTANCE}.timer"
     assert run["tsa"] == "http://tsa.example.internal/tsr"
@@ -186,6 +189,10 @@ def test_the_weekly_drill_is_the_audit_service_with_the_drill(installed: Host) -
     assert done.returncode == 0, done.stderr
     run = _root(installed, f"cat /var/lib/walguard/reports/{INSTANCE}-drill/stub-run").stdout
     inventory = "/etc/walguard/prod/inventory.yml"
-    expected = f"audit --inventory {inventory} --restore-drill -k RST --fail-on high --keep-runs 60"
+    metrics = "/var/lib/prometheus/node-exporter/walguard-prod-drill.prom"
+    expected = (
+        f"audit --inventory {inventory} --restore-drill -k RST --fail-on high --keep-runs 60 "
+        f"--metrics-file {metrics}"
+    )
     assert f"args={expected}\n" in run, run
     _root(installed, f"systemctl disable --now {drill_timer}")

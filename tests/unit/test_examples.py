@@ -164,6 +164,7 @@ def test_the_cron_line_runs_the_audit_with_the_env_file(tmp_path: Path) -> None:
     assert record.read_text().splitlines() == [
         "audit", "--inventory", f"{etc}/prod/inventory.yml",
         "--report-root", f"{state}/reports/prod", "--fail-on", "high", "--keep-runs", "90",
+        "--metrics-file", "/var/lib/prometheus/node-exporter/walguard-prod.prom",
     ]  # fmt: skip
     assert (record.parent / "called.env").read_text().splitlines() == [
         "WALGUARD_OPERATOR=cron walguard-audit",
@@ -205,6 +206,23 @@ def _wait_locked(lock: Path) -> None:
                 return
         subprocess.run(["sleep", "0.05"], check=True)
     pytest.fail("the lock holder never took the lock")
+
+
+def test_the_nightly_and_the_drill_write_their_own_metrics_file_where_the_unit_may() -> None:
+    """Each instance's --metrics-file is a *.prom file of its own (node_exporter refuses a series
+    two files both have) in Debian's textfile directory, which the sandboxed unit may write (the
+    cron line reads prod.env too: test_the_cron_line_runs_the_audit_with_the_env_file)."""
+    commands = _every_audit_command()
+    files = {}
+    for where in ("systemd", "drill"):
+        words = shlex.split(commands[where])
+        files[where] = Path(words[words.index("--metrics-file") + 1])
+    assert files["systemd"] != files["drill"]
+    service = (EXAMPLES / "systemd" / "walguard-audit@.service").read_text()
+    (writable,) = re.findall(r"^ReadWritePaths=-(/\S+)$", service, re.M)
+    assert writable == "/var/lib/prometheus/node-exporter"
+    for path in files.values():
+        assert path.suffix == ".prom" and str(path.parent) == writable
 
 
 @pytest.mark.parametrize("name", ["prod.env", "prod-drill.env"])

@@ -5,6 +5,7 @@ evidence files are written as the run goes, by walguard.report.evidence_files.)"
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from walguard.audit.run import AuditRun
@@ -54,6 +55,25 @@ def write_run(
     run_dir = run.run_dir
     if run_dir is None:  # a run without a directory (the plugin never asks for one) writes nothing
         return None
+    doc = document(run, results, info, run_dir=run_dir, code=code, gate=gate, signing=signing,
+                   extra=extra, sections=sections)  # fmt: skip
+    return write_document(doc, run_dir, signing)
+
+
+def document(
+    run: AuditRun,
+    results: list[Result],
+    info: RunInfo,
+    *,
+    run_dir: Path,
+    code: int,
+    gate: int,
+    signing: Signing | None,
+    extra: dict[str, Any] | None = None,
+    sections: Callable[[dict[str, Any]], list[Any]] | None = None,
+) -> dict[str, Any]:
+    """The run's results document, as results.json holds it (also what --metrics-file is made
+    from)."""
     if signing is not None:
         info.signing = signing.signer.describe(signing.tsa_url)
     doc = results_json.build(run, results, info, code=code, gate=gate, run_dir=run_dir)
@@ -65,6 +85,12 @@ def write_run(
         added = report_sections(sections(doc))
         if added:
             doc["sections"] = added
+    return doc
+
+
+def write_document(doc: dict[str, Any], run_dir: Path, signing: Signing | None) -> str | None:
+    """results.json and report.html from `doc`, then the signed manifest when signing; returns
+    why the run could not be signed, or None."""
     results_json.write(doc, run_dir)
     html.write(doc, run_dir)
     if signing is None:
