@@ -1,6 +1,7 @@
 """The `walguard` command: `walguard audit` audits, `walguard verify` checks a signed run,
-`walguard sign` signs a written run, `walguard waivers approve` approves a waivers file,
-`walguard lab ...` manages the local lab."""
+`walguard sign` signs a written run, `walguard export oscal` writes a run as OSCAL assessment
+results, `walguard waivers approve` approves a waivers file, `walguard lab ...` manages the local
+lab."""
 
 # The docstring above is `walguard --help`'s description. Each subcommand is a module of
 # walguard.commands that registers its parser and its handler; this module assembles them and
@@ -15,12 +16,21 @@ import sys
 from typing import NoReturn
 
 from walguard import __version__
-from walguard.commands import audit, controls_list, examples, lab, merge, signing, waivers
+from walguard.commands import (
+    audit,
+    controls_list,
+    examples,
+    export,
+    lab,
+    merge,
+    signing,
+    waivers,
+)
 from walguard.commands.parsing import CommandLineError, Parser
 from walguard.exit_codes import Exit
 
 # In the order `walguard --help` lists them; signing registers verify and sign.
-COMMANDS = (lab, audit, controls_list, signing, examples, merge, waivers)
+COMMANDS = (lab, audit, controls_list, signing, examples, merge, export, waivers)
 
 
 def build_parser() -> Parser:

@@ -45,7 +45,7 @@ TABLE: tuple[Meaning, ...] = (
             "result and every one at or above `--fail-on` (default medium) passed, was "
             "remediated, was waived or is not applicable (with `--baseline`: nothing is worse "
             "than the baseline); for `verify`, signature, certificate, timestamp (if any) and "
-            "every file verified"),
+            "every file verified; for `export`, the document was written"),
     Meaning(Exit.FAILED, "audit, merge", "at least one control at or above `--fail-on` FAILED "
             "(or its remediation failed or was refused) and no active waiver covers it (with "
             "`--baseline`: it did not fail there)"),
@@ -64,20 +64,20 @@ TABLE: tuple[Meaning, ...] = (
             "in `results.json`"),
     Meaning(Exit.LAB_FAILED, "lab", "the lab command failed (one sentence says why); "
             "`walguard lab ssh` exits with ssh's own status"),
-    Meaning(Exit.UNSIGNED, "verify", "not a signed run: no `manifest` or `manifest.p7s`"),
-    Meaning(Exit.BAD_SIGNATURE, "verify, merge", "bad signature: `manifest.p7s` does not sign "
-            "this manifest (the manifest was changed, or another key signed)"),
-    Meaning(Exit.UNTRUSTED, "verify, merge", "untrusted certificate: the signer's certificate "
-            "does not chain to `--ca` alone, is revoked, or is not fit to sign"),
-    Meaning(Exit.EXPIRED, "verify, merge", "expired certificate: the signer's certificate was "
-            "not valid at the timestamp's time (without a timestamp: now)"),
-    Meaning(Exit.BAD_TIMESTAMP, "verify, merge", "bad timestamp: `manifest.p7s.tsr` does not "
-            "verify for `manifest.p7s` against `--tsa-ca` (default `--ca`), or it is missing "
-            "though the manifest names a TSA"),
-    Meaning(Exit.CHANGED, "verify, merge", "a file changed since signing"),
-    Meaning(Exit.MISSING, "verify, merge", "a file listed in the manifest is missing"),
-    Meaning(Exit.ADDED, "verify, merge", "something was added that the manifest does not list "
-            "(a file, a symbolic link, a FIFO or device, an empty directory)"),
+    Meaning(Exit.UNSIGNED, "verify, export", "not a signed run: no `manifest` or `manifest.p7s`"),
+    Meaning(Exit.BAD_SIGNATURE, "verify, merge, export", "bad signature: `manifest.p7s` does "
+            "not sign this manifest (the manifest was changed, or another key signed)"),
+    Meaning(Exit.UNTRUSTED, "verify, merge, export", "untrusted certificate: the signer's "
+            "certificate does not chain to `--ca` alone, is revoked, or is not fit to sign"),
+    Meaning(Exit.EXPIRED, "verify, merge, export", "expired certificate: the signer's "
+            "certificate was not valid at the timestamp's time (without a timestamp: now)"),
+    Meaning(Exit.BAD_TIMESTAMP, "verify, merge, export", "bad timestamp: `manifest.p7s.tsr` "
+            "does not verify for `manifest.p7s` against `--tsa-ca` (default `--ca`), or it is "
+            "missing though the manifest names a TSA"),
+    Meaning(Exit.CHANGED, "verify, merge, export", "a file changed since signing"),
+    Meaning(Exit.MISSING, "verify, merge, export", "a file listed in the manifest is missing"),
+    Meaning(Exit.ADDED, "verify, merge, export", "something was added that the manifest does "
+            "not list (a file, a symbolic link, a FIFO or device, an empty directory)"),
 )  # fmt: skip
 
 

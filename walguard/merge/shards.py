@@ -16,13 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from walguard.exit_codes import Exit
-from walguard.history.previous import RUN_NAME
-from walguard.inventory.model import bad_name
 from walguard.merge import untrusted_copy
-from walguard.report import results_json
+from walguard.report import results_check, results_json
 from walguard.results import Result
 from walguard.signing import manifest, verify
 
@@ -40,7 +36,6 @@ ALIKE = (
 )  # fmt: skip
 RESULT_FIELDS = ("host", "control", "title", "severity", "result", "message", "nodeid",
                  "remediation")  # fmt: skip
-_SCHEMA: jsonschema.protocols.Validator | None = None
 
 
 class MergeError(Exception):
@@ -140,45 +135,16 @@ def read_shards(
 
 def read_doc(run_dir: Path, copy: Path) -> dict[str, Any]:
     """The shard's results.json, refused unless it is as walguard writes it and names only
-    runs and hosts that can be file names."""
+    runs and hosts that can be file names (walguard.report.results_check)."""
     where = f"{run_dir}/results.json"
     try:
         doc = results_json.read(copy)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise MergeError(f"{where} cannot be read: {exc}") from None
-    version = doc.get("schema_version") if isinstance(doc, dict) else None
-    if version != results_json.SCHEMA_VERSION:
-        raise MergeError(f"{where}: schema version {version}, not {results_json.SCHEMA_VERSION}")
-    problem = jsonschema.exceptions.best_match(schema().iter_errors(doc))
-    if problem is not None:
-        raise MergeError(f"{where}: {problem.json_path}: {_short(problem.message)}")
-    run_id = doc["run"]["id"]
-    if not RUN_NAME.fullmatch(run_id):
-        raise MergeError(f"{where}: run.id {_short(repr(run_id))} is not a run name walguard "
-                         "writes (YYYYMMDDTHHMMSSZ-xxxxxx)")  # fmt: skip
-    for name, host in doc["hosts"].items():
-        why = bad_name(name)
-        if why is not None:
-            raise MergeError(f"{where}: hosts: host name {_short(repr(name))} is refused ({why})")
-        for record in host["controls"]:
-            if record["host"] != name:
-                raise MergeError(f"{where}: hosts.{name}: a result of host "
-                                 f"{_short(repr(record['host']))}")  # fmt: skip
-    return doc
-
-
-def schema() -> jsonschema.protocols.Validator:
-    global _SCHEMA
-    if _SCHEMA is None:
-        loaded = json.loads(results_json.SCHEMA_PATH.read_text(encoding="utf-8"))
-        _SCHEMA = jsonschema.Draft202012Validator(loaded)
-    return _SCHEMA
-
-
-def _short(text: str, limit: int = 200) -> str:
-    """A hostile value quoted in one line of an error, not pages of it."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    try:
+        return results_check.check(doc, where)
+    except results_check.UnfitResults as exc:
+        raise MergeError(str(exc)) from None
 
 
 def check_alike(shards: list[Shard]) -> None:
