@@ -5,7 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := debootstrap systemd-container iproute2 nftables openssh-client e2fsprogs \
                 util-linux netcat-openbsd shellcheck qemu-system-x86 openssl chromium faketime
-STAMP_APT := /var/cache/walguard/apt-$(shell echo $(APT_PACKAGES) | sha256sum | cut -c1-12).stamp
+# Debian's node_exporter, which a lab test runs (on loopback) to scrape --metrics-file's output:
+# installed without its recommends, and without starting its service (a policy-rc.d that says
+# no, for that install only, unless the machine has one of its own).
+NODE_EXPORTER := prometheus-node-exporter
+STAMP_APT := /var/cache/walguard/apt-$(shell echo $(APT_PACKAGES) $(NODE_EXPORTER) | sha256sum | cut -c1-12).stamp
 
 .PHONY: deps venv lab-up lab-down demo test test-unit lint unit bench bench-report lock
 
@@ -15,6 +19,11 @@ $(STAMP_APT):
 	@command -v apt-get >/dev/null || { echo "walguard: needs a Debian-like machine with apt-get"; exit 1; }
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null
+	@own=; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(NODE_EXPORTER) >/dev/null; rc=$$?; \
+	  if [ -n "$$own" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
 	mkdir -p $(dir $@) && touch $@
 
 venv: $(VENV)/.installed
