@@ -7,6 +7,7 @@ setuptools writes build/ and *.egg-info/ into the tree it builds from.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,22 @@ def runtime_requirements(wheel: Path) -> list[str]:
             if sub.marker is None or any(sub.marker.evaluate({**env, "extra": e}) for e in extras):
                 todo.append(sub)
     return sorted(seen)
+
+
+def pinned_subset(names: list[str], dest: Path, lock: str = "requirements-dev.txt") -> Path:
+    """The blocks of a hash-pinned lock for `names`: what `make venv` would install of them,
+    with the same hashes."""
+    blocks: list[list[str]] = []
+    for line in (REPO / lock).read_text().splitlines(keepends=True):
+        if re.match(r"[A-Za-z0-9]", line):
+            blocks.append([line])
+        elif blocks and line[:1] in (" ", "\t"):
+            blocks[-1].append(line)
+    chosen = [b for b in blocks if canonicalize_name(re.split(r"[=<>!~\[; ]", b[0])[0]) in names]
+    missing = set(names) - {canonicalize_name(re.split(r"[=<>!~\[; ]", b[0])[0]) for b in chosen}
+    assert not missing, f"{lock} does not pin {sorted(missing)}"
+    dest.write_text("".join("".join(b) for b in chosen))
+    return dest
 
 
 def fresh_venv(path: Path) -> Path:

@@ -68,8 +68,15 @@ def check_path(value: str) -> Path:
     """The metrics file, absolute; MetricsPathError (one line) when node_exporter would ignore
     it or its directory cannot take it. Checked before the audit touches a host: a temporary
     file is made in the directory and removed."""
-    path = Path(os.path.abspath(value))
-    name = f"--metrics-file {value}"
+    shown = value if len(value) <= 120 else f"{value[:60]}…{value[-40:]} ({len(value)} characters)"
+    name = f"--metrics-file {shown}"
+    try:
+        return _checked(Path(os.path.abspath(value)), name)
+    except OSError as exc:  # a name too long, a loop of links: the operator's input
+        raise MetricsPathError(f"{name}: {exc.strerror or type(exc).__name__}") from None
+
+
+def _checked(path: Path, name: str) -> Path:
     if path.is_dir():
         raise MetricsPathError(f"{name}: a directory; name a file in it, such as walguard.prom")
     if not path.name.endswith(SUFFIX) or path.name == SUFFIX:
