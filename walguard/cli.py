@@ -34,7 +34,7 @@ COMMANDS = (lab, audit, controls_list, signing, examples, merge, export, waivers
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="walguard", description=__doc__)
+    parser = Parser(prog="walguard", description=__doc__, exit_codes=True)
     parser.add_argument("--version", action="version", version=f"walguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:

@@ -4,11 +4,13 @@ A CI gate, a systemd unit and an auditor's script read these numbers, so a code 
 thing for one subcommand and another thing for the next. 2, 3, 4 and 5 are pytest's own (an
 audit is a pytest run), and the other subcommands keep to them: a bad command line is 4 for
 `walguard verify` as it is for `walguard audit`. The README's table is rendered from `TABLE` and a
-test holds the two together.
+test holds the two together; `walguard --help` and `walguard audit --help` end with the same
+table as text (`help_text`).
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -86,3 +88,20 @@ def markdown_table() -> str:
     rows = ["| code | subcommands | meaning |", "| --- | --- | --- |"]
     rows += [f"| {m.code.value} | {m.commands} | {m.text} |" for m in TABLE]
     return "\n".join(rows) + "\n"
+
+
+def help_text(width: int = 78) -> str:
+    """The exit-code table as `walguard --help` and `walguard audit --help` end: every code, the
+    subcommands it is for and its meaning, wrapped to `width` columns."""
+    lines = ["exit status (one meaning in every subcommand):"]
+    for m in TABLE:
+        code = f"  {m.code.value:>2}  "
+        lines += textwrap.wrap(
+            f"{m.commands}: {m.text}".replace("`", ""),
+            max(width, 40),
+            initial_indent=code,
+            subsequent_indent=" " * len(code),
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+    return "\n".join(lines) + "\n"

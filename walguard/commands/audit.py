@@ -21,6 +21,7 @@ def register(sub: Subparsers) -> None:
         "--checks): `pytest checks` with walguard's plugin. Any argument not listed here goes "
         "to pytest (-k, -m, -n, ...).",
         add_help=False,
+        exit_codes=True,
     )
     audit.add_argument(
         "-h", "--help", action=_AuditHelp, nargs=0, help="show this help message and exit"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import NoReturn, TypeAlias
+from typing import Any, NoReturn, TypeAlias
+
+from walguard.exit_codes import help_text
 
 Handler: TypeAlias = Callable[[argparse.Namespace], int]
 # A string: argparse's class cannot be subscripted at run time.
@@ -32,7 +34,19 @@ class CommandLineError(Exception):
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (`walguard verify: error: ...`), not the usage
     dump then the error, and exit status 4, not argparse's 2 (which is walguard's
-    "interrupted"). Subparsers are made of this class too. --help is argparse's own."""
+    "interrupted"). Subparsers are made of this class too. --help is argparse's own, ending,
+    with `exit_codes=True`, with walguard's exit codes (walguard.exit_codes.help_text) as its
+    epilog, laid out as a table rather than filled as argparse fills an epilog."""
+
+    def __init__(self, *args: Any, exit_codes: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exit_codes = exit_codes
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if not self.exit_codes:
+            return text
+        return f"{text}\n{help_text(self._get_formatter()._width)}"
 
     def error(self, message: str) -> NoReturn:
         raise CommandLineError(self.prog, message)
