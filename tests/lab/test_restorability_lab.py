@@ -37,9 +37,12 @@ def test_commits_waiting_longer_than_the_rpo_fail_and_pass_once_archived(
     db3 = lab.hosts[2]
     inventory = _short_rpo(tmp_path, db3.name)
 
+    measured: list[dict[str, object]] = []
+
     def window() -> tuple[str, str]:
         result = audit(tmp_path, "-k", "WG-RST-002", "--limit", db3.name, inventory=inventory)
         (control,) = result.doc["hosts"][db3.name]["controls"]
+        measured.append(result.doc["hosts"][db3.name]["data_loss_window"])
         return control["result"], control["message"]
 
     lab.ssh(db3, f"{PSQL} -c 'SELECT pg_switch_wal()'")  # nothing written after this
@@ -63,6 +66,10 @@ def test_commits_waiting_longer_than_the_rpo_fail_and_pass_once_archived(
         assert result == "FAIL", message
         assert f"the oldest commit not yet archived (xid {first} at " in message, message
         assert "beyond the RPO of 0.25 min" in message, message
+        # results.json (and so the metrics file) keeps the same measure.
+        waited = measured[-1]
+        assert isinstance(waited["waited_s"], float) and waited["waited_s"] > RPO_MINUTES * 60
+        assert waited["oldest_unarchived_commit"]["xid"] == int(first)  # type: ignore[index]
     finally:
         lab.ssh(db3, f"sudo -n pkill -CONT -f {ARCHIVER}")
     lab.ssh(db3, f"{PSQL} -c 'SELECT pg_switch_wal()'")

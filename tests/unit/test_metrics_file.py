@@ -374,3 +374,22 @@ def test_collect_only_writes_no_metrics_file(tmp_path: Path) -> None:
                   "--metrics-file", str(path), "--co")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert not path.exists()
+
+
+def test_the_data_loss_window_where_it_was_measured(doc: dict[str, Any]) -> None:
+    measured = copy.deepcopy(doc)
+    hosts = measured["hosts"]
+    hosts["db0001"]["data_loss_window"] = {"waited_s": 81.5, "oldest_unarchived_commit": None}
+    hosts["db0002"]["data_loss_window"] = {"waited_s": 0}
+    hosts["db0003"]["data_loss_window"] = {"error": "cannot read 000000010000000000000007"}
+    hosts["db0004"]["data_loss_window"] = {"standby": True}
+    hosts["db0002"]["policy"]["rpo_minutes"] = 0.25
+    m = parse(metrics.exposition(measured, audit="a"))
+    # An unmeasured window is absent, never a 0 that would read as "nothing at risk".
+    assert {s.labels["host"]: s.value for s in m["walguard_data_loss_window_seconds"]} == {
+        "db0001": 81.5, "db0002": 0,
+    }  # fmt: skip
+    objective = {
+        s.labels["host"]: s.value for s in m["walguard_data_loss_window_objective_seconds"]
+    }
+    assert objective == {"db0001": 900, "db0002": 15}

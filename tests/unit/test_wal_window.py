@@ -175,3 +175,24 @@ def test_the_age_is_read_on_the_servers_clock() -> None:
     window = captured("window-pending.txt")
     assert window.now is not None and window.first_unarchived is not None
     assert window.now - window.first_unarchived.at == timedelta(seconds=22, microseconds=430924)
+
+
+def test_results_json_keeps_the_measure_or_why_there_is_none() -> None:
+    stalled = captured("window-stalled.txt").record()
+    assert 80 < stalled["waited_s"] < 82  # the message says 81 s
+    assert stalled["oldest_unarchived_commit"] == {
+        "xid": 739, "at": "2026-12-06 20:31:08 UTC", "segment": "000000010000000000000007",
+    }  # fmt: skip
+    assert stalled["last_archived_segment"] == "000000010000000000000006"
+    idle = captured("window-idle.txt").record()
+    assert idle["waited_s"] == 0 and idle["oldest_unarchived_commit"] is None
+    assert idle["newest_archived_commit"]["xid"] == 743
+    # What the control cannot measure, the record does not measure either: never a 0.
+    broken = _edited(
+        "window-stalled.txt",
+        line_of("window-stalled.txt", "unarchived 000000010000000000000007"),
+        "unarchived 000000010000000000000007|error pg_waldump: error: Permission denied",
+    )
+    record = parse_wal_window(broken).record()
+    assert "waited_s" not in record and "cannot read 000000010000000000000007" in record["error"]
+    assert WalWindow(standby=True).record() == {"standby": True}

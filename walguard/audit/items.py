@@ -170,6 +170,8 @@ class FactsCache:
             "zones": zone_matrix(target, found),
             # --restore-drill: the drill record (walguard.drill.record), or why there is none.
             "restore_drill": drill_record(found),
+            # WG-RST-002's measure (walguard.facts.wal_window), for the report and the metrics.
+            "data_loss_window": window_record(found),
         }
 
     def _host_lock(self, name: str) -> threading.RLock:
@@ -361,3 +363,11 @@ def zone_matrix(target: Target, found: HostFacts | None) -> dict[str, dict[str, 
             "detail": attempt.detail if attempt else "",
         }
     return matrix
+
+
+def window_record(found: HostFacts | None) -> dict[str, Any] | None:
+    """The host's data-loss window as results.json keeps it; None when the host was not read."""
+    if found is None or not found.reachable:
+        return None
+    part = found.window
+    return part.value.record() if part.value is not None else {"error": part.error}

@@ -50,6 +50,7 @@ class HostInfo:
     zones: dict[str, Any] = field(default_factory=dict)  # zone -> expect, outcome, ok, probe
     collection: dict[str, Any] | None = None  # when its facts were collected (UTC, seconds)
     restore_drill: dict[str, Any] | None = None  # --restore-drill's record (walguard.drill.record)
+    data_loss_window: dict[str, Any] | None = None  # WG-RST-002's measure, or why there is none
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,11 @@ class HostInfo:
             "collection": self.collection,
             # Only in a run that drilled: other runs' results.json stay as they were.
             **({"restore_drill": self.restore_drill} if self.restore_drill is not None else {}),
+            **(
+                {"data_loss_window": self.data_loss_window}
+                if self.data_loss_window is not None
+                else {}
+            ),
         }
 
 
@@ -111,6 +117,7 @@ class AuditRun:
         info.zones = dict(host_info.get("zones") or info.zones)
         info.collection = host_info.get("collection") or info.collection
         info.restore_drill = host_info.get("restore_drill") or info.restore_drill
+        info.data_loss_window = host_info.get("data_loss_window") or info.data_loss_window
         process = str(host_info.get("collected_by", "main"))
         made = int(host_info.get("collections", 0))
         info.collections[process] = max(info.collections.get(process, 0), made)

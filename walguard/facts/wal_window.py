@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from walguard.errors import FactUnavailable
 from walguard.facts.sections import Section
@@ -95,6 +96,56 @@ class WalWindow:
     @property
     def newest_commit(self) -> Commit | None:
         return next((s.commit for s in self.newest if s.commit), None)
+
+    def waited(self) -> timedelta:
+        """How long the oldest commit not yet archived has waited: the data the primary's loss
+        would lose now (zero when none waits). FactUnavailable when it cannot be told: a segment
+        after the last archived one that pg_waldump could not read (only the current segment
+        may end early, where the WAL written so far ends), or no commit in the segments read
+        though more follow. A primary only, once something was archived (`boundary`)."""
+        if self.standby or self.now is None or self.current is None or self.boundary is None:
+            raise FactUnavailable("the data-loss window of a primary that has archived")
+        for scan in self.unarchived:
+            current_end = scan.segment == self.current and scan.end_of_wal
+            if scan.commit is None and (scan.missing or scan.error) and not current_end:
+                why = scan.error or "not found"
+                raise FactUnavailable(f"cannot read {scan.segment} with pg_waldump: {why}")
+        first = self.first_unarchived
+        if first is None:
+            if self.unarchived_count > len(self.unarchived):
+                raise FactUnavailable(
+                    f"no commit in the oldest {len(self.unarchived)} of "
+                    f"{self.unarchived_count} segments after {self.boundary}: the window "
+                    "was not measured"
+                )
+            return timedelta(0)
+        return max(self.now - first.at, timedelta(0))
+
+    def record(self) -> dict[str, Any]:
+        """What results.json keeps (and the metrics file shows): the window measured, or why
+        it was not."""
+        if self.standby:
+            return {"standby": True}
+        if self.boundary is None:
+            return {"error": "nothing has been archived"}
+        try:
+            waited = self.waited()
+        except FactUnavailable as exc:
+            return {"error": str(exc)}
+        first, back = self.first_unarchived, self.archived_commit
+        return {
+            "waited_s": round(waited.total_seconds(), 3),
+            "oldest_unarchived_commit": _commit_record(first),
+            "newest_archived_commit": _commit_record(back),
+            "last_archived_segment": self.boundary,
+            "current_segment": self.current,
+        }
+
+
+def _commit_record(commit: Commit | None) -> dict[str, Any] | None:
+    if commit is None:
+        return None
+    return {"xid": commit.xid, "at": commit.at_text, "segment": commit.segment}
 
 
 def parse_commit(line: str, segment: str) -> Commit:

@@ -29,6 +29,10 @@ have (same name and labels).
   1/0, `walguard_restore_drill_rto_seconds` the measured restore time (the drill's achieved
   RTO; absent when it did not restore) and `walguard_restore_drill_rto_objective_seconds` the
   host's `walguard_rto_minutes`, in seconds.
+- For each primary whose data-loss window was measured (WG-RST-002):
+  `walguard_data_loss_window_seconds` how long its oldest commit not yet archived had waited (0
+  when none), and `walguard_data_loss_window_objective_seconds` its `walguard_rpo_minutes`, in
+  seconds.
 
 Label values come from the inventory (host names) and the user's controls: prometheus_client
 escapes backslash, double quote and newline in them, and what UTF-8 cannot carry (a lone
@@ -133,6 +137,11 @@ HELP = {
     "at the target.",
     "walguard_restore_drill_rto_objective_seconds": "The host's recovery time objective "
     "(walguard_rto_minutes), in seconds.",
+    "walguard_data_loss_window_seconds": "How long the oldest commit not yet archived had "
+    "waited on the primary when the newest audit read its WAL (WG-RST-002): what losing the "
+    "primary then would have lost; 0 when none waited. Absent when it was not measured.",
+    "walguard_data_loss_window_objective_seconds": "The host's recovery point objective "
+    "(walguard_rpo_minutes), in seconds.",
 }
 
 
@@ -204,6 +213,19 @@ def families(
         rto = (h.get("policy") or {}).get("rto_minutes")
         if isinstance(rto, int | float):
             objective.add_metric(labels, float(rto) * 60)
+    window = _gauge(out, "walguard_data_loss_window_seconds", "host")
+    rpo_objective = _gauge(out, "walguard_data_loss_window_objective_seconds", "host")
+    for host, h in hosts.items():
+        measured = h.get("data_loss_window")
+        # Only a measured window: a standby, an unread segment or nothing archived has none
+        # (WG-RST-002 says why), and a 0 there would read as "nothing at risk".
+        if not isinstance(measured, dict) or not isinstance(measured.get("waited_s"), int | float):
+            continue
+        labels = [a, _label(host)]
+        window.add_metric(labels, float(measured["waited_s"]))
+        rpo = (h.get("policy") or {}).get("rpo_minutes")
+        if isinstance(rpo, int | float):
+            rpo_objective.add_metric(labels, float(rpo) * 60)
     # A family without a series (no drill, no host contacted) is left out, HELP and TYPE too.
     return [family for family in out if family.samples]
 
