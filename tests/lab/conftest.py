@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tests.lab.guest_support import Guest
 
 # Shared by every worker's session, exclusive for what changes the lab (see above); and the
-# short mutex under which a worker finds the lab up or brings it up, or boots the guest.
+# short mutex under which a worker finds the lab up or brings it up.
 SHARED_LOCK = Path(tempfile.gettempdir()) / "walguard-lab-tests.lock"
 UP_LOCK = Path(tempfile.gettempdir()) / "walguard-lab-tests-up.lock"
 
@@ -118,8 +118,9 @@ def guest(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]
     lab up` without --selinux stops it (the exclusive tests at the end, or the next session)."""
     from tests.lab.guest_support import Guest
 
-    with _locked(UP_LOCK, fcntl.LOCK_EX):
-        booted = manage.boot_guest()
+    # Not under UP_LOCK: the other worker would wait the boot out before its first test. The lab
+    # is up by now (the lab fixture), so that worker's lab fixture leaves it (and the guest) be.
+    booted = manage.boot_guest()
     if booted is None:
         lab.walguard("lab", "scenario", "reset", selinux_guest.NAME)
     probes = [Host(name) for name in settings.probe_names()]
