@@ -1,11 +1,12 @@
-"""The whole suite: the lab tests (tests/lab) are told apart by their marker and run as one
-xdist group.
+"""The whole suite: the lab tests (tests/lab) are told apart by their marker and run as two
+xdist groups.
 
 Every module under tests/lab carries the `lab` marker (collection refuses one that does not), so
 `-m "not lab"` leaves exactly the tests that need no lab. Under xdist (`make test` runs the
-whole suite with `-n 2 --dist loadgroup`) every lab test joins the group `lab`: one worker runs
-them in order, one at a time, since the lab is one shared thing, while the other worker runs
-the unit tests beside them.
+whole suite with `-n 2 --dist loadgroup`) every lab test joins its stream's group
+(tests/lab/streams.py): `lab`, the database hosts' tests, which one worker runs in order, one at
+a time, since those hosts are one shared thing; and `guest`, the SELinux guest's, which the
+other worker runs beside them before the unit tests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests.lab.streams import stream
 
 LAB_DIR = Path(__file__).resolve().parent / "lab"
 
@@ -34,7 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     for item in items:
         if _is_lab(item):
-            item.add_marker(pytest.mark.xdist_group("lab"))
+            item.add_marker(pytest.mark.xdist_group(stream(item)))
 
 
 def _is_lab(item: pytest.Item) -> bool:

@@ -28,6 +28,7 @@ def _control_path() -> Path:
 @dataclass(frozen=True)
 class Guest:
     lab: Lab
+    inventory: Path  # the guest's own: the guest and the zones' probe hosts (conftest.py)
     control_path: Path = field(default_factory=_control_path)
 
     def ssh(self, command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:

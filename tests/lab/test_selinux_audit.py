@@ -60,9 +60,11 @@ PLATFORM = {f"WG-SYS-00{i}" for i in range(1, 7)} | {
 }
 
 
-def _audit(tmp_path: Path, *args: str, select: str = "") -> Audit:
-    # One -k only: pytest keeps the last.
-    return audit(tmp_path, "-k", f"{HOST} and {select}" if select else HOST, *args)
+def _audit(guest: Guest, tmp_path: Path, *args: str, select: str = "") -> Audit:
+    # One -k only: pytest keeps the last. The guest's own inventory: the database hosts'
+    # stream changes theirs meanwhile.
+    selected = f"{HOST} and {select}" if select else HOST
+    return audit(tmp_path, "-k", selected, *args, inventory=guest.inventory)
 
 
 def _archiving_fails(g: Guest) -> None:
@@ -75,7 +77,7 @@ def _archiving_fails(g: Guest) -> None:
 def pristine(guest: Guest, tmp_path_factory: pytest.TempPathFactory) -> Audit:
     """One audit of the pristine guest, every control, once archiving has failed."""
     _archiving_fails(guest)
-    return _audit(tmp_path_factory.mktemp("pristine"))
+    return _audit(guest, tmp_path_factory.mktemp("pristine"))
 
 
 def test_pristine_guest_passes_what_a_complete_host_passes(pristine: Audit) -> None:
@@ -111,7 +113,7 @@ def test_unlabelled_archive_is_reported_with_its_cause(pristine: Audit) -> None:
 
 def test_chcon_only_fix_is_not_persistent(guest: Guest, pristine: Audit, tmp_path: Path) -> None:
     guest.ssh("sudo -n chcon -R -t postgresql_db_t /pg_archive")
-    result = _audit(tmp_path, select="WG-SEL")
+    result = _audit(guest, tmp_path, select="WG-SEL")
     assert "WG-SEL-004" in result.by_result(HOST, "PASS")
     assert {"WG-SEL-003", "WG-SEL-005"} <= result.by_result(HOST, "FAIL")
     assert "a relabel undoes a chcon-only fix" in result.message(HOST, "WG-SEL-005")
@@ -125,7 +127,9 @@ def test_chcon_only_fix_is_not_persistent(guest: Guest, pristine: Audit, tmp_pat
 def test_remediation_fixes_it_and_archiving_resumes(guest: Guest, tmp_path: Path) -> None:
     # The default flow: every failed control of the host that has a paired script, in one batch
     # (a relabel and a reload), each under its own timeout, verified under the host's lock.
-    fixed = _audit(tmp_path, "--remediate=apply", "--change-ref", "CHG-SEED", "--fail-on", "low")
+    fixed = _audit(
+        guest, tmp_path, "--remediate=apply", "--change-ref", "CHG-SEED", "--fail-on", "low"
+    )
     records = {c["control"]: c for c in fixed.doc["hosts"][HOST]["controls"] if c["remediation"]}
     assert {"WG-ARC-004", "WG-SEL-003", "WG-SEL-004", "WG-SEL-005"} <= set(records), fixed.stdout
     # An archive that holds no segment yet fails WG-ACT-008 with WG-ACT-005/007, and its script
@@ -149,7 +153,7 @@ def test_remediation_fixes_it_and_archiving_resumes(guest: Guest, tmp_path: Path
         "sudo -n install -d -o postgres -g postgres -m 0700 /pg_backup && "
         "sudo -n -u postgres pg_basebackup -D /pg_backup/after-fix -X none -c fast --no-sync"
     )
-    after = _audit(tmp_path, "--fail-on", "low")
+    after = _audit(guest, tmp_path, "--fail-on", "low")
     assert after.by_result(HOST, "PASS") >= (SEL | ARCHIVER | PLATFORM), after.stdout
     assert after.by_result(HOST, "FAIL") == set()  # the seed's command was remediated too
     assert after.exit_status == 0

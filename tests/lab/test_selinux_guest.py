@@ -4,9 +4,11 @@ with Permission denied and an AVC denial, until `semanage fcontext` + `restoreco
 reset brings the unlabelled archive back.
 
 The `guest` fixture (conftest.py) boots the guest once for this module and test_selinux_audit.py,
-runs their tests last and stops the guest at the end, so the other lab tests never see an extra
-host in the inventory. The tests run in file order: the archive is broken, then fixed, then
-reset, which leaves the guest pristine for test_selinux_audit.py.
+whose tests are a stream of their own beside the database hosts' (its own worker, its own
+inventory: the other lab tests never see an extra host in theirs). The tests run in file order:
+the archive is broken, then fixed, then reset, which leaves the guest pristine for
+test_selinux_audit.py. The test of `lab up --selinux` rewrites the lab's inventory: it runs at
+the end of the database hosts' stream, alone.
 
 Every SSH command of these tests goes through one master connection (an SSH login costs the
 emulated guest about a second; a command over the open connection a fraction of that), and
@@ -23,8 +25,9 @@ import pytest
 import yaml
 
 from tests.lab.guest_support import Guest
+from tests.lab.support import Lab
 from walguard.inventory.load import load_inventory
-from walguard.lab import labhost, selinux_guest, settings
+from walguard.lab import labhost, manage, selinux_guest, settings
 
 pytestmark = pytest.mark.lab
 
@@ -112,29 +115,33 @@ def test_archiving_is_denied_until_the_archive_is_labelled(guest: Guest) -> None
     assert ":postgresql_db_t:" in stored
 
 
-def test_inventory_and_status_list_the_guest(guest: Guest) -> None:
-    targets = {t.name: t for t in load_inventory(settings.INVENTORY_PATH)}
-    target = targets[selinux_guest.NAME]
-    # On the lab bridge like the nspawn hosts: the zones' probe hosts reach it there too.
-    assert (target.address, target.port) == (selinux_guest.ADDRESS, 22)
-    assert target.vars["walguard_selinux_required"] is True
-    assert target.vars["walguard_postgres_service"] == "postgresql@15-main.service"
-    doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
-    assert selinux_guest.NAME not in doc["all"]["children"]["lab"]["hosts"]
-    status = guest.lab.walguard("lab", "status").stdout.splitlines()
-    line = next(ln for ln in status if ln.startswith(f"{selinux_guest.NAME} "))
-    assert line.endswith(" running"), line
-    done = guest.lab.walguard("lab", "ssh", selinux_guest.NAME, "--", "hostname")
-    assert done.stdout.strip() == selinux_guest.NAME
-
-
-def test_second_up_is_a_no_op(guest: Guest) -> None:
+@pytest.mark.lab_exclusive  # it rewrites the lab's inventory: last, and alone (conftest.py)
+def test_up_with_selinux_lists_the_guest_without_booting_it_again(lab: Lab) -> None:
+    manage.boot_guest()  # running since the guest's stream; booted here when run on its own
     pid = selinux_guest.qemu_pid()
-    started = time.monotonic()
-    done = guest.lab.walguard("lab", "up", "--hosts", str(len(guest.lab.hosts)), "--selinux")
-    assert "nothing to do" in done.stderr
-    assert selinux_guest.qemu_pid() == pid
-    assert time.monotonic() - started < 60
+    try:
+        started = time.monotonic()
+        done = lab.walguard("lab", "up", "--hosts", str(len(lab.hosts)), "--selinux")
+        assert "nothing to do" in done.stderr
+        assert selinux_guest.qemu_pid() == pid
+        assert time.monotonic() - started < 60
+        targets = {t.name: t for t in load_inventory(settings.INVENTORY_PATH)}
+        target = targets[selinux_guest.NAME]
+        # On the lab bridge like the nspawn hosts: the zones' probe hosts reach it there too.
+        assert (target.address, target.port) == (selinux_guest.ADDRESS, 22)
+        assert target.vars["walguard_selinux_required"] is True
+        assert target.vars["walguard_postgres_service"] == "postgresql@15-main.service"
+        doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
+        assert selinux_guest.NAME not in doc["all"]["children"]["lab"]["hosts"]
+        status = lab.walguard("lab", "status").stdout.splitlines()
+        line = next(ln for ln in status if ln.startswith(f"{selinux_guest.NAME} "))
+        assert line.endswith(" running"), line
+        done = lab.walguard("lab", "ssh", selinux_guest.NAME, "--", "hostname")
+        assert done.stdout.strip() == selinux_guest.NAME
+    finally:
+        # The lab as the database hosts' tests expect it: no guest, none in the inventory.
+        lab.walguard("lab", "up", "--hosts", str(len(lab.hosts)))
+    assert not selinux_guest.running()
 
 
 def test_reset_brings_the_unlabelled_archive_back(guest: Guest) -> None:

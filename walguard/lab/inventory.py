@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,30 @@ def write_known_hosts(hosts: list[Host]) -> Path:
     if selinux_guest.running():
         lines += selinux_guest.GUEST.known_hosts_lines()
     path = known_hosts_path()
-    path.write_text("".join(lines))
+    _replace(path, "".join(lines))
     return path
 
 
-def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> Path:
+def _replace(path: Path, text: str) -> None:
+    """Write `path` whole, by a rename: an audit reading it meanwhile (another lab command's
+    write, a test beside it) sees the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_inventory(
+    hosts: list[Host], path: Path = settings.INVENTORY_PATH, *, guest: bool | None = None
+) -> Path:
+    """The inventory of `hosts` at `path`, with the SELinux guest when `guest` (by default:
+    when it runs)."""
     inventory: dict[str, Any] = {
         "all": {
             "vars": {
@@ -63,7 +84,7 @@ def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> 
             },
         }
     }
-    if selinux_guest.running():
+    if selinux_guest.running() if guest is None else guest:
         # The SELinux guest (QEMU) sits on the lab bridge like the nspawn hosts, and is audited
         # like them (zones, firewall, clock, TLS); it differs in its kernel, which enforces.
         inventory["all"]["children"]["lab_selinux"] = {
@@ -84,6 +105,5 @@ def write_inventory(hosts: list[Host], path: Path = settings.INVENTORY_PATH) -> 
         "# Hosts are systemd-nspawn containers on the lab bridge; keys and known_hosts live in\n"
         f"# {settings.STATE_DIR}.\n"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+    _replace(path, header + yaml.safe_dump(inventory, sort_keys=False))
     return path
