@@ -20,6 +20,8 @@ from walguard.controls import NotApplicable, control, fail
 from walguard.errors import FactUnavailable
 from walguard.facts.archive_dir import ArchiveDir
 from walguard.facts.backups import BaseBackup, BaseBackups
+from walguard.facts.host import HostFacts
+from walguard.facts.pgbackrest_backups import PgBackRestInfo
 from walguard.facts.postgres_state import Postgres
 from walguard.facts.wal_window import WalWindow
 from walguard.policy.model import Policy
@@ -34,7 +36,7 @@ VERIFIED = "backup successfully verified"
     "start on",
     severity="critical",
     refs=REFS,
-    reads=("base_backups", "base_backup_verify", "archive_files", "date"),
+    reads=("base_backups", "base_backup_verify", "pgbackrest_info", "archive_files", "date"),
     scenarios=(
         "base-backup-missing",
         "base-backup-old",
@@ -50,11 +52,18 @@ VERIFIED = "backup successfully verified"
     detail="the newest base backup in `walguard_base_backup_dir` is younger than "
     "`walguard_base_backup_max_age_hours`, `pg_verifybackup` (the server's own) verifies it "
     "against its manifest with the WAL it needs read from the archive, and the archive holds "
-    "every segment from its START WAL LOCATION to the newest archived one",
+    "every segment from its START WAL LOCATION to the newest archived one. With "
+    "`walguard_base_backup_source: pgbackrest`, `pgbackrest info` says the stanza is ok, its "
+    "newest backup finished within that age with no error flag, and the WAL it needs is inside "
+    "the repository's archive range (Barman, WAL-G: ERROR, not read yet)",
 )
 def test_base_backup_usable(
-    backups: BaseBackups, archive: ArchiveDir, pg: Postgres, policy: Policy
+    backups: BaseBackups | PgBackRestInfo, facts: HostFacts, policy: Policy
 ) -> str:
+    if isinstance(backups, PgBackRestInfo):
+        return _pgbackrest_usable(backups, policy)
+    # Read here, not as parameters: pgBackRest's account of its backups needs neither.
+    archive, pg = facts.archive.get(), facts.pg.get()
     if not backups.exists:
         fail(f"no base backup: {backups.directory} does not exist")
     if not backups.backups:
@@ -81,6 +90,60 @@ def test_base_backup_usable(
     return (
         f"{newest.name} (started {newest.start_time_text}, {_hours(age)} ago, start WAL "
         f"{newest.start_wal}): verified by pg_verifybackup ({how}); {wal}"
+    )
+
+
+def _pgbackrest_usable(info: PgBackRestInfo, policy: Policy) -> str:
+    """pgBackRest's own account, judged by what it prints: it exits 0 whatever its status."""
+    where = f"pgBackRest's stanza {info.stanza}"
+    if info.status_code != 0:
+        repos = f" ({'; '.join(info.repo_status)})" if info.repo_status else ""
+        fail(f"{where} reports status {info.status_code}, {info.status_message}{repos}")
+    newest = info.newest()
+    if newest is None:
+        fail(f"{where} has no backup: point-in-time recovery has nothing to start from")
+    named = f"{newest.label} ({newest.type}, {newest.times})"
+    if info.read_at is None:
+        raise FactUnavailable("cannot tell the backup's age: the host's clock was not read")
+    age = info.read_at - newest.stop
+    if age > timedelta(hours=policy.base_backup_max_age_hours):
+        fail(
+            f"the newest pgBackRest backup, {named}, finished {_hours(age)} ago; the policy "
+            f"allows {policy.base_backup_max_age_hours} h"
+        )
+    if newest.error:
+        fail(
+            f"pgBackRest marks its newest backup {named} with errors found while taking it "
+            f"(such as page checksum errors: `pgbackrest --stanza={info.stanza} --set="
+            f"{newest.label} info` lists the files)"
+        )
+    if newest.error is None:
+        raise FactUnavailable(
+            f"cannot verify: pgBackRest recorded no error flag for {named} (backups taken "
+            "before pgBackRest 2.36 have none)"
+        )
+    start, stop = newest.archive_start, newest.archive_stop
+    if start is None or stop is None:
+        raise FactUnavailable(f"cannot verify: pgBackRest names no WAL range for {named}")
+    archive = info.archive_of(newest)
+    low, high = (archive.min, archive.max) if archive else (None, None)
+    if archive is None or low is None or high is None:
+        fail(
+            f"pgBackRest's repository holds no WAL for the database of {named} (db id "
+            f"{newest.db_id}): the backup cannot be made consistent"
+        )
+    # Segment names compare as their numbers: timeline, log and segment in fixed-width hex.
+    if not low <= start <= stop <= high:
+        fail(
+            f"{named} needs WAL {start} to {stop}, but pgBackRest's archive range is {low} to "
+            f"{high} ({archive.archive_id}): the backup cannot be made consistent"
+        )
+    running = "; a backup is running" if info.backup_running else ""
+    return (
+        f"{named}, finished {_hours(age)} ago, no error flag; it needs WAL {start} to {stop}, "
+        f"inside pgBackRest's archive range {low} to {high} ({archive.archive_id}); stanza "
+        f"status ok{running} (a gap inside the range is pgbackrest verify's to find: "
+        "WG-ACT-005)"
     )
 
 

@@ -17,7 +17,7 @@ COLLECTOR_SECTIONS = frozenset({
     "archive_lstat", "archive_realpath", "archive_stat", "archive_mount", "root_mount", "mounts",
     "archive_df", "archiver_before", "archive_files", "archive_perms", "restore_user",
     "segment_headers", "history_files", "archive_check", "base_backups", "base_backup_verify",
-    "wal_window", "service_active",
+    "pgbackrest_info", "wal_window", "service_active",
     "selinux_enforce", "getenforce", "selinux_config", "sestatus", "archive_context",
     "archive_file_contexts", "matchpathcon", "fcontext_local", "restorecon_dryrun", "ps_context",
     "avc",

@@ -3,10 +3,12 @@
 #   test -f || cp. /etc/pgbackrest.conf defines the stanza main (pg1-path
 #   /var/lib/postgresql/15/main) with its repository on the archive volume
 #   (repo1-path=/pg_archive/pgbackrest, owned by postgres); stanza-create, then
-#   archive_command = 'pgbackrest --stanza=main archive-push %p' and a reload, then a WAL switch.
+#   archive_command = 'pgbackrest --stanza=main archive-push %p' and a reload, then a WAL switch,
+#   then a full backup into the repository (as the stanza's backup job would take it).
 # observe: SHOW archive_command is 'pgbackrest --stanza=main archive-push %p'; failed_count is 0;
 #   the last archived segment is in /pg_archive/pgbackrest/archive/main/15-1/ (as NAME-SHA1.gz);
-#   `sudo -u postgres pgbackrest --stanza=main check` exits 0. The old segments stay in /pg_archive.
+#   `sudo -u postgres pgbackrest --stanza=main check` exits 0; `pgbackrest --stanza=main info`
+#   lists one full backup, status ok. The old segments stay in /pg_archive.
 set -euo pipefail
 q() { runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 cat > /etc/pgbackrest.conf <<'CONF'
@@ -40,3 +42,7 @@ if ! find /pg_archive/pgbackrest/archive/main -name "$last-*" | grep -q .; then
 fi
 runuser -u postgres -- pgbackrest --stanza=main check
 echo "archived $last through pgBackRest"
+# A base backup in the repository (WG-RST-001 with walguard_base_backup_source: pgbackrest);
+# --start-fast: an immediate checkpoint rather than waiting for the next one.
+runuser -u postgres -- pgbackrest --stanza=main --type=full --start-fast backup
+echo "took a full backup through pgBackRest"

@@ -8,6 +8,7 @@ makes FAIL); an entry adds what an auditor can see without walguard.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -162,6 +163,11 @@ def _pgbackrest_archiving(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert len(found) == 1 and found[0].startswith(f"{repo}/15-1/"), found
     assert lab.ssh(host, PGBACKREST_CHECK, check=False).returncode == 0
     assert archiver_failures(observe(lab, host)) == 0
+    # The scenario's full backup, as pgBackRest reports it (WG-RST-001 reads the same JSON).
+    info = lab.ssh(host, "sudo -n -u postgres pgbackrest --stanza=main --output=json info").stdout
+    (stanza,) = json.loads(info)
+    assert stanza["status"]["code"] == 0, info
+    assert [b["type"] for b in stanza["backup"]] == ["full"], info
 
 
 def _pgbackrest_broken(lab: Lab, host: Host, facts: dict[str, str]) -> None:

@@ -93,6 +93,8 @@ OVERRIDES: dict[str, Any] = {
     "tls_name": "db1.example.internal",
     "tls_min_days": 60,
     "base_backup_dir": "/srv/pg_backup",
+    "base_backup_source": "barman",
+    "pgbackrest_stanza": "main",
     "base_backup_max_age_hours": 170,
     "base_backup_verify": "sizes",
     "rto_minutes": 0.5,
@@ -103,6 +105,8 @@ OVERRIDES: dict[str, Any] = {
     "restore_cpu_quota": "50%",
 }
 CONVERTED = {"zones": (("app", True), ("office", False))}
+# The settings a field is only accepted with (walguard.policy.model._backup_source_complete).
+WITH = {"pgbackrest_stanza": {"base_backup_source": "pgbackrest"}}
 
 
 def test_every_field_has_an_override_case() -> None:
@@ -111,13 +115,17 @@ def test_every_field_has_an_override_case() -> None:
 
 @pytest.mark.parametrize("name", FIELDS)
 def test_each_field_is_overridden_by_its_variable(name: str) -> None:
-    got = values({f"walguard_{name}": OVERRIDES[name]})
+    companions = WITH.get(name, {})
+    got = values(
+        {f"walguard_{name}": OVERRIDES[name]}
+        | {f"walguard_{key}": value for key, value in companions.items()}
+    )
     expected = CONVERTED.get(name, OVERRIDES[name])
     if isinstance(expected, list):
         expected = tuple(expected)
     assert got[name] == expected
     assert got[name] != DEFAULTS[name]
-    others = [f for f in FIELDS if f != name]
+    others = [f for f in FIELDS if f != name and f not in companions]
     assert all(got[f] == DEFAULTS[f] for f in others)
 
 

@@ -74,7 +74,7 @@ def parse_backups(sections: dict[str, Section], directory: str) -> BaseBackups:
     if listed is None:
         raise FactUnavailable("the base backup directory was not read (no base_backups section)")
     if listed.rc == 2 and listed.output.startswith("no such directory"):
-        return BaseBackups(directory, (), None, _host_time(sections.get("date")), exists=False)
+        return BaseBackups(directory, (), None, host_time(sections.get("date")), exists=False)
     if listed.rc != 0:
         said = listed.output.strip().splitlines()
         raise FactUnavailable(
@@ -83,7 +83,7 @@ def parse_backups(sections: dict[str, Section], directory: str) -> BaseBackups:
         )
     backups = tuple(_backup(block) for block in _blocks(listed.output))
     return BaseBackups(directory, backups, _verification(sections.get("base_backup_verify")),
-                       _host_time(sections.get("date")))  # fmt: skip
+                       host_time(sections.get("date")))  # fmt: skip
 
 
 def _blocks(text: str) -> list[tuple[str, list[str]]]:
@@ -160,7 +160,8 @@ def _verification(section: Section | None) -> Verification | None:
     return Verification(None, section.rc, section.output.strip())
 
 
-def _host_time(section: Section | None) -> datetime | None:
+def host_time(section: Section | None) -> datetime | None:
+    """The host's clock from the collector's `date` section (None: not read)."""
     if section is None or section.rc != 0:
         return None
     try:

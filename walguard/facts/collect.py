@@ -16,7 +16,8 @@ from walguard.facts import postgres as pgfacts
 from walguard.facts.archive_dir import ArchiveDir, parse_archive_dir
 from walguard.facts.backups import BaseBackups, parse_backups
 from walguard.facts.boot import start_conf_path
-from walguard.facts.host import NO_BACKUP_SOURCE, HostFacts
+from walguard.facts.host import NO_BACKUP_SOURCE, HostFacts, unread_backup_source
+from walguard.facts.pgbackrest_backups import PgBackRestInfo, parse_pgbackrest_info
 from walguard.facts.platform import parse_platform
 from walguard.facts.postgres_state import Postgres, ProbeResult
 from walguard.facts.sections import Section, split_sections
@@ -44,9 +45,12 @@ def collector_command(policy: Policy, connect: Connect, token: str) -> str:
     }
     if policy.archive_check_command:
         env["WG_ARCHIVE_CHECK"] = policy.archive_check_command
-    if policy.base_backup_dir:
+    if policy.backup_source == "pg_basebackup" and policy.base_backup_dir:
         env["WG_BACKUP_DIR"] = policy.base_backup_dir
         env["WG_BACKUP_VERIFY"] = policy.base_backup_verify
+    if policy.backup_source == "pgbackrest" and policy.pgbackrest_stanza:
+        # Validated as a name (walguard.policy.model), quoted here, an argument there.
+        env["WG_PGBACKREST_STANZA"] = policy.pgbackrest_stanza
     start_conf = start_conf_path(policy.postgres_service)
     if start_conf:
         env["WG_START_CONF"] = start_conf
@@ -182,11 +186,20 @@ def collect(
             conn.close()
 
 
-def _backups(sections: dict[str, Section], policy: Policy, host: str) -> Part[BaseBackups]:
-    if policy.base_backup_dir is None:
+def _backups(
+    sections: dict[str, Section], policy: Policy, host: str
+) -> Part[BaseBackups | PgBackRestInfo]:
+    source = policy.backup_source
+    if source is None:
         return Part(error=NO_BACKUP_SOURCE)
+    if source not in ("pg_basebackup", "pgbackrest"):
+        return Part(error=unread_backup_source(source))
     try:
-        return Part(parse_backups(sections, policy.base_backup_dir))
+        if source == "pgbackrest":
+            if policy.pgbackrest_stanza is None:  # not met: the policy requires it
+                raise FactUnavailable("cannot verify: no walguard_pgbackrest_stanza")
+            return Part(parse_pgbackrest_info(sections, policy.pgbackrest_stanza))
+        return Part(parse_backups(sections, policy.base_backup_dir or ""))
     except FactUnavailable as exc:
         return Part(error=f"{host}: {exc}")
 

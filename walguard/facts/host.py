@@ -25,10 +25,22 @@ from walguard.part import Part as Part
 if TYPE_CHECKING:
     from walguard.facts.backups import BaseBackups
     from walguard.facts.drill_result import DrillResult
+    from walguard.facts.pgbackrest_backups import PgBackRestInfo
     from walguard.facts.platform import PlatformFacts
     from walguard.facts.wal_window import WalWindow
 
 NO_BACKUP_SOURCE = "cannot verify: the policy names no base backups (walguard_base_backup_dir)"
+# The backup tools whose backups walguard does not read yet, by walguard_base_backup_source.
+UNREAD_BACKUP_TOOLS = {"barman": "Barman", "wal-g": "WAL-G"}
+
+
+def unread_backup_source(source: str) -> str:
+    """WG-RST-001's ERROR for a backup source walguard cannot read: said, never guessed."""
+    tool = UNREAD_BACKUP_TOOLS.get(source, source)
+    return (
+        f"cannot verify: walguard does not read {tool}'s backups yet "
+        f"(walguard_base_backup_source: {source})"
+    )
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,11 @@ class HostFacts:
     platform: PlatformFacts | None = None
     # How this host answered from each zone's probe host (walguard.facts.network), set by the run.
     zones: Part[Any] = field(default_factory=lambda: Part(error="no zone probes were run"))
-    # Base backups (walguard.facts.backups), where the policy names where they are.
-    backups: Part[BaseBackups] = field(default_factory=lambda: Part(error=NO_BACKUP_SOURCE))
+    # Base backups, where the policy names their source: pg_basebackup's directories
+    # (walguard.facts.backups) or pgBackRest's account of them (walguard.facts.pgbackrest_backups).
+    backups: Part[BaseBackups | PgBackRestInfo] = field(
+        default_factory=lambda: Part(error=NO_BACKUP_SOURCE)
+    )
     # The data-loss window: commits archived and waiting, from the WAL (walguard.facts.wal_window).
     window: Part[WalWindow] = field(default_factory=lambda: Part(error="not collected"))
     # What the restore drill showed (walguard.drill), when --restore-drill asked for one.

@@ -125,6 +125,16 @@ walguard_base_backup_dir (absolute path or null, null)
     Where pg_basebackup writes this cluster's base backups, one directory per backup (plain
     format, with its backup_manifest). WG-RST-001 reads them, as the archive owner: without it
     (or another backup source) WG-RST-001 is ERROR ("cannot verify").
+walguard_base_backup_source (pg_basebackup, pgbackrest, barman, wal-g or null, null)
+    What takes this cluster's base backups, which WG-RST-001 reads: ``pg_basebackup`` (the
+    directories in ``walguard_base_backup_dir``, which it needs; null means it when that is set)
+    or ``pgbackrest`` (``pgbackrest --stanza=S --output=json info`` as the archive owner, judged
+    by what it prints). walguard does not read Barman's or WAL-G's backups yet: with ``barman``
+    or ``wal-g`` WG-RST-001 is ERROR ("cannot verify"), never a guess.
+walguard_pgbackrest_stanza (stanza name or null, null)
+    The pgBackRest stanza of this cluster, required with ``walguard_base_backup_source:
+    pgbackrest`` and refused with any other source. Letters, digits, ``.``, ``_`` and ``-``,
+    starting with a letter or digit (it becomes an argument of the command run on the host).
 walguard_base_backup_max_age_hours (integer > 0, 26)
     The newest base backup must be younger than this (a daily backup, with two hours' slack).
 walguard_base_backup_verify (checksums or sizes, checksums)
@@ -189,6 +199,10 @@ from walguard.policy.validators import (
 
 _PREFIX = "walguard_"
 
+# What may take a host's base backups (walguard_base_backup_source); WG-RST-001 reads the first
+# two and says it cannot verify the others.
+BACKUP_SOURCES = ("pg_basebackup", "pgbackrest", "barman", "wal-g")
+
 
 class PolicyError(Exception):
     """A policy variable with a bad value or an unknown name, in one line.
@@ -248,6 +262,8 @@ class Policy:
     tls_min_days: int = 30
     # Restorability (WG-RST).
     base_backup_dir: str | None = None
+    base_backup_source: str | None = None  # null: pg_basebackup where base_backup_dir is set
+    pgbackrest_stanza: str | None = None
     base_backup_max_age_hours: int = 26
     base_backup_verify: str = "checksums"
     rto_minutes: float = 60
@@ -256,6 +272,14 @@ class Policy:
     restore_timeout_s: int = 1800
     restore_memory_max: str = "2G"
     restore_cpu_quota: str = "100%"
+
+    @property
+    def backup_source(self) -> str | None:
+        """What WG-RST-001 reads: the source the policy names, else pg_basebackup where a base
+        backup directory is named, else none."""
+        if self.base_backup_source is not None:
+            return self.base_backup_source
+        return "pg_basebackup" if self.base_backup_dir is not None else None
 
 
 @dataclass(frozen=True)
@@ -313,6 +337,14 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "tls_name": optional_value(word_value),
     "tls_min_days": integer(minimum=0),
     "base_backup_dir": optional_value(absolute_path_value),
+    "base_backup_source": optional_value(one_of(*BACKUP_SOURCES)),
+    # An argument of the collector's pgbackrest command line (quoted there too): a name only.
+    "pgbackrest_stanza": optional_value(
+        matching(
+            r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+            "a pgBackRest stanza name such as main (letters, digits, '.', '_', '-')",
+        )
+    ),
     "base_backup_max_age_hours": integer(minimum=1),
     "base_backup_verify": one_of("checksums", "sizes"),
     "rto_minutes": positive_number,
@@ -411,4 +443,30 @@ def settings_for(
             overrides[name] = checked
     connect = Connect(**{k: v for k, v in overrides.items() if k in _CONNECT_FIELDS})
     policy = Policy(**{k: v for k, v in overrides.items() if k in _POLICY_FIELDS})
+    _backup_source_complete(policy, host, sources)
     return connect, policy
+
+
+def _backup_source_complete(policy: Policy, host: str, sources: Mapping[str, str]) -> None:
+    """The keys a backup source needs are there, and none that it does not use: a stanza with
+    another source would be read by nothing, silently."""
+    source_key, stanza_key = f"{_PREFIX}base_backup_source", f"{_PREFIX}pgbackrest_stanza"
+    source = policy.base_backup_source
+    if source == "pgbackrest" and policy.pgbackrest_stanza is None:
+        raise PolicyError(
+            host, source_key, f"pgbackrest needs {stanza_key} (the stanza's name, e.g. main)",
+            sources.get(source_key),
+        )  # fmt: skip
+    if source != "pgbackrest" and policy.pgbackrest_stanza is not None:
+        raise PolicyError(
+            host, stanza_key,
+            f"only read with {source_key}: pgbackrest (the source is "
+            f"{policy.backup_source or 'not set'})",
+            sources.get(stanza_key),
+        )  # fmt: skip
+    if source == "pg_basebackup" and policy.base_backup_dir is None:
+        raise PolicyError(
+            host, source_key,
+            f"pg_basebackup needs {_PREFIX}base_backup_dir (where its backups are)",
+            sources.get(source_key),
+        )  # fmt: skip

@@ -6,7 +6,8 @@
 # WG_HEADERS (how many of the newest segments' headers to read), WG_ARCHIVE_CHECK (optional: the
 # archiving tool's repository check from the policy), WG_PG_OWNER (who runs it), WG_RESTORE_USER
 # (who restore_command runs as), WG_START_CONF (optional: Debian's start.conf of the cluster),
-# WG_BACKUP_DIR (optional: where base backups are) and WG_BACKUP_VERIFY (checksums or sizes).
+# WG_BACKUP_DIR (optional: where base backups are), WG_BACKUP_VERIFY (checksums or sizes) and
+# WG_PGBACKREST_STANZA (optional: the stanza whose backups pgBackRest lists).
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH LC_ALL=C
@@ -147,6 +148,12 @@ if [ -n "${WG_BACKUP_DIR:-}" ]; then
     exec "$4" -w "$2" -- "$best"'
   section base_backup_verify runuser -u "$WG_PG_OWNER" -- /bin/sh -c "$VERIFY" sh \
     "$WG_BACKUP_DIR" "$R" "${WG_BACKUP_VERIFY:-checksums}" "$(pgbin pg_verifybackup)"
+fi
+if [ -n "${WG_PGBACKREST_STANZA:-}" ]; then
+  # Base backups taken by pgBackRest (WG-RST-001): its own account of the stanza, backups and
+  # archive as JSON, run as the cluster's owner (who reads its configuration and repository).
+  section pgbackrest_info runuser -u "$WG_PG_OWNER" -- pgbackrest \
+    "--stanza=$WG_PGBACKREST_STANZA" --output=json info
 fi
 # The data-loss window (WG-RST-002), read from the WAL records with the server's pg_waldump as
 # the cluster's owner: the commits in the newest archived segments, and the oldest and newest
