@@ -128,3 +128,18 @@ def test_the_previous_verified_runs_drills_are_set_beside_this_weeks() -> None:
         "db1": {"started": "2026-11-29T03:12:00Z", "restored": True, "restore_s": 41.5},
         "db3": {"started": "2026-11-29T03:12:00Z", "restored": False, "restore_s": None},
     }
+
+
+@pytest.mark.parametrize("source", ["pgbackrest", "barman", "wal-g"])
+def test_a_drill_from_another_tool_is_an_error_never_a_guess(source: str) -> None:
+    from walguard.drill.run import NOT_YET, run_drill
+
+    policy = Policy(
+        base_backup_source=source,
+        pgbackrest_stanza="main" if source == "pgbackrest" else None,
+        restore_scratch_dir="/pg_scratch",
+    )
+    target = Target("db1", "192.0.2.1", 22, None, None, True, ("all",), {}, policy)
+    part, output = run_drill(None, target, "/pg_archive", 60)  # type: ignore[arg-type]
+    assert part.value is None and output == ""
+    assert part.error == f"{NOT_YET} (walguard_base_backup_source: {source})"

@@ -22,6 +22,7 @@ from walguard.part import Part
 NOT_ASKED = "--restore-drill not given"
 NO_SCRATCH = "cannot drill: the policy names no scratch directory (walguard_restore_scratch_dir)"
 NO_BACKUPS = "cannot drill: the policy names no base backups (walguard_base_backup_dir)"
+NOT_YET = "cannot drill: walguard restores only pg_basebackup's backups so far"
 
 
 def drill_script() -> str:
@@ -74,6 +75,10 @@ def run_drill(
 ) -> tuple[Part[DrillResult], str]:
     """The drill's result (or why it could not be had: ERROR) and its whole output."""
     policy = target.policy
+    source = policy.backup_source
+    if source not in (None, "pg_basebackup"):
+        # Never a guess at another tool's restore: an honest ERROR until walguard drives it.
+        return Part(error=f"{NOT_YET} (walguard_base_backup_source: {source})"), ""
     if policy.base_backup_dir is None:
         return Part(error=NO_BACKUPS), ""
     if policy.restore_scratch_dir is None:
