@@ -54,14 +54,17 @@ VERIFIED = "backup successfully verified"
     "against its manifest with the WAL it needs read from the archive, and the archive holds "
     "every segment from its START WAL LOCATION to the newest archived one. With "
     "`walguard_base_backup_source: pgbackrest`, `pgbackrest info` says the stanza is ok, its "
-    "newest backup finished within that age with no error flag, and the WAL it needs is inside "
-    "the repository's archive range (Barman, WAL-G: ERROR, not read yet)",
+    "newest backup is of this server's system identifier, finished within that age with no "
+    "error flag, and the WAL it needs is inside the repository's archive range (Barman, "
+    "WAL-G: ERROR, not read yet)",
 )
 def test_base_backup_usable(
     backups: BaseBackups | PgBackRestInfo, facts: HostFacts, policy: Policy
 ) -> str:
     if isinstance(backups, PgBackRestInfo):
-        return _pgbackrest_usable(backups, policy)
+        # Whose backups: a stanza named for the wrong cluster (a shared repository host) would
+        # show another database's healthy backups.
+        return _pgbackrest_usable(backups, policy, facts.pg.get().system_identifier)
     # Read here, not as parameters: pgBackRest's account of its backups needs neither.
     archive, pg = facts.archive.get(), facts.pg.get()
     if not backups.exists:
@@ -93,7 +96,7 @@ def test_base_backup_usable(
     )
 
 
-def _pgbackrest_usable(info: PgBackRestInfo, policy: Policy) -> str:
+def _pgbackrest_usable(info: PgBackRestInfo, policy: Policy, server_system: int) -> str:
     """pgBackRest's own account, judged by what it prints: it exits 0 whatever its status."""
     where = f"pgBackRest's stanza {info.stanza}"
     if info.status_code != 0:
@@ -103,6 +106,17 @@ def _pgbackrest_usable(info: PgBackRestInfo, policy: Policy) -> str:
     if newest is None:
         fail(f"{where} has no backup: point-in-time recovery has nothing to start from")
     named = f"{newest.label} ({newest.type}, {newest.times})"
+    system = info.system_of(newest)
+    if not server_system or system is None:
+        raise FactUnavailable(
+            f"cannot verify whose backup {named} is: the server's system identifier "
+            f"({server_system or 'not read'}) or the stanza's ({system or 'not listed'})"
+        )
+    if system != server_system:
+        fail(
+            f"{where}'s newest backup {named} is of database system {system}, but this server "
+            f"is {server_system}: the stanza holds another cluster's backups"
+        )
     if info.read_at is None:
         raise FactUnavailable("cannot tell the backup's age: the host's clock was not read")
     age = info.read_at - newest.stop

@@ -36,6 +36,7 @@ from walguard.errors import FactUnavailable
 from walguard.facts.collect import _backups, collector_command
 from walguard.facts.host import HostFacts
 from walguard.facts.pgbackrest_backups import PgBackRestInfo, parse_pgbackrest_info
+from walguard.facts.postgres_state import Archiver, Postgres
 from walguard.facts.sections import Section
 from walguard.inventory.load import Target
 from walguard.judge import Verdict, judge
@@ -62,11 +63,23 @@ def read(name: str, now: datetime | None = None) -> PgBackRestInfo:
     return parse_pgbackrest_info(sections(capture(name), now=now), "main")
 
 
-def verdict(found: PgBackRestInfo | str, policy: Policy = POLICY) -> Verdict:
-    """WG-RST-001's verdict; the archive directory and the server were not read at all: a
-    pgBackRest host is judged by pgBackRest's account alone."""
+def server(system: int) -> Postgres:
+    """The server's facts as far as WG-RST-001 reads them for pgBackRest: its system identifier."""
+    archiver = Archiver(0, None, None, 0, None, None, None, None)
+    return Postgres("15", False, {}, archiver, (), None, 1, 16 << 20, system)
+
+
+def verdict(
+    found: PgBackRestInfo | str, policy: Policy = POLICY, system: int | None = None
+) -> Verdict:
+    """WG-RST-001's verdict; the archive directory was not read at all: a pgBackRest host is
+    judged by pgBackRest's account, and the server only for its system identifier (by default
+    the one the newest backup is of: the stanza is this cluster's)."""
     backups = Part(found) if isinstance(found, PgBackRestInfo) else Part(error=found)
-    facts = HostFacts("db3", "x", True, None, Part(error="not read"), Part(error="not read"),
+    newest = found.newest() if isinstance(found, PgBackRestInfo) else None
+    own = found.system_of(newest) if isinstance(found, PgBackRestInfo) and newest else None
+    pg = server(system if system is not None else own or 1)
+    facts = HostFacts("db3", "x", True, None, Part(error="not read"), Part(pg),
                       Part("active"), 1, backups=backups)  # fmt: skip
     target = Target("db3", "x", 22, None, None, False, (), MappingProxyType({}), policy=policy)
     return judge(FUNCTIONS["WG-RST-001"], facts, target)
@@ -409,3 +422,17 @@ def test_a_source_without_what_it_needs_is_one_usage_line(
     assert "\n" not in message and words in message, message
     # Where it was set, so that the file to fix is named.
     assert f"{info.value.key} (set in group_vars/db.yml:4): " in message
+
+
+def test_another_clusters_stanza_fails_and_an_unread_server_is_an_error() -> None:
+    """A stanza named for the wrong cluster (a repository host serving several) shows that
+    cluster's healthy backups: they restore nothing of this server."""
+    info = read("full", now=FULL_AT)
+    newest = info.newest()
+    assert newest is not None and info.system_of(newest) == 7716358325757706275
+    v = verdict(info, system=7716358325757706276)
+    assert v.result == "FAIL", v.message
+    assert "is of database system 7716358325757706275" in v.message
+    assert "this server is 7716358325757706276" in v.message
+    unread = verdict(info, system=0)  # the server's identifier was not read
+    assert unread.result == "ERROR" and "cannot verify whose backup" in unread.message

@@ -76,6 +76,16 @@ class PgBackRestInfo:
     read_at: datetime | None = None  # the host's clock when it was read (the `date` section)
     backup_running: bool = False  # pgBackRest's backup lock is held
     said: tuple[str, ...] = ()  # what pgBackRest printed besides the JSON (WARN: ...)
+    # The stanza's databases: (db id, repo key) -> the PostgreSQL system identifier backed up.
+    systems: tuple[tuple[int | None, int | None, int], ...] = ()
+
+    def system_of(self, backup: PgBackRestBackup) -> int | None:
+        """The system identifier of the database the backup is of (None: not listed)."""
+        for db_id, repo_key, system in self.systems:
+            same_repo = None in (repo_key, backup.repo_key) or repo_key == backup.repo_key
+            if db_id == backup.db_id and same_repo:
+                return system
+        return None
 
     def newest(self) -> PgBackRestBackup | None:
         """The newest backup by its stop time (pgBackRest's own order)."""
@@ -177,7 +187,17 @@ def _stanza(doc: Any, stanza: str, said: tuple[str, ...], now: datetime | None) 
         read_at=now,
         backup_running=held,
         said=said,
+        systems=tuple(_system(d) for d in _list(entry, "db")),
     )
+
+
+def _system(raw: Any) -> tuple[int | None, int | None, int]:
+    if not isinstance(raw, dict):
+        raise TypeError(f"a database {raw!r}")
+    system = raw.get("system-id")
+    if not isinstance(system, int) or isinstance(system, bool):
+        raise TypeError(f"system-id {system!r}")
+    return _int(raw.get("id")), _int(raw.get("repo-key")), system
 
 
 def _backup(raw: Any) -> PgBackRestBackup:
