@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -120,6 +121,18 @@ ANSIBLE_KEYS = (
 )  # fmt: skip
 
 
+def _read_or_one_line(read: Callable[[Path], object], error: type[Exception], path: Path) -> str:
+    """ "" when the file is read or refused with its own one-line error naming it; else why not."""
+    try:
+        read(path)
+    except error as exc:
+        if "\n" in str(exc) or str(path) not in str(exc):
+            return f"not one line naming the file: {exc}"
+    except Exception as exc:  # the defect this test is for
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
 @pytest.mark.parametrize("value", BAD_YAML.values(), ids=BAD_YAML.keys())
 def test_every_inventory_key_with_a_bad_value_is_read_or_one_line(
     tmp_path: Path, value: str
@@ -128,13 +141,8 @@ def test_every_inventory_key_with_a_bad_value_is_read_or_one_line(
     for key in (*ANSIBLE_KEYS, *sorted(KNOWN_KEYS)):
         path = tmp_path / f"{key}.yml"
         path.write_text(f"all:\n  hosts:\n    db1:\n      {key}: {value}\n")
-        try:
-            load_inventory(path)
-        except InventoryError as exc:
-            if "\n" in str(exc) or str(path) not in str(exc):
-                unhandled.append(f"{key}: {value[:40]}: not one line naming the file: {exc}")
-        except Exception as exc:  # the defect this test is for
-            unhandled.append(f"{key}: {value[:40]}: {type(exc).__name__}: {exc}")
+        why = _read_or_one_line(load_inventory, InventoryError, path)
+        unhandled += [f"{key}: {value[:40]}: {why}"] if why else []
     assert not unhandled, "\n".join(unhandled)
 
 
@@ -160,11 +168,6 @@ def test_every_waiver_field_with_a_bad_value_is_read_or_one_line(
         text = "waivers:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in fields.items()) + "\n"
         path = tmp_path / "waivers.yml"
         path.write_text(text)
-        try:
-            parse(path, path.read_bytes(), rules)
-        except WaiverError as exc:
-            if "\n" in str(exc) or str(path) not in str(exc):
-                unhandled.append(f"{key}: {value[:40]}: not one line naming the file: {exc}")
-        except Exception as exc:  # the defect this test is for
-            unhandled.append(f"{key}: {value[:40]}: {type(exc).__name__}: {exc}")
+        why = _read_or_one_line(lambda p: parse(p, p.read_bytes(), rules), WaiverError, path)
+        unhandled += [f"{key}: {value[:40]}: {why}"] if why else []
     assert not unhandled, "\n".join(unhandled)
