@@ -450,3 +450,15 @@ def test_a_broken_document_fails_the_schema(
     doc, _, _ = exported(template, tmp_path / "ar.json")
     breakage(doc["assessment-results"])
     assert oscal_schema.errors(doc)
+
+
+def test_a_run_path_the_file_system_refuses_is_one_usage_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A path that cannot even be looked at (too long here; for another user, one it may not
+    enter) is the operator's input: one line and exit 4, no traceback."""
+    from walguard.cli import main
+
+    assert main(["export", "oscal", "x" * 5000]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "File name too long" in err and "Traceback" not in err

@@ -52,7 +52,10 @@ def _oscal(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     out = Path(args.output) if args.output else None
-    problem = _refused_options(args, run_dir, out)
+    try:
+        problem = _refused_options(args, run_dir, out)
+    except OSError as exc:  # a path this user may not look at, a name too long
+        problem = f"{exc.filename or run_dir}: {exc.strerror or exc}"
     if problem:
         args.parser.error(problem)
     try:
@@ -61,6 +64,10 @@ def _oscal(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"walguard: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:
+        print(f"walguard: cannot read {exc.filename or run_dir}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return int(Exit.USAGE)
     try:
         _write(doc, out)
     except OSError as exc:
