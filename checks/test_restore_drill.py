@@ -25,7 +25,8 @@ REFS = ("DORA Art. 12(2)", "DORA Art. 12(3)", "DORA Art. 11(6)", "ISO/IEC 27001 
     "segregated systems, recorded.",
     detail="`--restore-drill` only: canary row A is written, target time T taken, canary row B "
     "written and the WAL switched and archived; the newest base backup is restored into a "
-    "scratch cluster under `walguard_restore_scratch_dir` (no TCP listener, private socket, "
+    "scratch cluster under `walguard_restore_scratch_dir`, on the host or on its restore host "
+    "(`walguard_restore_host`) (no TCP listener, private socket, "
     "archive_mode off, resource limits) and the archive replayed with recovery_target_time T. "
     "PostgreSQL's log shows the target reached and no FATAL, row A is there and row B is not, "
     "and the restored cluster's system identifier is the primary's; the scratch is removed",
@@ -63,10 +64,11 @@ def test_restore_drill(drill: DrillResult) -> str:
             f"the drill restored, but its scratch was not removed: {drill.cleanup}"
         )
     stale = f"; removed a stale scratch {', '.join(drill.stale)}" if drill.stale else ""
+    where = f" on the restore host {drill.restored_on}" if drill.restored_on else ""
     return (
-        f"{drill.backup} (start WAL {drill.start_wal}) restored and replayed to {drill.target} "
-        f"UTC: PostgreSQL logged '{stopping}'; canary A present, B absent; system identifier "
-        f"{drill.restored_sysid} as the primary's; scratch removed{stale}"
+        f"{drill.backup} (start WAL {drill.start_wal}) restored{where} and replayed to "
+        f"{drill.target} UTC: PostgreSQL logged '{stopping}'; canary A present, B absent; "
+        f"system identifier {drill.restored_sysid} as the primary's; scratch removed{stale}"
     )
 
 

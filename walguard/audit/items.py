@@ -12,7 +12,7 @@ import functools
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +68,7 @@ class FactsCache:
         active_probe: bool,
         probe_wait_s: float,
         restore_drill: bool = False,
+        restorers: Mapping[str, Target] | None = None,
         zones: ZoneProbes | None = None,
         journal_baselines: Baselines | None = None,
         process: str = "main",
@@ -79,6 +80,7 @@ class FactsCache:
         self.zones = zones or ZoneProbes([], [])
         self.active_probe = active_probe
         self.restore_drill = restore_drill
+        self.restorers: Mapping[str, Target] = restorers or {}  # host -> its restore host
         self.probe_wait_s = probe_wait_s
         self.facts: dict[str, HostFacts] = {}
         self.collections: dict[str, int] = {}  # host -> collections made (should be 1)
@@ -199,7 +201,7 @@ class FactsCache:
                 target,
                 active_probe=self.active_probe,
                 probe_wait_s=self.probe_wait_s,
-                then=drill_step(self.probe_wait_s) if self.restore_drill else None,
+                then=drill_step(self.probe_wait_s, self.restorers) if self.restore_drill else None,
                 cancel=self.cancel,
             )
         except Exception as exc:  # whatever it was, it is this host's ERROR, once

@@ -25,12 +25,14 @@ from walguard.audit.items import EvidenceSink, FactsCache
 from walguard.audit.run import AuditRun, Pair
 from walguard.audit.runinfo import RunInfo, new_run_name
 from walguard.controls import Control, ControlsError, load_all
+from walguard.drill.run import restore_hosts
 from walguard.facts.network import ZoneProbes
 from walguard.history import previous as history_module
 from walguard.history.run_inputs import RunHistory
 from walguard.inventory.ansible import targets_from_listing
 from walguard.inventory.limit import LimitError, select
 from walguard.inventory.load import Inventory, InventoryError, VaultOptions, read_inventory
+from walguard.policy.model import PolicyError
 from walguard.signing import signer as signing
 
 
@@ -196,10 +198,12 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
     # The user's controls and --limit: usage errors too, before any host is touched (and
     # before waivers are read, which may name the user's controls).
     try:
+        # Restore hosts among all hosts: --limit may leave a restore host out of the audit.
+        restorers = restore_hosts(inventory.targets)
         extra_checks.prepare(config, databases, source)
         if config.getoption("limit"):
             databases = select(databases, config.getoption("limit"))
-    except (ControlsError, LimitError) as exc:
+    except (ControlsError, LimitError, PolicyError) as exc:
         raise pytest.UsageError(str(exc)) from None
     # A signing key that cannot be used stops the run here, as a usage error.
     signer = signer_from(config) if not is_worker else None
@@ -238,6 +242,7 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
         evidence(run_dir) if run_dir is not None else None,
         active_probe=active_probe,
         restore_drill=restore_drill,
+        restorers=restorers,
         probe_wait_s=config.getoption("probe_wait"),
         zones=ZoneProbes(probes, databases),
         journal_baselines=history.journal,

@@ -9,11 +9,17 @@
 # time (a lock); the scratch directory is always removed, and one left by a killed drill is
 # removed by the next (and named).
 #
+# With a restore host (DORA's segregated system: walguard_restore_host) the drill runs in two
+# phases (WG_PHASE): "canary" on the database host (the canaries, the switch, the wait for the
+# archive), then "restore" on the restore host, which reads the host's archive and backups at its
+# own paths and is handed the canaries' id, the target and the switched segment
+# (WG_CANARY_ID, WG_TARGET_TIME, WG_SWITCHED); "all" (the default) does both on one host.
+#
 # Every step is a section framed by the run's token, like the collector's. Parameters arrive as
 # environment variables, already validated and shell-quoted by the controller: WG_TOKEN,
-# WG_BACKUP_DIR, WG_ARCHIVE_DIR (its real path), WG_SCRATCH_DIR, WG_PG_OWNER, WG_SERVICE,
-# WG_PG_SOCKET_DIR, WG_PG_PORT, WG_CANARY_DB, WG_ARCHIVE_WAIT_S, WG_DEADLINE_S, WG_MEMORY_MAX,
-# WG_CPU_QUOTA.
+# WG_PHASE, WG_BACKUP_DIR, WG_ARCHIVE_DIR (its real path), WG_SCRATCH_DIR, WG_PG_OWNER,
+# WG_SERVICE, WG_PG_SOCKET_DIR, WG_PG_PORT, WG_CANARY_DB, WG_ARCHIVE_WAIT_S, WG_DEADLINE_S,
+# WG_MEMORY_MAX, WG_CPU_QUOTA.
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH LC_ALL=C
@@ -31,9 +37,21 @@ primary_sql() {
     -d "$WG_CANARY_DB" -c "$1"
 }
 
-# The running server's own programs (its version reads its backups and WAL).
-PGBIN=$(readlink "/proc/$(systemctl show -p MainPID --value -- "$WG_SERVICE")/exe" 2>/dev/null)
-PGBIN=${PGBIN% (deleted)}; PGBIN=${PGBIN%/*}
+WG_PHASE=${WG_PHASE:-all}
+# The running server's own programs (its version reads its backups and WAL); on a restore host,
+# which need not run a server, those of the backup's major version (Debian's or PGDG's layout).
+PGBIN=
+if [ "$WG_PHASE" = all ]; then
+  PGBIN=$(readlink "/proc/$(systemctl show -p MainPID --value -- "$WG_SERVICE")/exe" 2>/dev/null)
+  PGBIN=${PGBIN% (deleted)}; PGBIN=${PGBIN%/*}
+fi
+backup_bindir() {
+  local v
+  v=$(head -c 8 -- "$1/PG_VERSION" 2>/dev/null | tr -dc '0-9')
+  for d in "/usr/lib/postgresql/$v/bin" "/usr/pgsql-$v/bin"; do
+    [ -n "$v" ] && [ -x "$d/postgres" ] && { echo "$d"; return; }
+  done
+}
 
 LOCK="$WG_SCRATCH_DIR/.walguard-drill.lock"
 RUN="$WG_SCRATCH_DIR/walguard-drill-$(date -u +%Y%m%dT%H%M%SZ)-$$"
@@ -59,11 +77,43 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' INT TERM HUP
 
+# Canary A, target T, canary B; the switched segment must reach the archive.
+canaries() {
+section_begin drill_canary
+id="walguard-$(date -u +%Y%m%dT%H%M%SZ)-$$"
+primary_sql "CREATE TABLE IF NOT EXISTS walguard_restore_drill (id text PRIMARY KEY, written timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null \
+  || stop drill_canary "cannot drill: cannot create the canary table in $WG_CANARY_DB" 2
+utc="to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+a=$(primary_sql "INSERT INTO walguard_restore_drill (id) VALUES ('$id-A') RETURNING id, pg_current_wal_lsn(), $utc") \
+  || stop drill_canary "cannot drill: canary A was not written" 2
+sleep 1
+target=$(primary_sql "SELECT $utc")
+sleep 1
+b=$(primary_sql "INSERT INTO walguard_restore_drill (id) VALUES ('$id-B') RETURNING id, pg_current_wal_lsn(), $utc") \
+  || stop drill_canary "cannot drill: canary B was not written" 2
+switched=$(primary_sql "SELECT pg_walfile_name(pg_switch_wal())")
+sysid=$(primary_sql "SELECT system_identifier FROM pg_control_system()")
+echo "a $a"; echo "target $target"; echo "b $b"; echo "switched $switched"; echo "sysid $sysid"
+waited=0
+until [ -f "$WG_ARCHIVE_DIR/$switched" ]; do
+  [ "$waited" -lt "$WG_ARCHIVE_WAIT_S" ] || stop drill_canary "cannot drill: $switched was not archived within $WG_ARCHIVE_WAIT_S s" 3
+  sleep 1; waited=$((waited + 1))
+done
+echo "archived $switched after ${waited} s"
+section_end drill_canary 0
+}
+
+if [ "$WG_PHASE" = canary ]; then
+  canaries
+  exit 0
+fi
+
 section_begin drill_prepare
-[ -x "${PGBIN:-/nonexistent}/postgres" ] || stop drill_prepare "cannot drill: the server's binary directory was not found ($WG_SERVICE)" 2
+[ "$WG_PHASE" = restore ] || [ -x "${PGBIN:-/nonexistent}/postgres" ] || stop drill_prepare "cannot drill: the server's binary directory was not found ($WG_SERVICE)" 2
 [ -d "$WG_SCRATCH_DIR" ] || stop drill_prepare "cannot drill: the scratch directory $WG_SCRATCH_DIR does not exist" 2
 scratch_real=$(readlink -f -- "$WG_SCRATCH_DIR")
-data_real=$(readlink -f -- "$(primary_sql 'SHOW data_directory' 2>/dev/null)" 2>/dev/null)
+data_real=
+[ "$WG_PHASE" = all ] && data_real=$(readlink -f -- "$(primary_sql 'SHOW data_directory' 2>/dev/null)" 2>/dev/null)
 for other in "$data_real" "$(readlink -f -- "$WG_ARCHIVE_DIR")" "$(readlink -f -- "$WG_BACKUP_DIR")"; do
   [ -n "$other" ] || continue
   case "$scratch_real/" in
@@ -74,7 +124,8 @@ for other in "$data_real" "$(readlink -f -- "$WG_ARCHIVE_DIR")" "$(readlink -f -
   esac
 done
 exec 9>>"$LOCK" || stop drill_prepare "cannot drill: cannot open the lock $LOCK" 2
-flock -n 9 || stop drill_prepare "cannot drill: another drill holds $LOCK" 75
+# A restore host drills for several hosts: a drill waits its turn, for at most half its time.
+flock -w $((WG_DEADLINE_S / 2)) 9 || stop drill_prepare "cannot drill: another drill held $LOCK for $SECONDS s" 75
 # Whatever a killed drill left behind (this one holds the lock, so none is running).
 for old in "$WG_SCRATCH_DIR"/walguard-drill-*; do
   [ -d "$old" ] || continue
@@ -98,6 +149,18 @@ for d in "$WG_BACKUP_DIR"/*; do
 done
 [ -n "$best" ] || stop drill_prepare "cannot drill: no plain-format base backup in $WG_BACKUP_DIR" 2
 echo "backup ${best##*/}"
+if [ "$WG_PHASE" = restore ]; then
+  PGBIN=$(backup_bindir "$best")
+  [ -n "$PGBIN" ] || stop drill_prepare "cannot drill: no PostgreSQL $(head -c 8 -- "$best/PG_VERSION" 2>/dev/null | tr -dc '0-9') server programs on this restore host" 2
+  echo "restore_host $(hostname) $PGBIN"
+  # What the host archived must be readable here too (a share may show it later).
+  waited=0
+  until [ -f "$WG_ARCHIVE_DIR/$WG_SWITCHED" ]; do
+    [ "$waited" -lt "$WG_ARCHIVE_WAIT_S" ] || stop drill_prepare "cannot drill: $WG_SWITCHED, archived on the host, is not in $WG_ARCHIVE_DIR on this restore host within $WG_ARCHIVE_WAIT_S s" 3
+    sleep 1; waited=$((waited + 1))
+  done
+  target=$WG_TARGET_TIME; id=$WG_CANARY_ID
+fi
 sed 's/^/label /' "$best/backup_label" | head -n 20
 start_seg=$(sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\))$/\1/p' "$best/backup_label")
 backup_bytes=$(du -sb -- "$best" | cut -f 1)
@@ -110,30 +173,7 @@ echo "space backup=$backup_bytes wal=$wal_bytes need=$need avail=$avail"
 [ "$avail" -ge "$need" ] || stop drill_prepare "cannot drill: $WG_SCRATCH_DIR has $avail bytes free; the backup ($backup_bytes) and the WAL to replay ($wal_bytes) need $need" 28
 echo "scratch $RUN"
 section_end drill_prepare 0
-
-# Canary A, target T, canary B; the switched segment must reach the archive.
-section_begin drill_canary
-id="walguard-$(date -u +%Y%m%dT%H%M%SZ)-$$"
-primary_sql "CREATE TABLE IF NOT EXISTS walguard_restore_drill (id text PRIMARY KEY, written timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null \
-  || stop drill_canary "cannot drill: cannot create the canary table in $WG_CANARY_DB" 2
-utc="to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
-a=$(primary_sql "INSERT INTO walguard_restore_drill (id) VALUES ('$id-A') RETURNING id, pg_current_wal_lsn(), $utc") \
-  || stop drill_canary "cannot drill: canary A was not written" 2
-sleep 1
-target=$(primary_sql "SELECT $utc")
-sleep 1
-b=$(primary_sql "INSERT INTO walguard_restore_drill (id) VALUES ('$id-B') RETURNING id, pg_current_wal_lsn(), $utc") \
-  || stop drill_canary "cannot drill: canary B was not written" 2
-switched=$(primary_sql "SELECT pg_walfile_name(pg_switch_wal())")
-sysid=$(primary_sql "SELECT system_identifier FROM pg_control_system()")
-echo "a $a"; echo "target $target"; echo "b $b"; echo "switched $switched"; echo "sysid $sysid"
-waited=0
-until [ -f "$WG_ARCHIVE_DIR/$switched" ]; do
-  [ "$waited" -lt "$WG_ARCHIVE_WAIT_S" ] || stop drill_canary "cannot drill: $switched was not archived within $WG_ARCHIVE_WAIT_S s" 3
-  sleep 1; waited=$((waited + 1))
-done
-echo "archived $switched after ${waited} s"
-section_end drill_canary 0
+[ "$WG_PHASE" = all ] && canaries
 
 # The restore: copy, configure, start under limits, wait for the target.
 section_begin drill_restore

@@ -20,6 +20,8 @@ def drill_record(found: HostFacts | None) -> dict[str, Any] | None:
     d = part.value
     return {
         "backup": d.backup,
+        # Where it was restored: the restore host (walguard_restore_host), or null for the host.
+        "restore_host": d.restored_on,
         "start_wal": d.start_wal,
         "switched_wal": d.switched,
         "target": f"{d.target} UTC",

@@ -60,6 +60,7 @@ class DrillResult:
     cleaned: bool
     cleanup: str
     problems: tuple[str, ...] = field(default_factory=tuple)
+    restored_on: str | None = None  # the restore host (walguard_restore_host); None: the host
 
     @property
     def stopping_line(self) -> str | None:

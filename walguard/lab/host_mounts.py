@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from walguard.lab import settings
+from walguard.lab import restore_exports, settings
 from walguard.lab.proc import run
 from walguard.lab.rootfs import passwd_ids
 
@@ -53,6 +53,8 @@ def mount_archive_volume(host: Container) -> None:
 
 def unmount_all(host: Container) -> None:
     """Unmount the archive volume and the root, and detach the volume's loop device."""
+    # Its binds for the restore host first: they would keep the volume busy.
+    restore_exports.unexport(host.name)
     for path in (archive_mount_point(host), host.merged):
         if is_mounted(path):
             run(["umount", str(path)])

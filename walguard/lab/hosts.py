@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from walguard.lab import image, settings
+from walguard.lab import image, restore_exports, settings
 from walguard.lab.container import Container, is_pid_ns_init
 from walguard.lab.host_exec import exec_in as exec_in  # manage and the lab tests use it from here
 from walguard.lab.host_mounts import (
@@ -79,6 +79,7 @@ def start(host: Host, image: Path) -> None:
         mount_overlay(host, image, upper=upper)
     if not host.is_probe:
         mount_archive_volume(host)
+        restore_exports.export(host.name, host.merged)
     console = (host.dir / "console.log").open("ab")
     # A probe host lives in its zone's network namespace; a database host on the lab bridge.
     network = (
@@ -98,6 +99,7 @@ def start(host: Host, image: Path) -> None:
             host.name,
             network,
             "--console=read-only",
+            *restore_exports.nspawn_options(host.name),
             "-b",
         ],
         stdin=subprocess.DEVNULL,

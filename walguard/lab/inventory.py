@@ -39,6 +39,20 @@ def _replace(path: Path, text: str) -> None:
         raise
 
 
+def _restore_vars(name: str, hosts: list[Host]) -> dict[str, str]:
+    """The restore source drills on the restore host, which reads its archive and backups
+    read-only (walguard.lab.restore_exports), when both are up."""
+    names = {h.name for h in hosts}
+    if name != settings.RESTORE_SOURCE or settings.RESTORE_HOST not in names:
+        return {}
+    exported = f"{settings.RESTORE_MOUNT}/{name}"
+    return {
+        "walguard_restore_host": settings.RESTORE_HOST,
+        "walguard_restore_archive_dir": f"{exported}{settings.ARCHIVE_DIR}",
+        "walguard_restore_backup_dir": f"{exported}{settings.BACKUP_DIR}",
+    }
+
+
 def write_inventory(
     hosts: list[Host], path: Path = settings.INVENTORY_PATH, *, guest: bool | None = None
 ) -> Path:
@@ -63,7 +77,11 @@ def write_inventory(
             },
             "children": {
                 "lab": {
-                    "hosts": {h.name: {"ansible_host": h.address} for h in hosts if not h.is_probe},
+                    "hosts": {
+                        h.name: {"ansible_host": h.address, **_restore_vars(h.name, hosts)}
+                        for h in hosts
+                        if not h.is_probe
+                    },
                     "vars": {
                         "walguard_postgres_service": "postgresql@15-main.service",
                         # nspawn containers share the machine's kernel: no SELinux of their own.

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from walguard.exit_codes import Exit
-from walguard.lab import hosts, image, inventory, network, selinux_guest, settings
+from walguard.lab import hosts, image, inventory, network, restore_exports, selinux_guest, settings
 from walguard.lab.errors import LabError
 from walguard.lab.hosts import Host
 from walguard.lab.labhost import LabHost, known_hosts_path
@@ -182,6 +182,7 @@ def down() -> None:
         if selinux_guest.running():
             _say(f"{selinux_guest.NAME}: stopping")
         selinux_guest.destroy()
+        restore_exports.exports_down()
         network.down()
         settings.INVENTORY_PATH.unlink(missing_ok=True)
         known_hosts_path().unlink(missing_ok=True)

@@ -35,6 +35,11 @@ ARCHIVE_DIR = "/pg_archive"
 # Where each database host keeps its base backups (taken when it first becomes ready).
 BACKUP_DIR = "/pg_backup"
 SCRATCH_DIR = "/pg_scratch"  # where --restore-drill restores into (walguard_restore_scratch_dir)
+# The restore host: RESTORE_HOST reads RESTORE_SOURCE's archive and backups read-only under
+# RESTORE_MOUNT/RESTORE_SOURCE (walguard.lab.restore_exports), and restores its drills.
+RESTORE_HOST = "db3"
+RESTORE_SOURCE = "db1"
+RESTORE_MOUNT = "/restore"
 ARCHIVE_SIZE_MIB = 1024
 
 

@@ -150,6 +150,17 @@ walguard_restore_scratch_dir (absolute path or null, null)
     a ``walguard-drill-*`` directory in it and removes it again (one a killed drill left is
     removed by the next); ``.walguard-drill.lock`` in it keeps drills one at a time. Without it
     the drill is ERROR ("cannot drill").
+walguard_restore_host (inventory host name or null, null)
+    Where ``--restore-drill`` restores this host's backups: another host of the inventory (a
+    segregated restore system, DORA Art. 12(3)) that reads this host's archive and base backups,
+    e.g. from a read-only share. The canaries are written and the WAL switched on this host; the
+    restore runs on that host, into its own ``walguard_restore_scratch_dir``, with its own
+    cluster owner and resource limits, and needs the same PostgreSQL major version's server
+    programs there (Debian's or PGDG's layout). Null: on this host itself.
+walguard_restore_archive_dir (absolute path or null, null)
+    Where the restore host reads this host's WAL archive; null: the same path as here.
+walguard_restore_backup_dir (absolute path or null, null)
+    Where the restore host reads this host's base backups; null: ``walguard_base_backup_dir``.
 walguard_restore_canary_db (database name, "postgres")
     The database the drill's canary rows go into (table ``walguard_restore_drill``).
 walguard_restore_timeout_s (integer >= 60, 1800)
@@ -268,6 +279,9 @@ class Policy:
     base_backup_verify: str = "checksums"
     rto_minutes: float = 60
     restore_scratch_dir: str | None = None
+    restore_host: str | None = None
+    restore_archive_dir: str | None = None
+    restore_backup_dir: str | None = None
     restore_canary_db: str = "postgres"
     restore_timeout_s: int = 1800
     restore_memory_max: str = "2G"
@@ -349,6 +363,9 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "base_backup_verify": one_of("checksums", "sizes"),
     "rto_minutes": positive_number,
     "restore_scratch_dir": optional_value(absolute_path_value),
+    "restore_host": optional_value(word_value),
+    "restore_archive_dir": optional_value(absolute_path_value),
+    "restore_backup_dir": optional_value(absolute_path_value),
     # A name, never a connection string: psql -d would read "host=..." as one.
     "restore_canary_db": matching(
         r"[A-Za-z_][A-Za-z0-9_]{0,62}", "a database name such as postgres"
