@@ -71,6 +71,33 @@ def test_the_drill_restores_to_its_target_and_leaves_nothing_behind(
     assert "A present, B absent" in text and "/ 60 min" in text, text
 
 
+def test_every_database_host_drills_and_db1_on_its_restore_host(lab: Lab, tmp_path: Path) -> None:
+    """The pristine lab: every database host's drill PASSes, db1's on the restore host db3,
+    which reads db1's archive and backups read-only and drills its own meanwhile (one drill at a
+    time there: the other waits for the lock)."""
+    source, restorer = settings.RESTORE_SOURCE, settings.RESTORE_HOST
+    result = audit(tmp_path, "--restore-drill", "-k", "RST-003 or RST-004", "--limit", "lab")
+    hosts = result.doc["hosts"]
+    assert set(hosts) == {h.name for h in lab.hosts if not h.is_probe}, result.stdout
+    for name, host in hosts.items():
+        found = {c["control"]: c for c in host["controls"]}
+        for control in DRILL:
+            assert found[control]["result"] == "PASS", (name, found[control]["message"])
+        expected = restorer if name == source else None
+        assert host["restore_drill"]["restore_host"] == expected, name
+    drilled = {c["control"]: c for c in hosts[source]["controls"]}["WG-RST-003"]["message"]
+    assert f"restored on the restore host {restorer} and replayed" in drilled
+    by_name = {h.name: h for h in lab.hosts}
+    assert _scratch(lab, by_name[restorer]) == ".walguard-drill.lock\n"
+    # What the restore host sees of db1 it cannot change.
+    shared = f"{settings.RESTORE_MOUNT}/{source}{settings.ARCHIVE_DIR}"
+    refused = lab.ssh(by_name[restorer], f"sudo -n touch {shared}/x", check=False)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr, refused
+    (page,) = sorted(tmp_path.glob("reports-*/*/report.html"))
+    text = browser.main_view_text(browser.dump_dom(page))
+    assert f"restored on {restorer}" in text, text
+
+
 def test_a_hole_in_the_archive_fails_the_drill_in_postgresqls_words(
     lab: Lab, db2: Host, tmp_path: Path
 ) -> None:

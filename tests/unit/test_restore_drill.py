@@ -3,7 +3,9 @@ backup in /pg_backup, the archive in /pg_archive, scratch under /pg_scratch):
 - drill-restored.txt: restored to the target, a stale scratch of a killed drill removed first;
 - drill-archive-gap.txt: archive-gap applied (a segment after the backup's start deleted):
   PostgreSQL stops with "recovery ended before configured recovery target was reached";
-- drill-no-space.txt: /pg_scratch a 1 MiB tmpfs: the drill does not start.
+- drill-no-space.txt: /pg_scratch a 1 MiB tmpfs: the drill does not start;
+- drill-restore-host.txt: db1's drill with walguard_restore_host db3: the canary phase on db1,
+  then the restore phase on db3 from db1's archive and backups, bound read-only at /restore/db1.
 """
 
 from __future__ import annotations
@@ -143,3 +145,82 @@ def test_a_drill_from_another_tool_is_an_error_never_a_guess(source: str) -> Non
     part, output = run_drill(None, target, "/pg_archive", 60)  # type: ignore[arg-type]
     assert part.value is None and output == ""
     assert part.error == f"{NOT_YET} (walguard_base_backup_source: {source})"
+
+
+def _target(name: str, **policy: Any) -> Target:
+    return Target(name, "192.0.2.1", 22, None, None, True, ("all",), {}, Policy(**policy))
+
+
+def test_a_drill_on_a_restore_host_names_it_and_passes_on_its_evidence() -> None:
+    drill = parse_drill(sections("drill-restore-host.txt"))
+    assert drill.restored and (drill.a_rows, drill.b_rows) == (1, 0)
+    assert drill.restored_sysid == drill.primary_sysid
+    v = verdict("WG-RST-003", Part(replace(drill, restored_on="db3")))
+    assert v.result == "PASS" and "restored on the restore host db3 and replayed" in v.message
+    assert "restored on the" not in verdict("WG-RST-003", Part(drill)).message
+
+
+def test_restore_hosts_are_found_among_all_hosts_or_refused_in_one_line() -> None:
+    from walguard.drill.run import restore_hosts
+    from walguard.policy.model import PolicyError
+
+    db1, db3 = _target("db1", restore_host="db3"), _target("db3")
+    assert restore_hosts([db1, db3]) == {"db1": db3}
+    with pytest.raises(PolicyError, match=r"^host db1: walguard_restore_host: no host 'db9'"):
+        restore_hosts([_target("db1", restore_host="db9"), db3])
+    with pytest.raises(PolicyError, match="names the host itself"):
+        restore_hosts([_target("db1", restore_host="db1")])
+
+
+def test_the_restore_phase_runs_with_the_restore_hosts_scratch_and_the_shared_paths() -> None:
+    import shlex
+
+    from walguard.drill.run import drill_command
+
+    db1 = _target(
+        "db1", base_backup_dir="/pg_backup", restore_scratch_dir="/db1-scratch",
+        restore_host="db3", restore_archive_dir="/restore/db1/pg_archive",
+        restore_backup_dir="/restore/db1/pg_backup", restore_memory_max="8G",
+    )  # fmt: skip
+    db3 = _target(
+        "db3", restore_scratch_dir="/pg_scratch", archive_owner="pgrestore",
+        restore_memory_max="1G",
+    )  # fmt: skip
+    handed = {"WG_TARGET_TIME": "2026-12-07 02:40:37.131184", "WG_SWITCHED": "0" * 24}
+    words = shlex.split(
+        drill_command(db1, "/pg_archive", "@@T@@", 60, phase="restore", restorer=db3,
+                      handed=handed)
+    )  # fmt: skip
+    env = dict(w.split("=", 1) for w in words[1 : words.index("timeout")])
+    assert env["WG_PHASE"] == "restore"
+    assert env["WG_ARCHIVE_DIR"] == "/restore/db1/pg_archive"
+    assert env["WG_BACKUP_DIR"] == "/restore/db1/pg_backup"
+    assert (env["WG_SCRATCH_DIR"], env["WG_PG_OWNER"]) == ("/pg_scratch", "pgrestore")
+    assert env["WG_MEMORY_MAX"] == "1G"
+    assert env["WG_TARGET_TIME"] == "2026-12-07 02:40:37.131184"
+    canary = shlex.split(drill_command(db1, "/pg_archive", "@@T@@", 60, phase="canary"))
+    assert "WG_ARCHIVE_DIR=/pg_archive" in canary and "WG_BACKUP_DIR=/pg_backup" in canary
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "target 2026-12-07 02:40:37'; rm -rf /; '",
+        "switched ../../etc/passwd",
+        "a walguard-x$(id)-1-A|0/1|2026-12-07 02:40:36.092894",
+    ],
+)
+def test_what_the_canary_phase_hands_on_is_checked_before_it_reaches_the_restore_host(
+    line: str,
+) -> None:
+    from walguard.drill.run import _handed
+
+    good = {
+        "a": "a walguard-20261207T024036Z-392-A|0/60249A0|2026-12-07 02:40:36.092894",
+        "target": "target 2026-12-07 02:40:37.131184",
+        "switched": "switched 000000010000000000000006",
+    }
+    assert _handed("\n".join(good.values()))["WG_CANARY_ID"] == "walguard-20261207T024036Z-392"
+    good[line.split(" ")[0]] = line
+    with pytest.raises(FactUnavailable, match="cannot drill: the canary phase printed"):
+        _handed("\n".join(good.values()))
