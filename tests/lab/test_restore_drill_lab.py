@@ -44,6 +44,17 @@ def _drill(tmp_path: Path, host: Host, inventory: Path = settings.INVENTORY_PATH
     return found
 
 
+def inventory_with_vars(tmp_path: Path, name: str, extra: dict[str, Any]) -> Path:
+    """The lab's inventory with `extra` variables on host `name`."""
+    import yaml
+
+    doc = yaml.safe_load(settings.INVENTORY_PATH.read_text())
+    doc["all"]["children"]["lab"]["hosts"][name].update(extra)
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
 def _scratch(lab: Lab, host: Host) -> str:
     return lab.ssh(host, f"sudo -n ls -A {settings.SCRATCH_DIR}").stdout
 
@@ -96,6 +107,37 @@ def test_every_database_host_drills_and_db1_on_its_restore_host(lab: Lab, tmp_pa
     (page,) = sorted(tmp_path.glob("reports-*/*/report.html"))
     text = browser.main_view_text(browser.dump_dom(page))
     assert f"restored on {restorer}" in text, text
+
+
+def test_a_pgbackrest_backup_is_restored_by_pgbackrest_and_leaves_its_repository_alone(
+    lab: Lab, db2: Host, tmp_path: Path
+) -> None:
+    """db2 archives with the real pgBackRest and has a full backup in its repository: WG-RST-001
+    reads it and the drill restores it with `pgbackrest restore` and replays with its
+    archive-get, leaving no new timeline in the repository and no log in production's."""
+    lab.walguard("lab", "scenario", "apply", db2.name, "pgbackrest-archiving")
+    inventory = inventory_with_vars(
+        tmp_path, db2.name,
+        {"walguard_base_backup_source": "pgbackrest", "walguard_pgbackrest_stanza": "main"},
+    )  # fmt: skip
+    result = audit(
+        tmp_path, "--restore-drill", "-k", "RST-001 or RST-003 or RST-004", "--limit", db2.name,
+        inventory=inventory,
+    )  # fmt: skip
+    found = {c["control"]: c for c in result.doc["hosts"][db2.name]["controls"]}
+    for control in ("WG-RST-001", *DRILL):
+        assert found[control]["result"] == "PASS", (control, found[control]["message"])
+    label = result.doc["hosts"][db2.name]["restore_drill"]["backup"]
+    assert label.endswith("F") and found["WG-RST-003"]["message"].startswith(label)
+    assert "recovery stopping before commit" in found["WG-RST-003"]["message"]
+    (evidence,) = sorted(tmp_path.glob(f"reports-*/*/evidence/{db2.name}/restore_drill.txt"))
+    assert f"INFO: repo1: restore backup set {label}," in evidence.read_text()
+    assert _scratch(lab, db2) == ".walguard-drill.lock\n"
+    after = lab.ssh(
+        db2, "sudo -n find /pg_archive/pgbackrest/archive/main -name '00000002*'; "
+        "sudo -n ls /var/log/pgbackrest",
+    ).stdout  # fmt: skip
+    assert "00000002" not in after and "restore" not in after and "archive-get" not in after
 
 
 def test_a_hole_in_the_archive_fails_the_drill_in_postgresqls_words(

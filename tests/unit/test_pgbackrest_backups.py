@@ -111,6 +111,7 @@ def test_the_full_backup_is_read_as_pgbackrest_reports_it() -> None:
         "000000010000000000000008",
     )
     assert (backup.db_id, backup.repo_key) == (1, 1)
+    assert backup.size == 23016798  # the database restored, not the repository's compressed copy
     archive = info.archive_of(backup)
     assert archive is not None and archive.archive_id == "15-1"
     assert (archive.min, archive.max) == ("000000010000000000000005", "000000010000000000000008")

@@ -5,7 +5,9 @@ backup in /pg_backup, the archive in /pg_archive, scratch under /pg_scratch):
   PostgreSQL stops with "recovery ended before configured recovery target was reached";
 - drill-no-space.txt: /pg_scratch a 1 MiB tmpfs: the drill does not start;
 - drill-restore-host.txt: db1's drill with walguard_restore_host db3: the canary phase on db1,
-  then the restore phase on db3 from db1's archive and backups, bound read-only at /restore/db1.
+  then the restore phase on db3 from db1's archive and backups, bound read-only at /restore/db1;
+- drill-pgbackrest.txt: db2 archiving with pgBackRest (pgbackrest-archiving): its newest full
+  backup laid down by `pgbackrest restore`, replayed with its archive-get.
 """
 
 from __future__ import annotations
@@ -132,19 +134,76 @@ def test_the_previous_verified_runs_drills_are_set_beside_this_weeks() -> None:
     }
 
 
-@pytest.mark.parametrize("source", ["pgbackrest", "barman", "wal-g"])
+@pytest.mark.parametrize("source", ["barman", "wal-g"])
 def test_a_drill_from_another_tool_is_an_error_never_a_guess(source: str) -> None:
     from walguard.drill.run import NOT_YET, run_drill
 
-    policy = Policy(
-        base_backup_source=source,
-        pgbackrest_stanza="main" if source == "pgbackrest" else None,
-        restore_scratch_dir="/pg_scratch",
-    )
+    policy = Policy(base_backup_source=source, restore_scratch_dir="/pg_scratch")
     target = Target("db1", "192.0.2.1", 22, None, None, True, ("all",), {}, policy)
     part, output = run_drill(None, target, "/pg_archive", 60)  # type: ignore[arg-type]
     assert part.value is None and output == ""
     assert part.error == f"{NOT_YET} (walguard_base_backup_source: {source})"
+
+
+def _pgbackrest(name: str) -> Part[Any]:
+    from tests.unit.test_pgbackrest_backups import FULL_AT, INCR_AT, read
+
+    return Part(read(name, {"full": FULL_AT, "incr": INCR_AT}.get(name)))
+
+
+def test_a_pgbackrest_drill_restores_the_newest_backup_its_info_named() -> None:
+    from walguard.drill.run import _pgbackrest_newest
+
+    handed = _pgbackrest_newest(_pgbackrest("incr"), "main")
+    assert isinstance(handed, dict)
+    assert handed["WG_SOURCE"] == "pgbackrest" and handed["WG_STANZA"] == "main"
+    assert handed["WG_PGBR_SET"].endswith("I") and "_" in handed["WG_PGBR_SET"]
+    assert int(handed["WG_PGBR_SIZE"]) > 0
+    assert int(handed["WG_PGBR_WAL_BYTES"]) % (16 << 20) == 0
+
+
+@pytest.mark.parametrize(
+    ("backups", "why"),
+    [
+        (None, "pgBackRest's info was not read (not collected)"),
+        (Part(error="cannot verify: boom"), "pgBackRest's info was not read (cannot verify: boom)"),
+        ("no-backup", "pgBackRest's stanza main has no backup to restore"),
+    ],
+)
+def test_a_pgbackrest_drill_without_a_backup_to_restore_is_an_error(
+    backups: Part[Any] | str | None, why: str
+) -> None:
+    from walguard.drill.run import run_drill
+
+    if isinstance(backups, str):
+        backups = _pgbackrest(backups)
+    target = _target(
+        "db1", base_backup_source="pgbackrest", pgbackrest_stanza="main",
+        restore_scratch_dir="/pg_scratch",
+    )  # fmt: skip
+    part, _ = run_drill(None, target, "/pg_archive", 60, backups=backups)  # type: ignore[arg-type]
+    assert part.error == f"cannot drill: {why}"
+
+
+def test_a_pgbackrest_drill_on_a_restore_host_is_an_error_not_a_guess() -> None:
+    from walguard.drill.run import NOT_YET_THERE, run_drill
+
+    target = _target(
+        "db1", base_backup_source="pgbackrest", pgbackrest_stanza="main", restore_host="db3",
+    )  # fmt: skip
+    there = _target("db3", restore_scratch_dir="/pg_scratch")
+    part, _ = run_drill(
+        None, target, "/pg_archive", 60, restorer=there, backups=_pgbackrest("full"),  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert part.error == f"{NOT_YET_THERE} (walguard_restore_host: db3)"
+
+
+def test_a_pgbackrest_drill_passes_on_what_pgbackrest_and_postgresql_printed() -> None:
+    drill = parse_drill(sections("drill-pgbackrest.txt"))
+    assert drill.restored and (drill.a_rows, drill.b_rows) == (1, 0)
+    assert drill.backup.endswith("F") and drill.label == ()
+    v = verdict("WG-RST-003", Part(drill))
+    assert v.result == "PASS" and v.message.startswith(drill.backup), v.message
 
 
 def _target(name: str, **policy: Any) -> Target:

@@ -19,7 +19,9 @@
 # environment variables, already validated and shell-quoted by the controller: WG_TOKEN,
 # WG_PHASE, WG_BACKUP_DIR, WG_ARCHIVE_DIR (its real path), WG_SCRATCH_DIR, WG_PG_OWNER,
 # WG_SERVICE, WG_PG_SOCKET_DIR, WG_PG_PORT, WG_CANARY_DB, WG_ARCHIVE_WAIT_S, WG_DEADLINE_S,
-# WG_MEMORY_MAX, WG_CPU_QUOTA.
+# WG_MEMORY_MAX, WG_CPU_QUOTA; with pgBackRest's backups (WG_SOURCE=pgbackrest, on the host
+# itself) also WG_STANZA and what its info said of the newest backup: WG_PGBR_SET (the label),
+# WG_PGBR_SIZE, WG_PGBR_START_WAL and WG_PGBR_WAL_BYTES (the WAL to replay, estimated).
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH LC_ALL=C
@@ -38,6 +40,7 @@ primary_sql() {
 }
 
 WG_PHASE=${WG_PHASE:-all}
+WG_SOURCE=${WG_SOURCE:-pg_basebackup}
 # The running server's own programs (its version reads its backups and WAL); on a restore host,
 # which need not run a server, those of the backup's major version (Debian's or PGDG's layout).
 PGBIN=
@@ -94,8 +97,17 @@ b=$(primary_sql "INSERT INTO walguard_restore_drill (id) VALUES ('$id-B') RETURN
 switched=$(primary_sql "SELECT pg_walfile_name(pg_switch_wal())")
 sysid=$(primary_sql "SELECT system_identifier FROM pg_control_system()")
 echo "a $a"; echo "target $target"; echo "b $b"; echo "switched $switched"; echo "sysid $sysid"
+# Archived: the file in the archive; with pgBackRest (a repository of compressed files) the
+# archiver's word, which archive-push gives only once the segment is in the repository.
+archived() {
+  if [ "$WG_SOURCE" = pgbackrest ]; then
+    [ "$(primary_sql "SELECT left(coalesce(last_archived_wal, ''), 24) >= '$switched' FROM pg_stat_archiver")" = t ]
+  else
+    [ -f "$WG_ARCHIVE_DIR/$switched" ]
+  fi
+}
 waited=0
-until [ -f "$WG_ARCHIVE_DIR/$switched" ]; do
+until archived; do
   [ "$waited" -lt "$WG_ARCHIVE_WAIT_S" ] || stop drill_canary "cannot drill: $switched was not archived within $WG_ARCHIVE_WAIT_S s" 3
   sleep 1; waited=$((waited + 1))
 done
@@ -140,32 +152,40 @@ for old in "$WG_SCRATCH_DIR"/walguard-drill-*; do
   fi
   rm -rf --one-file-system -- "$old" && echo "stale $old removed"
 done
-# The newest plain-format backup by its label's START TIME.
-best=; at=
-for d in "$WG_BACKUP_DIR"/*; do
-  [ -f "$d/backup_label" ] || continue
-  t=$(sed -n 's/^START TIME: //p' "$d/backup_label" | head -n 1)
-  if [ -z "$best" ] || expr "$t" \> "$at" >/dev/null; then best=$d; at=$t; fi
-done
-[ -n "$best" ] || stop drill_prepare "cannot drill: no plain-format base backup in $WG_BACKUP_DIR" 2
-echo "backup ${best##*/}"
-if [ "$WG_PHASE" = restore ]; then
-  PGBIN=$(backup_bindir "$best")
-  [ -n "$PGBIN" ] || stop drill_prepare "cannot drill: no PostgreSQL $(head -c 8 -- "$best/PG_VERSION" 2>/dev/null | tr -dc '0-9') server programs on this restore host" 2
-  echo "restore_host $(hostname) $PGBIN"
-  # What the host archived must be readable here too (a share may show it later).
-  waited=0
-  until [ -f "$WG_ARCHIVE_DIR/$WG_SWITCHED" ]; do
-    [ "$waited" -lt "$WG_ARCHIVE_WAIT_S" ] || stop drill_prepare "cannot drill: $WG_SWITCHED, archived on the host, is not in $WG_ARCHIVE_DIR on this restore host within $WG_ARCHIVE_WAIT_S s" 3
-    sleep 1; waited=$((waited + 1))
+if [ "$WG_SOURCE" = pgbackrest ]; then
+  # The newest backup as pgBackRest's info named it at this audit (restored by that label).
+  command -v pgbackrest >/dev/null || stop drill_prepare "cannot drill: pgbackrest is not installed" 2
+  echo "backup $WG_PGBR_SET"
+  echo "source pgbackrest stanza $WG_STANZA"
+  start_seg=$WG_PGBR_START_WAL backup_bytes=$WG_PGBR_SIZE wal_bytes=$WG_PGBR_WAL_BYTES
+else
+  # The newest plain-format backup by its label's START TIME.
+  best=; at=
+  for d in "$WG_BACKUP_DIR"/*; do
+    [ -f "$d/backup_label" ] || continue
+    t=$(sed -n 's/^START TIME: //p' "$d/backup_label" | head -n 1)
+    if [ -z "$best" ] || expr "$t" \> "$at" >/dev/null; then best=$d; at=$t; fi
   done
-  target=$WG_TARGET_TIME; id=$WG_CANARY_ID
+  [ -n "$best" ] || stop drill_prepare "cannot drill: no plain-format base backup in $WG_BACKUP_DIR" 2
+  echo "backup ${best##*/}"
+  if [ "$WG_PHASE" = restore ]; then
+    PGBIN=$(backup_bindir "$best")
+    [ -n "$PGBIN" ] || stop drill_prepare "cannot drill: no PostgreSQL $(head -c 8 -- "$best/PG_VERSION" 2>/dev/null | tr -dc '0-9') server programs on this restore host" 2
+    echo "restore_host $(hostname) $PGBIN"
+    # What the host archived must be readable here too (a share may show it later).
+    waited=0
+    until [ -f "$WG_ARCHIVE_DIR/$WG_SWITCHED" ]; do
+      [ "$waited" -lt "$WG_ARCHIVE_WAIT_S" ] || stop drill_prepare "cannot drill: $WG_SWITCHED, archived on the host, is not in $WG_ARCHIVE_DIR on this restore host within $WG_ARCHIVE_WAIT_S s" 3
+      sleep 1; waited=$((waited + 1))
+    done
+    target=$WG_TARGET_TIME; id=$WG_CANARY_ID
+  fi
+  sed 's/^/label /' "$best/backup_label" | head -n 20
+  start_seg=$(sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\))$/\1/p' "$best/backup_label")
+  backup_bytes=$(du -sb -- "$best" | cut -f 1)
+  wal_bytes=$(find "$WG_ARCHIVE_DIR" -maxdepth 1 -type f -name '????????????????????????' \
+    -newer "$best/backup_label" -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 fi
-sed 's/^/label /' "$best/backup_label" | head -n 20
-start_seg=$(sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\))$/\1/p' "$best/backup_label")
-backup_bytes=$(du -sb -- "$best" | cut -f 1)
-wal_bytes=$(find "$WG_ARCHIVE_DIR" -maxdepth 1 -type f -name '????????????????????????' \
-  -newer "$best/backup_label" -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 need=$(( backup_bytes + wal_bytes + 64 * 1024 * 1024 ))
 avail=$(df -P -B1 -- "$WG_SCRATCH_DIR" | awk 'NR == 2 { print $4 }')
 echo "start_wal $start_seg"
@@ -179,7 +199,21 @@ section_end drill_prepare 0
 section_begin drill_restore
 t_start=$(now)
 install -d -o "$WG_PG_OWNER" -m 0700 -- "$RUN" "$RUN/socket" "$RUN/data"
-as_owner cp -a -- "$best/." "$RUN/data/" || stop drill_restore "the backup could not be copied" 1
+if [ "$WG_SOURCE" = pgbackrest ]; then
+  # pgBackRest lays the backup down (it reads the repository only); no log file of its own in
+  # production's log directory. Its recovery settings are beaten by the command line below.
+  if ! as_owner pgbackrest --stanza="$WG_STANZA" --pg1-path="$RUN/data" --set="$WG_PGBR_SET" \
+      --type=time --target="$target+00" --target-action=promote --archive-mode=off \
+      --log-level-console=info --log-level-file=off restore > "$RUN/pgbackrest.log" 2>&1; then
+    said=$(grep -m 1 'ERROR:' "$RUN/pgbackrest.log" || tail -n 1 "$RUN/pgbackrest.log")
+    stop drill_restore "pgBackRest's restore failed: $said" 1
+  fi
+  grep -E 'restore backup set|restore size' "$RUN/pgbackrest.log" | sed 's/^/pgbackrest /'
+  fetch="pgbackrest --no-archive-async --log-level-file=off --pg1-path=$RUN/data --stanza=$WG_STANZA archive-get %f \"%p\""
+else
+  as_owner cp -a -- "$best/." "$RUN/data/" || stop drill_restore "the backup could not be copied" 1
+  fetch="cp \"$WG_ARCHIVE_DIR/%f\" \"%p\""
+fi
 rm -f -- "$RUN/data/backup_manifest" "$RUN/data/postmaster.pid"
 as_owner touch "$RUN/data/recovery.signal" "$RUN/postgresql.conf" "$RUN/pg_ident.conf"
 printf 'local all %s peer\n' "$WG_PG_OWNER" > "$RUN/pg_hba.conf"
@@ -197,7 +231,7 @@ $limits runuser -u "$WG_PG_OWNER" -- nice -n 10 ionice -c 3 "$PGBIN/postgres" -D
   -c ident_file="$RUN/pg_ident.conf" -c data_directory="$RUN/data" \
   -c listen_addresses= -c port="$port" -c unix_socket_directories="$RUN/socket" \
   -c archive_mode=off -c archive_command= -c primary_conninfo= -c primary_slot_name= \
-  -c restore_command="cp \"$WG_ARCHIVE_DIR/%f\" \"%p\"" \
+  -c restore_command="$fetch" \
   -c recovery_target_time="$target+00" -c recovery_target_action=promote \
   -c recovery_target_timeline=current -c hot_standby=off -c ssl=off \
   -c shared_preload_libraries= -c shared_buffers=32MB -c max_connections=20 \

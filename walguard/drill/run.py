@@ -11,10 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from importlib import resources
 from types import MappingProxyType
+from typing import Any
 
 from walguard.errors import FactUnavailable
 from walguard.facts.drill_result import DrillResult, parse_drill
 from walguard.facts.host import HostFacts
+from walguard.facts.pgbackrest_backups import PgBackRestInfo
 from walguard.facts.sections import Section, split_sections
 from walguard.facts.transport import Connection
 from walguard.inventory.load import Target
@@ -24,7 +26,13 @@ from walguard.policy.model import PolicyError
 NOT_ASKED = "--restore-drill not given"
 NO_SCRATCH = "cannot drill: the policy names no scratch directory (walguard_restore_scratch_dir)"
 NO_BACKUPS = "cannot drill: the policy names no base backups (walguard_base_backup_dir)"
-NOT_YET = "cannot drill: walguard restores only pg_basebackup's backups so far"
+NOT_YET = "cannot drill: walguard restores only pg_basebackup's and pgBackRest's backups so far"
+NOT_YET_THERE = (
+    "cannot drill: walguard restores only pg_basebackup's backups on a restore host so far"
+)
+# pgBackRest's labels: full, or a differential/incremental on top of its full backup.
+_PGBR_LABEL = r"\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?"
+_WAL_SEGMENT_BYTES = 16 * 1024 * 1024  # the default segment size: an estimate's unit
 
 
 def restore_hosts(targets: list[Target]) -> dict[str, Target]:
@@ -110,8 +118,9 @@ def drill_step(
         archive = found.archive.value
         where = (archive.real_path if archive is not None else "") or target.policy.archive_dir
         drill, output = run_drill(
-            conn, target, where, archive_wait_s, restorer=restorers.get(target.name)
-        )
+            conn, target, where, archive_wait_s, restorer=restorers.get(target.name),
+            backups=found.backups,
+        )  # fmt: skip
         evidence = {**found.evidence, **({"restore_drill": output} if output else {})}
         return replace(found, drill=drill, evidence=MappingProxyType(evidence))
 
@@ -125,15 +134,25 @@ def run_drill(
     archive_wait_s: float,
     *,
     restorer: Target | None = None,
+    backups: Part[Any] | None = None,
 ) -> tuple[Part[DrillResult], str]:
     """The drill's result (or why it could not be had: ERROR) and its whole output: on the host
-    itself, or with the canaries here and the restore on its restore host `restorer`."""
+    itself, or with the canaries here and the restore on its restore host `restorer`. With
+    pgBackRest, `backups` is what its info said at this audit (the newest backup is restored)."""
     policy = target.policy
     source = policy.backup_source
-    if source not in (None, "pg_basebackup"):
+    extra: dict[str, str] = {}
+    if source == "pgbackrest":
+        if restorer is not None:
+            return Part(error=f"{NOT_YET_THERE} (walguard_restore_host: {restorer.name})"), ""
+        named = _pgbackrest_newest(backups, policy.pgbackrest_stanza or "")
+        if isinstance(named, str):
+            return Part(error=named), ""
+        extra = named
+    elif source not in (None, "pg_basebackup"):
         # Never a guess at another tool's restore: an honest ERROR until walguard drives it.
         return Part(error=f"{NOT_YET} (walguard_base_backup_source: {source})"), ""
-    if policy.base_backup_dir is None:
+    elif policy.base_backup_dir is None:
         return Part(error=NO_BACKUPS), ""
     scratch = (restorer.policy if restorer is not None else policy).restore_scratch_dir
     if scratch is None:
@@ -141,7 +160,8 @@ def run_drill(
     token = f"@@WG-{secrets.token_hex(8)}@@"
     timeout_s = policy.restore_timeout_s + 30
     if restorer is None:
-        ran = _run(conn, drill_command(target, archive_dir, token, archive_wait_s), timeout_s)
+        command = drill_command(target, archive_dir, token, archive_wait_s, handed=extra)
+        ran = _run(conn, command, timeout_s)
         if isinstance(ran, Part):
             return ran, ""
         return _parsed(target, split_sections(ran, token), ran)
@@ -175,6 +195,41 @@ def run_drill(
     output = f"[{target.name}: canaries]\n{ran}\n[{restorer.name}: restore]\n{got}"
     restored = split_sections(got, token)
     return _parsed(target, {**restored, "drill_canary": canary}, output, restorer.name)
+
+
+def _pgbackrest_newest(backups: Part[Any] | None, stanza: str) -> dict[str, str] | str:
+    """What the drill needs of the stanza's newest backup, from pgBackRest's info read at this
+    audit; or why there is none to restore (a string: the ERROR)."""
+    info = backups.value if backups is not None else None
+    if not isinstance(info, PgBackRestInfo):
+        why = backups.error if backups is not None else None
+        return f"cannot drill: pgBackRest's info was not read ({why or 'not collected'})"
+    newest = info.newest()
+    if newest is None:
+        return f"cannot drill: pgBackRest's stanza {stanza} has no backup to restore"
+    if (
+        re.fullmatch(_PGBR_LABEL, newest.label) is None
+        or newest.archive_start is None
+        or newest.size is None
+    ):
+        return f"cannot drill: pgBackRest's newest backup {newest.label!r} is not readable"
+    archive = info.archive_of(newest)
+    segments = 1
+    if archive is not None and archive.max is not None:
+        segments = max(1, _segment_number(archive.max) - _segment_number(newest.archive_start) + 1)
+    return {
+        "WG_SOURCE": "pgbackrest",
+        "WG_STANZA": stanza,
+        "WG_PGBR_SET": newest.label,
+        "WG_PGBR_SIZE": str(newest.size),
+        "WG_PGBR_START_WAL": newest.archive_start,
+        "WG_PGBR_WAL_BYTES": str(segments * _WAL_SEGMENT_BYTES),
+    }
+
+
+def _segment_number(name: str) -> int:
+    """A WAL segment's number within its timeline, for 16 MiB segments (log * 256 + seg)."""
+    return int(name[8:16], 16) * 0x100 + int(name[16:24], 16)
 
 
 def _no_scratch_on(restorer: Target) -> str:

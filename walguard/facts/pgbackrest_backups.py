@@ -50,6 +50,7 @@ class PgBackRestBackup:
     db_id: int | None
     repo_key: int | None
     error: bool | None  # None: pgBackRest recorded no error flag (taken before 2.36)
+    size: int | None = None  # the database's size restored (info.size), bytes
 
     @property
     def times(self) -> str:
@@ -211,6 +212,8 @@ def _backup(raw: Any) -> PgBackRestBackup:
     if error is not None and not isinstance(error, bool):
         raise TypeError(f"{label}: error {error!r}")
     db = database if isinstance(database, dict) else {}
+    info = raw.get("info")
+    size = info.get("size") if isinstance(info, dict) else None
     return PgBackRestBackup(
         label=label,
         type=kind,
@@ -221,6 +224,7 @@ def _backup(raw: Any) -> PgBackRestBackup:
         db_id=_int(db.get("id")),
         repo_key=_int(db.get("repo-key")),
         error=error,
+        size=_int(size),
     )
 
 
