@@ -75,6 +75,8 @@ OVERRIDES: dict[str, Any] = {
     "command_timeout_s": 600,
     "ssh_retries": 0,
     "remediation_timeout_s": 3600,
+    "change_window": ["Sat 01:00-05:00 Europe/Berlin", "Mon-Fri  22:00-02:00 UTC"],
+    "rollback_owner": "Jane Doe <jane.doe@bank.example>",
     "segment_size_bytes": 64 * 1024 * 1024,
     "selinux_required": False,
     "selinux_type": "default",
@@ -107,7 +109,11 @@ OVERRIDES: dict[str, Any] = {
     "restore_memory_max": "512M",
     "restore_cpu_quota": "50%",
 }
-CONVERTED = {"zones": (("app", True), ("office", False))}
+CONVERTED = {
+    "zones": (("app", True), ("office", False)),
+    # Kept as written, the spaces between its parts made one.
+    "change_window": ("Sat 01:00-05:00 Europe/Berlin", "Mon-Fri 22:00-02:00 UTC"),
+}
 # The settings a field is only accepted with (walguard.policy.model._backup_source_complete).
 WITH = {"pgbackrest_stanza": {"base_backup_source": "pgbackrest"}}
 
@@ -134,6 +140,15 @@ def test_each_field_is_overridden_by_its_variable(name: str) -> None:
 
 def test_optional_fields_accept_null() -> None:
     assert values({"walguard_pg_dsn": None, "walguard_known_hosts_file": None}) == DEFAULTS
+
+
+def test_a_change_window_is_one_or_a_list_and_null_or_empty_is_none() -> None:
+    one = policy_for({"walguard_change_window": " sat 01:00-05:00  Europe/Berlin"})
+    assert one.change_window == ("sat 01:00-05:00 Europe/Berlin",)
+    assert policy_for({"walguard_change_window": None}).change_window == ()
+    assert policy_for({"walguard_change_window": []}).change_window == ()
+    owner = policy_for({"walguard_rollback_owner": " Jürgen Weiß <jw@bank.example> "})
+    assert owner.rollback_owner == "Jürgen Weiß <jw@bank.example>"
 
 
 @pytest.mark.parametrize(
@@ -211,6 +226,15 @@ def test_bad_modes(modes: Any, fragment: str) -> None:
         ("walguard_command_timeout_s", "60s", "expected an integer >= 1"),
         ("walguard_zones", ["zone-a"], "expected a mapping such as {zone-a:"),
         ("walguard_zones", {"zone-a": "x"}, "expected {expect_postgres: true|false}"),
+        ("walguard_change_window", "Sat 01:00-05:00 Berlin", "unknown time zone 'Berlin'"),
+        ("walguard_change_window", "Sat 1:00-05:00 UTC", "time '1:00' is not HH:MM"),
+        ("walguard_change_window", ["Sat 01:00-05:00 UTC", 3], "got a list"),
+        ("walguard_change_window", {"Sat": "01:00"}, "or a list of them, got a mapping"),
+        ("walguard_change_window", 5, "got 5 (int)"),
+        ("walguard_rollback_owner", "ops\nrm -rf", "on one line of at most 120 characters"),
+        ("walguard_rollback_owner", "x" * 121, "on one line of at most 120 characters"),
+        ("walguard_rollback_owner", " ", "on one line"),
+        ("walguard_rollback_owner", ["ops"], "got a list"),
     ],
 )
 def test_type_errors_name_host_key_and_expectation(key: str, value: Any, fragment: str) -> None:

@@ -78,6 +78,17 @@ walguard_ssh_retries (integer 0-10, 2)
 walguard_remediation_timeout_s (integer > 0, 900)
     Seconds one remediation script may run (a restart or ``restorecon -R`` on a large archive
     takes longer than an ordinary command); a script that hits it is reported as timed out.
+walguard_change_window (change window or list of them, [])
+    When ``--remediate=apply`` may run a script that restarts PostgreSQL on this host (with
+    ``--allow-restart`` and ``--change-ref``): ``DAYS HH:MM-HH:MM ZONE`` in the zone's local time,
+    such as ``Sat 01:00-05:00 Europe/Berlin``, ``Mon-Fri 22:00-02:00 UTC`` (crossing midnight:
+    it belongs to the day it starts on) or ``Sat,Sun 00:00-06:00 Europe/London``; any one of
+    several will do (`walguard.remediate.change_window`). Empty: no window, so no restart.
+    ``--change-window`` replaces it for a run.
+walguard_rollback_owner (name or e-mail, null)
+    Who rolls a restart back on this host if it goes wrong (``Jane Doe <jane.doe@bank.example>``,
+    one line of at most 120 characters): recorded with every disruptive remediation and shown in
+    the report.
 
 walguard_selinux_required (boolean, true)
     SELinux must be enforcing on the host. When false, the SELinux controls are NOT APPLICABLE
@@ -192,7 +203,9 @@ from walguard.policy.validators import (
     absolute_path_value,
     archive_dir_value,
     boolean,
+    change_windows_value,
     check_command_value,
+    contact_value,
     integer,
     listeners_value,
     matching,
@@ -254,6 +267,9 @@ class Policy:
     require_dedicated_mount: bool = True
     postgres_service: str = "postgresql.service"
     segment_size_bytes: int = 16777216
+    # Remediation that restarts PostgreSQL: when, and who rolls it back.
+    change_window: tuple[str, ...] = ()
+    rollback_owner: str | None = None
     selinux_required: bool = True
     selinux_type: str = "targeted"
     selinux_archive_type: str = "postgresql_db_t"
@@ -333,6 +349,8 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "command_timeout_s": integer(minimum=1),
     "ssh_retries": integer(minimum=0, maximum=10),
     "remediation_timeout_s": integer(minimum=1),
+    "change_window": change_windows_value,
+    "rollback_owner": optional_value(contact_value),
     "segment_size_bytes": segment_size_value,
     "selinux_required": boolean,
     "selinux_type": word_value,

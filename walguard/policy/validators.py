@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from walguard.remediate.change_window import EXAMPLE, ChangeWindowError, parse_windows
+
 
 class Invalid(Exception):
     """A validator's complaint: what was expected and what was found."""
@@ -264,3 +266,37 @@ def listeners_value(value: Any) -> tuple[str, ...]:
         if not _LISTENER.fullmatch(entry):
             raise Invalid(f"expected PROCESS:PORT entries such as sshd:22, got {entry!r}")
     return entries
+
+
+def change_windows_value(value: Any) -> tuple[str, ...]:
+    """A change window or a list of them (walguard.remediate.change_window), each read here so a
+    bad one fails before the audit; kept as written. Null or an empty list: no window."""
+    texts = [value] if isinstance(value, str) else [] if value is None else value
+    if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
+        raise Invalid(
+            f"expected a change window such as '{EXAMPLE}' or a list of them, "
+            f"got {describe_value(value)}"
+        )
+    try:
+        return parse_windows(texts).texts
+    except ChangeWindowError as exc:
+        raise Invalid(str(exc)) from None
+
+
+# A person or a team's address in a record and a report: one line, short enough to read there.
+_CONTACT_MAX = 120
+
+
+def contact_value(value: Any) -> str:
+    """A name or an e-mail address (``Jane Doe <jane.doe@bank.example>``): one short line."""
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > _CONTACT_MAX
+        or not value.isprintable()
+    ):
+        raise Invalid(
+            f"expected a name or e-mail address on one line of at most {_CONTACT_MAX} "
+            f"characters, got {describe_value(value)}"
+        )
+    return value.strip()
