@@ -91,15 +91,27 @@ def add_options(parser: pytest.Parser) -> None:
         "apply (change, then re-check); default: no remediation at all",
     )
     group.addoption(
+        "--allow-restart",
         "--allow-disruptive",
         action="store_true",
-        help="let --remediate=apply run scripts that restart PostgreSQL",
+        dest="allow_restart",
+        help="let --remediate=apply run scripts that restart PostgreSQL, with --change-ref and "
+        "inside a change window (--allow-disruptive is its older spelling)",
     )
     group.addoption(
         "--change-ref",
         default=None,
         metavar="REF",
-        help="change ticket recorded with every change remediation makes",
+        help="change ticket recorded with every change remediation makes (required for a restart)",
+    )
+    group.addoption(
+        "--change-window",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="when a restart may happen, for this run instead of each host's "
+        "walguard_change_window: DAYS HH:MM-HH:MM ZONE, e.g. 'Sat 01:00-05:00 Europe/Berlin' "
+        "(repeatable: any one will do)",
     )
     group.addoption(
         "--report-root",

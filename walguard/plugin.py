@@ -265,13 +265,15 @@ class AuditHooks:
             mode = self.config.getoption("remediate")
             if mode and not s.is_worker:
                 from walguard.remediate.apply import remediate_run
+                from walguard.remediate.authority import Authority
 
-                remediate_run(
-                    s.run,
-                    mode,
-                    allow_disruptive=self.config.getoption("allow_disruptive"),
+                authority = Authority(
+                    allow_restart=bool(self.config.getoption("allow_restart")),
                     change_ref=self.config.getoption("change_ref"),
-                    say=tr.write_line if tr is not None else print,
+                    windows=s.change_windows,
+                )
+                remediate_run(
+                    s.run, mode, authority=authority, say=tr.write_line if tr is not None else print
                 )
 
     # -- outputs --

@@ -173,6 +173,40 @@ def test_a_limit_matching_no_host_is_one_usage_line(
 
 
 @pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        ("Sat 01:00-05:00 Berlin", "unknown time zone 'Berlin'"),
+        ("Sat 1:00-5:00 UTC", "time '1:00' is not HH:MM"),
+        ("", "0 parts, not 3"),
+    ],
+)
+def test_a_bad_change_window_is_one_usage_line(
+    walguard: Callable[..., Done], tmp_path: Path, window: str, said: str
+) -> None:
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[databases]\ndb1 ansible_host=192.0.2.1\n")
+    root = tmp_path / "reports"
+    done = walguard(
+        "audit", "--inventory", str(inventory), "--report-root", str(root),
+        "--remediate=apply", "--allow-restart", "--change-ref=CHG-1",
+        "--change-window", "Sat 01:00-05:00 UTC", f"--change-window={window}",
+    )  # fmt: skip
+    line = _one_usage_line(done, ("audit",))
+    assert f"--change-window: change window {window!r}: {said}" in line
+    assert not root.exists()  # found before any host was touched or anything written
+
+
+def test_allow_disruptive_is_allow_restart_by_its_older_name() -> None:
+    from walguard.commands.audit import _plugin_options
+    from walguard.plugin import pytest_addoption
+
+    options = {names: kwargs for names, kwargs in _plugin_options(pytest_addoption)}
+    permission = options[("--allow-restart", "--allow-disruptive")]
+    assert permission["dest"] == "allow_restart" and permission["action"] == "store_true"
+    assert "--allow-disruptive is its older spelling" in permission["help"]
+
+
+@pytest.mark.parametrize(
     "option",
     [
         "--log-level=INFO",

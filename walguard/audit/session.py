@@ -2,9 +2,10 @@
 configured, and kept under `config.stash[SESSION]`, where every hook reads it.
 
 Building it is where every input is checked before any host is touched (the inventory, the
-user's controls, --limit, the signing key, waivers and --baseline, --forks): a bad one is a
-usage error. Only then is the run directory made. On an xdist worker the same function builds
-the worker's session from what the controller sent (walguard.plugin's pytest_configure_node).
+user's controls, --limit, the signing key, waivers and --baseline, --forks, --change-window): a
+bad one is a usage error. Only then is the run directory made. On an xdist worker the same
+function builds the worker's session from what the controller sent (walguard.plugin's
+pytest_configure_node).
 
 The audit package does not write the report: the evidence writer is handed in by the caller
 (walguard.report.evidence_files, through walguard.plugin), as an `EvidenceSink`.
@@ -33,6 +34,7 @@ from walguard.inventory.ansible import targets_from_listing
 from walguard.inventory.limit import LimitError, select
 from walguard.inventory.load import Inventory, InventoryError, VaultOptions, read_inventory
 from walguard.policy.model import PolicyError
+from walguard.remediate.change_window import ChangeWindowError, ChangeWindows, parse_windows
 from walguard.signing import signer as signing
 
 
@@ -69,6 +71,8 @@ class AuditSession:
     signer: Signing | None  # the controller's, when signing
     info: RunInfo | None  # the run's metadata; only on a controller with a run directory
     ending: Ending = field(default_factory=Ending)
+    # --change-window, replacing every host's walguard_change_window; None: not given.
+    change_windows: ChangeWindows | None = None
 
     @property
     def writes(self) -> bool:
@@ -118,6 +122,17 @@ def signer_from(config: pytest.Config) -> Signing | None:
         return Signing(signing.load(opts), opts.tsa_url)
     except signing.SignerError as exc:
         raise pytest.UsageError(f"cannot sign the run: {exc}") from None
+
+
+def change_windows_from(config: pytest.Config) -> ChangeWindows | None:
+    """--change-window, each read now: a bad one is a usage error before any host is touched."""
+    given: list[str] = config.getoption("change_window") or []
+    if not given:
+        return None
+    try:
+        return parse_windows(given)
+    except ChangeWindowError as exc:
+        raise pytest.UsageError(f"--change-window: {exc}") from None
 
 
 def _distribute_by_host(config: pytest.Config, workerinput: dict[str, Any]) -> None:
@@ -212,6 +227,7 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
         config, set(load_all(paths.CHECKS_DIR)), controller=not is_worker
     )
     forks = prefetch.forks_option(config)
+    change_windows = change_windows_from(config)
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
@@ -264,4 +280,5 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
         inventory_key=inventory_key,
         signer=signer,
         info=info,
+        change_windows=change_windows,
     )

@@ -4,7 +4,10 @@ again and judging the controls again. Nothing here runs unless --remediate is gi
 Per host, all scripts run in one SSH command (walguard.remediate.script_run), each under its own
 timeout, while the host's remediation lock (walguard.remediate.host_lock) is held from the first
 script to the end of the re-check, so two walguard runs never remediate or verify a host at once.
-A disruptive script runs only with --allow-disruptive; otherwise it is REFUSED here, before the
+A disruptive script (one that restarts PostgreSQL) runs only with --allow-restart (or its older
+spelling --allow-disruptive), a change reference, and now inside one of the host's change windows
+(walguard.remediate.authority): without the permission it is REFUSED and the FAIL stands; with
+it but without the rest it is REMEDIATION REFUSED, saying which is missing. Either way before the
 host is touched. The outcome recorded is what the re-check finds, never a guess from a script's
 exit status: a script killed by its timeout after its fix took effect is REMEDIATED, and one that
 exited 0 without fixing anything is not.
@@ -13,7 +16,7 @@ exited 0 without fixing anything is not.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from walguard.audit.run import AuditRun
@@ -24,6 +27,7 @@ from walguard.facts.collect import collect
 from walguard.facts.transport import Connection
 from walguard.inventory.load import Target
 from walguard.judge import judge
+from walguard.remediate.authority import Authority, RestartRecord
 from walguard.remediate.host_lock import HostLock
 from walguard.remediate.script_run import (
     REFUSED_RC,
@@ -35,7 +39,7 @@ from walguard.remediate.script_run import (
 from walguard.results import FAIL, PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
 
 PLANNED = "PLANNED"
-REFUSED = "REFUSED"  # not run: disruptive and not allowed
+REFUSED = "REFUSED"  # not run: disruptive and restarts not allowed
 NOT_RUN = "NOT RUN"
 
 
@@ -55,8 +59,11 @@ class Outcome:
     exit_status: int | None = None
     timed_out: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    # A disruptive script's: on whose authority it ran (or would have), for the record.
+    restart: RestartRecord | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        restart = self.restart.as_dict() if self.restart is not None else {}
         return {
             "script": self.script,
             "mode": self.mode,
@@ -68,6 +75,7 @@ class Outcome:
             "duration_s": self.duration_s,
             "exit_status": self.exit_status,
             "timed_out": self.timed_out,
+            **restart,
         }
 
 
@@ -76,33 +84,46 @@ def remediate_host(
     failing: list[str],
     *,
     mode: str,
-    allow_disruptive: bool,
-    change_ref: str | None,
+    authority: Authority,
     reachable: bool,
 ) -> list[Outcome]:
     """Plan or apply the paired scripts for a host's failing controls, then verify (apply)."""
     # Each declared script was found and its header checked when its control registered.
     available = {c: SCRIPTS[c] for c in failing if c in SCRIPTS}
+    change_ref = authority.change_ref
     outcomes: list[Outcome] = []
     runnable: list[Script] = []
+    # What a disruptive script's outcome records, whatever becomes of it.
+    records = {c: authority.record(target) for c, s in available.items() if s.disruptive}
+    # Whether a restart may happen is decided once per host, before it is touched (the clock is
+    # read here), and only where one would.
+    restart_refusal = None
+    if mode == "apply" and authority.allow_restart and records:
+        restart_refusal = authority.restart_refusal(target)
     for control in failing:
         script = available.get(control)
         if script is None:
             continue
         name = script.path.name
+        restart = records.get(control)
         if not reachable:
-            outcomes.append(Outcome(control, name, mode, NOT_RUN, "host unreachable", change_ref))
-        elif mode == "apply" and script.disruptive and not allow_disruptive:
             outcomes.append(
                 Outcome(
-                    control,
-                    name,
-                    mode,
-                    REFUSED,
-                    f"disruptive ({script.changes}); rerun with --allow-disruptive to apply it",
-                    change_ref,
+                    control, name, mode, NOT_RUN, "host unreachable", change_ref, restart=restart
                 )
             )
+        elif mode == "apply" and script.disruptive and not authority.allow_restart:
+            reason = f"disruptive ({script.changes}); rerun with --allow-restart to apply it"
+            outcomes.append(
+                Outcome(control, name, mode, REFUSED, reason, change_ref, restart=restart)
+            )
+        elif mode == "apply" and script.disruptive and restart_refusal is not None:
+            outcomes.append(
+                Outcome(
+                    control, name, mode, REMEDIATION_REFUSED, restart_refusal, change_ref,
+                    restart=restart,
+                )
+            )  # fmt: skip
         else:
             runnable.append(script)
     if not runnable:
@@ -116,9 +137,12 @@ def remediate_host(
                 lock.acquire()
         except FactUnavailable as exc:
             return outcomes + [
-                Outcome(s.control, s.path.name, mode, REMEDIATION_FAILED, str(exc), change_ref)
+                Outcome(
+                    s.control, s.path.name, mode, REMEDIATION_FAILED, str(exc), change_ref,
+                    restart=records.get(s.control),
+                )
                 for s in runnable
-            ]
+            ]  # fmt: skip
         # What the host is like now (under the lock, when applying): the scripts judge by it.
         found = facts_env(collect(target, conn=conn), target.policy)
         if mode == "plan":
@@ -127,10 +151,14 @@ def remediate_host(
             except FactUnavailable as exc:
                 ran = {s.control: ScriptRun(-1, str(exc), None) for s in runnable}
             return outcomes + [
-                Outcome(s.control, s.path.name, mode, PLANNED, ran[s.control].output, change_ref)
+                Outcome(
+                    s.control, s.path.name, mode, PLANNED, ran[s.control].output, change_ref,
+                    restart=records.get(s.control),
+                )
                 for s in runnable
-            ]
-        return outcomes + _apply_and_verify(conn, target, runnable, change_ref, found)
+            ]  # fmt: skip
+        applied = _apply_and_verify(conn, target, runnable, change_ref, found)
+        return outcomes + [replace(o, restart=records.get(o.control)) for o in applied]
     finally:
         lock.release()
         conn.close()
@@ -187,13 +215,12 @@ def remediate_run(
     run: AuditRun,
     mode: str,
     *,
-    allow_disruptive: bool,
-    change_ref: str | None,
+    authority: Authority,
     say: Callable[[str], object],
 ) -> None:
     """Remediate every host's failed controls (plan or apply) and record each outcome with its
     result: REMEDIATED, REMEDIATION FAILED and REMEDIATION REFUSED replace FAIL; a plan, a
-    disruptive script not allowed, or an unreachable host leave the FAIL standing."""
+    disruptive script without --allow-restart, or an unreachable host leave the FAIL standing."""
     final = (REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED)
     for target in run.targets:
         failing = sorted(
@@ -207,15 +234,27 @@ def remediate_run(
                 target,
                 failing,
                 mode=mode,
-                allow_disruptive=allow_disruptive,
-                change_ref=change_ref,
+                authority=authority,
                 reachable=bool(run.hosts[target.name].reachable),
             )
         except Exception as exc:  # one host's surprise is its own outcome, never the run's end
             reason = " ".join(f"remediation stopped: {type(exc).__name__}: {exc}".split())
             outcomes = [
-                Outcome(c, f"{c}.sh", mode, REMEDIATION_FAILED, reason, change_ref) for c in failing
+                Outcome(c, f"{c}.sh", mode, REMEDIATION_FAILED, reason, authority.change_ref)
+                for c in failing
             ]
+            outcomes = [_with_record(o, authority, target) for o in outcomes]
         for o in outcomes:
             result = o.status if o.status in final else FAIL
             run.replace_result((target.name, o.control), result=result, remediation=o.as_dict())
+
+
+def _with_record(outcome: Outcome, authority: Authority, target: Target) -> Outcome:
+    """A disruptive script's outcome with its record, where remediation stopped unexpectedly."""
+    script = SCRIPTS.get(outcome.control)
+    if script is None or not script.disruptive:
+        return outcome
+    try:
+        return replace(outcome, restart=authority.record(target))
+    except Exception:  # the record is the surprise: the outcome stands without it
+        return outcome
