@@ -12,9 +12,15 @@ import jsonschema
 import pytest
 
 from tests import browser
+from walguard.remediate.apply import Outcome
+from walguard.remediate.authority import RestartRecord
 from walguard.report import html, results_json, synthetic, writer
+from walguard.results import REMEDIATION_REFUSED
 
 MESSAGE = "archive directory /pg_archive is mode 0777 on purpose for this test"
+RESTART_MESSAGE = "archive_mode is off on purpose for this test"
+WINDOW = "Sat 01:00-05:00 Europe/Berlin"
+OWNER = "Jane Doe <jane.doe@bank.example>"
 
 
 def _schema() -> dict[str, Any]:
@@ -33,6 +39,15 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     complete = synthetic.with_result(
         run.complete("x"), "db0003", "WG-DIR-004", result="FAIL", message=MESSAGE
     )
+    # A restart refused outside its window, recorded as remediation records it.
+    restart = RestartRecord("alice", (WINDOW,), OWNER)
+    refused = Outcome("WG-ARC-001", "WG-ARC-001.sh", "apply", REMEDIATION_REFUSED,
+                      f"outside the change window ({WINDOW}; next opens at "
+                      "2026-12-12T01:00:00+01:00)", "CHG-4711", restart=restart)  # fmt: skip
+    complete = synthetic.with_result(
+        complete, "db0004", "WG-ARC-001", result=REMEDIATION_REFUSED, message=RESTART_MESSAGE,
+        remediation=refused.as_dict(),
+    )  # fmt: skip
     failed = writer.write_run(run, complete, info, code=1, gate=1, signing=None)
     assert failed is None
     return run_dir, results_json.read(run_dir)
@@ -122,6 +137,44 @@ def test_auditor_sees_summary_failure_and_no_traceback(
     shot = run_dir / "screenshot.png"
     browser.screenshot(run_dir / "report.html", shot)
     assert shot.stat().st_size > 10_000
+
+
+def test_a_refused_restart_shows_its_authority(written: tuple[Path, dict[str, Any]]) -> None:
+    run_dir, doc = written
+    (result,) = [r for r in doc["hosts"]["db0004"]["controls"] if r["control"] == "WG-ARC-001"]
+    assert result["result"] == REMEDIATION_REFUSED
+    record = {k: result["remediation"][k] for k in ("change_ref", "operator", "change_window",
+                                                     "rollback_owner")}  # fmt: skip
+    assert record == {"change_ref": "CHG-4711", "operator": "alice", "change_window": [WINDOW],
+                      "rollback_owner": OWNER}  # fmt: skip
+    dom = browser.dump_dom(run_dir / "report.html")
+    text = browser.main_view_text(dom)
+    for shown in (
+        "Remediation WG-ARC-001.sh (apply, change CHG-4711): REMEDIATION REFUSED",
+        f"Before {RESTART_MESSAGE}",
+        "Change ticket CHG-4711",
+        "Operator alice",
+        f"Change window {WINDOW}",
+        f"Rollback owner {OWNER}",
+        # walguard's reason, not a script's output: the script never ran.
+        f"Why not run outside the change window ({WINDOW}; next opens at 2026-12-12T01:00:00",
+    ):
+        assert shown in text, shown
+    assert "&lt;jane.doe@bank.example&gt;" in dom  # the owner's address is text, not a tag
+    # Only a disruptive script's outcome carries the record, and only it shows one.
+    remediated = [r for h in doc["hosts"].values() for r in h["controls"] if r["remediation"]]
+    assert [r["host"] for r in remediated if "operator" in r["remediation"]] == ["db0004"]
+    assert len(remediated) > 1
+    assert html.render(doc).count("<th>Rollback owner</th>") == 1
+
+
+def test_the_schema_documents_the_restart_record(written: tuple[Path, dict[str, Any]]) -> None:
+    doc = json.loads(json.dumps(written[1]))
+    (result,) = [r for r in doc["hosts"]["db0004"]["controls"] if r["control"] == "WG-ARC-001"]
+    validate(doc)
+    result["remediation"]["change_window"] = WINDOW  # a string, not the list of windows
+    with pytest.raises(jsonschema.ValidationError):
+        validate(doc)
 
 
 def test_matrix_table_and_text_show_the_same_cells(written: tuple[Path, dict[str, Any]]) -> None:
