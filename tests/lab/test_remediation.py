@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from walguard.remediate.script_run import facts_env, run_scripts
 pytestmark = pytest.mark.lab
 
 REF = "CHG-4711"
+# A change window open all week: the restarting fixes (WG-ARC-001) run whenever the tests do.
+ALWAYS = "Mon-Sun 00:00-24:00 UTC"
 
 
 def _result(a: Audit, host: str, control: str) -> dict[str, Any]:
@@ -107,9 +110,11 @@ def test_remediate_apply_fixes_and_verifies(
         "--fail-on",
         "low",
         "--remediate=apply",
-        "--allow-disruptive",
+        "--allow-restart",
         "--change-ref",
         REF,
+        "--change-window",
+        ALWAYS,
     )
     for scenario, control, host in placed:
         res = _result(applied, host.name, control)
@@ -137,13 +142,26 @@ def test_disruptive_fix_is_refused_without_permission_then_applied_with_it(
     res = _result(refused, host.name, "WG-ARC-001")
     assert res["result"] == "FAIL"
     assert res["remediation"]["status"] == "REFUSED"
-    assert "--allow-disruptive" in res["remediation"]["output"]
+    assert "--allow-restart" in res["remediation"]["output"]
     assert refused.exit_status == 1
     assert "remediation WG-ARC-001.sh (apply): REFUSED" in refused.stdout
     assert lab.ssh(host, "psql -XAt -d postgres -c 'SHOW archive_mode'").stdout.strip() == "off"
 
-    applied = audit(tmp_path, "-k", select, "--remediate=apply", "--allow-disruptive")
-    assert _result(applied, host.name, "WG-ARC-001")["result"] == "REMEDIATED", applied.stdout
+    # Allowed, with a change reference, but outside the only window: refused, nothing changed.
+    later = (datetime.now(UTC) + timedelta(days=3)).strftime("%a")
+    outside = audit(tmp_path, "-k", select, "--remediate=apply", "--allow-restart",
+                    "--change-ref", REF, "--change-window", f"{later} 00:00-01:00 UTC")  # fmt: skip
+    res = _result(outside, host.name, "WG-ARC-001")
+    assert res["result"] == "REMEDIATION REFUSED", outside.stdout
+    assert res["remediation"]["output"].startswith("outside the change window (")
+    assert lab.ssh(host, "psql -XAt -d postgres -c 'SHOW archive_mode'").stdout.strip() == "off"
+
+    # --allow-disruptive, the older spelling, is the same permission.
+    applied = audit(tmp_path, "-k", select, "--remediate=apply", "--allow-disruptive",
+                    "--change-ref", REF, "--change-window", ALWAYS)  # fmt: skip
+    res = _result(applied, host.name, "WG-ARC-001")
+    assert res["result"] == "REMEDIATED", applied.stdout
+    assert res["remediation"]["change_window"] == [ALWAYS] and res["remediation"]["operator"]
     assert lab.ssh(host, "psql -XAt -d postgres -c 'SHOW archive_mode'").stdout.strip() == "on"
     fresh = audit(tmp_path)
     assert fresh.by_result(host.name, "FAIL") == {"WG-ARC-004"}
