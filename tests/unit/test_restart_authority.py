@@ -16,7 +16,7 @@ from walguard.inventory.load import load_inventory
 from walguard.inventory.model import Target
 from walguard.remediate.apply import NOT_RUN, REFUSED, Outcome, remediate_host
 from walguard.remediate.authority import NO_CHANGE_REF, NO_WINDOW, Authority, controller_user
-from walguard.remediate.change_window import parse_windows
+from walguard.remediate.change_window import ChangeWindows, parse_windows
 from walguard.results import REMEDIATION_FAILED, REMEDIATION_REFUSED
 
 OWNER = "Jane Doe <jane.doe@bank.example>"
@@ -52,9 +52,14 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Target]:
     return {t.name: t for t in load_inventory(path)}
 
 
-def authority(at: datetime = INSIDE, **given: object) -> Authority:
-    fields: dict[str, object] = {"allow_restart": True, "change_ref": "CHG-4711"} | given
-    return Authority(operator="alice", clock=clock(at), **fields)  # type: ignore[arg-type]
+def authority(
+    at: datetime = INSIDE,
+    *,
+    allow_restart: bool = True,
+    change_ref: str | None = "CHG-4711",
+    windows: ChangeWindows | None = None,
+) -> Authority:
+    return Authority(allow_restart, change_ref, windows, operator="alice", clock=clock(at))
 
 
 # -- the rule --
