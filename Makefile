@@ -123,6 +123,8 @@ lint: venv
 	shellcheck lab/image/setup.sh lab/scenarios/*.sh tests/lab/observe.sh .ci/run \
 	  lab/selinux/setup.sh lab/selinux/files/usr/local/sbin/walguard-fw-cfg-keys \
 	  lab/image/files/usr/local/lib/walguard-lab/audit-host.sh
+	shellcheck -s sh walguard/facts/collector/collect.sh
+	shellcheck -s bash walguard/drill/drill.sh walguard/remediate/gates.sh
 
 # The tests that need no lab (no root, no containers): every test not marked `lab`.
 test-unit: venv
