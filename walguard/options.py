@@ -99,6 +99,14 @@ def add_options(parser: pytest.Parser) -> None:
         "inside a change window (--allow-disruptive is its older spelling)",
     )
     group.addoption(
+        "--restart-batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="a staged restart's batch size after its canary host (default 1: one host at a "
+        "time); never two hosts of one replication group at once",
+    )
+    group.addoption(
         "--change-ref",
         default=None,
         metavar="REF",

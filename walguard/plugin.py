@@ -264,8 +264,8 @@ class AuditHooks:
             s.ending.stop_reason = _stop_reason(session)
             mode = self.config.getoption("remediate")
             if mode and not s.is_worker:
-                from walguard.remediate.apply import remediate_run
                 from walguard.remediate.authority import Authority
+                from walguard.remediate.estate import remediate_run
 
                 authority = Authority(
                     allow_restart=bool(self.config.getoption("allow_restart")),
@@ -273,8 +273,11 @@ class AuditHooks:
                     windows=s.change_windows,
                 )
                 remediate_run(
-                    s.run, mode, authority=authority, say=tr.write_line if tr is not None else print
-                )
+                    s.run, mode, authority=authority,
+                    say=tr.write_line if tr is not None else print,
+                    batch=self.config.getoption("restart_batch"),
+                    archive_wait_s=self.config.getoption("probe_wait"),
+                )  # fmt: skip
 
     # -- outputs --
 

@@ -17,6 +17,9 @@ REMEDIATED = "REMEDIATED"
 REMEDIATION_FAILED = "REMEDIATION FAILED"
 # The script saw that its fix could make things worse and changed nothing: the failure stands.
 REMEDIATION_REFUSED = "REMEDIATION REFUSED"
+# A staged restart's gate after the restart failed and the host was put back as it ran before:
+# nothing is fixed, and the failure counts as one (walguard.remediate.rollout).
+ROLLED_BACK = "ROLLED BACK"
 # An accepted risk (walguard.history.waivers): the failure stands in the report, with its waiver,
 # and
 # does not fail the gate.
@@ -64,7 +67,7 @@ def _copy(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 # How bad a result is, for `--baseline`: a pair is worse than the baseline when it ranks higher.
-_FAILED = (FAIL, REMEDIATION_FAILED, REMEDIATION_REFUSED)
+_FAILED = (FAIL, REMEDIATION_FAILED, REMEDIATION_REFUSED, ROLLED_BACK)
 
 
 def badness(result: str) -> int:
@@ -100,7 +103,7 @@ def exit_status(
             r for r in gated if badness(r.result) > badness(baseline.get((r.host, r.control), PASS))
         ]
     # REMEDIATED was verified by a fresh check; a failed or refused remediation leaves a failure.
-    if any(r.result in (FAIL, REMEDIATION_FAILED, REMEDIATION_REFUSED) for r in gated):
+    if any(r.result in _FAILED for r in gated):
         return EXIT_FAILED
     if any(r.result == ERROR for r in gated) or not complete:
         return EXIT_ERRORS

@@ -86,6 +86,8 @@ class AuditRun:
     hosts: dict[str, HostInfo] = field(default_factory=dict)
     # --baseline: (host, control) -> result of the earlier run; only what is worse fails
     baseline: dict[Pair, str] | None = None
+    # A staged restart's plan and record (walguard.remediate.rollout), when the run made one.
+    rollout: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for t in self.targets:

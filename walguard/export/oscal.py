@@ -49,6 +49,7 @@ from walguard.results import (
     REMEDIATED,
     REMEDIATION_FAILED,
     REMEDIATION_REFUSED,
+    ROLLED_BACK,
     WAIVED,
 )
 from walguard.signing import manifest
@@ -67,6 +68,7 @@ FINDING_STATUS: dict[str, tuple[str, str]] = {
     WAIVED: ("not-satisfied", "fail"),
     REMEDIATION_FAILED: ("not-satisfied", "fail"),
     REMEDIATION_REFUSED: ("not-satisfied", "fail"),
+    ROLLED_BACK: ("not-satisfied", "fail"),
     REMEDIATED: ("satisfied", "pass"),
     NOT_APPLICABLE: ("satisfied", "other"),
 }

@@ -85,6 +85,15 @@ walguard_change_window (change window or list of them, [])
     it belongs to the day it starts on) or ``Sat,Sun 00:00-06:00 Europe/London``; any one of
     several will do (`walguard.remediate.change_window`). Empty: no window, so no restart.
     ``--change-window`` replaces it for a run.
+walguard_restart_timeout_s (integer > 0, 120)
+    A staged restart's gate after it: the server must accept connections again (and its standbys
+    stream again) within this many seconds, else the host is rolled back and the rollout stops.
+walguard_restart_max_lag_s (number >= 0, 60)
+    A staged restart's gate before it: the host's standbys must all be streaming, none replaying
+    more than this many seconds behind.
+walguard_restart_min_free_pct (integer 0-100, 10)
+    A staged restart's gate before it: the data directory's and the archive's volumes must each
+    have at least this much free space.
 walguard_rollback_owner (name or e-mail, null)
     Who rolls a restart back on this host if it goes wrong (``Jane Doe <jane.doe@bank.example>``,
     one line of at most 120 characters): recorded with every disruptive remediation and shown in
@@ -210,6 +219,7 @@ from walguard.policy.validators import (
     listeners_value,
     matching,
     modes_value,
+    non_negative_number,
     one_of,
     optional_value,
     patterns_value,
@@ -270,6 +280,9 @@ class Policy:
     # Remediation that restarts PostgreSQL: when, and who rolls it back.
     change_window: tuple[str, ...] = ()
     rollback_owner: str | None = None
+    restart_timeout_s: int = 120
+    restart_max_lag_s: float = 60
+    restart_min_free_pct: int = 10
     selinux_required: bool = True
     selinux_type: str = "targeted"
     selinux_archive_type: str = "postgresql_db_t"
@@ -351,6 +364,9 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "remediation_timeout_s": integer(minimum=1),
     "change_window": change_windows_value,
     "rollback_owner": optional_value(contact_value),
+    "restart_timeout_s": integer(minimum=1),
+    "restart_max_lag_s": non_negative_number,
+    "restart_min_free_pct": integer(minimum=0, maximum=100),
     "segment_size_bytes": segment_size_value,
     "selinux_required": boolean,
     "selinux_type": word_value,

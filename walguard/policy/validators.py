@@ -134,6 +134,14 @@ def positive_number(value: Any) -> float:
     return float(value)
 
 
+def non_negative_number(value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise Invalid(f"expected a number >= 0, got {describe_value(value)}")
+    if value == float("inf"):
+        raise Invalid(f"expected a finite number >= 0, got {value}")
+    return float(value)
+
+
 def matching(pattern: str, expected: str) -> Callable[[Any], str]:
     """A string of one shape (a size, a percentage): it reaches a command line as one word."""
     compiled = re.compile(pattern)

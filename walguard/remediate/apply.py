@@ -15,11 +15,9 @@ exited 0 without fixing anything is not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from walguard.audit.run import AuditRun
 from walguard.control_scripts import Script
 from walguard.controls import FUNCTIONS, SCRIPTS
 from walguard.errors import FactUnavailable
@@ -36,7 +34,7 @@ from walguard.remediate.script_run import (
     facts_env,
     run_scripts,
 )
-from walguard.results import FAIL, PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
+from walguard.results import PASS, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED
 
 PLANNED = "PLANNED"
 REFUSED = "REFUSED"  # not run: disruptive and restarts not allowed
@@ -209,52 +207,3 @@ def _apply_and_verify(
             )
         )
     return outcomes
-
-
-def remediate_run(
-    run: AuditRun,
-    mode: str,
-    *,
-    authority: Authority,
-    say: Callable[[str], object],
-) -> None:
-    """Remediate every host's failed controls (plan or apply) and record each outcome with its
-    result: REMEDIATED, REMEDIATION FAILED and REMEDIATION REFUSED replace FAIL; a plan, a
-    disruptive script without --allow-restart, or an unreachable host leave the FAIL standing."""
-    final = (REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED)
-    for target in run.targets:
-        failing = sorted(
-            c for (h, c), r in run.results.items() if h == target.name and r.result == FAIL
-        )
-        if not failing:
-            continue
-        say(f"walguard: remediation ({mode}) on {target.name}: {', '.join(failing)}")
-        try:
-            outcomes = remediate_host(
-                target,
-                failing,
-                mode=mode,
-                authority=authority,
-                reachable=bool(run.hosts[target.name].reachable),
-            )
-        except Exception as exc:  # one host's surprise is its own outcome, never the run's end
-            reason = " ".join(f"remediation stopped: {type(exc).__name__}: {exc}".split())
-            outcomes = [
-                Outcome(c, f"{c}.sh", mode, REMEDIATION_FAILED, reason, authority.change_ref)
-                for c in failing
-            ]
-            outcomes = [_with_record(o, authority, target) for o in outcomes]
-        for o in outcomes:
-            result = o.status if o.status in final else FAIL
-            run.replace_result((target.name, o.control), result=result, remediation=o.as_dict())
-
-
-def _with_record(outcome: Outcome, authority: Authority, target: Target) -> Outcome:
-    """A disruptive script's outcome with its record, where remediation stopped unexpectedly."""
-    script = SCRIPTS.get(outcome.control)
-    if script is None or not script.disruptive:
-        return outcome
-    try:
-        return replace(outcome, restart=authority.record(target))
-    except Exception:  # the record is the surprise: the outcome stands without it
-        return outcome

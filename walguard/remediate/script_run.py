@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from walguard.archive.command import reading_of
 from walguard.control_scripts import Script
 from walguard.facts.host import HostFacts
-from walguard.facts.sections import split_sections
+from walguard.facts.sections import Section, split_sections
 from walguard.facts.transport import Connection
 from walguard.inventory.load import Target
 from walguard.policy.model import Connect, Policy
@@ -76,18 +76,34 @@ def facts_env(before: HostFacts, policy: Policy) -> dict[str, str]:
     }
 
 
-def host_command(items: list[tuple[Script, dict[str, str]]], token: str, timeout_s: int) -> str:
+WATCH_SECTION = "downtime"
+
+
+def host_command(
+    items: list[tuple[Script, dict[str, str]]], token: str, timeout_s: int, watcher: str = ""
+) -> str:
     """One remote command for all of a host's scripts: each framed like a collector section,
-    each under its own timeout, its duration on its END line."""
+    each under its own timeout, its duration on its END line. A `watcher` (a command line) runs
+    in the background meanwhile, its output kept in a file and framed as the `downtime`
+    section after the last script."""
     parts = []
+    tok = shlex.quote(token)
+    if watcher:
+        parts.append(f'W=$(mktemp) || exit 1; {watcher} > "$W" 2>/dev/null & WP=$!; sleep 0.3')
     for script, env in items:
         assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        tok, ctl = shlex.quote(token), shlex.quote(script.control)
+        ctl = shlex.quote(script.control)
         parts.append(
             f"printf '%s BEGIN %s\\n' {tok} {ctl}; t0=$(date +%s.%N); "
             f"env {assignments} timeout -k 10 {int(timeout_s)} bash -c "
             f"{shlex.quote(script.text())} 2>&1; rc=$?; "
             f'printf \'\\n%s END %s %s %s\\n\' {tok} {ctl} "$rc" "$(date +%s.%N) $t0"'
+        )
+    if watcher:
+        parts.append(
+            f'sleep 0.3; kill "$WP" 2>/dev/null; wait "$WP" 2>/dev/null; '
+            f'printf \'%s BEGIN %s\\n\' {tok} {WATCH_SECTION}; cat -- "$W"; rm -f -- "$W"; '
+            f"printf '\\n%s END %s 0\\n' {tok} {WATCH_SECTION}"
         )
     return f"bash -c {shlex.quote(chr(10).join(parts))}"
 
@@ -106,9 +122,12 @@ def run_scripts(
     mode: str,
     change_ref: str | None,
     found: dict[str, str] | None = None,
+    watcher: str = "",
+    watched: dict[str, Section] | None = None,
 ) -> dict[str, ScriptRun]:
     """Run the scripts (check or apply) on one host over an open connection; `found` is what
-    the facts read just before say (facts_env)."""
+    the facts read just before say (facts_env). With a `watcher`, what it printed is put into
+    `watched` under WATCH_SECTION."""
     token = f"@@WG-{secrets.token_hex(8)}@@"
     prepared = [
         (
@@ -123,11 +142,13 @@ def run_scripts(
     per_script = target.connect.remediation_timeout_s
     # Every script may use its whole timeout; the command as a whole waits for all of them.
     reply = conn.run_raw(
-        host_command(prepared, token, per_script),
+        host_command(prepared, token, per_script, watcher),
         become=True,
         timeout_s=len(items) * (per_script + 15) + 30,
     )
     sections = split_sections(reply.stdout, token)
+    if watched is not None and WATCH_SECTION in sections:
+        watched[WATCH_SECTION] = sections[WATCH_SECTION]
     results = {}
     for script, _ in prepared:
         sec = sections.get(script.control)

@@ -30,11 +30,15 @@ CELLS = {
     "REMEDIATED": ("r", "R"),
     "REMEDIATION FAILED": ("f", "X"),
     "REMEDIATION REFUSED": ("f", "Y"),
+    "ROLLED BACK": ("f", "B"),
     "NOT APPLICABLE": ("n", "\u2013"),  # an en dash: "nothing to judge"
 }
 ORDER = tuple(CELLS)
 # What an auditor must look at: everything that is neither a plain PASS nor NOT APPLICABLE.
-ATTENTION = ("FAIL", "REMEDIATION FAILED", "REMEDIATION REFUSED", "ERROR", "REMEDIATED", "WAIVED")
+ATTENTION = (
+    "FAIL", "REMEDIATION FAILED", "REMEDIATION REFUSED", "ROLLED BACK", "ERROR", "REMEDIATED",
+    "WAIVED",
+)  # fmt: skip
 
 
 def _env() -> Environment:

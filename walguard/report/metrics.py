@@ -10,11 +10,11 @@ have (same name and labels).
 
 - `walguard_control_result{host,control,severity,result}` 1: one series per host and control,
   its result (as results.json spells it: PASS, FAIL, ERROR, NOT APPLICABLE, REMEDIATED,
-  REMEDIATION FAILED, REMEDIATION REFUSED, WAIVED) a label. Only the result a pair has is
-  present, never a 0 for the others: when a pair's result changes, the old series leaves the
+  REMEDIATION FAILED, REMEDIATION REFUSED, ROLLED BACK, WAIVED) a label. Only the result a pair
+  has is present, never a 0 for the others: when a pair's result changes, the old series leaves the
   file (Prometheus marks it stale) and the new one appears.
 - `walguard_control_failed{host,control,severity}` 1 when the result is a failure (FAIL,
-  REMEDIATION FAILED, REMEDIATION REFUSED), else 0: WAIVED, ERROR and the rest are 0.
+  REMEDIATION FAILED, REMEDIATION REFUSED, ROLLED BACK), else 0: WAIVED, ERROR and the rest are 0.
 - `walguard_audit_gate_passed` 1 when the gate's status is 0; `walguard_audit_exit_status` the
   process's exit status (README: Exit codes); `walguard_audit_signed` 1 when the run's manifest
   was signed.

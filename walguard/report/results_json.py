@@ -25,13 +25,15 @@ from walguard.results import (
     REMEDIATED,
     REMEDIATION_FAILED,
     REMEDIATION_REFUSED,
+    ROLLED_BACK,
     Result,
 )
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 RESULTS = (
-    PASS, FAIL, ERROR, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED, NOT_APPLICABLE, "WAIVED"
+    PASS, FAIL, ERROR, REMEDIATED, REMEDIATION_FAILED, REMEDIATION_REFUSED, ROLLED_BACK,
+    NOT_APPLICABLE, "WAIVED",
 )  # fmt: skip
 
 
@@ -128,6 +130,8 @@ def build(
         # What changed since the previous verified run (walguard.history.drift); the plugin fills
         # it in.
         "drift": None,
+        # A staged restart (--allow-restart): its stages, gates, downtimes; absent without one.
+        **({"rollout": run.rollout} if run.rollout is not None else {}),
     }
 
 
