@@ -15,7 +15,7 @@ from tests import browser
 from walguard.remediate.apply import Outcome
 from walguard.remediate.authority import RestartRecord
 from walguard.report import html, results_json, synthetic, writer
-from walguard.results import REMEDIATION_REFUSED
+from walguard.results import REMEDIATION_REFUSED, ROLLED_BACK
 
 MESSAGE = "archive directory /pg_archive is mode 0777 on purpose for this test"
 RESTART_MESSAGE = "archive_mode is off on purpose for this test"
@@ -48,9 +48,39 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
         complete, "db0004", "WG-ARC-001", result=REMEDIATION_REFUSED, message=RESTART_MESSAGE,
         remediation=refused.as_dict(),
     )  # fmt: skip
+    # A staged restart that rolled its canary back and stopped before the next host.
+    run.rollout = _rollout()
+    complete = synthetic.with_result(
+        complete, "db0005", "WG-ARC-001", result=ROLLED_BACK, message=RESTART_MESSAGE,
+        remediation=Outcome("WG-ARC-001", "WG-ARC-001.sh", "apply", ROLLED_BACK,
+                            ROLLBACK_WHY, "CHG-4711", restart=restart).as_dict(),
+    )  # fmt: skip
     failed = writer.write_run(run, complete, info, code=1, gate=1, signing=None)
     assert failed is None
     return run_dir, results_json.read(run_dir)
+
+
+ROLLBACK_WHY = (
+    "rolled back after the gate accepts connections: not accepting connections within 20 s"
+)
+
+
+def _rollout() -> dict[str, Any]:
+    from walguard.remediate.gates import Gate
+    from walguard.remediate.rollout import HostRollout, Rollout
+    from walguard.remediate.rollout_plan import Stage
+
+    canary = HostRollout("db0005", 1, status="rolled back", downtime_s=None)
+    canary.gates_before = [Gate("no backup running", True, "pg_basebackup streams: 0")]
+    canary.gates_after = [Gate("accepts connections", False, "not accepting within 20 s")]
+    canary.rollback = "restored postgresql.auto.conf with 2 setting(s) pinned accepting after 1.2 s"
+    canary.activates = ("shared_buffers",)
+    later = HostRollout("db0006", 2, status="not reached",
+                        reason="rollout stopped at db0005: accepts connections")  # fmt: skip
+    stages = [Stage(1, ("db0005",), True), Stage(2, ("db0006",), False)]
+    rollout = Rollout(stages, {"db0005": canary, "db0006": later}, 1)
+    rollout.stopped_at = "db0005: accepts connections"
+    return rollout.as_dict()
 
 
 def test_schema_is_a_valid_json_schema() -> None:
@@ -163,9 +193,10 @@ def test_a_refused_restart_shows_its_authority(written: tuple[Path, dict[str, An
     assert "&lt;jane.doe@bank.example&gt;" in dom  # the owner's address is text, not a tag
     # Only a disruptive script's outcome carries the record, and only it shows one.
     remediated = [r for h in doc["hosts"].values() for r in h["controls"] if r["remediation"]]
-    assert [r["host"] for r in remediated if "operator" in r["remediation"]] == ["db0004"]
+    operated = [r["host"] for r in remediated if "operator" in r["remediation"]]
+    assert operated == ["db0004", "db0005"]
     assert len(remediated) > 1
-    assert html.render(doc).count("<th>Rollback owner</th>") == 1
+    assert html.render(doc).count("<th>Rollback owner</th>") == 2
 
 
 def test_the_schema_documents_the_restart_record(written: tuple[Path, dict[str, Any]]) -> None:
@@ -193,7 +224,7 @@ def test_matrix_table_and_text_show_the_same_cells(written: tuple[Path, dict[str
 
 
 def test_results_json_reads_back_equal_with_a_line_per_result(tmp_path: Path) -> None:
-    result = {"host": "db1", "control": "WG-ARC-001", "message": "ünïcode \"quoted\"\nnewline"}
+    result = {"host": "db1", "control": "WG-ARC-001", "message": 'ünïcode "quoted"\nnewline'}
     doc: dict[str, Any] = {
         "schema_version": 1,
         "run": {"id": "r", "command": ["walguard", "audit"], "inventory": {"files": []}},
@@ -212,3 +243,30 @@ def test_results_json_reads_back_equal_with_a_line_per_result(tmp_path: Path) ->
     assert '  {"host": "db2", "control": "WG-ARC-001"}' in lines
     assert "ünïcode" in text  # not escaped
     assert json.loads(results_json.write({"hosts": {}}, tmp_path).read_text()) == {"hosts": {}}
+
+
+def test_a_staged_restart_shows_its_stages_gates_and_where_it_stopped(
+    written: tuple[Path, dict[str, Any]],
+) -> None:
+    run_dir, doc = written
+    assert doc["rollout"]["stopped_at"] == "db0005: accepts connections"
+    (result,) = [r for r in doc["hosts"]["db0005"]["controls"] if r["control"] == "WG-ARC-001"]
+    assert result["result"] == ROLLED_BACK and doc["exit_status"] == 1
+    text = browser.main_view_text(browser.dump_dom(run_dir / "report.html"))
+    for shown in (
+        "Staged restart",
+        "The rollout stopped at db0005: accepts connections.",
+        "1 (canary) db0005 unknown rolled back",
+        "FAILED: accepts connections not accepting within 20 s",
+        "also pending a restart: shared_buffers",
+        "2 db0006 unknown not reached rollout stopped at db0005: accepts connections",
+    ):
+        assert shown in text, shown
+
+
+def test_the_schema_holds_a_rollout_to_its_words(written: tuple[Path, dict[str, Any]]) -> None:
+    doc = json.loads(json.dumps(written[1]))
+    validate(doc)
+    doc["rollout"]["hosts"]["db0006"]["status"] = "probably fine"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(doc)

@@ -158,15 +158,27 @@ def plan_rollout(targets: list[Target], batch: int) -> Rollout:
     return Rollout(planned, hosts, batch, roles=found)
 
 
+# What a fix in an area mends besides its own control: archiving that is off or broken also
+# fails the archiver's activity (ACT) and restorability (RST) controls, which the fix mends too.
+CONSEQUENCES = {"ARC": ("ACT", "RST"), "DIR": ("ACT", "RST")}
+
+
 def _audit_gate(run: AuditRun, host: str, fixing: set[str]) -> Gate:
     """Nothing critical in the host's audit (FAIL, or ERROR: not known to be fine) but what its
-    fixes mend."""
+    fixes mend: their controls' areas and those areas' consequences."""
+    areas = {c.split("-")[1] for c in fixing}
+    mended = areas.union(*(CONSEQUENCES.get(a, ()) for a in areas))
     bad = sorted(
         f"{c} {r.result}"
         for (h, c), r in run.results.items()
-        if h == host and c not in fixing and r.severity == "critical" and r.result in (FAIL, ERROR)
+        if h == host
+        and c.split("-")[1] not in mended
+        and r.severity == "critical"
+        and r.result in (FAIL, ERROR)
     )
-    said = ", ".join(bad) or "no critical FAIL or ERROR besides the controls being fixed"
+    said = ", ".join(bad) or (
+        f"no critical FAIL or ERROR outside {', '.join(sorted(mended))} (what the fixes mend)"
+    )
     return Gate(BEFORE_GATES[0], not bad, said)
 
 
