@@ -324,6 +324,17 @@ def _config_not_reloaded(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["log_min_duration"] == "-1"  # written, not applied
 
 
+def _restart_will_fail(lab: Lab, host: Host, facts: dict[str, str]) -> None:
+    """The planted line is in the files PostgreSQL reads, and not in the running server."""
+    planted = lab.ssh(
+        host,
+        "sudo -n -u postgres psql -XAtq -c \"SELECT setting FROM pg_file_settings "
+        "WHERE name = 'shared_buffers' AND sourcefile LIKE '%/50-walguard-lab-planted.conf'\" "
+        "-c 'SHOW shared_buffers'",
+    ).stdout.split()
+    assert planted == ["1TB", "128MB"], planted
+
+
 def _unit_not_reloaded(lab: Lab, host: Host, facts: dict[str, str]) -> None:
     assert facts["need_daemon_reload"] == "yes"
 
@@ -368,6 +379,7 @@ EFFECTS: dict[str, Callable[[Lab, Host, dict[str, str]], None]] = {
     "package-half-configured": _half_configured,
     "config-changed-not-reloaded": _config_not_reloaded,
     "unit-changed-no-reload": _unit_not_reloaded,
+    "restart-will-fail": _restart_will_fail,
     "listener-stray": _stray,
     "firewall-flushed": _flushed,
     "ntp-off": _ntp_off,
