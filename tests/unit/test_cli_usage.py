@@ -172,6 +172,25 @@ def test_a_limit_matching_no_host_is_one_usage_line(
     assert not root.exists()  # found before any host was touched or anything written
 
 
+def test_a_drill_on_a_restore_host_the_inventory_lacks_is_one_usage_line(
+    walguard: Callable[..., Done], tmp_path: Path
+) -> None:
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[databases]\ndb1 ansible_host=192.0.2.1 walguard_restore_host=db9\n")
+    root = tmp_path / "reports"
+    drill = walguard(
+        "audit", "--inventory", str(inventory), "--report-root", str(root), "--restore-drill",
+    )  # fmt: skip
+    line = _one_usage_line(drill, ("audit",))
+    assert "host db1: walguard_restore_host: no host 'db9' in the inventory" in line
+    assert not root.exists()  # found before any host was touched or anything written
+    # Without a drill the restore host is not looked for: the audit reads the inventory and
+    # goes on to the host (no usage error, whatever the unreachable host then gives).
+    plain = walguard("audit", "--inventory", str(inventory), "--report-root", str(root),
+                     "--co")  # fmt: skip
+    assert plain.returncode == 0, plain
+
+
 @pytest.mark.parametrize(
     ("window", "said"),
     [

@@ -213,8 +213,11 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
     # The user's controls and --limit: usage errors too, before any host is touched (and
     # before waivers are read, which may name the user's controls).
     try:
-        # Restore hosts among all hosts: --limit may leave a restore host out of the audit.
-        restorers = restore_hosts(inventory.targets)
+        # Restore hosts among all hosts (--limit may leave a restore host out of the audit),
+        # and only for a drill: an audit without one does not need them (a shard of an
+        # inventory may leave them out).
+        drilling = bool(config.getoption("restore_drill"))
+        restorers = restore_hosts(inventory.targets) if drilling else {}
         extra_checks.prepare(config, databases, source)
         if config.getoption("limit"):
             databases = select(databases, config.getoption("limit"))
