@@ -21,6 +21,6 @@ if [ "$configured" != on ]; then
     pg_sql "ALTER SYSTEM SET archive_mode = on; SELECT pg_reload_conf();"
 fi
 if [ "$mode" != on ]; then
-  change "restart $WG_SERVICE to turn archiving on (running server: archive_mode = $mode)" systemctl restart -- "$WG_SERVICE"
+  change "restart $WG_SERVICE to turn archiving on (running server: archive_mode = $mode)" restart_postgres
 fi
 finish

@@ -6,7 +6,7 @@
 #   WG_CONTROL    the control id;  WG_CHANGE_REF  the change ticket ("none" when not given)
 #   WG_ARCHIVE_DIR, WG_OWNER, WG_GROUP, WG_RESTORE_USER (who restore_command runs as),
 #   WG_DIR_MODE (the first allowed mode), WG_ALLOWED_MODES,
-#   WG_ARCHIVE_TIMEOUT_S, WG_RPO_S, WG_SERVICE
+#   WG_ARCHIVE_TIMEOUT_S, WG_RPO_S, WG_SERVICE, WG_RESTART_TIMEOUT_S (how long a restart may take)
 # and what the facts read just before the scripts ran say (so that a script can refuse a fix
 # that could make things worse):
 #   WG_ARCHIVE_KIND       how the server archives: copy, tool, library, approved, unknown, none
@@ -68,6 +68,17 @@ pg_sql() {
     wg_cluster_checked=1
   fi
   printf '%s\n' "$sql" | pg_psql "$@"
+}
+
+# A restart bounded by WG_RESTART_TIMEOUT_S: a unit that never leaves "activating" (Debian's
+# postgresql@.service ignores a failed start and waits for its PID file without a timeout) must
+# not hold the host's remediation for the script's whole timeout. systemd's start job goes on;
+# the staged restart's gates judge what came of it.
+restart_postgres() {
+  if ! timeout -k 5 "${WG_RESTART_TIMEOUT_S:-120}" systemctl restart -- "$WG_SERVICE"; then
+    echo "the restart of $WG_SERVICE did not complete within ${WG_RESTART_TIMEOUT_S:-120} s (systemctl: $(systemctl is-active -- "$WG_SERVICE"))" >&2
+    return 1
+  fi
 }
 
 reload_postgres() {

@@ -53,6 +53,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (0, 0)
 
     items.sort(key=rank)  # stable
+    # The guest's stream, to stop the guest once it has ended (pytest_runtest_teardown): kept
+    # only when nothing else selected needs it running (a test marked lab_exclusive).
+    _GUEST_LEFT.clear()
+    if not any(item.get_closest_marker("lab_exclusive") for item in items):
+        _GUEST_LEFT.update(i.nodeid for i in items if stream(i) == GUEST)
+
+
+# The guest's tests not yet run in this process (they all run in one: their xdist group).
+_GUEST_LEFT: set[str] = set()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the guest's last test, the guest stops: under TCG an idle VM still takes a good
+    part of a core, which the database hosts' stream (CPU-bound on this 2-core machine) needs
+    for the rest of the run."""
+    if item.nodeid not in _GUEST_LEFT:
+        return
+    _GUEST_LEFT.discard(item.nodeid)
+    if not _GUEST_LEFT and selinux_guest.running():
+        manage.stop_guest()
 
 
 def _locked(path: Path, mode: int) -> IO[str]:

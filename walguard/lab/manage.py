@@ -84,6 +84,15 @@ def boot_guest() -> float | None:
         return took
 
 
+def stop_guest() -> None:
+    """Stop the SELinux guest (under the guest's lock only, as it was booted), leaving the
+    database hosts alone; its image stays for the next boot."""
+    _preflight()
+    with _locked("guest.lock"):
+        if selinux_guest.running():
+            selinux_guest.stop()
+
+
 def known_hosts() -> list[Host]:
     base = settings.STATE_DIR / "hosts"
     if not base.is_dir():

@@ -200,12 +200,19 @@ def judge_after(sections: dict[str, Section]) -> list[Gate]:
 
 
 def record_saved(sections: dict[str, Section]) -> tuple[bool, str]:
-    """Whether the way back was recorded, and what (the save directory and pinned settings)."""
+    """Whether the way back was recorded, and what: where, and the settings it pins."""
     found = sections.get("record")
     if found is None:
         return False, "the way back was not recorded (no output)"
-    said = " ".join(found.output.split())[:500]
-    return found.rc == 0 and "saved " in found.output, said
+    lines = found.output.splitlines()
+    saved = next((line[len("saved ") :] for line in lines if line.startswith("saved ")), None)
+    if found.rc != 0 or saved is None:
+        return False, " ".join(found.output.split())[:300] or f"exit {found.rc}"
+    pinned = [line.split()[1] for line in lines if line.startswith("running ") and " = " in line]
+    return True, (
+        f"{saved}: postgresql.auto.conf, and {len(pinned)} restart-only setting(s) at the values "
+        f"the server runs with: {', '.join(pinned)}"
+    )
 
 
 _WATCH = re.compile(r"^(up|down) (\d+(?:\.\d+)?)$")

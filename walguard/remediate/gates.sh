@@ -81,8 +81,11 @@ record)
   # The restart-only settings a configuration file sets, at the values the server runs with:
   # pinned after the saved file, they bring back the server as it ran (also past a change
   # someone left in a file for the next restart).
+  # Where the files are is not pinned: the server found them, and they are not settings.
   sql 'SELECT s.name || $$ = $$ || quote_literal(current_setting(s.name)) FROM pg_settings s
        WHERE s.context = $$postmaster$$ AND s.name IN (SELECT name FROM pg_file_settings)
+       AND s.name NOT IN ($$data_directory$$, $$config_file$$, $$hba_file$$, $$ident_file$$,
+                          $$external_pid_file$$)
        ORDER BY s.name' > "$WG_SAVE_DIR/running.conf" || { section_end record 1; exit 0; }
   echo "data $data" > "$WG_SAVE_DIR/record.txt"
   echo "data $data"
@@ -132,7 +135,9 @@ rollback)
     section_end rollback 1
     exit 0
   fi
-  systemctl stop -- "$WG_SERVICE"
+  # Bounded: a start job that never ends (a unit waiting for its PID file) is cancelled by the
+  # stop; a start that hangs again is for wait_accepting to judge.
+  timeout -k 5 "$WG_TIMEOUT_S" systemctl stop -- "$WG_SERVICE"
   owner=$(stat -c %U -- "$data")
   { cat -- "$WG_SAVE_DIR/postgresql.auto.conf"
     echo "# walguard rollback $(date -u +%Y-%m-%dT%H:%M:%SZ): the restart-only settings the server ran with"
@@ -140,7 +145,7 @@ rollback)
   chown "$owner:" "$data/postgresql.auto.conf.walguard" && chmod 0600 "$data/postgresql.auto.conf.walguard"
   mv -f -- "$data/postgresql.auto.conf.walguard" "$data/postgresql.auto.conf"
   echo "restored $data/postgresql.auto.conf with $(wc -l < "$WG_SAVE_DIR/running.conf") setting(s) pinned"
-  systemctl start -- "$WG_SERVICE"
+  timeout -k 5 "$WG_TIMEOUT_S" systemctl start -- "$WG_SERVICE"
   wait_accepting
   section_end rollback $?
   ;;

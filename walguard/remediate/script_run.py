@@ -45,6 +45,7 @@ def script_env(
         # A segment switch at least every 5 minutes, and never later than the RPO.
         "WG_ARCHIVE_TIMEOUT_S": str(max(1, min(300, int(policy.rpo_minutes * 60)))),
         "WG_SERVICE": policy.postgres_service,
+        "WG_RESTART_TIMEOUT_S": str(policy.restart_timeout_s),
         "WG_SELINUX_ARCHIVE_TYPE": policy.selinux_archive_type,
     }
 
