@@ -192,7 +192,12 @@ def judge_after(sections: dict[str, Section]) -> list[Gate]:
         if section_name == "after_pending":
             pending = [r[0] for r in _rows(found, "pending") if r]
             ok = found.rc == 0 and not pending
-            said = f"still pending: {', '.join(pending)}" if pending else (said or "none")
+            if pending:
+                said = f"still pending: {', '.join(pending)}"
+            elif found.rc != 0:
+                said = said or f"not read (exit {found.rc})"
+            else:
+                said = "none"
         else:
             ok = found.rc == 0
         gates.append(Gate(gate, ok, said))

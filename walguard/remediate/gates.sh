@@ -96,7 +96,17 @@ record)
 after)
   section_begin after_accepting
   wait_accepting
-  section_end after_accepting $?
+  up=$?
+  section_end after_accepting "$up"
+  if [ "$up" != 0 ]; then
+    # Nothing else can be asked of a server that does not answer: no waiting for it again.
+    for gate in after_pending after_archiving after_standbys; do
+      section_begin "$gate"
+      echo "not checked: the server does not accept connections"
+      section_end "$gate" 1
+    done
+    exit 0
+  fi
   section_begin after_pending
   sql 'SELECT $$pending|$$ || name FROM pg_settings WHERE pending_restart ORDER BY name'
   section_end after_pending $?

@@ -286,7 +286,10 @@ def restart_host(
         except FactUnavailable as exc:
             after = [Gate(AFTER_GATES[0], False, str(exc))]
         fresh = collect(target, conn=conn)
-        after.append(_new_fails(run, target, fresh, fixing))
+        if after[0].ok:
+            after.append(_new_fails(run, target, fresh, fixing))
+        else:  # a server that does not answer fails every control: nothing to compare
+            after.append(Gate(AFTER_GATES[4], False, "not checked: the server does not answer"))
         record.gates_after = after
         failed = next((g for g in after if not g.ok), None)
         if failed is None:
