@@ -17,8 +17,8 @@ if [ "$mode" = on ] && [ "$pending" = f ]; then
   exit 0
 fi
 if [ "$configured" != on ]; then
-  change "ALTER SYSTEM SET archive_mode = on (was ${configured:-off}) and reload" \
-    pg_sql "ALTER SYSTEM SET archive_mode = on; SELECT pg_reload_conf();"
+  archiving_on() { pg_sql "ALTER SYSTEM SET archive_mode = on;" >/dev/null && reload_postgres; }
+  change "ALTER SYSTEM SET archive_mode = on (was ${configured:-off}) and reload" archiving_on
 fi
 if [ "$mode" != on ]; then
   change "restart $WG_SERVICE to turn archiving on (running server: archive_mode = $mode)" restart_postgres

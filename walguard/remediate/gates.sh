@@ -35,7 +35,7 @@ wait_accepting() {
   local start
   start=$(now)
   for _ in $(seq 1 $((WG_TIMEOUT_S * 5))); do
-    if ready; then echo "accepting $(now) after $(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"; return 0; fi
+    if ready; then echo "accepting after $(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s"; return 0; fi
     sleep 0.2
   done
   echo "not accepting connections within $WG_TIMEOUT_S s"
