@@ -1,4 +1,4 @@
-"""Change windows (walguard.remediate.change_window): what they are read as, what they refuse
+"""Change windows (walguard.policy.change_window): what they are read as, what they refuse
 in one line, and which instants are inside, across midnight and Europe/Berlin's DST changes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from walguard.remediate.change_window import (
+from walguard.policy.change_window import (
     ChangeWindowError,
     ChangeWindows,
     parse_window,

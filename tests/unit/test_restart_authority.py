@@ -14,9 +14,9 @@ import pytest
 from walguard.controls import SCRIPTS, load_all
 from walguard.inventory.load import load_inventory
 from walguard.inventory.model import Target
+from walguard.policy.change_window import ChangeWindows, parse_windows
 from walguard.remediate.apply import NOT_RUN, REFUSED, Outcome, remediate_host
 from walguard.remediate.authority import NO_CHANGE_REF, NO_WINDOW, Authority, controller_user
-from walguard.remediate.change_window import ChangeWindows, parse_windows
 from walguard.results import REMEDIATION_FAILED, REMEDIATION_REFUSED
 
 OWNER = "Jane Doe <jane.doe@bank.example>"

@@ -33,8 +33,8 @@ from walguard.history.run_inputs import RunHistory
 from walguard.inventory.ansible import targets_from_listing
 from walguard.inventory.limit import LimitError, select
 from walguard.inventory.load import Inventory, InventoryError, VaultOptions, read_inventory
+from walguard.policy.change_window import ChangeWindowError, ChangeWindows, parse_windows
 from walguard.policy.model import PolicyError
-from walguard.remediate.change_window import ChangeWindowError, ChangeWindows, parse_windows
 from walguard.signing import signer as signing
 
 

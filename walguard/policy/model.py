@@ -83,7 +83,7 @@ walguard_change_window (change window or list of them, [])
     ``--allow-restart`` and ``--change-ref``): ``DAYS HH:MM-HH:MM ZONE`` in the zone's local time,
     such as ``Sat 01:00-05:00 Europe/Berlin``, ``Mon-Fri 22:00-02:00 UTC`` (crossing midnight:
     it belongs to the day it starts on) or ``Sat,Sun 00:00-06:00 Europe/London``; any one of
-    several will do (`walguard.remediate.change_window`). Empty: no window, so no restart.
+    several will do (`walguard.policy.change_window`). Empty: no window, so no restart.
     ``--change-window`` replaces it for a run.
 walguard_restart_timeout_s (integer > 0, 120)
     A staged restart's gate after it: the server must accept connections again (and its standbys

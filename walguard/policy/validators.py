@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from walguard.remediate.change_window import EXAMPLE, ChangeWindowError, parse_windows
+from walguard.policy.change_window import EXAMPLE, ChangeWindowError, parse_windows
 
 
 class Invalid(Exception):
@@ -277,7 +277,7 @@ def listeners_value(value: Any) -> tuple[str, ...]:
 
 
 def change_windows_value(value: Any) -> tuple[str, ...]:
-    """A change window or a list of them (walguard.remediate.change_window), each read here so a
+    """A change window or a list of them (walguard.policy.change_window), each read here so a
     bad one fails before the audit; kept as written. Null or an empty list: no window."""
     texts = [value] if isinstance(value, str) else [] if value is None else value
     if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):

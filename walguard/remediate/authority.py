@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from walguard.inventory.model import Target
-from walguard.remediate.change_window import ChangeWindows, parse_windows
+from walguard.policy.change_window import ChangeWindows, parse_windows
 
 NO_CHANGE_REF = "no change reference (--change-ref)"
 NO_WINDOW = "no change window (walguard_change_window or --change-window)"
