@@ -92,10 +92,10 @@ def test_a_host_that_does_not_come_back_is_rolled_back_and_the_rollout_stops(
     for h in (db1, db2):
         lab.walguard("lab", "scenario", "apply", h.name, "archive-mode-off")
     lab.walguard("lab", "scenario", "apply", db1.name, "restart-will-fail")
-    # The gate after waits 15 s for connections, not the default 120.
+    # The gate after waits 8 s for connections, not the default 120.
     quick = inventory_with(tmp_path, {})
     doc = yaml.safe_load(quick.read_text())
-    doc["all"]["children"]["lab"]["vars"]["walguard_restart_timeout_s"] = 15
+    doc["all"]["children"]["lab"]["vars"]["walguard_restart_timeout_s"] = 8
     quick.write_text(yaml.safe_dump(doc))
     done = _restart(tmp_path, [db1.name, db2.name], "--remediate=apply", inventory=quick)
     rollout = done.doc["rollout"]

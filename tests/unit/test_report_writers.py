@@ -260,6 +260,7 @@ def test_a_staged_restart_shows_its_stages_gates_and_where_it_stopped(
         "FAILED: accepts connections not accepting within 20 s",
         "also pending a restart: shared_buffers",
         "2 db0006 unknown not reached rollout stopped at db0005: accepts connections",
+        f"Rollback {ROLLBACK_WHY}",  # walguard's account, not a script's output
     ):
         assert shown in text, shown
 
