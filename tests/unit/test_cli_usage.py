@@ -172,6 +172,21 @@ def test_a_limit_matching_no_host_is_one_usage_line(
     assert not root.exists()  # found before any host was touched or anything written
 
 
+@pytest.mark.parametrize("batch", ["0", "-2"])
+def test_a_restart_batch_below_one_is_one_usage_line(
+    walguard: Callable[..., Done], tmp_path: Path, batch: str
+) -> None:
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[databases]\ndb1 ansible_host=192.0.2.1\n")
+    root = tmp_path / "reports"
+    done = walguard(
+        "audit", "--inventory", str(inventory), "--report-root", str(root),
+        "--remediate=apply", "--allow-restart", f"--restart-batch={batch}",
+    )  # fmt: skip
+    assert f"--restart-batch must be at least 1, not {batch}" in _one_usage_line(done, ("audit",))
+    assert not root.exists()  # found before any host was touched or anything written
+
+
 def test_a_drill_on_a_restore_host_the_inventory_lacks_is_one_usage_line(
     walguard: Callable[..., Done], tmp_path: Path
 ) -> None:

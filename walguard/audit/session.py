@@ -231,6 +231,9 @@ def build(config: pytest.Config, evidence: Callable[[Path], EvidenceSink]) -> Au
     )
     forks = prefetch.forks_option(config)
     change_windows = change_windows_from(config)
+    batch = config.getoption("restart_batch")
+    if batch < 1:  # a staged restart's batch: found here, not when a rollout is planned
+        raise pytest.UsageError(f"--restart-batch must be at least 1, not {batch}")
     run_dir: Path | None = None
     if workerinput.get("walguard_run_dir"):
         run_dir = Path(workerinput["walguard_run_dir"])
