@@ -283,3 +283,39 @@ def test_what_the_canary_phase_hands_on_is_checked_before_it_reaches_the_restore
     good[line.split(" ")[0]] = line
     with pytest.raises(FactUnavailable, match="cannot drill: the canary phase printed"):
         _handed("\n".join(good.values()))
+
+
+@pytest.mark.parametrize(
+    "archive", ['/pg_archive/x"; touch /tmp/pwned; "', "/pg_archive/$(id)", "/pg archive"]
+)
+def test_a_path_that_would_break_out_of_restore_command_stops_the_drill(
+    tmp_path: Any, archive: str
+) -> None:
+    """drill.sh itself (run here with bash, as far as its first step) refuses an archive path
+    that is not plain: it would go into the scratch server's restore_command, which PostgreSQL
+    runs through a shell. The real path comes from the host, which no policy checked."""
+    import subprocess
+
+    from walguard.drill.run import drill_script
+
+    env = {
+        "PATH": "/usr/bin:/bin", "WG_TOKEN": "@@T@@", "WG_PHASE": "restore",
+        "WG_ARCHIVE_DIR": archive, "WG_SCRATCH_DIR": str(tmp_path), "WG_BACKUP_DIR": "/nowhere",
+        "WG_PG_OWNER": "postgres", "WG_SERVICE": "x", "WG_DEADLINE_S": "60",
+    }  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", drill_script()], env=env, capture_output=True, text=True, timeout=30,
+        check=False,
+    )  # fmt: skip
+    assert "is not a plain path" in done.stdout and "@@T@@ END drill_prepare 2" in done.stdout
+    assert not (tmp_path / ".walguard-drill.lock").exists()  # stopped before anything else
+    assert not list(tmp_path.iterdir())
+
+
+def test_restore_paths_in_the_inventory_must_be_plain() -> None:
+    from walguard.policy.model import PolicyError, settings_for
+
+    for key in ("restore_archive_dir", "restore_backup_dir", "restore_scratch_dir"):
+        with pytest.raises(PolicyError, match=f"walguard_{key}: expected a plain path"):
+            settings_for({f"walguard_{key}": '/restore/"; id; "'}, "db1")
+    assert settings_for({"walguard_restore_archive_dir": "/restore/db1/pg_archive"})

@@ -123,6 +123,13 @@ fi
 section_begin drill_prepare
 [ "$WG_PHASE" = restore ] || [ -x "${PGBIN:-/nonexistent}/postgres" ] || stop drill_prepare "cannot drill: the server's binary directory was not found ($WG_SERVICE)" 2
 [ -d "$WG_SCRATCH_DIR" ] || stop drill_prepare "cannot drill: the scratch directory $WG_SCRATCH_DIR does not exist" 2
+# Both go into the scratch server's restore_command, which PostgreSQL runs through a shell: only
+# a plain path may (the archive's is its real path on the host, which no policy checked).
+for place in "$WG_ARCHIVE_DIR" "$WG_SCRATCH_DIR"; do
+  case $place in
+    /*[!A-Za-z0-9/._+-]*|[!/]*) stop drill_prepare "cannot drill: $place is not a plain path (letters, digits and / . _ + -): it would go into a restore_command" 2 ;;
+  esac
+done
 scratch_real=$(readlink -f -- "$WG_SCRATCH_DIR")
 data_real=
 [ "$WG_PHASE" = all ] && data_real=$(readlink -f -- "$(primary_sql 'SHOW data_directory' 2>/dev/null)" 2>/dev/null)

@@ -164,7 +164,7 @@ walguard_base_backup_verify (checksums or sizes, checksums)
 walguard_rto_minutes (number > 0, 60)
     Recovery time objective: the restore drill's restore (copy, replay, start) must take at most
     this long (WG-RST-004). Fractions are allowed (0.5 is thirty seconds).
-walguard_restore_scratch_dir (absolute path or null, null)
+walguard_restore_scratch_dir (plain absolute path or null, null)
     Where ``--restore-drill`` restores into, on the host itself: a directory that exists, outside
     the data directory, the archive and the backups, ideally on its own volume. Each drill makes
     a ``walguard-drill-*`` directory in it and removes it again (one a killed drill left is
@@ -177,10 +177,12 @@ walguard_restore_host (inventory host name or null, null)
     restore runs on that host, into its own ``walguard_restore_scratch_dir``, with its own
     cluster owner and resource limits, and needs the same PostgreSQL major version's server
     programs there (Debian's or PGDG's layout). Null: on this host itself.
-walguard_restore_archive_dir (absolute path or null, null)
+walguard_restore_archive_dir (plain absolute path or null, null)
     Where the restore host reads this host's WAL archive; null: the same path as here.
-walguard_restore_backup_dir (absolute path or null, null)
+walguard_restore_backup_dir (plain absolute path or null, null)
     Where the restore host reads this host's base backups; null: ``walguard_base_backup_dir``.
+    These three are plain paths (letters, digits and ``/ . _ + -``): the drill puts them into the
+    scratch server's restore_command, which PostgreSQL runs through a shell.
 walguard_restore_canary_db (database name, "postgres")
     The database the drill's canary rows go into (table ``walguard_restore_drill``).
 walguard_restore_timeout_s (integer >= 60, 1800)
@@ -223,6 +225,7 @@ from walguard.policy.validators import (
     one_of,
     optional_value,
     patterns_value,
+    plain_path_value,
     positive_number,
     segment_size_value,
     strings_value,
@@ -396,10 +399,10 @@ _FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
     "base_backup_max_age_hours": integer(minimum=1),
     "base_backup_verify": one_of("checksums", "sizes"),
     "rto_minutes": positive_number,
-    "restore_scratch_dir": optional_value(absolute_path_value),
+    "restore_scratch_dir": optional_value(plain_path_value),
     "restore_host": optional_value(word_value),
-    "restore_archive_dir": optional_value(absolute_path_value),
-    "restore_backup_dir": optional_value(absolute_path_value),
+    "restore_archive_dir": optional_value(plain_path_value),
+    "restore_backup_dir": optional_value(plain_path_value),
     # A name, never a connection string: psql -d would read "host=..." as one.
     "restore_canary_db": matching(
         r"[A-Za-z_][A-Za-z0-9_]{0,62}", "a database name such as postgres"

@@ -84,6 +84,21 @@ def absolute_path_value(value: Any) -> str:
     return value
 
 
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/._+-]*")
+
+
+def plain_path_value(value: Any) -> str:
+    """An absolute path of letters, digits and / . _ + - only: the restore drill puts it into a
+    restore_command, which PostgreSQL runs through a shell."""
+    path = absolute_path_value(value)
+    if _PLAIN_PATH.fullmatch(path) is None:
+        raise Invalid(
+            f"expected a plain path (letters, digits and / . _ + -, since it goes into the "
+            f"drill's restore_command), got {describe_value(value)}"
+        )
+    return path
+
+
 # Directories --remediate would chown, chmod and relabel if the archive directory were one of
 # them: the system's own (never an archive), and the parents an archive is made in.
 _SYSTEM_DIRS = frozenset(
