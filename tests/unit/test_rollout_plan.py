@@ -62,3 +62,44 @@ def test_one_at_a_time_by_default_and_a_batch_below_one_is_refused() -> None:
     assert stages([], {}, batch=1) == []
     with pytest.raises(ValueError, match="at least 1"):
         stages([DB1], roles, batch=0)
+
+
+def test_a_surprise_on_one_host_is_its_failure_and_stops_the_rollout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hosts walguard cannot reach for their roles (port 1 refuses) go in name order; the first
+    one's restart raises: it is REMEDIATION FAILED, the rollout stops, the next is not reached."""
+    from walguard.audit.run import AuditRun
+    from walguard.controls import load_all
+    from walguard.remediate import rollout
+    from walguard.remediate.authority import Authority
+
+    load_all()
+    a, b = (
+        Target(n, "127.0.0.1", 1, None, None, True, ("all",), MappingProxyType({}))
+        for n in ("db1", "db2")
+    )
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("the host said something odd")
+
+    monkeypatch.setattr(rollout, "restart_host", boom)
+    said: list[str] = []
+    planned, outcomes = rollout.run_rollout(
+        AuditRun([a, b], None, "medium"), [a, b], {"db1": ["WG-ARC-001"], "db2": ["WG-ARC-001"]},
+        mode="apply", authority=Authority(allow_restart=True), batch=1, archive_wait_s=1,
+        say=said.append,
+    )  # fmt: skip
+    assert [s.hosts for s in planned.stages] == [("db1",), ("db2",)]
+    assert {h: r.status for h, r in planned.hosts.items()} == {
+        "db1": "failed",
+        "db2": "not reached",
+    }
+    assert planned.stopped_at == "db1: remediation stopped"
+    (first,) = outcomes["db1"]
+    assert first.status == "REMEDIATION FAILED" and "RuntimeError" in first.output
+    (second,) = outcomes["db2"]
+    assert (
+        second.status == "NOT REMEDIATED"
+        and second.output == "rollout stopped at db1: remediation stopped"
+    )

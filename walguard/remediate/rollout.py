@@ -91,7 +91,9 @@ class HostRollout:
 
     host: str
     stage: int
-    status: str = "planned"  # planned, refused, skipped, restarted, rolled back, not reached
+    # planned, refused, skipped, restarted, rolled back, rollback failed, failed (a surprise
+    # stopped it), not reached
+    status: str = "planned"
     gates_before: list[Gate] = field(default_factory=list)
     gates_after: list[Gate] = field(default_factory=list)
     downtime_s: float | None = None
@@ -315,6 +317,25 @@ def restart_host(
         conn.close()
 
 
+def _guarded(
+    run: AuditRun,
+    target: Target,
+    failing: list[str],
+    record: HostRollout,
+    authority: Authority,
+    archive_wait_s: float,
+) -> list[Outcome]:
+    """restart_host, whose surprise is its host's REMEDIATION FAILED and stops the rollout
+    (what it left the host like is unknown), never the run's end."""
+    try:
+        return restart_host(run, target, failing, record, authority, archive_wait_s)
+    except Exception as exc:
+        reason = " ".join(f"remediation stopped: {type(exc).__name__}: {exc}".split())
+        record.status, record.reason = "failed", reason
+        scripts = [SCRIPTS[c] for c in failing if c in SCRIPTS]
+        return _outcomes(scripts, REMEDIATION_FAILED, reason, authority, target)
+
+
 def _verified(
     scripts: list[Script], ran: dict[str, ScriptRun], fresh: Any, target: Target,
     authority: Authority,
@@ -372,7 +393,7 @@ def run_rollout(
         say(f"walguard: stage {stage.number}: {', '.join(stage.hosts)}")
         with ThreadPoolExecutor(max_workers=len(stage.hosts)) as pool:
             done = pool.map(
-                lambda n: restart_host(
+                lambda n: _guarded(
                     run, by_name[n], failing[n], rollout.hosts[n], authority, archive_wait_s
                 ),
                 stage.hosts,
@@ -381,6 +402,7 @@ def run_rollout(
         for name in stage.hosts:
             record = rollout.hosts[name]
             say(f"walguard: {name}: {record.status}{': ' + record.reason if record.reason else ''}")
-            if record.status in ("rolled back", "rollback failed") and rollout.stopped_at is None:
+            stops = ("rolled back", "rollback failed", "failed")
+            if record.status in stops and rollout.stopped_at is None:
                 rollout.stopped_at = f"{name}: {record.reason.split(':')[0]}"
     return rollout, outcomes
