@@ -140,6 +140,26 @@ def test_a_pgbackrest_backup_is_restored_by_pgbackrest_and_leaves_its_repository
     assert "00000002" not in after and "restore" not in after and "archive-get" not in after
 
 
+def test_a_command_planted_in_the_backups_configuration_never_runs(
+    lab: Lab, db2: Host, tmp_path: Path
+) -> None:
+    """The backup's postgresql.auto.conf carries a recovery_end_command (a compromised database
+    host could plant one for its restore host): the drill still restores, and it never runs."""
+    pwned = "/tmp/walguard-drill-pwned"
+    plant = (
+        f"b=$(ls -d {settings.BACKUP_DIR}/*/ | tail -n 1); "
+        f'echo "recovery_end_command = \'touch {pwned}\'" >> "$b/postgresql.auto.conf"'
+    )
+    lab.ssh(db2, f"sudo -n sh -c {shlex.quote(plant)}")
+    try:
+        found = _drill(tmp_path, db2)
+        ran = lab.ssh(db2, f"test -e {pwned}", check=False).returncode == 0
+    finally:
+        lab.walguard("lab", "scenario", "reset", db2.name)  # the backup as it was
+    assert found["WG-RST-003"]["result"] == "PASS", found["WG-RST-003"]["message"]
+    assert not ran, "the backup's recovery_end_command ran"
+
+
 def test_a_hole_in_the_archive_fails_the_drill_in_postgresqls_words(
     lab: Lab, db2: Host, tmp_path: Path
 ) -> None:

@@ -4,8 +4,8 @@
 # then restores the newest plain-format base backup into a scratch cluster and replays the
 # archive to T. The scratch cluster never touches production: no TCP listener, its socket in a
 # private 0700 directory, archive_mode off, no primary_conninfo, a restore_command that only
-# reads the archive, its own configuration file (the backup's postgresql.auto.conf is beaten by
-# the command line), memory and CPU limits, nice and ionice, a deadline; one drill per host at a
+# reads the archive, its own configuration file and the backup's postgresql.auto.conf emptied
+# (every setting it needs is on its command line), memory and CPU limits, nice and ionice, a deadline; one drill per host at a
 # time (a lock); the scratch directory is always removed, and one left by a killed drill is
 # removed by the next (and named).
 #
@@ -222,6 +222,11 @@ else
   fetch="cp \"$WG_ARCHIVE_DIR/%f\" \"%p\""
 fi
 rm -f -- "$RUN/data/backup_manifest" "$RUN/data/postmaster.pid"
+# The backup's postgresql.auto.conf is production's (or, on a restore host, another host's): a
+# command in it that the command line below does not name (recovery_end_command,
+# archive_cleanup_command, a preload library) would run here. It is emptied: the scratch server
+# reads only what this script gives it. pgBackRest's recovery settings in it are given again below.
+[ -f "$RUN/data/postgresql.auto.conf" ] && : > "$RUN/data/postgresql.auto.conf"
 as_owner touch "$RUN/data/recovery.signal" "$RUN/postgresql.conf" "$RUN/pg_ident.conf"
 printf 'local all %s peer\n' "$WG_PG_OWNER" > "$RUN/pg_hba.conf"
 chown "$WG_PG_OWNER" "$RUN/pg_hba.conf"
