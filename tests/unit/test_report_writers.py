@@ -70,15 +70,19 @@ def _rollout() -> dict[str, Any]:
     from walguard.remediate.rollout import HostRollout, Rollout
     from walguard.remediate.rollout_plan import Stage
 
-    canary = HostRollout("db0005", 1, status="rolled back", downtime_s=None)
+    # The canary restarted (0.42 s down), the next host would not come back.
+    first = HostRollout("db0007", 1, status="restarted", downtime_s=0.42)
+    first.gates_after = [Gate("accepts connections", True, "accepting after 0.3 s")]
+    canary = HostRollout("db0005", 2, status="rolled back", downtime_s=None)
     canary.gates_before = [Gate("no backup running", True, "pg_basebackup streams: 0")]
     canary.gates_after = [Gate("accepts connections", False, "not accepting within 20 s")]
     canary.rollback = "restored postgresql.auto.conf with 2 setting(s) pinned accepting after 1.2 s"
     canary.activates = ("shared_buffers",)
-    later = HostRollout("db0006", 2, status="not reached",
+    later = HostRollout("db0006", 3, status="not reached",
                         reason="rollout stopped at db0005: accepts connections")  # fmt: skip
-    stages = [Stage(1, ("db0005",), True), Stage(2, ("db0006",), False)]
-    rollout = Rollout(stages, {"db0005": canary, "db0006": later}, 1)
+    stages = [Stage(1, ("db0007",), True), Stage(2, ("db0005",), False),
+              Stage(3, ("db0006",), False)]  # fmt: skip
+    rollout = Rollout(stages, {"db0007": first, "db0005": canary, "db0006": later}, 1)
     rollout.stopped_at = "db0005: accepts connections"
     return rollout.as_dict()
 
@@ -256,10 +260,12 @@ def test_a_staged_restart_shows_its_stages_gates_and_where_it_stopped(
     for shown in (
         "Staged restart",
         "The rollout stopped at db0005: accepts connections.",
-        "1 (canary) db0005 unknown rolled back",
+        # The measured downtime in the restarted host's row, none for the rolled-back one.
+        "1 (canary) db0007 unknown restarted \u2013 0.4 s ok: accepts connections",
+        "2 db0005 unknown rolled back",
         "FAILED: accepts connections not accepting within 20 s",
         "also pending a restart: shared_buffers",
-        "2 db0006 unknown not reached rollout stopped at db0005: accepts connections",
+        "3 db0006 unknown not reached rollout stopped at db0005: accepts connections",
         f"Rollback {ROLLBACK_WHY}",  # walguard's account, not a script's output
     ):
         assert shown in text, shown
