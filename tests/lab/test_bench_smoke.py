@@ -78,3 +78,11 @@ def test_controller_cpu_at_a_tiny_size(lab: Lab) -> None:
     # Every name and both probe hosts are in the floor; the audit judged every name.
     assert "3 names over the lab's database hosts + 2 probe host(s), 3 hosts audited" in out, out
     assert "(5 connections)" in out, out
+
+
+def test_drill_at_a_tiny_size(lab: Lab) -> None:
+    """The restore drill against its floor (a plain copy of the backup and pg_waldump over the
+    WAL the drill replayed) on one lab host: the figure #22's benchmark reports."""
+    out = bench("drill.py", "--host", "db2", "--repeat", "1")
+    ratios(r"^db2: drill restore [\d.]+ s, floor \(copy \+ pg_waldump\) [\d.]+ s, "
+           r"ratio ([\d.]+)x \(median of 1 pairs", out)  # fmt: skip
