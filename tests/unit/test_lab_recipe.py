@@ -84,3 +84,22 @@ def test_scenarios_learn_db1_address_from_the_lab_settings() -> None:
     assert manage.scenario_env() == [f"WALGUARD_LAB_DB1={settings.host_address('db1')}"]
     text = (settings.SCENARIO_DIR / "standby-of-db1.sh").read_text()
     assert "WALGUARD_LAB_DB1" in text
+
+
+def test_known_hosts_keeps_a_host_that_is_rebooting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guest's boot rewrites known_hosts while a database host may be mid-reset (stopped,
+    not yet started again): that host's key must stay, or every later SSH to it fails."""
+    monkeypatch.setattr(settings, "STATE_DIR", tmp_path)
+    for name, key in (("db1", "AAAAone"), ("db3", "AAAAthree")):
+        (tmp_path / "hosts" / name).mkdir(parents=True)
+        (tmp_path / "hosts" / name / "host_key.pub").write_text(f"ssh-ed25519 {key} root@{name}\n")
+    (tmp_path / "hosts" / "db9").mkdir()  # being made by `up`: no key yet
+    hosts = manage.keyed_hosts()
+    assert [h.name for h in hosts] == ["db1", "db3"]
+    assert not any(h.running() for h in hosts)
+    path = manage.inventory.write_known_hosts(hosts)
+    lines = path.read_text().splitlines()
+    assert [line.split()[2] for line in lines] == ["AAAAone", "AAAAthree"]
+    assert lines[1].startswith("db3,")
