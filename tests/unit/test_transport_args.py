@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -257,3 +258,33 @@ def test_ipv6_ansible_host_stays_whole(tmp_path: Path) -> None:
         assert conn.destination() == "fe80::1"
     finally:
         conn.close()
+
+
+def test_a_master_that_misses_the_first_sigterm_is_ended_by_the_next(tmp_path: Path) -> None:
+    """OpenSSH's client can take a SIGTERM just before it sleeps in ppoll and then sleep on until
+    ServerAliveInterval wakes it; the close signals it again rather than waiting that out (or
+    killing it, which would not end its sessions as ssh's own exit does)."""
+    ready = tmp_path / "ready"
+    script = (
+        "import pathlib, signal, sys, time\n"
+        "seen = []\n"
+        "def on_term(*_):\n"
+        "    seen.append(1)\n"
+        "    if len(seen) > 1: sys.exit(0)\n"  # the first one is lost, as in the race
+        "signal.signal(signal.SIGTERM, on_term)\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "while True: time.sleep(0.05)\n"
+    )
+    conn = Connection(_target())
+    master = subprocess.Popen([shutil.which("python3") or "python3", "-c", script])
+    conn._master = master
+    try:
+        for _ in range(500):  # until its handler is in place
+            if ready.exists() or master.poll() is not None:
+                break
+            time.sleep(0.01)
+        conn.close()
+        assert master.returncode == 0  # its own exit on the second SIGTERM, not SIGKILL (-9)
+    finally:
+        if master.poll() is None:
+            master.kill()

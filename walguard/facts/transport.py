@@ -50,6 +50,8 @@ _PERMANENT = (
     "the run was interrupted",
 )
 _POLL_S = 0.02
+# How long a master has to end after a SIGTERM before it is sent another (see _stop_master).
+_TERM_AGAIN_S = 0.2
 # How much longer than the remote `timeout` the local side waits before giving up on ssh.
 _MARGIN_S = 15
 
@@ -344,13 +346,19 @@ class Connection:
         for stream in (self._master.stdin, self._master.stdout, self._master.stderr):
             if stream is not None:
                 stream.close()
-        if self._master.poll() is None:
+        # One SIGTERM is not always enough: OpenSSH 9.2's client can take it just before it
+        # sleeps in ppoll, and then notices it only when ServerAliveInterval wakes it (up to 5 s
+        # on every run's close, measured on the lab). The signal again wakes it at once.
+        deadline = time.monotonic() + 10
+        while self._master.poll() is None and time.monotonic() < deadline:
             self._master.terminate()
             try:
-                self._master.wait(timeout=10)
+                self._master.wait(timeout=_TERM_AGAIN_S)
             except subprocess.TimeoutExpired:
-                self._master.kill()
-                self._master.wait()
+                continue
+        if self._master.poll() is None:
+            self._master.kill()
+            self._master.wait()
         self._master = None
 
     # -- commands --
