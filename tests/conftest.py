@@ -5,8 +5,9 @@ Every module under tests/lab carries the `lab` marker (collection refuses one th
 `-m "not lab"` leaves exactly the tests that need no lab. Under xdist (`make test` runs the
 whole suite with `-n 2 --dist loadgroup`) every lab test joins its stream's group
 (tests/lab/streams.py): `lab`, the database hosts' tests, which one worker runs in order, one at
-a time, since those hosts are one shared thing; and `guest`, the SELinux guest's, which the
-other worker runs beside them before the unit tests.
+a time, since those hosts are one shared thing; and `guest`, the SELinux guest's tests and then
+those on the database hosts beside the lab, which the other worker runs meanwhile; the unit
+tests go to whichever worker is free.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.streams import stream
+# The lab tests' support modules assert too (what pristine means, each scenario's effect): their
+# failures say what they found, as the tests' own do.
+pytest.register_assert_rewrite("tests.lab.support", "tests.lab.scenario_effects")
+
+from tests.lab.streams import worker_group  # noqa: E402
 
 LAB_DIR = Path(__file__).resolve().parent / "lab"
 
@@ -23,7 +28,8 @@ LAB_DIR = Path(__file__).resolve().parent / "lab"
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test under tests/lab must be marked `lab` (one left unmarked would run in a
-    `-m "not lab"` selection and fail there for want of a lab), and joins the xdist group `lab`."""
+    `-m "not lab"` selection and fail there for want of a lab), and joins its stream's xdist
+    group."""
     unmarked = sorted(
         {
             item.path.name
@@ -37,7 +43,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     for item in items:
         if _is_lab(item):
-            item.add_marker(pytest.mark.xdist_group(stream(item)))
+            item.add_marker(pytest.mark.xdist_group(worker_group(item)))
 
 
 def _is_lab(item: pytest.Item) -> bool:

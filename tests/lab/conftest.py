@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING
 
 import pytest
 
-from tests.lab.streams import GUEST, GUEST_MODULES, exclusive, stream
+from tests.lab.streams import BESIDE, GUEST, GUEST_MODULES, exclusive, stream
 from tests.lab.support import HOST_COUNT, Lab
 from walguard.lab import inventory, manage, selinux_guest, settings
 from walguard.lab.hosts import Host
@@ -39,9 +39,9 @@ UP_LOCK = Path(tempfile.gettempdir()) / "walguard-lab-tests-up.lock"
 
 @pytest.hookimpl(trylast=True)  # after -k/-m have deselected what will not run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The guest's tests in GUEST_MODULES order, and what changes the lab last (the tests that
-    need the guest running first among them, before a `lab up` stops it); the others keep their
-    order."""
+    """The guest's tests in GUEST_MODULES order, then those beside the lab, and what changes the
+    lab last (the tests that need the guest running first among them, before a `lab up` stops
+    it); the others keep their order."""
 
     def rank(item: pytest.Item) -> tuple[int, int]:
         if exclusive(item):
@@ -50,6 +50,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if stream(item) == GUEST:
             name = item.path.name
             return (1, GUEST_MODULES.index(name) if name in GUEST_MODULES else len(GUEST_MODULES))
+        if stream(item) == BESIDE:  # after the guest's: its worker has stopped the guest by then
+            return (1, len(GUEST_MODULES) + 1)
         return (0, 0)
 
     items.sort(key=rank)  # stable
@@ -146,3 +148,21 @@ def guest(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest]
     probes = [Host(name) for name in settings.probe_names()]
     path = tmp_path_factory.mktemp("guest") / "inventory.yml"
     yield Guest(lab, inventory=inventory.write_inventory(probes, path, guest=True))
+
+
+# How many database hosts the `beside` fixture boots beside the lab's (as many: the break-and-fix
+# batches are as wide as the lab).
+BESIDE_COUNT = HOST_COUNT
+
+
+@pytest.fixture(scope="session")
+def beside(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A second set of database hosts (db4 to db6), pristine, with an inventory of their own
+    (they and the zones' probe hosts): the tests on them run in the guest's worker after the
+    guest's, beside the database hosts' stream, and never see the lab's hosts nor are seen by
+    their audits. Booted when first used, removed at the end of the session."""
+    names = settings.host_names(HOST_COUNT + BESIDE_COUNT)[HOST_COUNT:]
+    path = tmp_path_factory.mktemp("beside") / "inventory.yml"
+    manage.boot_beside(names, path)
+    yield Lab([Host(name) for name in names], inventory=path)
+    manage.remove_beside(names)

@@ -32,6 +32,8 @@ HOST_COUNT = 3
 @dataclass(frozen=True)
 class Lab:
     hosts: list[Host]
+    # The inventory that lists these hosts (the lab's; the hosts beside it have their own).
+    inventory: Path = settings.INVENTORY_PATH
 
     def ssh(
         self, host: Host, command: str, *, check: bool = True

@@ -67,10 +67,10 @@ BATCHES = batches(CASES, len(settings.host_names(HOST_COUNT)))
 
 
 @pytest.fixture
-def broken_hosts(lab: Lab) -> Iterator[list[Host]]:
-    yield lab.hosts
+def broken_hosts(beside: Lab) -> Iterator[list[Host]]:
+    yield beside.hosts
     # A batch that failed halfway leaves scenarios behind: reset those hosts (only those).
-    lab.reset_applied()
+    beside.reset_applied()
 
 
 def _on_each(placed: list[tuple[Case, Host]], check: Callable[[Case, Host], None]) -> list[str]:
@@ -107,13 +107,15 @@ def _broken_as_expected(broken: Audit, case: Case, host: Host) -> list[str]:
 
 @pytest.mark.parametrize("batch", BATCHES, ids=[batch_id(b) for b in BATCHES])
 def test_break_and_fix(
-    lab: Lab, broken_hosts: list[Host], tmp_path: Path, batch: tuple[Case, ...]
+    beside: Lab, broken_hosts: list[Host], tmp_path: Path, batch: tuple[Case, ...]
 ) -> None:
-    """Each case of the batch breaks its own host (the first db1, the next db2, ...); one audit
-    of the whole lab must see exactly each case's controls FAIL on its host (break_cases says
-    why such cases cannot mask each other) and every other host as pristine as before. Then the
+    """Each case of the batch breaks its own host of those beside the lab (the first db4, the
+    next db5, ...: these run beside the lab's tests); one audit of those hosts must see exactly
+    each case's controls FAIL on its host (break_cases says why such cases cannot mask each
+    other) and every other host as pristine as before. Then the
     broken hosts are reset together and the next audit sees them pass. Also each scenario's own
     observable effect (test_scenarios.EFFECTS), so that one apply and one reset serve both."""
+    lab = beside
     placed = list(zip(batch, broken_hosts, strict=False))
     untouched = broken_hosts[len(placed) :]
     for case, host in placed:
@@ -127,7 +129,7 @@ def test_break_and_fix(
 
     effects_missing = _on_each(placed, effect)
     assert not effects_missing, "\n".join(effects_missing)
-    broken = audit(tmp_path)
+    broken = audit(tmp_path, inventory=lab.inventory)
     problems = [p for case, host in placed for p in _broken_as_expected(broken, case, host)]
     problems += [
         f"{host.name} (no scenario) is not pristine: {_verdicts(broken, host)}"
@@ -141,7 +143,7 @@ def test_break_and_fix(
     lab.walguard("lab", "scenario", "reset", *(host.name for _, host in placed))
     not_pristine = _on_each(placed, lambda case, host: assert_pristine(observe(lab, host), host))
     assert not not_pristine, "after reset:\n" + "\n".join(not_pristine)
-    fixed = audit(tmp_path)
+    fixed = audit(tmp_path, inventory=lab.inventory)
     still = [
         f"{host.name} after resetting {case.scenario}: {_verdicts(fixed, host)}"
         for case, host in placed

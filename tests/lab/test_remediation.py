@@ -34,8 +34,8 @@ def _result(a: Audit, host: str, control: str) -> dict[str, Any]:
     raise KeyError(control)
 
 
-def _check_mode(host: str, control: str) -> str:
-    target = next(t for t in load_inventory(settings.INVENTORY_PATH) if t.name == host)
+def _check_mode(host: str, control: str, inventory: Path = settings.INVENTORY_PATH) -> str:
+    target = next(t for t in load_inventory(inventory) if t.name == host)
     script = scripts()[control]
     conn = Connection(target)
     try:
@@ -67,9 +67,10 @@ CASES = [
 ]
 
 
-# Each batch breaks one host per case (the first db1, the next db2, ...) and one audit judges
-# them all: each case is one control on one host, selected alone (`-k CONTROL and HOST`), so the
-# cases cannot see each other's hosts. The hosts are reset together afterwards.
+# Each batch breaks one host per case, on the hosts beside the lab (the first db4, the next db5,
+# ...: these run beside the lab's tests), and one audit judges them all: each case is one
+# control on one host, selected alone (`-k CONTROL and HOST`), so the cases cannot see each
+# other's hosts. The hosts are reset together afterwards.
 BATCHES = [tuple(CASES[i : i + HOST_COUNT]) for i in range(0, len(CASES), HOST_COUNT)]
 
 
@@ -78,28 +79,29 @@ def _batch_id(batch: tuple[tuple[str | None, str], ...]) -> str:
 
 
 @pytest.fixture
-def batch_hosts(lab: Lab) -> Iterator[list[Any]]:
+def batch_hosts(beside: Lab) -> Iterator[list[Any]]:
     used: list[Any] = []
     yield used
     # Every host of the batch was remediated (changed), scenario or not: reset them together.
     if used:
-        lab.walguard("lab", "scenario", "reset", *(h.name for h in used))
+        beside.walguard("lab", "scenario", "reset", *(h.name for h in used))
 
 
 @pytest.mark.parametrize("batch", BATCHES, ids=[_batch_id(b) for b in BATCHES])
 def test_remediate_apply_fixes_and_verifies(
-    lab: Lab,
+    beside: Lab,
     batch_hosts: list[Any],
     tmp_path: Path,
     batch: tuple[tuple[str | None, str], ...],
 ) -> None:
+    lab = beside
     placed = [(scenario, control, lab.hosts[i]) for i, (scenario, control) in enumerate(batch)]
     for scenario, _control, host in placed:
         batch_hosts.append(host)
         if scenario:
             lab.walguard("lab", "scenario", "apply", host.name, scenario)
     select = " or ".join(f"({control} and {host.name})" for _, control, host in placed)
-    before = audit(tmp_path, "-k", select, "--fail-on", "low")
+    before = audit(tmp_path, "-k", select, "--fail-on", "low", inventory=lab.inventory)
     for scenario, control, host in placed:
         assert _result(before, host.name, control)["result"] == "FAIL", (scenario, host.name)
 
@@ -115,6 +117,7 @@ def test_remediate_apply_fixes_and_verifies(
         REF,
         "--change-window",
         ALWAYS,
+        inventory=lab.inventory,
     )
     for scenario, control, host in placed:
         res = _result(applied, host.name, control)
@@ -125,10 +128,11 @@ def test_remediate_apply_fixes_and_verifies(
         assert res["remediation"]["change_ref"] == REF
     assert applied.exit_status == 0
 
-    fresh = audit(tmp_path, "-k", select, "--fail-on", "low")
+    fresh = audit(tmp_path, "-k", select, "--fail-on", "low", inventory=lab.inventory)
     for scenario, control, host in placed:
         assert _result(fresh, host.name, control)["result"] == "PASS", (scenario, host.name)
-        assert _check_mode(host.name, control) == "nothing to change", (scenario, host.name)
+        checked = _check_mode(host.name, control, lab.inventory)
+        assert checked == "nothing to change", (scenario, host.name)
         journal = lab.ssh(host, "sudo -n journalctl -b -t walguard --no-pager -o cat").stdout
         assert f"{control}:" in journal and f"(change {REF})" in journal, (scenario, host.name)
 

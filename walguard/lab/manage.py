@@ -93,6 +93,44 @@ def stop_guest() -> None:
             selinux_guest.stop()
 
 
+def boot_beside(names: Sequence[str], inventory_path: Path) -> None:
+    """Boot database hosts beside the lab's (`names`: beyond what `up` brought up), each pristine,
+    and write an inventory of them and the zones' probe hosts alone at `inventory_path`: a second
+    set of database hosts, which a second stream of tests breaks and audits while the first
+    stream has the lab's own. Their keys join the lab's known_hosts. `up` stops them as hosts
+    beyond its count; `remove_beside` removes them."""
+    _preflight()
+    taken = set(settings.probe_names())
+    if not names or any(name in taken or not name.startswith("db") for name in names):
+        raise LabError(f"hosts beside the lab are database hosts: not {', '.join(names)}")
+    with _locked():
+        started = time.monotonic()
+        img = image.ensure_image()
+        targets = [Host(name) for name in names]
+        # One after another: two systemds booting side by side fail each other's units (see
+        # _wait_booted). A reset is a fresh boot, also of a host a killed run left behind.
+        for host in targets:
+            if host.dir.exists():
+                hosts.reset(host, img)
+            else:
+                hosts.start(host, img)
+                hosts.ready_or_boot_again(host, img)
+        inventory.write_known_hosts(keyed_hosts())
+        probes = [Host(name) for name in settings.probe_names()]
+        inventory.write_inventory(probes + targets, inventory_path, guest=False)
+        _say(f"{', '.join(names)}: booted beside the lab in {time.monotonic() - started:.1f} s")
+
+
+def remove_beside(names: Sequence[str]) -> None:
+    """Remove hosts that `boot_beside` booted: stopped, their files gone, their keys out of the
+    lab's known_hosts (so `status` speaks of the lab's own hosts again)."""
+    _preflight()
+    with _locked():
+        for name in names:
+            hosts.destroy(Host(name))
+        inventory.write_known_hosts(keyed_hosts())
+
+
 def known_hosts() -> list[Host]:
     base = settings.STATE_DIR / "hosts"
     if not base.is_dir():
