@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from walguard.lab import image, manage, settings
 from walguard.lab.scenarios import all_scenarios
@@ -103,3 +104,18 @@ def test_known_hosts_keeps_a_host_that_is_rebooting(
     lines = path.read_text().splitlines()
     assert [line.split()[2] for line in lines] == ["AAAAone", "AAAAthree"]
     assert lines[1].startswith("db3,")
+
+
+@pytest.mark.parametrize("names", [[], ["db1"], ["db4", "db2"], ["probe-a"], ["db4", "../x"]])
+def test_hosts_beside_the_lab_are_never_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str]
+) -> None:
+    """A wrong name is refused before anything is touched (no root needed to be told)."""
+    path = tmp_path / "lab.yml"
+    hosts = {name: {"ansible_host": settings.host_address(name)} for name in ("db1", "db2", "db3")}
+    path.write_text(yaml.safe_dump({"all": {"children": {"lab": {"hosts": hosts}}}}))
+    monkeypatch.setattr(settings, "INVENTORY_PATH", path)
+    assert manage.inventory.listed_hosts(path) == {"db1", "db2", "db3"}
+    with pytest.raises(manage.LabError, match="hosts beside the lab are database hosts"):
+        manage.boot_beside(names, tmp_path / "beside.yml")
+    assert not (tmp_path / "beside.yml").exists()

@@ -33,6 +33,8 @@ def mount_overlay(host: Container, image: Path, upper: Path) -> None:
 
 
 def make_archive_volume(host: Container) -> None:
+    # Also for a host never booted (a reset is then its first boot): its directory is made here.
+    host.archive_image.parent.mkdir(parents=True, exist_ok=True)
     host.archive_image.unlink(missing_ok=True)
     with host.archive_image.open("wb") as f:
         f.truncate(settings.ARCHIVE_SIZE_MIB * 1024 * 1024)

@@ -125,3 +125,12 @@ def write_inventory(
     )
     _replace(path, header + yaml.safe_dump(inventory, sort_keys=False))
     return path
+
+
+def listed_hosts(path: Path) -> set[str]:
+    """The database hosts the lab's inventory at `path` lists (none when there is none)."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        return set()
+    return set(doc["all"]["children"]["lab"]["hosts"])

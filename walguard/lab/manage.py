@@ -99,10 +99,8 @@ def boot_beside(names: Sequence[str], inventory_path: Path) -> None:
     set of database hosts, which a second stream of tests breaks and audits while the first
     stream has the lab's own. Their keys join the lab's known_hosts. `up` stops them as hosts
     beyond its count; `remove_beside` removes them."""
+    _beside_names(names)
     _preflight()
-    taken = set(settings.probe_names())
-    if not names or any(name in taken or not name.startswith("db") for name in names):
-        raise LabError(f"hosts beside the lab are database hosts: not {', '.join(names)}")
     with _locked():
         started = time.monotonic()
         img = image.ensure_image()
@@ -110,15 +108,24 @@ def boot_beside(names: Sequence[str], inventory_path: Path) -> None:
         # One after another: two systemds booting side by side fail each other's units (see
         # _wait_booted). A reset is a fresh boot, also of a host a killed run left behind.
         for host in targets:
-            if host.dir.exists():
-                hosts.reset(host, img)
-            else:
-                hosts.start(host, img)
-                hosts.ready_or_boot_again(host, img)
+            hosts.reset(host, img)
         inventory.write_known_hosts(keyed_hosts())
         probes = [Host(name) for name in settings.probe_names()]
         inventory.write_inventory(probes + targets, inventory_path, guest=False)
         _say(f"{', '.join(names)}: booted beside the lab in {time.monotonic() - started:.1f} s")
+
+
+def _beside_names(names: Sequence[str]) -> None:
+    """Hosts beside the lab are database hosts the lab's inventory does not list: a reset of one
+    of the lab's own, which its tests are using, must never happen by a wrong name."""
+    valid = set(settings.host_names(settings.MAX_HOSTS))
+    own = inventory.listed_hosts(settings.INVENTORY_PATH)
+    wrong = [name for name in names if name not in valid or name in own]
+    if not names or wrong:
+        raise LabError(
+            "hosts beside the lab are database hosts the lab's inventory does not list, "
+            f"not {', '.join(wrong) or 'none'}"
+        )
 
 
 def remove_beside(names: Sequence[str]) -> None:
