@@ -65,10 +65,12 @@ class Lab:
             raise AssertionError(f"walguard {' '.join(args)} failed: {done.stderr}")
         return done
 
-    def reset_applied(self) -> None:
-        """Reset, together, the hosts that have a scenario applied; a pristine host is left
-        alone (a reset is a reboot)."""
-        broken = [h.name for h in self.hosts if h.applied_scenarios()]
+    def reset_applied(self, *only: Host) -> None:
+        """Reset, together, the hosts (these, or all of the lab's) that have a scenario applied;
+        a pristine host is left alone (a reset is a reboot). Read from each host's own record,
+        not `lab status`: that one is about the whole lab, whose other hosts (the guest, the
+        hosts beside the lab) another stream stops and starts meanwhile."""
+        broken = [h.name for h in (only or self.hosts) if h.applied_scenarios()]
         if broken:
             self.walguard("lab", "scenario", "reset", *broken)
 

@@ -38,8 +38,7 @@ def signing(tmp_path: Path) -> list[str]:
 def db3(lab: Lab) -> Any:
     host = lab.hosts[2]
     yield host
-    if "scenarios" in lab.walguard("lab", "status").stdout:
-        lab.walguard("lab", "scenario", "reset", host.name)
+    lab.reset_applied(host)
 
 
 def results_of(run: Audit, host: str, result: str) -> set[str]:

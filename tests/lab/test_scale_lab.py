@@ -37,8 +37,7 @@ def verdicts(result: Audit) -> dict[tuple[str, str], tuple[str, str]]:
 def db3(lab: Lab) -> Iterator[Host]:
     host = next(h for h in lab.hosts if h.name == "db3")
     yield host
-    if "scenarios" in lab.walguard("lab", "status").stdout:
-        lab.walguard("lab", "scenario", "reset", host.name)
+    lab.reset_applied(host)
 
 
 def test_fan_out_and_xdist_judge_a_broken_host_alike(lab: Lab, db3: Host, tmp_path: Path) -> None:
