@@ -121,10 +121,12 @@ def _beside_names(names: Sequence[str]) -> None:
     valid = set(settings.host_names(settings.MAX_HOSTS))
     own = inventory.listed_hosts(settings.INVENTORY_PATH)
     wrong = [name for name in names if name not in valid or name in own]
-    if not names or wrong:
+    if not names:
+        raise LabError("hosts beside the lab: none named")
+    if wrong:
         raise LabError(
             "hosts beside the lab are database hosts the lab's inventory does not list, "
-            f"not {', '.join(wrong) or 'none'}"
+            f"not {', '.join(wrong)}"
         )
 
 
